@@ -1,0 +1,28 @@
+//! Compiles the protos with protox (pure Rust), so building needs no `protoc`.
+
+use std::{env, path::PathBuf};
+
+const PROTOS: &[&str] = &[
+    "proto/customer_context/v1/common.proto",
+    "proto/customer_context/v1/ingest.proto",
+    "proto/customer_context/v1/context.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let fds = protox::compile(PROTOS, ["proto"])?;
+
+    // The encoded descriptor set feeds server reflection and the client's
+    // JSON output, so both always match the compiled contract.
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let descriptor_path = out_dir.join("customer_context_descriptor.bin");
+    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&fds))?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
