@@ -1,0 +1,337 @@
+//! The agent brief: two or three sentences an agent reads in five seconds.
+//! Who this is, what just happened, what they are looking at now.
+
+use super::CustomerContext;
+use crate::domain::{Currency, Money, TicketPriority, TicketStatus, Timestamp};
+
+/// A return or browsing this recent counts as "just happened" / "now".
+const RECENT_RETURN_DAYS: i64 = 30;
+const BROWSING_NOW_HOURS: i64 = 24;
+
+/// Writes the brief for an assembled context.
+pub fn agent_brief(ctx: &CustomerContext) -> String {
+    let now = ctx.as_of;
+    let mut sentences = Vec::with_capacity(3);
+    sentences.push(who(ctx, now));
+    if let Some(s) = what_happened(ctx, now) {
+        sentences.push(s);
+    }
+    if let Some(s) = browsing_now(ctx, now) {
+        sentences.push(s);
+    }
+    sentences.join(" ")
+}
+
+fn money(currency: &str, minor: i64) -> String {
+    match Currency::parse(currency) {
+        Ok(c) => Money { currency: c, minor }.to_string(),
+        Err(_) => format!("{minor} {currency}"),
+    }
+}
+
+fn plural(n: i64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn who(ctx: &CustomerContext, now: Timestamp) -> String {
+    let Some(p) = &ctx.profile else {
+        return if ctx.customer_id.is_some() {
+            "Known customer.".into()
+        } else {
+            "Anonymous visitor (not signed in, no order history).".into()
+        };
+    };
+    let name = if p.display_name.is_empty() {
+        "This customer"
+    } else {
+        p.display_name.as_str()
+    };
+    let since = p.customer_since.short_date(Timestamp::MAX);
+    let since = since
+        .split_once(' ')
+        .map_or(since.as_str(), |(_, month_year)| month_year)
+        .to_owned();
+    if p.order_count == 0 {
+        return format!("{name}, customer since {since}, has no orders yet.");
+    }
+    let spend = p
+        .spend
+        .first()
+        .map(|(c, m)| format!(", {} spent", money(c, *m)))
+        .unwrap_or_default();
+    let mostly = match (p.top_categories.first(), p.top_brands.first()) {
+        (Some(c), Some(b)) => format!(", mostly {} ({})", c.name, b.name),
+        (Some(c), None) => format!(", mostly {}", c.name),
+        _ => String::new(),
+    };
+    let returns = if p.units_purchased >= 5 && p.units_returned * 100 >= p.units_purchased * 30 {
+        format!(
+            "; returns often ({}% of units)",
+            p.units_returned * 100 / p.units_purchased.max(1)
+        )
+    } else {
+        String::new()
+    };
+    let last = p
+        .last_order_at
+        .map(|t| format!(", last on {}", t.short_date(now)))
+        .unwrap_or_default();
+    format!(
+        "{name}, customer since {since}: {}{spend}{last}{mostly}{returns}.",
+        plural(p.order_count, "order", "orders")
+    )
+}
+
+fn what_happened(ctx: &CustomerContext, now: Timestamp) -> Option<String> {
+    let mut parts = Vec::new();
+    // The most pressing open issue: highest priority, then most recent.
+    let ticket = ctx.open_tickets.iter().max_by_key(|t| {
+        let rank = match t.priority {
+            TicketPriority::Urgent => 3,
+            TicketPriority::High => 2,
+            TicketPriority::Normal => 1,
+            TicketPriority::Low => 0,
+        };
+        (rank, t.updated_at)
+    });
+    if let Some(t) = ticket {
+        let priority = match t.priority {
+            TicketPriority::Urgent => "urgent, ",
+            TicketPriority::High => "high priority, ",
+            TicketPriority::Normal | TicketPriority::Low => "",
+        };
+        let waiting = match t.status {
+            TicketStatus::Pending => "waiting on the customer",
+            _ => "open",
+        };
+        let order = match (&t.order_id, &t.order) {
+            (Some(id), Some((status, _))) => format!(" about order {id} ({})", status.as_str()),
+            (Some(id), None) => format!(" about order {id}"),
+            _ => String::new(),
+        };
+        let more = if ctx.open_tickets.len() > 1 {
+            format!(" (+{} more open)", ctx.open_tickets.len() - 1)
+        } else {
+            String::new()
+        };
+        parts.push(format!(
+            "Open issue: \"{}\"{order} ({priority}{waiting} since {}){more}",
+            t.subject,
+            t.created_at.short_date(now)
+        ));
+    }
+    let cutoff = now.millis() - RECENT_RETURN_DAYS * 86_400_000;
+    if let Some(r) = ctx
+        .returns
+        .iter()
+        .find(|r| r.ret.requested_at.millis() >= cutoff)
+    {
+        let what = match r.lines.as_slice() {
+            [] => "items".to_owned(),
+            [(p, _)] => p.display_name().to_owned(),
+            [(p, _), rest @ ..] => format!(
+                "{} and {}",
+                p.display_name(),
+                plural(rest.len() as i64, "more item", "more items")
+            ),
+        };
+        let reason = r.ret.reason_code.replace('_', " ");
+        let text = if r.ret.reason_text.is_empty() {
+            String::new()
+        } else {
+            let t: String = r.ret.reason_text.chars().take(80).collect();
+            format!(": \"{t}\"")
+        };
+        parts.push(format!(
+            "Returned {what} on {} ({reason}{text}), {}",
+            r.ret.requested_at.short_date(now),
+            r.ret.status.as_str()
+        ));
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(format!("{}.", parts.join(". ")))
+    }
+}
+
+fn browsing_now(ctx: &CustomerContext, now: Timestamp) -> Option<String> {
+    let first = ctx.recent_browsing.first()?;
+    let recent = now.millis() - first.last_seen_at.millis() <= BROWSING_NOW_HOURS * 3_600_000;
+    let lead = if recent {
+        "Browsing now"
+    } else {
+        "Last browsed"
+    };
+    let items: Vec<String> = ctx
+        .recent_browsing
+        .iter()
+        .take(2)
+        .map(|b| {
+            if b.view_count > 1 {
+                format!("{} (viewed {}×)", b.product.display_name(), b.view_count)
+            } else {
+                b.product.display_name().to_owned()
+            }
+        })
+        .collect();
+    let when = if recent {
+        String::new()
+    } else {
+        format!(" on {}", first.last_seen_at.short_date(now))
+    };
+    let cart: Vec<&str> = ctx
+        .recent_browsing
+        .iter()
+        .filter(|b| b.in_cart)
+        .map(|b| b.product.display_name())
+        .take(2)
+        .collect();
+    let cart = match cart.as_slice() {
+        [] => String::new(),
+        [one] => format!("; {one} is in the cart, not bought"),
+        [a, b] => format!("; {a} and {b} are in the cart, not bought"),
+        _ => String::new(),
+    };
+    Some(format!("{lead}: {}{when}{cart}.", items.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        context::{BrowsedProduct, ProductView, ReturnView},
+        domain::{CategoryPath, CustomerId, EventKind, ReturnStatus},
+        store::{AffinityRow, ProfileRow, ReturnRow, TicketRow},
+    };
+
+    fn at(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    fn product(name: &str) -> ProductView {
+        ProductView {
+            product_id: format!("id-{name}"),
+            in_catalog: true,
+            name: name.into(),
+            brand: String::new(),
+            category: CategoryPath::default(),
+            price: None,
+            available: true,
+            stock_quantity: None,
+            group_id: String::new(),
+            url: String::new(),
+            image_url: String::new(),
+        }
+    }
+
+    fn context() -> CustomerContext {
+        CustomerContext {
+            customer_id: Some(CustomerId::parse("c1").unwrap()),
+            anonymous_id: None,
+            as_of: at("2026-11-21T10:00:00Z"),
+            profile: Some(ProfileRow {
+                display_name: "Maya Chen".into(),
+                email: String::new(),
+                phone: String::new(),
+                loyalty_id: String::new(),
+                customer_since: at("2023-03-02T00:00:00Z"),
+                last_activity_at: None,
+                order_count: 7,
+                units_purchased: 9,
+                units_returned: 1,
+                last_order_at: Some(at("2026-10-03T00:00:00Z")),
+                spend: vec![("USD".into(), 84_250)],
+                top_categories: vec![AffinityRow {
+                    name: "Footwear".into(),
+                    units: 4,
+                    orders: 3,
+                }],
+                top_brands: vec![AffinityRow {
+                    name: "Northpeak".into(),
+                    units: 3,
+                    orders: 2,
+                }],
+            }),
+            recent_browsing: vec![BrowsedProduct {
+                product: product("Trail Runner 2"),
+                view_count: 3,
+                last_seen_at: at("2026-11-21T09:50:00Z"),
+                last_event: EventKind::AddedToCart,
+                last_channel: "web".into(),
+                in_cart: true,
+                added_to_cart_at: Some(at("2026-11-21T09:50:00Z")),
+                wishlisted: false,
+            }],
+            recent_searches: vec![],
+            recent_orders: vec![],
+            returns: vec![ReturnView {
+                ret: ReturnRow {
+                    return_id: "r1".into(),
+                    order_id: "o1".into(),
+                    status: ReturnStatus::Received,
+                    reason_code: "too_small".into(),
+                    reason_text: String::new(),
+                    requested_at: at("2026-11-10T00:00:00Z"),
+                    refund: None,
+                    lines: vec![],
+                },
+                lines: vec![(product("Rain Shell"), 1)],
+            }],
+            open_tickets: vec![TicketRow {
+                ticket_id: "t1".into(),
+                subject: "Where is my refund?".into(),
+                status: TicketStatus::Open,
+                priority: TicketPriority::High,
+                channel: "email".into(),
+                order_id: Some("o1".into()),
+                order: None,
+                created_at: at("2026-11-18T00:00:00Z"),
+                updated_at: at("2026-11-19T00:00:00Z"),
+            }],
+            agent_brief: None,
+            browsing_events_scanned: 3,
+        }
+    }
+
+    #[test]
+    fn brief_says_who_what_happened_and_what_now() {
+        let brief = agent_brief(&context());
+        assert_eq!(
+            brief,
+            "Maya Chen, customer since Mar 2023: 7 orders, $842.50 spent, last on 3 Oct, mostly Footwear (Northpeak). \
+             Open issue: \"Where is my refund?\" about order o1 (high priority, open since 18 Nov). \
+             Returned Rain Shell on 10 Nov (too small), received. \
+             Browsing now: Trail Runner 2 (viewed 3×); Trail Runner 2 is in the cart, not bought."
+        );
+    }
+
+    #[test]
+    fn brief_for_anonymous_visitor_and_quiet_customer() {
+        let mut ctx = context();
+        ctx.profile = None;
+        ctx.customer_id = None;
+        ctx.returns.clear();
+        ctx.open_tickets.clear();
+        ctx.recent_browsing.clear();
+        assert_eq!(
+            agent_brief(&ctx),
+            "Anonymous visitor (not signed in, no order history)."
+        );
+        let mut ctx = context();
+        if let Some(p) = ctx.profile.as_mut() {
+            p.order_count = 0;
+        }
+        ctx.returns.clear();
+        ctx.open_tickets.clear();
+        ctx.recent_browsing.clear();
+        assert_eq!(
+            agent_brief(&ctx),
+            "Maya Chen, customer since Mar 2023, has no orders yet."
+        );
+    }
+}

@@ -1,0 +1,675 @@
+//! Assembles the agent's view of one customer from bounded store reads.
+//! Knows nothing of gRPC: the API layer converts its output.
+
+mod brief;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{
+    domain::{AnonymousId, CategoryPath, CustomerId, CustomerKey, Error, EventKind, Timestamp},
+    store::{EventRow, OrderRow, ProductRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
+};
+
+pub use brief::agent_brief;
+
+/// Defaults and maxima of the request's knobs. They are part of the API
+/// contract (documented in `context.proto`).
+pub mod limits {
+    /// Default lookback for browsing, orders and returns, in days.
+    pub const LOOKBACK_DAYS: (u32, u32) = (365, 3650);
+    /// Default and maximum products in recent browsing.
+    pub const BROWSING: (u32, u32) = (10, 50);
+    /// Default and maximum recent orders.
+    pub const ORDERS: (u32, u32) = (5, 50);
+    /// Default and maximum returns.
+    pub const RETURNS: (u32, u32) = (5, 50);
+    /// Default and maximum open tickets.
+    pub const TICKETS: (u32, u32) = (10, 50);
+    /// Browsing events scanned per request, newest first.
+    pub const EVENT_SCAN: u32 = 2000;
+    /// Most recent searches returned.
+    pub const SEARCHES: usize = 5;
+    /// Order lines scanned to tell a bought cart item from an abandoned one.
+    pub const PURCHASE_SCAN: u32 = 1000;
+}
+
+/// The sections of a context, selectable by a read mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sections {
+    /// Profile summary.
+    pub profile: bool,
+    /// Recent browsing.
+    pub recent_browsing: bool,
+    /// Recent searches.
+    pub recent_searches: bool,
+    /// Recent orders.
+    pub recent_orders: bool,
+    /// Returns.
+    pub returns: bool,
+    /// Open tickets.
+    pub open_tickets: bool,
+    /// The plain-language brief.
+    pub agent_brief: bool,
+}
+
+impl Sections {
+    /// Every section.
+    pub const ALL: Sections = Sections {
+        profile: true,
+        recent_browsing: true,
+        recent_searches: true,
+        recent_orders: true,
+        returns: true,
+        open_tickets: true,
+        agent_brief: true,
+    };
+    /// No section.
+    pub const NONE: Sections = Sections {
+        profile: false,
+        recent_browsing: false,
+        recent_searches: false,
+        recent_orders: false,
+        returns: false,
+        open_tickets: false,
+        agent_brief: false,
+    };
+    /// The names accepted in a read mask.
+    pub const NAMES: [&'static str; 7] = [
+        "profile",
+        "recent_browsing",
+        "recent_searches",
+        "recent_orders",
+        "returns",
+        "open_tickets",
+        "agent_brief",
+    ];
+
+    /// Selects one section by its field name; `false` for an unknown name.
+    pub fn select(&mut self, name: &str) -> bool {
+        let slot = match name {
+            "profile" => &mut self.profile,
+            "recent_browsing" => &mut self.recent_browsing,
+            "recent_searches" => &mut self.recent_searches,
+            "recent_orders" => &mut self.recent_orders,
+            "returns" => &mut self.returns,
+            "open_tickets" => &mut self.open_tickets,
+            "agent_brief" => &mut self.agent_brief,
+            _ => return false,
+        };
+        *slot = true;
+        true
+    }
+}
+
+/// A validated context request.
+#[derive(Debug, Clone)]
+pub struct ContextQuery {
+    /// Who.
+    pub key: CustomerKey,
+    /// Which sections.
+    pub sections: Sections,
+    /// Lookback in days.
+    pub lookback_days: u32,
+    /// Most browsed products.
+    pub browsing_limit: u32,
+    /// Most orders.
+    pub orders_limit: u32,
+    /// Most returns.
+    pub returns_limit: u32,
+    /// Most tickets.
+    pub tickets_limit: u32,
+}
+
+/// A product as the catalog describes it now, or as an order recorded it
+/// when the catalog does not know it.
+#[derive(Debug, Clone)]
+pub struct ProductView {
+    /// Product id.
+    pub product_id: String,
+    /// Whether the catalog knows it.
+    pub in_catalog: bool,
+    /// Name.
+    pub name: String,
+    /// Brand.
+    pub brand: String,
+    /// Category path.
+    pub category: CategoryPath,
+    /// Current price as (currency, minor units), when in the catalog.
+    pub price: Option<(String, i64)>,
+    /// Active and in stock.
+    pub available: bool,
+    /// Tracked stock quantity.
+    pub stock_quantity: Option<i64>,
+    /// Style/group id.
+    pub group_id: String,
+    /// Page link.
+    pub url: String,
+    /// Image link.
+    pub image_url: String,
+}
+
+impl ProductView {
+    fn from_catalog(p: &ProductRow) -> Self {
+        Self {
+            product_id: p.product_id.clone(),
+            in_catalog: true,
+            name: p.name.clone(),
+            brand: p.brand.clone(),
+            category: CategoryPath::from_stored(&p.category_path),
+            price: Some((p.currency.clone(), p.price_minor)),
+            available: p.active && p.in_stock,
+            stock_quantity: p.stock_quantity,
+            group_id: p.group_id.clone(),
+            url: p.url.clone(),
+            image_url: p.image_url.clone(),
+        }
+    }
+
+    fn unknown(product_id: &str, name: &str, brand: &str, category_path: &str) -> Self {
+        Self {
+            product_id: product_id.to_owned(),
+            in_catalog: false,
+            name: name.to_owned(),
+            brand: brand.to_owned(),
+            category: CategoryPath::from_stored(category_path),
+            price: None,
+            available: false,
+            stock_quantity: None,
+            group_id: String::new(),
+            url: String::new(),
+            image_url: String::new(),
+        }
+    }
+
+    /// The best name to say out loud.
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.product_id
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// One product the customer interacted with recently.
+#[derive(Debug, Clone)]
+pub struct BrowsedProduct {
+    /// The product now.
+    pub product: ProductView,
+    /// Views among the scanned events.
+    pub view_count: u32,
+    /// Latest interaction.
+    pub last_seen_at: Timestamp,
+    /// Its kind.
+    pub last_event: EventKind,
+    /// Its channel.
+    pub last_channel: String,
+    /// Added and not removed or bought since.
+    pub in_cart: bool,
+    /// When last added to the cart.
+    pub added_to_cart_at: Option<Timestamp>,
+    /// Wishlisted.
+    pub wishlisted: bool,
+}
+
+/// A recent search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentSearch {
+    /// The text.
+    pub query: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// An order line with its product.
+#[derive(Debug, Clone)]
+pub struct OrderLineView {
+    /// The product.
+    pub product: ProductView,
+    /// Units.
+    pub quantity: i64,
+    /// Unit price paid.
+    pub unit_price_minor: i64,
+    /// Units returned.
+    pub returned_quantity: i64,
+}
+
+/// An order with its lines.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    /// The order.
+    pub order: OrderRow,
+    /// Its lines with products.
+    pub lines: Vec<OrderLineView>,
+}
+
+/// A return with its products.
+#[derive(Debug, Clone)]
+pub struct ReturnView {
+    /// The return.
+    pub ret: ReturnRow,
+    /// (product, units) returned.
+    pub lines: Vec<(ProductView, i64)>,
+}
+
+/// The assembled view.
+#[derive(Debug, Clone)]
+pub struct CustomerContext {
+    /// The customer, when known.
+    pub customer_id: Option<CustomerId>,
+    /// The anonymous id looked up, for anonymous lookups.
+    pub anonymous_id: Option<AnonymousId>,
+    /// When assembled.
+    pub as_of: Timestamp,
+    /// Profile, when selected and the subject is a customer.
+    pub profile: Option<ProfileRow>,
+    /// Recent browsing, newest first.
+    pub recent_browsing: Vec<BrowsedProduct>,
+    /// Recent searches, newest first.
+    pub recent_searches: Vec<RecentSearch>,
+    /// Recent orders, newest first.
+    pub recent_orders: Vec<OrderView>,
+    /// Returns, newest first.
+    pub returns: Vec<ReturnView>,
+    /// Unresolved tickets.
+    pub open_tickets: Vec<TicketRow>,
+    /// The brief, when selected.
+    pub agent_brief: Option<String>,
+    /// Events scanned for browsing.
+    pub browsing_events_scanned: u32,
+}
+
+/// Builds customer contexts.
+#[derive(Clone, Debug)]
+pub struct ContextService {
+    store: Store,
+}
+
+impl ContextService {
+    /// A service reading from `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Assembles the context for `query`. `NotFound` when the identity leads
+    /// to no customer and no browsing.
+    #[tracing::instrument(skip_all)]
+    pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
+        let as_of = Timestamp::now();
+        let subject = self.store.resolve(&query.key).await?.ok_or_else(|| {
+            Error::NotFound("no customer or browsing is known under this identity".into())
+        })?;
+        let since = as_of.minus_days(query.lookback_days);
+        let s = query.sections;
+        let brief = s.agent_brief;
+        let customer = match &subject {
+            Subject::Customer(c) => Some(c.clone()),
+            Subject::Anonymous(_) => None,
+        };
+        let need_browsing = s.recent_browsing || s.recent_searches || brief;
+        // The sections are independent: read them concurrently, each on its
+        // own pooled connection.
+        let store = &self.store;
+        let (profile, events, orders, returns, tickets) = tokio::try_join!(
+            async {
+                match (&customer, s.profile || brief) {
+                    (Some(c), true) => store.profile(c).await,
+                    _ => Ok(None),
+                }
+            },
+            async {
+                if need_browsing {
+                    store
+                        .recent_events(&subject, since, i64::from(limits::EVENT_SCAN))
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            async {
+                match (&customer, s.recent_orders) {
+                    (Some(c), true) => {
+                        store
+                            .recent_orders(c, since, i64::from(query.orders_limit))
+                            .await
+                    }
+                    _ => Ok(Vec::new()),
+                }
+            },
+            async {
+                match (&customer, s.returns || brief) {
+                    (Some(c), true) => {
+                        store
+                            .recent_returns(c, since, i64::from(query.returns_limit.max(1)))
+                            .await
+                    }
+                    _ => Ok(Vec::new()),
+                }
+            },
+            async {
+                match (&customer, s.open_tickets || brief) {
+                    (Some(c), true) => {
+                        store
+                            .open_tickets(c, i64::from(query.tickets_limit.max(1)))
+                            .await
+                    }
+                    _ => Ok(Vec::new()),
+                }
+            },
+        )?;
+
+        let scanned = events.len() as u32;
+        let (mut browsing, searches) = summarise_browsing(&events, query.browsing_limit as usize);
+        if let Some(c) = &customer {
+            mark_bought(&self.store, c, &mut browsing).await?;
+        }
+
+        // One catalog read for every product any section shows.
+        let mut ids: HashSet<&str> = HashSet::new();
+        ids.extend(browsing.iter().map(|b| b.product_id.as_str()));
+        for o in &orders {
+            ids.extend(o.lines.iter().map(|l| l.product_id.as_str()));
+        }
+        for r in &returns {
+            ids.extend(r.lines.iter().map(|(p, _)| p.as_str()));
+        }
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let catalog = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.products(&ids).await?
+        };
+        let product = |id: &str| {
+            catalog.get(id).map_or_else(
+                || ProductView::unknown(id, "", "", ""),
+                ProductView::from_catalog,
+            )
+        };
+
+        // A returned product is named by what its order said when the
+        // catalog no longer knows it.
+        let ordered_names: HashMap<String, crate::store::OrderLineRow> = orders
+            .iter()
+            .flat_map(|o| o.lines.iter().map(|l| (l.product_id.clone(), l.clone())))
+            .collect();
+
+        let recent_browsing: Vec<BrowsedProduct> = browsing
+            .into_iter()
+            .map(|b| BrowsedProduct {
+                product: product(&b.product_id),
+                view_count: b.view_count,
+                last_seen_at: b.last_seen_at,
+                last_event: b.last_event,
+                last_channel: b.last_channel,
+                in_cart: b.in_cart,
+                added_to_cart_at: b.added_to_cart_at,
+                wishlisted: b.wishlisted,
+            })
+            .collect();
+        let recent_orders: Vec<OrderView> = orders
+            .into_iter()
+            .map(|mut o| {
+                let lines = std::mem::take(&mut o.lines)
+                    .into_iter()
+                    .map(|l| OrderLineView {
+                        product: catalog.get(&l.product_id).map_or_else(
+                            || {
+                                ProductView::unknown(
+                                    &l.product_id,
+                                    &l.name,
+                                    &l.brand,
+                                    &l.category_path,
+                                )
+                            },
+                            ProductView::from_catalog,
+                        ),
+                        quantity: l.quantity,
+                        unit_price_minor: l.unit_price_minor,
+                        returned_quantity: l.returned_quantity,
+                    })
+                    .collect();
+                OrderView { order: o, lines }
+            })
+            .collect();
+        let returns: Vec<ReturnView> = returns
+            .into_iter()
+            .map(|mut r| {
+                let lines = std::mem::take(&mut r.lines)
+                    .into_iter()
+                    .map(|(id, q)| {
+                        let view = match (catalog.get(&id), ordered_names.get(id.as_str())) {
+                            (Some(p), _) => ProductView::from_catalog(p),
+                            (None, Some(l)) => {
+                                ProductView::unknown(&id, &l.name, &l.brand, &l.category_path)
+                            }
+                            (None, None) => product(&id),
+                        };
+                        (view, q)
+                    })
+                    .collect();
+                ReturnView { ret: r, lines }
+            })
+            .collect();
+
+        let mut ctx = CustomerContext {
+            customer_id: customer,
+            anonymous_id: match subject {
+                Subject::Anonymous(a) => Some(a),
+                Subject::Customer(_) => match &query.key {
+                    CustomerKey::Identity(i)
+                        if i.kind() == crate::domain::IdentityKind::AnonymousId =>
+                    {
+                        AnonymousId::parse(i.value()).ok()
+                    }
+                    _ => None,
+                },
+            },
+            as_of,
+            profile,
+            recent_browsing,
+            recent_searches: searches,
+            recent_orders,
+            returns,
+            open_tickets: tickets,
+            agent_brief: None,
+            browsing_events_scanned: scanned,
+        };
+        if brief {
+            ctx.agent_brief = Some(agent_brief(&ctx));
+        }
+        // Sections read only for the brief are not returned.
+        if !s.profile {
+            ctx.profile = None;
+        }
+        if !s.recent_browsing {
+            ctx.recent_browsing.clear();
+        }
+        if !s.recent_searches {
+            ctx.recent_searches.clear();
+        }
+        if !s.returns {
+            ctx.returns.clear();
+        }
+        if !s.open_tickets {
+            ctx.open_tickets.clear();
+        }
+        ctx.returns.truncate(query.returns_limit as usize);
+        ctx.open_tickets.truncate(query.tickets_limit as usize);
+        Ok(ctx)
+    }
+}
+
+/// A product's browsing, folded from the newest events down.
+#[derive(Debug, Clone)]
+struct Browsed {
+    product_id: String,
+    view_count: u32,
+    last_seen_at: Timestamp,
+    last_event: EventKind,
+    last_channel: String,
+    /// Decided by the newest cart event: Some(true) added, Some(false) removed.
+    cart: Option<bool>,
+    in_cart: bool,
+    added_to_cart_at: Option<Timestamp>,
+    wishlisted: bool,
+}
+
+/// Folds events (newest first) into one entry per product, newest first,
+/// and the distinct recent searches.
+fn summarise_browsing(events: &[EventRow], limit: usize) -> (Vec<Browsed>, Vec<RecentSearch>) {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_product: HashMap<String, Browsed> = HashMap::new();
+    let mut searches: Vec<RecentSearch> = Vec::new();
+    for e in events {
+        if e.kind == EventKind::Searched {
+            if let Some(q) = &e.search_query {
+                let seen = searches.iter().any(|s| s.query.eq_ignore_ascii_case(q));
+                if !seen && searches.len() < limits::SEARCHES {
+                    searches.push(RecentSearch {
+                        query: q.clone(),
+                        at: e.occurred_at,
+                    });
+                }
+            }
+            continue;
+        }
+        let Some(product_id) = &e.product_id else {
+            continue;
+        };
+        let entry = by_product.entry(product_id.clone()).or_insert_with(|| {
+            order.push(product_id.clone());
+            Browsed {
+                product_id: product_id.clone(),
+                view_count: 0,
+                last_seen_at: e.occurred_at,
+                last_event: e.kind,
+                last_channel: e.channel.clone(),
+                cart: None,
+                in_cart: false,
+                added_to_cart_at: None,
+                wishlisted: false,
+            }
+        });
+        match e.kind {
+            EventKind::ProductViewed => entry.view_count += 1,
+            EventKind::AddedToCart => {
+                if entry.cart.is_none() {
+                    entry.cart = Some(true);
+                    entry.in_cart = true;
+                    entry.added_to_cart_at = Some(e.occurred_at);
+                }
+            }
+            EventKind::RemovedFromCart => {
+                if entry.cart.is_none() {
+                    entry.cart = Some(false);
+                }
+            }
+            EventKind::AddedToWishlist => entry.wishlisted = true,
+            EventKind::Searched => {}
+        }
+    }
+    let browsed = order
+        .into_iter()
+        .take(limit)
+        .filter_map(|id| by_product.remove(&id))
+        .collect();
+    (browsed, searches)
+}
+
+/// Clears `in_cart` for products bought after they were added.
+async fn mark_bought(
+    store: &Store,
+    customer: &CustomerId,
+    browsing: &mut [Browsed],
+) -> Result<(), Error> {
+    let Some(earliest) = browsing
+        .iter()
+        .filter(|b| b.in_cart)
+        .filter_map(|b| b.added_to_cart_at)
+        .min()
+    else {
+        return Ok(());
+    };
+    let bought = store
+        .purchases_since(customer, earliest, i64::from(limits::PURCHASE_SCAN))
+        .await?;
+    for b in browsing.iter_mut().filter(|b| b.in_cart) {
+        let added = b.added_to_cart_at.unwrap_or(Timestamp::MIN);
+        if bought
+            .iter()
+            .any(|(p, at)| p == &b.product_id && *at >= added)
+        {
+            b.in_cart = false;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventKind, product: &str, at: i64) -> EventRow {
+        EventRow {
+            kind,
+            product_id: Some(product.into()),
+            search_query: None,
+            channel: "web".into(),
+            occurred_at: Timestamp::from_millis(at).unwrap(),
+        }
+    }
+
+    #[test]
+    fn browsing_folds_per_product_newest_first() {
+        use EventKind::*;
+        // newest first, as the store returns them
+        let events = vec![
+            ev(ProductViewed, "b", 90),
+            ev(RemovedFromCart, "a", 80),
+            ev(AddedToCart, "a", 70),
+            ev(ProductViewed, "a", 60),
+            ev(AddedToCart, "c", 50),
+            ev(ProductViewed, "a", 40),
+            EventRow {
+                kind: Searched,
+                product_id: None,
+                search_query: Some("Boots".into()),
+                channel: String::new(),
+                occurred_at: Timestamp::from_millis(30).unwrap(),
+            },
+            EventRow {
+                kind: Searched,
+                product_id: None,
+                search_query: Some("boots".into()),
+                channel: String::new(),
+                occurred_at: Timestamp::from_millis(20).unwrap(),
+            },
+            ev(AddedToWishlist, "b", 10),
+        ];
+        let (browsed, searches) = summarise_browsing(&events, 10);
+        let ids: Vec<&str> = browsed.iter().map(|b| b.product_id.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "c"]);
+        assert_eq!(browsed[1].view_count, 2);
+        assert!(!browsed[1].in_cart, "removed after it was added");
+        assert!(browsed[2].in_cart);
+        assert!(browsed[0].wishlisted);
+        assert_eq!(browsed[0].last_event, ProductViewed);
+        assert_eq!(
+            searches.len(),
+            1,
+            "same query differing in case is shown once"
+        );
+        let (limited, _) = summarise_browsing(&events, 2);
+        assert_eq!(limited.len(), 2);
+    }
+
+    #[test]
+    fn read_mask_names_select_sections() {
+        let mut s = Sections::NONE;
+        for name in Sections::NAMES {
+            assert!(s.select(name), "{name}");
+        }
+        assert_eq!(s, Sections::ALL);
+        assert!(!s.select("orders"));
+    }
+}

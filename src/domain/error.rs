@@ -1,0 +1,138 @@
+//! The one error type of the core, and field violations for bad input.
+
+use std::fmt;
+
+/// One problem with one named field of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field, e.g. `lines[2].quantity`.
+    pub field: String,
+    /// Why it is wrong, in plain words.
+    pub description: String,
+}
+
+/// Collects field violations while parsing a whole item, so the caller hears
+/// about every bad field at once rather than one per round trip.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// An empty collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A collection holding one violation.
+    pub fn single(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut v = Self::new();
+        v.add(field, description);
+        v
+    }
+
+    /// Records a violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    /// Keeps the value of `result`, or records its error against `field`.
+    pub fn check<T, E: fmt::Display>(
+        &mut self,
+        field: impl Into<String>,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.add(field, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Moves the violations of a nested item under `prefix`.
+    pub fn absorb(&mut self, prefix: &str, nested: Violations) {
+        for v in nested.0 {
+            self.add(format!("{prefix}.{}", v.field), v.description);
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The recorded violations.
+    pub fn iter(&self) -> impl Iterator<Item = &FieldViolation> {
+        self.0.iter()
+    }
+
+    /// Consumes the collection.
+    pub fn into_vec(self) -> Vec<FieldViolation> {
+        self.0
+    }
+
+    /// `Ok(build())` when nothing was recorded, else the violations.
+    ///
+    /// `build` runs only when every checked field parsed, so it may unwrap
+    /// the `Option`s that [`Violations::check`] returned.
+    pub fn finish<T>(self, build: impl FnOnce() -> T) -> Result<T, Violations> {
+        if self.is_empty() {
+            Ok(build())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", v.field, v.description)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every way a core operation can fail. The API layer maps each variant to a
+/// gRPC code exhaustively; only the messages of the client-facing variants
+/// ever reach a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input was malformed; each violation names its field.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(Violations),
+    /// Nothing is known under the given identity or id.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request is well formed but conflicts with what is stored (for
+    /// example linking an identity that belongs to another customer). The
+    /// message is safe to show to the caller.
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+    /// The database could not be reached or is overloaded; retrying later
+    /// may succeed.
+    #[error("unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// A bug or an unexpected storage failure. Logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    /// Shorthand for a single-field `InvalidArgument`.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(Violations::single(field, description))
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error::Internal(e)
+    }
+}

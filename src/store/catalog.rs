@@ -1,0 +1,68 @@
+//! Catalog writes.
+
+use sqlx::Row;
+use tracing::instrument;
+
+use super::{Store, flag};
+use crate::domain::{Error, Product, Timestamp, WriteOutcome, fingerprint};
+
+impl Store {
+    /// Creates or replaces products, in one transaction.
+    #[instrument(skip_all, fields(count = products.len()))]
+    pub async fn upsert_products(&self, products: &[Product]) -> Result<Vec<WriteOutcome>, Error> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(products.len());
+        for p in products {
+            let hash = fingerprint(p);
+            let stored = sqlx::query("SELECT content_hash FROM products WHERE product_id = $1")
+                .bind(p.product_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let stored_hash = match stored {
+                Some(row) => Some(row.try_get::<i64, _>(0)?),
+                None => None,
+            };
+            if stored_hash == Some(hash) {
+                outcomes.push(WriteOutcome::Duplicate);
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO products (product_id, name, brand, category_path, top_category, price_minor, \
+                 currency, stock_quantity, in_stock, group_id, active, url, image_url, content_hash, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, brand = excluded.brand, \
+                 category_path = excluded.category_path, top_category = excluded.top_category, \
+                 price_minor = excluded.price_minor, currency = excluded.currency, \
+                 stock_quantity = excluded.stock_quantity, in_stock = excluded.in_stock, \
+                 group_id = excluded.group_id, active = excluded.active, url = excluded.url, \
+                 image_url = excluded.image_url, content_hash = excluded.content_hash, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(p.product_id.as_str())
+            .bind(&p.name)
+            .bind(&p.brand)
+            .bind(p.category.to_stored())
+            .bind(p.category.top())
+            .bind(p.price.minor)
+            .bind(p.price.currency.as_str())
+            .bind(p.stock.quantity())
+            .bind(flag(p.stock.in_stock()))
+            .bind(p.group_id.as_str())
+            .bind(flag(p.active))
+            .bind(&p.url)
+            .bind(&p.image_url)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(if stored_hash.is_some() {
+                WriteOutcome::Updated
+            } else {
+                WriteOutcome::Created
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}

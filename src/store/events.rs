@@ -1,0 +1,106 @@
+//! Browsing events.
+
+use std::collections::HashMap;
+
+use sqlx::AnyConnection;
+use tracing::instrument;
+
+use super::{
+    Store,
+    customers::{customer_of_anonymous, link, touch_customer},
+};
+use crate::domain::{
+    AnonymousId, BrowsingEvent, CustomerId, Error, EventTarget, Identity, Timestamp, WriteOutcome,
+};
+
+impl Store {
+    /// Records browsing events in one transaction, deduplicated by message
+    /// id. An event with both a customer id and an anonymous id that is not
+    /// linked yet links it, as the shop's own identify call would.
+    #[instrument(skip_all, fields(count = events.len()))]
+    pub async fn record_events(
+        &self,
+        events: &[BrowsingEvent],
+    ) -> Result<Vec<WriteOutcome>, Error> {
+        let mut tx = self.begin_write().await?;
+        let outcomes = record_events_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+async fn record_events_in(
+    conn: &mut AnyConnection,
+    events: &[BrowsingEvent],
+) -> Result<Vec<WriteOutcome>, Error> {
+    let received_at = Timestamp::now().millis();
+    let mut owners: HashMap<AnonymousId, Option<CustomerId>> = HashMap::new();
+    let mut spans: HashMap<CustomerId, (Timestamp, Timestamp)> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(events.len());
+    for e in events {
+        let customer = match (e.actor.customer_id(), e.actor.anonymous_id()) {
+            (Some(c), Some(a)) => {
+                let owner = match owners.get(a) {
+                    Some(o) => o.clone(),
+                    None => customer_of_anonymous(conn, a).await?,
+                };
+                if owner.is_none() {
+                    // Linking happens once per anonymous id; later events in
+                    // the batch see it through the cache.
+                    touch_customer(conn, c, e.occurred_at, e.occurred_at).await?;
+                    link(conn, c, &Identity::from(a.clone())).await?;
+                    owners.insert(a.clone(), Some(c.clone()));
+                } else {
+                    owners.insert(a.clone(), owner);
+                }
+                Some(c.clone())
+            }
+            (Some(c), None) => Some(c.clone()),
+            (None, Some(a)) => match owners.get(a) {
+                Some(owner) => owner.clone(),
+                None => {
+                    let owner = customer_of_anonymous(conn, a).await?;
+                    owners.insert(a.clone(), owner.clone());
+                    owner
+                }
+            },
+            (None, None) => None,
+        };
+        let (product_id, query) = match &e.target {
+            EventTarget::Product(p) => (Some(p.as_str()), None),
+            EventTarget::Search(q) => (None, Some(q.as_str())),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO events (message_id, customer_id, anonymous_id, event_type, product_id, search_query, \
+             channel, occurred_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(e.message_id.as_str())
+        .bind(customer.as_ref().map(CustomerId::as_str))
+        .bind(e.actor.anonymous_id().map(AnonymousId::as_str))
+        .bind(e.kind.as_str())
+        .bind(product_id)
+        .bind(query)
+        .bind(&e.channel)
+        .bind(e.occurred_at.millis())
+        .bind(received_at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            outcomes.push(WriteOutcome::Duplicate);
+            continue;
+        }
+        if let Some(c) = customer {
+            let span = spans.entry(c).or_insert((e.occurred_at, e.occurred_at));
+            span.0 = span.0.min(e.occurred_at);
+            span.1 = span.1.max(e.occurred_at);
+        }
+        outcomes.push(WriteOutcome::Created);
+    }
+    // One row update per customer per batch, not per event.
+    for (customer, (first, last)) in spans {
+        touch_customer(conn, &customer, first, last).await?;
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,270 @@
+//! Storage: the only module that speaks SQL.
+//!
+//! One implementation serves both backends through sqlx's `Any` driver: the
+//! SQL is portable (numbered `$n` parameters, `ON CONFLICT`, BIGINT instants
+//! and money), so SQLite and PostgreSQL run the very same statements and the
+//! same contract tests prove the same behaviour on each.
+//!
+//! SQLite runs in WAL mode with `synchronous=FULL`: a write is acknowledged
+//! only after its commit reached the disk, so it survives a crash or a power
+//! loss. Writes go through a single connection (SQLite allows one writer at a
+//! time; queueing in the pool beats `SQLITE_BUSY` retries) and reads through
+//! a pool of read-only connections that never wait for the writer.
+
+mod catalog;
+mod customers;
+mod events;
+mod orders;
+mod reads;
+mod returns;
+mod tickets;
+
+use std::{path::PathBuf, str::FromStr, time::Duration};
+
+use anyhow::Context as _;
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::Migrator,
+};
+
+pub use reads::*;
+
+use crate::domain;
+
+/// The schema migrations in `migrations/`, embedded in the binary. Released
+/// migrations are never edited; new ones are appended.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one SQLite file.
+    Sqlite,
+    /// A PostgreSQL server, shared by any number of replicas.
+    Postgres,
+}
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections in the read pool (and, on PostgreSQL, the one pool).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing with
+    /// UNAVAILABLE.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The default embedded database file: `$XDG_DATA_HOME/customer-context/
+/// customer-context.db`, or `~/.local/share/customer-context/...` when
+/// `XDG_DATA_HOME` is not set (or `./customer-context.db` without a home).
+pub fn default_sqlite_path() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
+        });
+    match base {
+        Some(b) => b.join("customer-context").join("customer-context.db"),
+        None => PathBuf::from("customer-context.db"),
+    }
+}
+
+/// The sqlx URL of a SQLite file, created when missing.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// The database handle shared by every request.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+    reader: AnyPool,
+    writer: AnyPool,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`). For SQLite the
+    /// parent directory of the file is created when missing.
+    pub async fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL scheme: use sqlite://PATH or postgres://...");
+        };
+        let connect_options =
+            AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+        match backend {
+            Backend::Sqlite => {
+                if let Some(path) = sqlite_file_of(url) {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).with_context(|| {
+                            format!("creating the data directory {}", dir.display())
+                        })?;
+                    }
+                }
+                let writer = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(connect_options.clone())
+                    .await
+                    .context("opening the SQLite database")?;
+                // The writer must exist first: it switches the file to WAL.
+                writer
+                    .acquire()
+                    .await
+                    .context("opening the SQLite database")?;
+                let reader = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(options.acquire_timeout)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(connect_options);
+                Ok(Self {
+                    backend,
+                    reader,
+                    writer,
+                })
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(2))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect_options)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                Ok(Self {
+                    backend,
+                    reader: pool.clone(),
+                    writer: pool,
+                })
+            }
+        }
+    }
+
+    /// Applies pending migrations. Safe to run from several replicas at once
+    /// on PostgreSQL (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .context("applying database migrations")?;
+        Ok(())
+    }
+
+    /// The engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for the health service).
+    pub async fn ping(&self) -> Result<(), domain::Error> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for the ones in use.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails
+    /// half-way on a lock held by another process (such as an `import`).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
+    }
+}
+
+/// The file path inside a `sqlite://PATH?...` URL, if it names a file.
+fn sqlite_file_of(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// `$start, $start+1, ...` for `n` parameters: the only dynamic SQL text in
+/// the store, made of placeholders alone, never of values.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Longest list bound into one `IN (...)`; longer lists are split.
+const IN_CHUNK: usize = 500;
+
+/// A flag as stored (BIGINT 0/1 on both backends).
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+impl From<sqlx::Error> for domain::Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                domain::Error::Unavailable(e.into())
+            }
+            other => domain::Error::Internal(other.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered() {
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(1, 0), "");
+    }
+
+    #[test]
+    fn sqlite_file_is_found_in_the_url() {
+        assert_eq!(
+            sqlite_file_of("sqlite:///tmp/x/a.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/x/a.db"))
+        );
+        assert_eq!(
+            sqlite_file_of("sqlite://data/a.db"),
+            Some(PathBuf::from("data/a.db"))
+        );
+        assert_eq!(sqlite_file_of("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,622 @@
+//! Bounded reads for the customer context. Every query is served by an
+//! index and carries a LIMIT (or an `IN` list of ids already limited), so a
+//! customer with 100,000 events costs the same handful of queries as one
+//! with ten.
+
+use std::collections::HashMap;
+
+use anyhow::anyhow;
+use sqlx::{AssertSqlSafe, Row, any::AnyRow};
+use tracing::instrument;
+
+use super::{IN_CHUNK, Store, placeholders};
+use crate::domain::{
+    AnonymousId, CustomerId, CustomerKey, Error, EventKind, IdentityKind, OrderStatus,
+    ReturnStatus, TicketPriority, TicketStatus, Timestamp,
+};
+
+/// Whom an identity leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A known customer.
+    Customer(CustomerId),
+    /// An anonymous visitor with browsing but no linked customer.
+    Anonymous(AnonymousId),
+}
+
+/// A customer's profile row with its running totals.
+#[derive(Debug, Clone)]
+pub struct ProfileRow {
+    /// Name to greet them by.
+    pub display_name: String,
+    /// Primary email, or "".
+    pub email: String,
+    /// Primary phone, or "".
+    pub phone: String,
+    /// Loyalty id, or "".
+    pub loyalty_id: String,
+    /// When the relationship began (as sent, else first activity seen).
+    pub customer_since: Timestamp,
+    /// Latest activity of any kind, if any.
+    pub last_activity_at: Option<Timestamp>,
+    /// Non-cancelled orders.
+    pub order_count: i64,
+    /// Units bought.
+    pub units_purchased: i64,
+    /// Units returned (rejected returns excluded).
+    pub units_returned: i64,
+    /// Latest order placed, if any.
+    pub last_order_at: Option<Timestamp>,
+    /// Spend per currency code, largest first.
+    pub spend: Vec<(String, i64)>,
+    /// Top-level categories by units, most first.
+    pub top_categories: Vec<AffinityRow>,
+    /// Brands by units, most first.
+    pub top_brands: Vec<AffinityRow>,
+}
+
+/// Units and orders of one category or brand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffinityRow {
+    /// Category or brand name.
+    pub name: String,
+    /// Units bought.
+    pub units: i64,
+    /// Orders containing it.
+    pub orders: i64,
+}
+
+/// One browsing event, as read back.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// What kind.
+    pub kind: EventKind,
+    /// The product, for product events.
+    pub product_id: Option<String>,
+    /// The text, for searches.
+    pub search_query: Option<String>,
+    /// Channel.
+    pub channel: String,
+    /// When.
+    pub occurred_at: Timestamp,
+}
+
+/// A catalog product as stored now.
+#[derive(Debug, Clone)]
+pub struct ProductRow {
+    /// Product id.
+    pub product_id: String,
+    /// Name.
+    pub name: String,
+    /// Brand.
+    pub brand: String,
+    /// Stored category path.
+    pub category_path: String,
+    /// Price in minor units.
+    pub price_minor: i64,
+    /// Currency code.
+    pub currency: String,
+    /// Tracked quantity, if any.
+    pub stock_quantity: Option<i64>,
+    /// In stock.
+    pub in_stock: bool,
+    /// Style/group id.
+    pub group_id: String,
+    /// Sold at all.
+    pub active: bool,
+    /// Page link.
+    pub url: String,
+    /// Image link.
+    pub image_url: String,
+}
+
+/// An order with (some of) its lines.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    /// Order id.
+    pub order_id: String,
+    /// Status.
+    pub status: OrderStatus,
+    /// When placed.
+    pub placed_at: Timestamp,
+    /// Currency of the amounts.
+    pub currency: String,
+    /// Total charged.
+    pub total_minor: i64,
+    /// Channel.
+    pub channel: String,
+    /// Lines the order has in all.
+    pub line_count: i64,
+    /// The first lines.
+    pub lines: Vec<OrderLineRow>,
+}
+
+/// One order line, with what the order recorded about the product.
+#[derive(Debug, Clone)]
+pub struct OrderLineRow {
+    /// Product id.
+    pub product_id: String,
+    /// Units.
+    pub quantity: i64,
+    /// Unit price paid.
+    pub unit_price_minor: i64,
+    /// Name at the time.
+    pub name: String,
+    /// Brand at the time.
+    pub brand: String,
+    /// Category at the time.
+    pub category_path: String,
+    /// Units of this product returned from this order (rejected returns
+    /// excluded).
+    pub returned_quantity: i64,
+}
+
+/// A return with its lines.
+#[derive(Debug, Clone)]
+pub struct ReturnRow {
+    /// Return id.
+    pub return_id: String,
+    /// Order id.
+    pub order_id: String,
+    /// Status.
+    pub status: ReturnStatus,
+    /// Reason code.
+    pub reason_code: String,
+    /// Reason text.
+    pub reason_text: String,
+    /// When requested.
+    pub requested_at: Timestamp,
+    /// Refund, as (currency, minor units), if known.
+    pub refund: Option<(String, i64)>,
+    /// (product id, quantity) of the first lines.
+    pub lines: Vec<(String, i64)>,
+}
+
+/// An unresolved ticket with its related order's status.
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    /// Ticket id.
+    pub ticket_id: String,
+    /// Subject.
+    pub subject: String,
+    /// Status.
+    pub status: TicketStatus,
+    /// Priority.
+    pub priority: TicketPriority,
+    /// Channel.
+    pub channel: String,
+    /// Related order id.
+    pub order_id: Option<String>,
+    /// Related order's status and placement, when the order is known.
+    pub order: Option<(OrderStatus, Timestamp)>,
+    /// Opened.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Most lines read per order or return.
+pub const LINES_PER_RECORD: i64 = 50;
+
+fn instant(ms: i64) -> Result<Timestamp, Error> {
+    Timestamp::from_millis(ms).map_err(|e| Error::Internal(anyhow!("stored instant {e}")))
+}
+
+fn stored<T>(value: Option<T>, what: &str, raw: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::Internal(anyhow!("unknown stored {what} {raw:?}")))
+}
+
+fn product_row(row: &AnyRow) -> Result<ProductRow, Error> {
+    Ok(ProductRow {
+        product_id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        brand: row.try_get(2)?,
+        category_path: row.try_get(3)?,
+        price_minor: row.try_get(4)?,
+        currency: row.try_get(5)?,
+        stock_quantity: row.try_get(6)?,
+        in_stock: row.try_get::<i64, _>(7)? != 0,
+        group_id: row.try_get(8)?,
+        active: row.try_get::<i64, _>(9)? != 0,
+        url: row.try_get(10)?,
+        image_url: row.try_get(11)?,
+    })
+}
+
+impl Store {
+    /// Finds whom an identity leads to: a customer, an anonymous visitor
+    /// with browsing, or nobody.
+    #[instrument(skip_all)]
+    pub async fn resolve(&self, key: &CustomerKey) -> Result<Option<Subject>, Error> {
+        match key {
+            CustomerKey::Id(id) => {
+                let row = sqlx::query("SELECT 1 FROM customers WHERE customer_id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|_| Subject::Customer(id.clone())))
+            }
+            CustomerKey::Identity(identity) => {
+                let mut conn = self.reader.acquire().await?;
+                if let Some(c) = super::customers::customer_of(&mut conn, identity).await? {
+                    return Ok(Some(Subject::Customer(c)));
+                }
+                if identity.kind() != IdentityKind::AnonymousId {
+                    return Ok(None);
+                }
+                let seen = sqlx::query("SELECT 1 FROM events WHERE anonymous_id = $1 LIMIT 1")
+                    .bind(identity.value())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match seen {
+                    Some(_) => Ok(Some(Subject::Anonymous(
+                        AnonymousId::parse(identity.value())
+                            .map_err(|e| anyhow!("stored anonymous id {e}"))?,
+                    ))),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// The profile and running totals of a customer, with the top three
+    /// categories and brands.
+    #[instrument(skip_all)]
+    pub async fn profile(&self, customer: &CustomerId) -> Result<Option<ProfileRow>, Error> {
+        let Some(row) = sqlx::query(
+            "SELECT display_name, email, phone, loyalty_id, customer_since, first_seen_at, last_activity_at, \
+             order_count, units_purchased, units_returned, last_order_at FROM customers WHERE customer_id = $1",
+        )
+        .bind(customer.as_str())
+        .fetch_optional(&self.reader)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let since: Option<i64> = row.try_get(4)?;
+        let first_seen: i64 = row.try_get(5)?;
+        let last_activity: i64 = row.try_get(6)?;
+        let last_order: Option<i64> = row.try_get(10)?;
+        let mut spend = Vec::new();
+        for r in sqlx::query(
+            "SELECT currency, spend_minor FROM customer_spend WHERE customer_id = $1 ORDER BY spend_minor DESC LIMIT 10",
+        )
+        .bind(customer.as_str())
+        .fetch_all(&self.reader)
+        .await?
+        {
+            spend.push((r.try_get(0)?, r.try_get(1)?));
+        }
+        let top = |kind: &'static str| {
+            let reader = self.reader.clone();
+            let id = customer.as_str().to_owned();
+            async move {
+                let rows = sqlx::query(
+                    "SELECT name, units, orders FROM customer_affinities WHERE customer_id = $1 AND kind = $2 \
+                     ORDER BY units DESC, name LIMIT 3",
+                )
+                .bind(id)
+                .bind(kind)
+                .fetch_all(&reader)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AffinityRow {
+                            name: r.try_get(0)?,
+                            units: r.try_get(1)?,
+                            orders: r.try_get(2)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Error>>()
+            }
+        };
+        let top_categories = top("category").await?;
+        let top_brands = top("brand").await?;
+        Ok(Some(ProfileRow {
+            display_name: row.try_get(0)?,
+            email: row.try_get(1)?,
+            phone: row.try_get(2)?,
+            loyalty_id: row.try_get(3)?,
+            customer_since: instant(since.unwrap_or(first_seen))?,
+            last_activity_at: if last_activity > 0 {
+                Some(instant(last_activity)?)
+            } else {
+                None
+            },
+            order_count: row.try_get(7)?,
+            units_purchased: row.try_get(8)?,
+            units_returned: row.try_get(9)?,
+            last_order_at: last_order.map(instant).transpose()?,
+            spend,
+            top_categories,
+            top_brands,
+        }))
+    }
+
+    /// The most recent browsing events of a subject since `since`, newest
+    /// first, at most `limit`.
+    #[instrument(skip_all, fields(limit))]
+    pub async fn recent_events(
+        &self,
+        subject: &Subject,
+        since: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, Error> {
+        let (sql, id) = match subject {
+            Subject::Customer(c) => (
+                "SELECT event_type, product_id, search_query, channel, occurred_at FROM events \
+                 WHERE customer_id = $1 AND occurred_at >= $2 ORDER BY occurred_at DESC LIMIT $3",
+                c.as_str(),
+            ),
+            Subject::Anonymous(a) => (
+                "SELECT event_type, product_id, search_query, channel, occurred_at FROM events \
+                 WHERE anonymous_id = $1 AND occurred_at >= $2 ORDER BY occurred_at DESC LIMIT $3",
+                a.as_str(),
+            ),
+        };
+        let rows = sqlx::query(sql)
+            .bind(id)
+            .bind(since.millis())
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(0)?;
+                Ok(EventRow {
+                    kind: stored(EventKind::from_stored(&kind), "event type", &kind)?,
+                    product_id: r.try_get(1)?,
+                    search_query: r.try_get(2)?,
+                    channel: r.try_get(3)?,
+                    occurred_at: instant(r.try_get(4)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Products bought by a customer since `since` with the time of each
+    /// purchase, newest first, at most `limit` lines.
+    #[instrument(skip_all)]
+    pub async fn purchases_since(
+        &self,
+        customer: &CustomerId,
+        since: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, Timestamp)>, Error> {
+        let rows = sqlx::query(
+            "SELECT l.product_id, o.placed_at FROM orders o JOIN order_lines l ON l.order_id = o.order_id \
+             WHERE o.customer_id = $1 AND o.placed_at >= $2 AND o.status <> 'cancelled' \
+             ORDER BY o.placed_at DESC LIMIT $3",
+        )
+        .bind(customer.as_str())
+        .bind(since.millis())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, instant(r.try_get(1)?)?)))
+            .collect()
+    }
+
+    /// A customer's most recent orders since `since`, newest first, each
+    /// with its first lines and the units returned per product.
+    #[instrument(skip_all, fields(limit))]
+    pub async fn recent_orders(
+        &self,
+        customer: &CustomerId,
+        since: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<OrderRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT order_id, status, placed_at, currency, total_minor, channel, line_count FROM orders \
+             WHERE customer_id = $1 AND placed_at >= $2 ORDER BY placed_at DESC LIMIT $3",
+        )
+        .bind(customer.as_str())
+        .bind(since.millis())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let status: String = r.try_get(1)?;
+            orders.push(OrderRow {
+                order_id: r.try_get(0)?,
+                status: stored(OrderStatus::from_stored(&status), "order status", &status)?,
+                placed_at: instant(r.try_get(2)?)?,
+                currency: r.try_get(3)?,
+                total_minor: r.try_get(4)?,
+                channel: r.try_get(5)?,
+                line_count: r.try_get(6)?,
+                lines: Vec::new(),
+            });
+        }
+        if orders.is_empty() {
+            return Ok(orders);
+        }
+        let ids: Vec<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
+        let n = ids.len();
+        let sql = format!(
+            "SELECT order_id, product_id, quantity, unit_price_minor, name, brand, category_path FROM order_lines \
+             WHERE order_id IN ({}) AND line_no < ${} ORDER BY order_id, line_no",
+            placeholders(1, n),
+            n + 1
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let line_rows = q.bind(LINES_PER_RECORD).fetch_all(&self.reader).await?;
+
+        let sql = format!(
+            "SELECT r.order_id, l.product_id, CAST(SUM(l.quantity) AS BIGINT) FROM returns r \
+             JOIN return_lines l ON l.return_id = r.return_id \
+             WHERE r.order_id IN ({}) AND r.status <> 'rejected' GROUP BY r.order_id, l.product_id",
+            placeholders(1, n)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let mut returned: HashMap<(String, String), i64> = HashMap::new();
+        for r in q.fetch_all(&self.reader).await? {
+            returned.insert(
+                (r.try_get(0)?, r.try_get(1)?),
+                r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+            );
+        }
+        let mut by_order: HashMap<String, Vec<OrderLineRow>> = HashMap::new();
+        for r in &line_rows {
+            let order_id: String = r.try_get(0)?;
+            let product_id: String = r.try_get(1)?;
+            let returned_quantity = returned
+                .get(&(order_id.clone(), product_id.clone()))
+                .copied()
+                .unwrap_or(0);
+            by_order.entry(order_id).or_default().push(OrderLineRow {
+                product_id,
+                quantity: r.try_get(2)?,
+                unit_price_minor: r.try_get(3)?,
+                name: r.try_get(4)?,
+                brand: r.try_get(5)?,
+                category_path: r.try_get(6)?,
+                returned_quantity,
+            });
+        }
+        for o in &mut orders {
+            o.lines = by_order.remove(&o.order_id).unwrap_or_default();
+        }
+        Ok(orders)
+    }
+
+    /// A customer's most recent returns since `since`, newest first.
+    #[instrument(skip_all, fields(limit))]
+    pub async fn recent_returns(
+        &self,
+        customer: &CustomerId,
+        since: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<ReturnRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT return_id, order_id, status, reason_code, reason_text, requested_at, refund_currency, \
+             refund_minor FROM returns WHERE customer_id = $1 AND requested_at >= $2 \
+             ORDER BY requested_at DESC LIMIT $3",
+        )
+        .bind(customer.as_str())
+        .bind(since.millis())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut returns = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let status: String = r.try_get(2)?;
+            let currency: Option<String> = r.try_get(6)?;
+            let minor: Option<i64> = r.try_get(7)?;
+            returns.push(ReturnRow {
+                return_id: r.try_get(0)?,
+                order_id: r.try_get(1)?,
+                status: stored(ReturnStatus::from_stored(&status), "return status", &status)?,
+                reason_code: r.try_get(3)?,
+                reason_text: r.try_get(4)?,
+                requested_at: instant(r.try_get(5)?)?,
+                refund: currency.zip(minor),
+                lines: Vec::new(),
+            });
+        }
+        if returns.is_empty() {
+            return Ok(returns);
+        }
+        let n = returns.len();
+        let sql = format!(
+            "SELECT return_id, product_id, quantity FROM return_lines WHERE return_id IN ({}) AND line_no < ${} \
+             ORDER BY return_id, line_no",
+            placeholders(1, n),
+            n + 1
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in &returns {
+            q = q.bind(r.return_id.clone());
+        }
+        let mut by_return: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        for r in q.bind(LINES_PER_RECORD).fetch_all(&self.reader).await? {
+            by_return
+                .entry(r.try_get(0)?)
+                .or_default()
+                .push((r.try_get(1)?, r.try_get(2)?));
+        }
+        for r in &mut returns {
+            r.lines = by_return.remove(&r.return_id).unwrap_or_default();
+        }
+        Ok(returns)
+    }
+
+    /// A customer's open and pending tickets, most recently updated first.
+    #[instrument(skip_all, fields(limit))]
+    pub async fn open_tickets(
+        &self,
+        customer: &CustomerId,
+        limit: i64,
+    ) -> Result<Vec<TicketRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT t.ticket_id, t.subject, t.status, t.priority, t.channel, t.order_id, t.created_at, t.updated_at, \
+             o.status, o.placed_at FROM (SELECT * FROM tickets WHERE customer_id = $1 \
+             AND status IN ('open', 'pending') ORDER BY updated_at DESC LIMIT $2) t \
+             LEFT JOIN orders o ON o.order_id = t.order_id ORDER BY t.updated_at DESC",
+        )
+        .bind(customer.as_str())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get(2)?;
+                let priority: String = r.try_get(3)?;
+                let order_status: Option<String> = r.try_get(8)?;
+                let order_placed: Option<i64> = r.try_get(9)?;
+                let order = match (order_status, order_placed) {
+                    (Some(s), Some(p)) => Some((
+                        stored(OrderStatus::from_stored(&s), "order status", &s)?,
+                        instant(p)?,
+                    )),
+                    _ => None,
+                };
+                Ok(TicketRow {
+                    ticket_id: r.try_get(0)?,
+                    subject: r.try_get(1)?,
+                    status: stored(TicketStatus::from_stored(&status), "ticket status", &status)?,
+                    priority: stored(
+                        TicketPriority::from_stored(&priority),
+                        "ticket priority",
+                        &priority,
+                    )?,
+                    channel: r.try_get(4)?,
+                    order_id: r.try_get(5)?,
+                    order,
+                    created_at: instant(r.try_get(6)?)?,
+                    updated_at: instant(r.try_get(7)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The catalog rows of the given products (unknown ids are left out).
+    #[instrument(skip_all, fields(count = ids.len()))]
+    pub async fn products(&self, ids: &[&str]) -> Result<HashMap<String, ProductRow>, Error> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT product_id, name, brand, category_path, price_minor, currency, stock_quantity, in_stock, \
+                 group_id, active, url, image_url FROM products WHERE product_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                let p = product_row(&row)?;
+                out.insert(p.product_id.clone(), p);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,156 @@
+//! Returns.
+
+use sqlx::{AnyConnection, Row};
+use tracing::instrument;
+
+use super::{Store, customers::touch_customer};
+use crate::domain::{
+    CustomerId, Error, ItemResult, Return, ReturnStatus, Timestamp, Violations, WriteOutcome,
+    fingerprint,
+};
+
+impl Store {
+    /// Records returns in one transaction. A return that names no customer
+    /// belongs to its order's customer; if the order is not known either, it
+    /// is rejected (the sender can resend it with a customer id).
+    #[instrument(skip_all, fields(count = returns.len()))]
+    pub async fn record_returns(&self, returns: &[Return]) -> Result<Vec<ItemResult>, Error> {
+        let mut tx = self.begin_write().await?;
+        let mut results = Vec::with_capacity(returns.len());
+        for r in returns {
+            results.push(record_return(&mut tx, r).await?);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+/// Adds or removes a return's units from the customer's returned units.
+async fn apply(
+    conn: &mut AnyConnection,
+    customer: &str,
+    units: i64,
+    status: ReturnStatus,
+    sign: i64,
+) -> Result<(), Error> {
+    if !status.counts() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE customers SET units_returned = units_returned + $2 WHERE customer_id = $1")
+        .bind(customer)
+        .bind(sign * units)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn record_return(conn: &mut AnyConnection, r: &Return) -> Result<ItemResult, Error> {
+    let hash = fingerprint(r);
+    let stored =
+        sqlx::query("SELECT content_hash, customer_id, status FROM returns WHERE return_id = $1")
+            .bind(r.return_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(row) = &stored {
+        if row.try_get::<i64, _>(0)? == hash {
+            return Ok(Ok(WriteOutcome::Duplicate));
+        }
+    }
+    let customer = match &r.customer_id {
+        Some(c) => c.clone(),
+        None => {
+            let owner = sqlx::query("SELECT customer_id FROM orders WHERE order_id = $1")
+                .bind(r.order_id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            let owner: Option<String> = match owner {
+                Some(row) => row.try_get(0)?,
+                None => None,
+            };
+            match owner {
+                Some(id) => {
+                    CustomerId::parse(&id).map_err(|e| anyhow::anyhow!("stored customer id {e}"))?
+                }
+                None => {
+                    return Ok(Err(Violations::single(
+                        "customer_id",
+                        "is required when the order is not known (yet) or has no customer",
+                    )));
+                }
+            }
+        }
+    };
+    touch_customer(conn, &customer, r.requested_at, r.requested_at).await?;
+    let now = Timestamp::now().millis();
+    let existed = stored.is_some();
+    if let Some(row) = stored {
+        let old_customer: String = row.try_get(1)?;
+        let old_status: String = row.try_get(2)?;
+        let old_status = ReturnStatus::from_stored(&old_status)
+            .ok_or_else(|| anyhow::anyhow!("stored return status {old_status:?}"))?;
+        let old_units: Option<i64> = sqlx::query(
+            "SELECT CAST(SUM(quantity) AS BIGINT) FROM return_lines WHERE return_id = $1",
+        )
+        .bind(r.return_id.as_str())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        apply(conn, &old_customer, old_units.unwrap_or(0), old_status, -1).await?;
+        sqlx::query("DELETE FROM return_lines WHERE return_id = $1")
+            .bind(r.return_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE returns SET order_id = $2, customer_id = $3, status = $4, reason_code = $5, reason_text = $6, \
+             requested_at = $7, refund_currency = $8, refund_minor = $9, content_hash = $10, updated_at = $11 \
+             WHERE return_id = $1",
+        )
+        .bind(r.return_id.as_str())
+        .bind(r.order_id.as_str())
+        .bind(customer.as_str())
+        .bind(r.status.as_str())
+        .bind(&r.reason_code)
+        .bind(&r.reason_text)
+        .bind(r.requested_at.millis())
+        .bind(r.refund.map(|m| m.currency.as_str().to_owned()))
+        .bind(r.refund.map(|m| m.minor))
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO returns (return_id, order_id, customer_id, status, reason_code, reason_text, requested_at, \
+             refund_currency, refund_minor, content_hash, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(r.return_id.as_str())
+        .bind(r.order_id.as_str())
+        .bind(customer.as_str())
+        .bind(r.status.as_str())
+        .bind(&r.reason_code)
+        .bind(&r.reason_text)
+        .bind(r.requested_at.millis())
+        .bind(r.refund.map(|m| m.currency.as_str().to_owned()))
+        .bind(r.refund.map(|m| m.minor))
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (i, l) in r.lines.iter().enumerate() {
+        sqlx::query("INSERT INTO return_lines (return_id, line_no, product_id, quantity) VALUES ($1, $2, $3, $4)")
+            .bind(r.return_id.as_str())
+            .bind(i as i64)
+            .bind(l.product_id.as_str())
+            .bind(l.quantity)
+            .execute(&mut *conn)
+            .await?;
+    }
+    apply(conn, customer.as_str(), r.units(), r.status, 1).await?;
+    Ok(Ok(if existed {
+        WriteOutcome::Updated
+    } else {
+        WriteOutcome::Created
+    }))
+}
