@@ -4,9 +4,17 @@
 //! The crate is laid out by concern: [`domain`] (validated records, the
 //! error type), [`store`] (SQL, SQLite or PostgreSQL), [`ingest`] (import of
 //! Segment-shaped files), [`context`] (assembling the agent's view), [`api`]
-//! (thin gRPC adapters) and [`startup`] (wiring and serving).
+//! (thin gRPC adapters), [`startup`] (wiring and serving), [`cli`] (the
+//! command line) and [`client`] (the `context` subcommand).
 
+pub mod api;
+pub mod cli;
+pub mod client;
 pub mod context;
+pub mod demo;
 pub mod domain;
+pub mod ingest;
 pub mod proto;
+pub mod startup;
 pub mod store;
+pub mod telemetry;

@@ -86,6 +86,13 @@ fn who(ctx: &CustomerContext, now: Timestamp) -> String {
     )
 }
 
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
 fn what_happened(ctx: &CustomerContext, now: Timestamp) -> Option<String> {
     let mut parts = Vec::new();
     // The most pressing open issue: highest priority, then most recent.
@@ -99,29 +106,34 @@ fn what_happened(ctx: &CustomerContext, now: Timestamp) -> Option<String> {
         (rank, t.updated_at)
     });
     if let Some(t) = ticket {
-        let priority = match t.priority {
-            TicketPriority::Urgent => "urgent, ",
-            TicketPriority::High => "high priority, ",
+        let urgency = match t.priority {
+            TicketPriority::Urgent => "urgent",
+            TicketPriority::High => "high priority",
             TicketPriority::Normal | TicketPriority::Low => "",
         };
-        let waiting = match t.status {
+        let state = match t.status {
             TicketStatus::Pending => "waiting on the customer",
             _ => "open",
         };
         let order = match (&t.order_id, &t.order) {
-            (Some(id), Some((status, _))) => format!(" about order {id} ({})", status.as_str()),
-            (Some(id), None) => format!(" about order {id}"),
+            (Some(id), Some((status, _))) => format!(" (order {id}, {})", status.as_str()),
+            (Some(id), None) => format!(" (order {id})"),
             _ => String::new(),
         };
         let more = if ctx.open_tickets.len() > 1 {
-            format!(" (+{} more open)", ctx.open_tickets.len() - 1)
+            format!(", +{} more open", ctx.open_tickets.len() - 1)
         } else {
             String::new()
         };
+        let label = if urgency.is_empty() {
+            format!("Issue {state}")
+        } else {
+            format!("{} issue {state}", capitalise(urgency))
+        };
         parts.push(format!(
-            "Open issue: \"{}\"{order} ({priority}{waiting} since {}){more}",
-            t.subject,
-            t.created_at.short_date(now)
+            "{label} since {}: \"{}\"{order}{more}",
+            t.created_at.short_date(now),
+            t.subject
         ));
     }
     let cutoff = now.millis() - RECENT_RETURN_DAYS * 86_400_000;
@@ -304,7 +316,7 @@ mod tests {
         assert_eq!(
             brief,
             "Maya Chen, customer since Mar 2023: 7 orders, $842.50 spent, last on 3 Oct, mostly Footwear (Northpeak). \
-             Open issue: \"Where is my refund?\" about order o1 (high priority, open since 18 Nov). \
+             High priority issue open since 18 Nov: \"Where is my refund?\" (order o1). \
              Returned Rain Shell on 10 Nov (too small), received. \
              Browsing now: Trail Runner 2 (viewed 3×); Trail Runner 2 is in the cart, not bought."
         );

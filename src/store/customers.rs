@@ -190,10 +190,10 @@ async fn upsert_customer(conn: &mut AnyConnection, c: &Customer) -> Result<ItemR
     let identities = c.identities();
     let mut violations = Violations::new();
     for identity in &identities {
-        if let Some(owner) = customer_of(conn, identity).await? {
-            if owner != c.customer_id {
-                violations.add(field_of(identity), "is already linked to another customer");
-            }
+        if let Some(owner) = customer_of(conn, identity).await?
+            && owner != c.customer_id
+        {
+            violations.add(field_of(identity), "is already linked to another customer");
         }
     }
     if !violations.is_empty() {
@@ -205,10 +205,10 @@ async fn upsert_customer(conn: &mut AnyConnection, c: &Customer) -> Result<ItemR
         .fetch_optional(&mut *conn)
         .await?;
     let existed = stored.is_some();
-    if let Some(row) = stored {
-        if row.try_get::<i64, _>(0)? == hash {
-            return Ok(Ok(WriteOutcome::Duplicate));
-        }
+    if let Some(row) = stored
+        && row.try_get::<i64, _>(0)? == hash
+    {
+        return Ok(Ok(WriteOutcome::Duplicate));
     }
     let now = Timestamp::now();
     let since = c.customer_since.unwrap_or(now);

@@ -109,12 +109,12 @@ impl Store {
             AnyConnectOptions::from_str(url).context("parsing the database URL")?;
         match backend {
             Backend::Sqlite => {
-                if let Some(path) = sqlite_file_of(url) {
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir).with_context(|| {
-                            format!("creating the data directory {}", dir.display())
-                        })?;
-                    }
+                if let Some(path) = sqlite_file_of(url)
+                    && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("creating the data directory {}", dir.display())
+                    })?;
                 }
                 let writer = AnyPoolOptions::new()
                     .max_connections(1)

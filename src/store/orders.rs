@@ -246,10 +246,10 @@ async fn record_order(conn: &mut AnyConnection, o: &Order) -> Result<ItemResult,
     };
 
     if existed {
-        if let Some((old_customer, old)) = stored_contribution(conn, o.order_id.as_str()).await? {
-            if let Some(old_customer) = old_customer {
-                apply(conn, &old_customer, &old, -1).await?;
-            }
+        if let Some((old_customer, old)) = stored_contribution(conn, o.order_id.as_str()).await?
+            && let Some(old_customer) = old_customer
+        {
+            apply(conn, &old_customer, &old, -1).await?;
         }
         sqlx::query("DELETE FROM order_lines WHERE order_id = $1")
             .bind(o.order_id.as_str())

@@ -51,10 +51,10 @@ async fn record_return(conn: &mut AnyConnection, r: &Return) -> Result<ItemResul
             .bind(r.return_id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
-    if let Some(row) = &stored {
-        if row.try_get::<i64, _>(0)? == hash {
-            return Ok(Ok(WriteOutcome::Duplicate));
-        }
+    if let Some(row) = &stored
+        && row.try_get::<i64, _>(0)? == hash
+    {
+        return Ok(Ok(WriteOutcome::Duplicate));
     }
     let customer = match &r.customer_id {
         Some(c) => c.clone(),

@@ -1,0 +1,313 @@
+//! Thin gRPC adapters: convert the request, call the core, convert the
+//! answer. No business rule lives here.
+
+pub mod convert;
+mod status;
+
+use tonic::{Request, Response, Status, Streaming};
+
+pub use status::{invalid_argument, to_status};
+
+use crate::{
+    context::ContextService,
+    domain::{self as d, ItemResult, Violations},
+    proto as pb,
+    store::Store,
+};
+
+/// Most items in one batch request.
+pub const MAX_BATCH: usize = 1000;
+/// Largest request message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Events committed together by `StreamEvents`.
+const STREAM_FLUSH: usize = 500;
+/// Rejected events listed in a `StreamEvents` response.
+const STREAM_REJECTS_LISTED: usize = 1000;
+
+fn check_batch(field: &str, n: usize) -> Result<(), Status> {
+    if n == 0 {
+        return Err(invalid_argument(&Violations::single(
+            field,
+            "needs at least one item",
+        )));
+    }
+    if n > MAX_BATCH {
+        return Err(invalid_argument(&Violations::single(
+            field,
+            format!("has {n} items; at most {MAX_BATCH} are allowed per request"),
+        )));
+    }
+    Ok(())
+}
+
+/// A batch split into valid items (to store) and rejected ones.
+struct Batch<D> {
+    valid: Vec<D>,
+    slots: Vec<usize>,
+    results: Vec<pb::ItemResult>,
+}
+
+impl<D> Batch<D> {
+    fn parse<P>(
+        items: Vec<P>,
+        id_of: impl Fn(&P) -> String,
+        parse: impl Fn(P) -> Result<D, Violations>,
+    ) -> Self {
+        let mut batch = Batch {
+            valid: Vec::new(),
+            slots: Vec::new(),
+            results: Vec::with_capacity(items.len()),
+        };
+        for (index, item) in items.into_iter().enumerate() {
+            let id = id_of(&item);
+            let mut result = pb::ItemResult {
+                index: index as u32,
+                id,
+                outcome: 0,
+                violations: Vec::new(),
+            };
+            match parse(item) {
+                Ok(valid) => {
+                    batch.valid.push(valid);
+                    batch.slots.push(index);
+                }
+                Err(v) => {
+                    result.outcome = pb::ItemOutcome::Rejected.into();
+                    result.violations = convert::violations(v);
+                }
+            }
+            batch.results.push(result);
+        }
+        batch
+    }
+
+    fn finish(mut self, outcomes: Vec<ItemResult>) -> (Vec<pb::ItemResult>, pb::BatchSummary) {
+        for (slot, outcome) in self.slots.iter().zip(outcomes) {
+            let result = &mut self.results[*slot];
+            match outcome {
+                Ok(o) => result.outcome = convert::outcome(o).into(),
+                Err(v) => {
+                    result.outcome = pb::ItemOutcome::Rejected.into();
+                    result.violations = convert::violations(v);
+                }
+            }
+        }
+        let mut summary = pb::BatchSummary::default();
+        for r in &self.results {
+            count(&mut summary, r.outcome());
+        }
+        (self.results, summary)
+    }
+}
+
+fn count(summary: &mut pb::BatchSummary, outcome: pb::ItemOutcome) {
+    match outcome {
+        pb::ItemOutcome::Created => summary.created += 1,
+        pb::ItemOutcome::Updated => summary.updated += 1,
+        pb::ItemOutcome::Duplicate => summary.duplicate += 1,
+        pb::ItemOutcome::Rejected | pb::ItemOutcome::Unspecified => summary.rejected += 1,
+    }
+}
+
+fn all_ok(outcomes: Vec<d::WriteOutcome>) -> Vec<ItemResult> {
+    outcomes.into_iter().map(Ok).collect()
+}
+
+/// `IngestService`: writes from the retailer's systems.
+#[derive(Clone, Debug)]
+pub struct IngestApi {
+    store: Store,
+}
+
+impl IngestApi {
+    /// An adapter over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ingest_service_server::IngestService for IngestApi {
+    #[tracing::instrument(skip_all, name = "UpsertProducts")]
+    async fn upsert_products(
+        &self,
+        request: Request<pb::UpsertProductsRequest>,
+    ) -> Result<Response<pb::UpsertProductsResponse>, Status> {
+        let pb::UpsertProductsRequest { products } = request.into_inner();
+        check_batch("products", products.len())?;
+        let batch = Batch::parse(products, |p| p.product_id.clone(), convert::product);
+        let outcomes = all_ok(self.store.upsert_products(&batch.valid).await?);
+        let (results, summary) = batch.finish(outcomes);
+        Ok(Response::new(pb::UpsertProductsResponse {
+            results,
+            summary: Some(summary),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "UpsertCustomers")]
+    async fn upsert_customers(
+        &self,
+        request: Request<pb::UpsertCustomersRequest>,
+    ) -> Result<Response<pb::UpsertCustomersResponse>, Status> {
+        let pb::UpsertCustomersRequest { customers } = request.into_inner();
+        check_batch("customers", customers.len())?;
+        let batch = Batch::parse(customers, |c| c.customer_id.clone(), convert::customer);
+        let outcomes = self.store.upsert_customers(&batch.valid).await?;
+        let (results, summary) = batch.finish(outcomes);
+        Ok(Response::new(pb::UpsertCustomersResponse {
+            results,
+            summary: Some(summary),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "LinkIdentity")]
+    async fn link_identity(
+        &self,
+        request: Request<pb::LinkIdentityRequest>,
+    ) -> Result<Response<pb::LinkIdentityResponse>, Status> {
+        let (customer_id, identity) =
+            convert::link(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let (outcome, attached) = self.store.link_identity(&customer_id, &identity).await?;
+        Ok(Response::new(pb::LinkIdentityResponse {
+            outcome: convert::outcome(outcome).into(),
+            records_attached: attached,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "RecordEvents")]
+    async fn record_events(
+        &self,
+        request: Request<pb::RecordEventsRequest>,
+    ) -> Result<Response<pb::RecordEventsResponse>, Status> {
+        let pb::RecordEventsRequest { events } = request.into_inner();
+        check_batch("events", events.len())?;
+        let now = d::Timestamp::now();
+        let batch = Batch::parse(events, |e| e.message_id.clone(), |e| convert::event(e, now));
+        let outcomes = all_ok(self.store.record_events(&batch.valid).await?);
+        let (results, summary) = batch.finish(outcomes);
+        Ok(Response::new(pb::RecordEventsResponse {
+            results,
+            summary: Some(summary),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "StreamEvents")]
+    async fn stream_events(
+        &self,
+        request: Request<Streaming<pb::BrowsingEvent>>,
+    ) -> Result<Response<pb::StreamEventsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut summary = pb::BatchSummary::default();
+        let mut rejected = Vec::new();
+        let mut pending = Vec::with_capacity(STREAM_FLUSH);
+        let mut index: u32 = 0;
+        while let Some(event) = stream.message().await? {
+            let id = event.message_id.clone();
+            match convert::event(event, d::Timestamp::now()) {
+                Ok(e) => pending.push(e),
+                Err(v) => {
+                    summary.rejected += 1;
+                    if rejected.len() < STREAM_REJECTS_LISTED {
+                        rejected.push(pb::ItemResult {
+                            index,
+                            id,
+                            outcome: pb::ItemOutcome::Rejected.into(),
+                            violations: convert::violations(v),
+                        });
+                    }
+                }
+            }
+            index = index.saturating_add(1);
+            if pending.len() >= STREAM_FLUSH {
+                for o in self.store.record_events(&pending).await? {
+                    count(&mut summary, convert::outcome(o));
+                }
+                pending.clear();
+            }
+        }
+        if !pending.is_empty() {
+            for o in self.store.record_events(&pending).await? {
+                count(&mut summary, convert::outcome(o));
+            }
+        }
+        Ok(Response::new(pb::StreamEventsResponse {
+            summary: Some(summary),
+            rejected,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "RecordOrders")]
+    async fn record_orders(
+        &self,
+        request: Request<pb::RecordOrdersRequest>,
+    ) -> Result<Response<pb::RecordOrdersResponse>, Status> {
+        let pb::RecordOrdersRequest { orders } = request.into_inner();
+        check_batch("orders", orders.len())?;
+        let batch = Batch::parse(orders, |o| o.order_id.clone(), convert::order);
+        let outcomes = self.store.record_orders(&batch.valid).await?;
+        let (results, summary) = batch.finish(outcomes);
+        Ok(Response::new(pb::RecordOrdersResponse {
+            results,
+            summary: Some(summary),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "RecordReturns")]
+    async fn record_returns(
+        &self,
+        request: Request<pb::RecordReturnsRequest>,
+    ) -> Result<Response<pb::RecordReturnsResponse>, Status> {
+        let pb::RecordReturnsRequest { returns } = request.into_inner();
+        check_batch("returns", returns.len())?;
+        let batch = Batch::parse(returns, |r| r.return_id.clone(), convert::return_);
+        let outcomes = self.store.record_returns(&batch.valid).await?;
+        let (results, summary) = batch.finish(outcomes);
+        Ok(Response::new(pb::RecordReturnsResponse {
+            results,
+            summary: Some(summary),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "UpsertTickets")]
+    async fn upsert_tickets(
+        &self,
+        request: Request<pb::UpsertTicketsRequest>,
+    ) -> Result<Response<pb::UpsertTicketsResponse>, Status> {
+        let pb::UpsertTicketsRequest { tickets } = request.into_inner();
+        check_batch("tickets", tickets.len())?;
+        let batch = Batch::parse(tickets, |t| t.ticket_id.clone(), convert::ticket);
+        let outcomes = all_ok(self.store.upsert_tickets(&batch.valid).await?);
+        let (results, summary) = batch.finish(outcomes);
+        Ok(Response::new(pb::UpsertTicketsResponse {
+            results,
+            summary: Some(summary),
+        }))
+    }
+}
+
+/// `CustomerContextService`: the agent's view.
+#[derive(Clone, Debug)]
+pub struct ContextApi {
+    context: ContextService,
+}
+
+impl ContextApi {
+    /// An adapter over `context`.
+    pub fn new(context: ContextService) -> Self {
+        Self { context }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::customer_context_service_server::CustomerContextService for ContextApi {
+    #[tracing::instrument(skip_all, name = "GetCustomerContext")]
+    async fn get_customer_context(
+        &self,
+        request: Request<pb::GetCustomerContextRequest>,
+    ) -> Result<Response<pb::CustomerContext>, Status> {
+        let query =
+            convert::context_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let context = self.context.get(&query).await?;
+        Ok(Response::new(context.into()))
+    }
+}

@@ -1,0 +1,52 @@
+//! The one mapping from core errors to gRPC statuses.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::{Error, Violations};
+
+/// Converts a core error into a status. Client errors carry a message for
+/// the caller (and field violations as `google.rpc.BadRequest`); server
+/// errors are logged here and the caller gets a generic message only.
+pub fn to_status(error: Error) -> Status {
+    match error {
+        Error::InvalidArgument(violations) => invalid_argument(&violations),
+        Error::NotFound(message) => {
+            tracing::info!(%message, "not found");
+            Status::not_found(message)
+        }
+        Error::FailedPrecondition(message) => {
+            tracing::info!(%message, "failed precondition");
+            Status::failed_precondition(message)
+        }
+        Error::Unavailable(source) => {
+            tracing::error!(error = format!("{source:#}"), "database unavailable");
+            Status::unavailable("the service's database is unavailable; retry later")
+        }
+        Error::Internal(source) => {
+            tracing::error!(error = format!("{source:#}"), "internal error");
+            Status::internal("internal error")
+        }
+    }
+}
+
+/// An `INVALID_ARGUMENT` naming every bad field, in the message and as
+/// `google.rpc.BadRequest` field violations.
+pub fn invalid_argument(violations: &Violations) -> Status {
+    let mut details = ErrorDetails::new();
+    for v in violations.iter() {
+        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+    }
+    tracing::info!(%violations, "invalid argument");
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {violations}"),
+        details,
+    )
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        to_status(e)
+    }
+}

@@ -1,0 +1,250 @@
+//! The `context` subcommand: calls a running server and prints what an
+//! agent would see, for a human or as JSON (the protobuf JSON mapping).
+
+use anyhow::Context as _;
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+
+use crate::proto::{
+    self as pb, customer_context_service_client::CustomerContextServiceClient,
+    customer_ref::Identity,
+};
+
+/// Fetches a context from `server` and renders it.
+pub async fn fetch(
+    server: &str,
+    request: pb::GetCustomerContextRequest,
+) -> anyhow::Result<pb::CustomerContext> {
+    let mut client = CustomerContextServiceClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    match client.get_customer_context(request).await {
+        Ok(response) => Ok(response.into_inner()),
+        Err(status) => anyhow::bail!("{}: {}", status.code(), status.message()),
+    }
+}
+
+/// The request for one identity.
+pub fn request(identity: Identity, lookback_days: u32) -> pb::GetCustomerContextRequest {
+    pb::GetCustomerContextRequest {
+        customer: Some(pb::CustomerRef {
+            identity: Some(identity),
+        }),
+        lookback_days,
+        ..Default::default()
+    }
+}
+
+/// The canonical protobuf JSON of a context (as grpcurl prints it).
+pub fn to_json(context: &pb::CustomerContext) -> anyhow::Result<String> {
+    let pool =
+        DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).context("decoding the descriptor set")?;
+    let descriptor = pool
+        .get_message_by_name("customer_context.v1.CustomerContext")
+        .context("CustomerContext is in the descriptor set")?;
+    let message = DynamicMessage::decode(descriptor, context.encode_to_vec().as_slice())?;
+    let mut out = serde_json::Serializer::pretty(Vec::new());
+    message.serialize_with_options(
+        &mut out,
+        &SerializeOptions::new().use_proto_field_name(true),
+    )?;
+    Ok(String::from_utf8(out.into_inner())?)
+}
+
+fn money(m: &Option<pb::Money>) -> String {
+    match m {
+        Some(pb::Money {
+            currency_code,
+            amount_minor,
+        }) => match crate::domain::Currency::parse(currency_code) {
+            Ok(c) => crate::domain::Money {
+                currency: c,
+                minor: *amount_minor,
+            }
+            .to_string(),
+            Err(_) => format!("{amount_minor} {currency_code}"),
+        },
+        None => "-".into(),
+    }
+}
+
+fn date(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| crate::domain::Timestamp::from_parts(t.seconds, t.nanos).ok())
+        .map(|t| {
+            let s = t.to_rfc3339();
+            s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+fn product(p: &Option<pb::ProductSnapshot>) -> String {
+    let Some(p) = p else { return "?".into() };
+    let name = if p.name.is_empty() {
+        p.product_id.as_str()
+    } else {
+        p.name.as_str()
+    };
+    let stock = if !p.in_catalog {
+        " [not in catalog]".to_owned()
+    } else if !p.available {
+        " [unavailable]".to_owned()
+    } else {
+        String::new()
+    };
+    format!("{name} ({}){stock}", money(&p.price))
+}
+
+fn label<E: std::fmt::Debug>(value: Result<E, prost::UnknownEnumValue>) -> String {
+    value
+        .map(|v| format!("{v:?}").to_lowercase())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A plain-text rendering for people.
+pub fn to_text(c: &pb::CustomerContext) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let who = if c.customer_id.is_empty() {
+        format!("anonymous visitor {}", c.anonymous_id)
+    } else {
+        format!("customer {}", c.customer_id)
+    };
+    let _ = writeln!(s, "== {who} (as of {})", date(&c.as_of));
+    if !c.agent_brief.is_empty() {
+        let _ = writeln!(s, "\n{}\n", c.agent_brief);
+    }
+    if let Some(p) = &c.profile {
+        let _ = writeln!(s, "Profile");
+        let _ = writeln!(s, "  name      {}", p.display_name);
+        let _ = writeln!(
+            s,
+            "  email     {}   phone {}   loyalty {}",
+            p.email, p.phone, p.loyalty_id
+        );
+        let spend: Vec<String> = p
+            .lifetime_spend
+            .iter()
+            .map(|m| money(&Some(m.clone())))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  since     {}   orders {}   spent {}   return rate {:.0}%",
+            date(&p.customer_since),
+            p.order_count,
+            if spend.is_empty() {
+                "-".into()
+            } else {
+                spend.join(" + ")
+            },
+            p.return_rate * 100.0
+        );
+        let cats: Vec<String> = p
+            .top_categories
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.units))
+            .collect();
+        let brands: Vec<String> = p
+            .top_brands
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.units))
+            .collect();
+        let _ = writeln!(s, "  likes     {} | {}", cats.join(", "), brands.join(", "));
+        let _ = writeln!(
+            s,
+            "  last seen {}   last order {}",
+            date(&p.last_activity_at),
+            date(&p.last_order_at)
+        );
+    }
+    if !c.recent_browsing.is_empty() {
+        let _ = writeln!(s, "\nRecent browsing");
+        for b in &c.recent_browsing {
+            let mut flags = Vec::new();
+            if b.abandoned_cart {
+                flags.push("IN CART, NOT BOUGHT".to_owned());
+            }
+            if b.wishlisted {
+                flags.push("wishlisted".to_owned());
+            }
+            let _ = writeln!(
+                s,
+                "  {}  {}  viewed {}x {}",
+                date(&b.last_seen_at),
+                product(&b.product),
+                b.view_count,
+                flags.join(", ")
+            );
+        }
+    }
+    if !c.recent_searches.is_empty() {
+        let q: Vec<String> = c
+            .recent_searches
+            .iter()
+            .map(|r| format!("\"{}\"", r.query))
+            .collect();
+        let _ = writeln!(s, "\nSearched  {}", q.join(", "));
+    }
+    if !c.recent_orders.is_empty() {
+        let _ = writeln!(s, "\nRecent orders");
+        for o in &c.recent_orders {
+            let _ = writeln!(
+                s,
+                "  {}  {}  {}  {}",
+                date(&o.placed_at),
+                o.order_id,
+                label(pb::OrderStatus::try_from(o.status)),
+                money(&o.total)
+            );
+            for l in &o.lines {
+                let returned = if l.returned_quantity > 0 {
+                    format!("  (returned {})", l.returned_quantity)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "      {} x {}{returned}",
+                    l.quantity,
+                    product(&l.product)
+                );
+            }
+        }
+    }
+    if !c.returns.is_empty() {
+        let _ = writeln!(s, "\nReturns");
+        for r in &c.returns {
+            let items: Vec<String> = r.lines.iter().map(|l| product(&l.product)).collect();
+            let _ = writeln!(
+                s,
+                "  {}  {}  {}  {} \"{}\"  {}",
+                date(&r.requested_at),
+                r.return_id,
+                label(pb::ReturnStatus::try_from(r.status)),
+                r.reason_code,
+                r.reason_text,
+                items.join(", ")
+            );
+        }
+    }
+    if !c.open_tickets.is_empty() {
+        let _ = writeln!(s, "\nOpen support issues");
+        for t in &c.open_tickets {
+            let _ = writeln!(
+                s,
+                "  {}  {}  [{} / {}]  {}{}",
+                date(&t.updated_at),
+                t.ticket_id,
+                label(pb::TicketStatus::try_from(t.status)),
+                label(pb::TicketPriority::try_from(t.priority)),
+                t.subject,
+                if t.order_id.is_empty() {
+                    String::new()
+                } else {
+                    format!("  (order {})", t.order_id)
+                }
+            );
+        }
+    }
+    s
+}

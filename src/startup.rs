@@ -1,0 +1,169 @@
+//! Wiring: bind the listener, open the store, serve until shut down.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::{
+    api::{ContextApi, IngestApi, MAX_MESSAGE_BYTES},
+    context::ContextService,
+    proto::{
+        self, customer_context_service_server::CustomerContextServiceServer,
+        ingest_service_server::IngestServiceServer,
+    },
+    store::{Store, StoreOptions},
+};
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// Pool settings.
+    pub store: StoreOptions,
+    /// Load the demo retailer before serving.
+    pub demo: bool,
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    store: Store,
+}
+
+impl Application {
+    /// Binds the listener, opens the database and applies migrations (and
+    /// loads the demo data when asked). Nothing is served yet.
+    pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let store = Store::connect(&config.database_url, &config.store).await?;
+        store.migrate().await?;
+        if config.demo {
+            crate::demo::load(&store)
+                .await
+                .context("loading the demo data")?;
+        }
+        Ok(Self { listener, store })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The store the server uses.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting calls,
+    /// finishes the ones in flight and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self { listener, store } = self;
+        let addr = listener.local_addr()?;
+
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_serving::<IngestServiceServer<IngestApi>>()
+            .await;
+        reporter
+            .set_serving::<CustomerContextServiceServer<ContextApi>>()
+            .await;
+        let watchdog = tokio::spawn(watch_database(store.clone(), reporter));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the reflection service")?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("building the reflection service")?;
+
+        let ingest = IngestServiceServer::new(IngestApi::new(store.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let context =
+            CustomerContextServiceServer::new(ContextApi::new(ContextService::new(store.clone())))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES);
+
+        tracing::info!(%addr, backend = ?store.backend(), "serving gRPC (with gRPC-Web, health and reflection)");
+        let result = Server::builder()
+            .accept_http1(true)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(ingest)
+            .add_service(context)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await;
+        watchdog.abort();
+        store.close().await;
+        tracing::info!("stopped");
+        result.context("serving gRPC")
+    }
+}
+
+/// Reports NOT_SERVING on the health service while the database does not
+/// answer, so load balancers and Kubernetes probes route around us.
+async fn watch_database(store: Store, reporter: tonic_health::server::HealthReporter) {
+    let mut healthy = true;
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let ok = store.ping().await.is_ok();
+        if ok != healthy {
+            healthy = ok;
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            tracing::warn!(healthy = ok, "database health changed");
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status("customer_context.v1.CustomerContextService", status)
+                .await;
+            reporter
+                .set_service_status("customer_context.v1.IngestService", status)
+                .await;
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing calls in flight");
+}

@@ -1,0 +1,36 @@
+//! Logging setup: `tracing` with an env filter (`RUST_LOG`), pretty or
+//! JSON lines. Handlers log outcomes, never personal data.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Installs the global subscriber, writing to stderr. The default filter is
+/// `info` for this crate and `warn` for libraries; `RUST_LOG` overrides it.
+/// Calling it twice is harmless (the second call does nothing).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,customer_context=info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+}
