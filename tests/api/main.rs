@@ -1,0 +1,9 @@
+//! Integration tests through the generated gRPC client, each against a
+//! fresh database, on SQLite and on PostgreSQL (the same cases: this is the
+//! backends' contract suite).
+
+mod fixtures;
+mod harness;
+mod ingest;
+mod lookups;
+mod platform;
