@@ -4,8 +4,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -101,6 +100,10 @@ impl Application {
             CustomerContextServiceServer::new(ContextApi::new(ContextService::new(store.clone())))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
+        // Without TCP_NODELAY, small responses wait on delayed ACKs (~40 ms).
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         tracing::info!(%addr, backend = ?store.backend(), "serving gRPC (with gRPC-Web, health and reflection)");
         let result = Server::builder()
             .accept_http1(true)
@@ -110,7 +113,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(ingest)
             .add_service(context)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         watchdog.abort();
         store.close().await;

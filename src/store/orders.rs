@@ -255,42 +255,28 @@ async fn record_order(conn: &mut AnyConnection, o: &Order) -> Result<ItemResult,
             .bind(o.order_id.as_str())
             .execute(&mut *conn)
             .await?;
-        sqlx::query(
-            "UPDATE orders SET customer_id = $2, anonymous_id = $3, status = $4, placed_at = $5, currency = $6, \
-             total_minor = $7, channel = $8, line_count = $9, content_hash = $10, updated_at = $11 WHERE order_id = $1",
-        )
-        .bind(o.order_id.as_str())
-        .bind(customer.as_ref().map(CustomerId::as_str))
-        .bind(o.actor.anonymous_id().map(|a| a.as_str()))
-        .bind(o.status.as_str())
-        .bind(o.placed_at.millis())
-        .bind(o.currency.as_str())
-        .bind(o.total_minor)
-        .bind(&o.channel)
-        .bind(o.lines.len() as i64)
-        .bind(hash)
-        .bind(Timestamp::now().millis())
-        .execute(&mut *conn)
-        .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO orders (order_id, customer_id, anonymous_id, status, placed_at, currency, total_minor, \
-             channel, line_count, content_hash, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(o.order_id.as_str())
-        .bind(customer.as_ref().map(CustomerId::as_str))
-        .bind(o.actor.anonymous_id().map(|a| a.as_str()))
-        .bind(o.status.as_str())
-        .bind(o.placed_at.millis())
-        .bind(o.currency.as_str())
-        .bind(o.total_minor)
-        .bind(&o.channel)
-        .bind(o.lines.len() as i64)
-        .bind(hash)
-        .bind(Timestamp::now().millis())
-        .execute(&mut *conn)
-        .await?;
     }
+    sqlx::query(
+        "INSERT INTO orders (order_id, customer_id, anonymous_id, status, placed_at, currency, total_minor, \
+         channel, line_count, content_hash, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, \
+         anonymous_id = excluded.anonymous_id, status = excluded.status, placed_at = excluded.placed_at, \
+         currency = excluded.currency, total_minor = excluded.total_minor, channel = excluded.channel, \
+         line_count = excluded.line_count, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+    )
+    .bind(o.order_id.as_str())
+    .bind(customer.as_ref().map(CustomerId::as_str))
+    .bind(o.actor.anonymous_id().map(|a| a.as_str()))
+    .bind(o.status.as_str())
+    .bind(o.placed_at.millis())
+    .bind(o.currency.as_str())
+    .bind(o.total_minor)
+    .bind(&o.channel)
+    .bind(o.lines.len() as i64)
+    .bind(hash)
+    .bind(Timestamp::now().millis())
+    .execute(&mut *conn)
+    .await?;
 
     // Lines keep the product as it was; gaps are filled from the catalog.
     let missing: Vec<&str> = o

@@ -100,44 +100,29 @@ async fn record_return(conn: &mut AnyConnection, r: &Return) -> Result<ItemResul
             .bind(r.return_id.as_str())
             .execute(&mut *conn)
             .await?;
-        sqlx::query(
-            "UPDATE returns SET order_id = $2, customer_id = $3, status = $4, reason_code = $5, reason_text = $6, \
-             requested_at = $7, refund_currency = $8, refund_minor = $9, content_hash = $10, updated_at = $11 \
-             WHERE return_id = $1",
-        )
-        .bind(r.return_id.as_str())
-        .bind(r.order_id.as_str())
-        .bind(customer.as_str())
-        .bind(r.status.as_str())
-        .bind(&r.reason_code)
-        .bind(&r.reason_text)
-        .bind(r.requested_at.millis())
-        .bind(r.refund.map(|m| m.currency.as_str().to_owned()))
-        .bind(r.refund.map(|m| m.minor))
-        .bind(hash)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO returns (return_id, order_id, customer_id, status, reason_code, reason_text, requested_at, \
-             refund_currency, refund_minor, content_hash, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(r.return_id.as_str())
-        .bind(r.order_id.as_str())
-        .bind(customer.as_str())
-        .bind(r.status.as_str())
-        .bind(&r.reason_code)
-        .bind(&r.reason_text)
-        .bind(r.requested_at.millis())
-        .bind(r.refund.map(|m| m.currency.as_str().to_owned()))
-        .bind(r.refund.map(|m| m.minor))
-        .bind(hash)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
     }
+    sqlx::query(
+        "INSERT INTO returns (return_id, order_id, customer_id, status, reason_code, reason_text, requested_at, \
+         refund_currency, refund_minor, content_hash, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (return_id) DO UPDATE SET order_id = excluded.order_id, customer_id = excluded.customer_id, \
+         status = excluded.status, reason_code = excluded.reason_code, reason_text = excluded.reason_text, \
+         requested_at = excluded.requested_at, refund_currency = excluded.refund_currency, \
+         refund_minor = excluded.refund_minor, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+    )
+    .bind(r.return_id.as_str())
+    .bind(r.order_id.as_str())
+    .bind(customer.as_str())
+    .bind(r.status.as_str())
+    .bind(&r.reason_code)
+    .bind(&r.reason_text)
+    .bind(r.requested_at.millis())
+    .bind(r.refund.map(|m| m.currency.as_str().to_owned()))
+    .bind(r.refund.map(|m| m.minor))
+    .bind(hash)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     for (i, l) in r.lines.iter().enumerate() {
         sqlx::query("INSERT INTO return_lines (return_id, line_no, product_id, quantity) VALUES ($1, $2, $3, $4)")
             .bind(r.return_id.as_str())
