@@ -248,3 +248,63 @@ pub fn to_text(c: &pb::CustomerContext) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> pb::CustomerContext {
+        pb::CustomerContext {
+            customer_id: "c1".into(),
+            as_of: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            agent_brief: "Maya Chen, customer since Mar 2023.".into(),
+            profile: Some(pb::Profile {
+                display_name: "Maya Chen".into(),
+                order_count: 7,
+                lifetime_spend: vec![pb::Money {
+                    currency_code: "USD".into(),
+                    amount_minor: 84_250,
+                }],
+                ..Default::default()
+            }),
+            open_tickets: vec![pb::TicketSummary {
+                ticket_id: "t1".into(),
+                subject: "Refund?".into(),
+                status: pb::TicketStatus::Pending.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn json_follows_the_protobuf_mapping() {
+        let json: serde_json::Value = serde_json::from_str(&to_json(&sample()).unwrap()).unwrap();
+        assert_eq!(json["customer_id"], "c1");
+        assert_eq!(json["as_of"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            json["profile"]["order_count"], "7",
+            "64-bit integers are strings in protobuf JSON"
+        );
+        assert_eq!(
+            json["profile"]["lifetime_spend"][0]["amount_minor"],
+            "84250"
+        );
+        assert_eq!(json["open_tickets"][0]["status"], "TICKET_STATUS_PENDING");
+    }
+
+    #[test]
+    fn text_shows_the_brief_and_sections() {
+        let text = to_text(&sample());
+        assert!(text.starts_with("== customer c1"), "{text}");
+        assert!(text.contains("Maya Chen, customer since Mar 2023."));
+        assert!(text.contains("$842.50"));
+        assert!(
+            text.contains("t1  [pending / unspecified]  Refund?"),
+            "{text}"
+        );
+    }
+}

@@ -107,6 +107,7 @@ impl Application {
         tracing::info!(%addr, backend = ?store.backend(), "serving gRPC (with gRPC-Web, health and reflection)");
         let result = Server::builder()
             .accept_http1(true)
+            .layer(cors())
             .layer(tonic_web::GrpcWebLayer::new())
             .add_service(health)
             .add_service(reflection_v1)
@@ -120,6 +121,24 @@ impl Application {
         tracing::info!("stopped");
         result.context("serving gRPC")
     }
+}
+
+/// CORS for gRPC-Web calls from browser-based CRM plugins served from
+/// another origin (the helpdesk's). Any origin may call, without cookies or
+/// other credentials: authorization travels in request metadata.
+fn cors() -> tower_http::cors::CorsLayer {
+    use http::{HeaderName, Method};
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(24 * 3600))
 }
 
 /// Reports NOT_SERVING on the health service while the database does not

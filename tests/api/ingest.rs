@@ -601,7 +601,17 @@ async fn batch_limits_are_enforced(backend: Backend) {
         "{}",
         too_many.message()
     );
-    // Nothing of the refused batch was stored.
+    // A message over the 8 MiB limit is refused before it is decoded.
+    let mut huge = product("big", "Big", &["Apparel"], 100, 1);
+    huge.url = "x".repeat(9 * 1024 * 1024);
+    let status = ingest
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![huge],
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    // Nothing of the refused batches was stored.
     let status = context(&app, by(Identity::CustomerId("c1".into())))
         .await
         .expect_err("nothing stored");
