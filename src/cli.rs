@@ -1,12 +1,18 @@
-//! The command line: `serve`, `migrate`, `import`, `context`.
+//! The command line: `serve`, `migrate`, `import`, `keys`, `context`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    auth::{GateConfig, Role},
     proto::customer_ref::Identity,
-    startup::{Application, ServeConfig, shutdown_signal},
+    startup::{Application, ServeConfig, TlsFiles, shutdown_signal},
     store::{Store, StoreOptions, default_sqlite_path, sqlite_url},
     telemetry::{self, LogFormat},
 };
@@ -63,6 +69,60 @@ impl DatabaseArgs {
     }
 }
 
+/// Where the bootstrap admin key is kept for the embedded default: beside
+/// the database file, readable by its owner only.
+pub fn bootstrap_key_path() -> PathBuf {
+    default_sqlite_path().with_file_name("admin-key")
+}
+
+/// TLS and authentication of `serve`.
+#[derive(Debug, Args, Clone)]
+pub struct SecurityArgs {
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[arg(long, env = "TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Development only: serve without API keys (refused unless listening
+    /// on loopback).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Most calls in flight; more are refused at once with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 512, env = "MAX_IN_FLIGHT")]
+    pub max_in_flight: usize,
+    /// Sustained calls per second per API key (0 = unlimited).
+    #[arg(long, default_value_t = 200.0, env = "RATE_LIMIT_PER_KEY")]
+    pub rate_limit_per_key: f64,
+    /// Calls an API key may burst above its sustained rate.
+    #[arg(long, default_value_t = 400.0, env = "RATE_BURST_PER_KEY")]
+    pub rate_burst_per_key: f64,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once and never stored.
+    Create {
+        /// Role: agent, crm, stylist, ingest, privacy or admin.
+        #[arg(long)]
+        role: String,
+        /// A name saying who uses it ("Zendesk sidebar", "OMS export").
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (ids, names, roles; never secrets).
+    List,
+    /// Revoke a key by id; takes effect on the next call, on every replica.
+    Revoke {
+        /// The key id (the part after `cck_`, before the next `_`).
+        key_id: String,
+    },
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -76,6 +136,8 @@ pub enum Command {
         demo: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -84,55 +146,143 @@ pub enum Command {
     },
     /// Load a product catalog and Segment-style event files into the store.
     Import(crate::ingest::ImportArgs),
-    /// Print a customer's context from a running server.
-    Context {
-        /// Server address.
-        #[arg(
-            long,
-            default_value = "http://127.0.0.1:50051",
-            env = "CUSTOMER_CONTEXT_SERVER"
-        )]
-        server: String,
-        /// Look up by customer id.
-        #[arg(long, group = "who")]
-        customer_id: Option<String>,
-        /// Look up by email.
-        #[arg(long, group = "who")]
-        email: Option<String>,
-        /// Look up by phone.
-        #[arg(long, group = "who")]
-        phone: Option<String>,
-        /// Look up by loyalty id.
-        #[arg(long, group = "who")]
-        loyalty_id: Option<String>,
-        /// Look up by anonymous browser/device id.
-        #[arg(long, group = "who")]
-        anonymous_id: Option<String>,
-        /// How far back to show browsing, orders and returns (days; 0 = the server default).
-        #[arg(long, default_value_t = 0)]
-        lookback_days: u32,
-        /// Print the protobuf JSON instead of text.
-        #[arg(long)]
-        json: bool,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
+    /// Print a customer's context from a running server.
+    Context(ContextArgs),
+}
+
+/// Arguments of `context`.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// Server address (https://... for TLS).
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:50051",
+        env = "CUSTOMER_CONTEXT_SERVER"
+    )]
+    pub server: String,
+    /// API key. Default: the bootstrap admin key of the embedded database,
+    /// when present.
+    #[arg(long, env = "CUSTOMER_CONTEXT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// CA certificate (PEM) to trust for https servers.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --client-key.
+    #[arg(long, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Look up by customer id.
+    #[arg(long, group = "who")]
+    pub customer_id: Option<String>,
+    /// Look up by email.
+    #[arg(long, group = "who")]
+    pub email: Option<String>,
+    /// Look up by phone.
+    #[arg(long, group = "who")]
+    pub phone: Option<String>,
+    /// Look up by loyalty id.
+    #[arg(long, group = "who")]
+    pub loyalty_id: Option<String>,
+    /// Look up by anonymous browser/device id.
+    #[arg(long, group = "who")]
+    pub anonymous_id: Option<String>,
+    /// How far back to show browsing, orders and returns (days; 0 = the server default).
+    #[arg(long, default_value_t = 0)]
+    pub lookback_days: u32,
+    /// Print the protobuf JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Writes the bootstrap key beside the embedded database, owner-only.
+fn save_bootstrap_key(path: &Path, token: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    Ok(())
+}
+
+/// On a store without keys, creates the admin key and shows it once.
+async fn bootstrap_admin_key(store: &Store, embedded: bool) -> anyhow::Result<()> {
+    if !store.list_keys().await?.is_empty() {
+        return Ok(());
+    }
+    let (key, token) = store.create_key("bootstrap admin", Role::Admin).await?;
+    println!(
+        "\nCreated the first API key (role admin, id {}). It is shown once:\n\n    {token}\n",
+        key.key_id
+    );
+    if embedded {
+        let path = bootstrap_key_path();
+        save_bootstrap_key(&path, &token)?;
+        println!(
+            "It is also saved, readable by you only, in {}",
+            path.display()
+        );
+        println!("(the `context` subcommand uses it when no --api-key is given).");
+    }
+    println!(
+        "Create keys for each caller with `customer-context keys create --role agent --name NAME`.\n"
+    );
+    Ok(())
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
     match cli.command {
-        Command::Serve { listen, demo, db } => {
+        Command::Serve {
+            listen,
+            demo,
+            db,
+            security,
+        } => {
             let url = db.url();
-            if db.database_url.is_none() {
+            let embedded = db.database_url.is_none();
+            if embedded {
                 tracing::info!(path = %default_sqlite_path().display(), "using the embedded SQLite database");
             }
+            let tls = match (security.tls_cert, security.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca: security.tls_client_ca,
+                }),
+                _ => None,
+            };
+            let gate = GateConfig {
+                auth: !security.insecure_no_auth,
+                max_in_flight: security.max_in_flight,
+                rate_per_key: security.rate_limit_per_key,
+                burst_per_key: security.rate_burst_per_key,
+            };
             let config = ServeConfig {
                 listen,
                 database_url: url,
                 store: db.options(),
                 demo,
+                gate,
+                tls,
             };
             let app = Application::build(&config).await?;
+            if config.gate.auth {
+                bootstrap_admin_key(app.store(), embedded).await?;
+            }
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Migrate { db } => {
@@ -147,39 +297,114 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             result
         }
-        Command::Context {
-            server,
-            customer_id,
-            email,
-            phone,
-            loyalty_id,
-            anonymous_id,
-            lookback_days,
-            json,
-        } => {
-            let identity = match (customer_id, email, phone, loyalty_id, anonymous_id) {
-                (Some(v), ..) => Identity::CustomerId(v),
-                (_, Some(v), ..) => Identity::Email(v),
-                (_, _, Some(v), ..) => Identity::Phone(v),
-                (_, _, _, Some(v), _) => Identity::LoyaltyId(v),
-                (_, _, _, _, Some(v)) => Identity::AnonymousId(v),
-                _ => anyhow::bail!(
-                    "say who: --customer-id, --email, --phone, --loyalty-id or --anonymous-id"
-                ),
-            };
-            let request = crate::client::request(identity, lookback_days);
-            let context = tokio::time::timeout(
-                Duration::from_secs(30),
-                crate::client::fetch(&server, request),
-            )
-            .await
-            .map_err(|_| anyhow::anyhow!("no answer from {server} within 30 s"))??;
-            if json {
-                println!("{}", crate::client::to_json(&context)?);
-            } else {
-                print!("{}", crate::client::to_text(&context));
+        Command::Keys { command, db } => {
+            let store = db.open().await?;
+            let result = keys(&store, command).await;
+            store.close().await;
+            result
+        }
+        Command::Context(args) => context(args).await,
+    }
+}
+
+async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { role, name } => {
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            let name = crate::domain::bounded_text(&name, crate::domain::MAX_NAME_LEN, true)
+                .map_err(|e| anyhow::anyhow!("--name {e}"))?;
+            let (key, token) = store.create_key(&name, role).await?;
+            eprintln!(
+                "created key {} ({}, role {}); the secret is shown once:",
+                key.key_id, key.name, key.role
+            );
+            println!("{token}");
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<14} {:<9} {:<8} {:<22} name",
+                "key id", "role", "state", "created"
+            );
+            for k in store.list_keys().await? {
+                let state = if k.revoked { "revoked" } else { "active" };
+                println!(
+                    "{:<14} {:<9} {:<8} {:<22} {}",
+                    k.key_id,
+                    k.role,
+                    state,
+                    k.created_at.to_rfc3339(),
+                    k.name
+                );
             }
-            Ok(())
+        }
+        KeysCommand::Revoke { key_id } => {
+            if store.revoke_key(key_id.trim()).await? {
+                println!("revoked {key_id}");
+            } else {
+                anyhow::bail!("no active key with id {key_id}");
+            }
         }
     }
+    Ok(())
+}
+
+async fn context(args: ContextArgs) -> anyhow::Result<()> {
+    let ContextArgs {
+        server,
+        api_key,
+        ca_cert,
+        client_cert,
+        client_key,
+        customer_id,
+        email,
+        phone,
+        loyalty_id,
+        anonymous_id,
+        lookback_days,
+        json,
+    } = args;
+    let identity = match (customer_id, email, phone, loyalty_id, anonymous_id) {
+        (Some(v), ..) => Identity::CustomerId(v),
+        (_, Some(v), ..) => Identity::Email(v),
+        (_, _, Some(v), ..) => Identity::Phone(v),
+        (_, _, _, Some(v), _) => Identity::LoyaltyId(v),
+        (_, _, _, _, Some(v)) => Identity::AnonymousId(v),
+        _ => anyhow::bail!(
+            "say who: --customer-id, --email, --phone, --loyalty-id or --anonymous-id"
+        ),
+    };
+    let api_key = match api_key {
+        Some(k) => Some(k),
+        None => std::fs::read_to_string(bootstrap_key_path())
+            .ok()
+            .map(|k| k.trim().to_owned()),
+    };
+    let connection = crate::client::Connection {
+        server: server.clone(),
+        api_key,
+        ca_cert: ca_cert
+            .map(std::fs::read)
+            .transpose()
+            .context("reading --ca-cert")?,
+        client_identity: match (client_cert, client_key) {
+            (Some(c), Some(k)) => Some((
+                std::fs::read(c).context("reading --client-cert")?,
+                std::fs::read(k).context("reading --client-key")?,
+            )),
+            _ => None,
+        },
+    };
+    let request = crate::client::request(identity, lookback_days);
+    let context = tokio::time::timeout(
+        Duration::from_secs(30),
+        crate::client::fetch(&connection, request),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer from {server} within 30 s"))??;
+    if json {
+        println!("{}", crate::client::to_json(&context)?);
+    } else {
+        print!("{}", crate::client::to_text(&context));
+    }
+    Ok(())
 }

@@ -4,22 +4,68 @@
 use anyhow::Context as _;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 
 use crate::proto::{
     self as pb, customer_context_service_client::CustomerContextServiceClient,
     customer_ref::Identity,
 };
 
-/// Fetches a context from `server` and renders it.
+/// How to reach a server.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// `http://host:port` or `https://host:port`.
+    pub server: String,
+    /// API key sent as `authorization: Bearer ...`.
+    pub api_key: Option<String>,
+    /// CA certificate (PEM) to trust, for https.
+    pub ca_cert: Option<Vec<u8>>,
+    /// Client certificate and key (PEM), for mutual TLS.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Connection {
+    /// Opens a channel.
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        let mut endpoint =
+            Endpoint::from_shared(self.server.clone()).context("parsing the server address")?;
+        if self.server.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &self.ca_cert {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &self.client_identity {
+                tls = tls.identity(TlsIdentity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls).context("configuring TLS")?;
+        }
+        endpoint
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", self.server))
+    }
+}
+
+/// Fetches a context.
 pub async fn fetch(
-    server: &str,
+    connection: &Connection,
     request: pb::GetCustomerContextRequest,
 ) -> anyhow::Result<pb::CustomerContext> {
-    let mut client = CustomerContextServiceClient::connect(server.to_owned())
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
+    let mut client = CustomerContextServiceClient::new(connection.channel().await?);
+    let mut request = tonic::Request::new(request);
+    if let Some(key) = &connection.api_key {
+        let value = format!("Bearer {key}")
+            .parse()
+            .context("the API key is not valid metadata")?;
+        request.metadata_mut().insert("authorization", value);
+    }
     match client.get_customer_context(request).await {
         Ok(response) => Ok(response.into_inner()),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => anyhow::bail!(
+            "{}: {} (pass --api-key or set CUSTOMER_CONTEXT_API_KEY)",
+            status.code(),
+            status.message()
+        ),
         Err(status) => anyhow::bail!("{}: {}", status.code(), status.message()),
     }
 }

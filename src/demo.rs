@@ -423,6 +423,15 @@ fn showcase(
         loyalty_id: Some(id(LoyaltyId::parse, "L-100001")?),
         customer_since: Some(at(now, 3 * 365 * DAY)),
         anonymous_ids: vec![id(AnonymousId::parse, "demo-anon-maya-laptop")?],
+        consents: Purpose::ALL
+            .into_iter()
+            .map(|purpose| ConsentRecord {
+                purpose,
+                granted: true,
+                source: "ingest".into(),
+                updated_at: at(now, 3 * 365 * DAY),
+            })
+            .collect(),
     });
     let p = |pid: &str| product_named(catalog, pid);
     b.orders.push(order(
@@ -615,6 +624,7 @@ fn build(catalog: &[Product], now: Timestamp) -> anyhow::Result<Built> {
             },
             customer_since: Some(at(now, (30 + rng.below(5 * 365)) as i64 * DAY)),
             anonymous_ids: Vec::new(),
+            consents: Vec::new(),
         });
         let actor = Actor::new(Some(c.clone()), None).map_err(anyhow::Error::msg)?;
         // Orders: most customers have a few; a share of lines come back.

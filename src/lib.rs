@@ -8,6 +8,8 @@
 //! command line) and [`client`] (the `context` subcommand).
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod context;

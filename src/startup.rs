@@ -1,18 +1,20 @@
 //! Wiring: bind the listener, open the store, serve until shut down.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{ContextApi, IngestApi, MAX_MESSAGE_BYTES},
+    api::{ContextApi, IngestApi, MAX_MESSAGE_BYTES, PrivacyApi},
+    audit::AccessLog,
+    auth::{GateConfig, GateLayer},
     context::ContextService,
     proto::{
         self, customer_context_service_server::CustomerContextServiceServer,
-        ingest_service_server::IngestServiceServer,
+        ingest_service_server::IngestServiceServer, privacy_service_server::PrivacyServiceServer,
     },
     store::{Store, StoreOptions},
 };
@@ -28,18 +30,56 @@ pub struct ServeConfig {
     pub store: StoreOptions,
     /// Load the demo retailer before serving.
     pub demo: bool,
+    /// Authentication, load shedding and rate limits.
+    pub gate: GateConfig,
+    /// TLS, when serving over TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA
+    /// (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn load(&self) -> anyhow::Result<ServerTlsConfig> {
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
+        Ok(config)
+    }
 }
 
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
     store: Store,
+    gate: GateConfig,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Application {
     /// Binds the listener, opens the database and applies migrations (and
     /// loads the demo data when asked). Nothing is served yet.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        if !config.gate.auth && !config.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "authentication may only be disabled when listening on loopback (127.0.0.1 or ::1), not {}",
+                config.listen
+            );
+        }
+        let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -50,7 +90,12 @@ impl Application {
                 .await
                 .context("loading the demo data")?;
         }
-        Ok(Self { listener, store })
+        Ok(Self {
+            listener,
+            store,
+            gate: config.gate.clone(),
+            tls,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -71,8 +116,19 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { listener, store } = self;
+        let Self {
+            listener,
+            store,
+            gate,
+            tls,
+        } = self;
         let addr = listener.local_addr()?;
+        if !gate.auth {
+            tracing::warn!(
+                "AUTHENTICATION IS DISABLED (--insecure-no-auth): every caller has every right; development only"
+            );
+        }
+        let audit = AccessLog::spawn(store.clone());
 
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter
@@ -80,6 +136,9 @@ impl Application {
             .await;
         reporter
             .set_serving::<CustomerContextServiceServer<ContextApi>>()
+            .await;
+        reporter
+            .set_serving::<PrivacyServiceServer<PrivacyApi>>()
             .await;
         let watchdog = tokio::spawn(watch_database(store.clone(), reporter));
 
@@ -96,24 +155,35 @@ impl Application {
 
         let ingest = IngestServiceServer::new(IngestApi::new(store.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let context =
-            CustomerContextServiceServer::new(ContextApi::new(ContextService::new(store.clone())))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let context = CustomerContextServiceServer::new(ContextApi::new(
+            ContextService::new(store.clone()),
+            audit.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let privacy = PrivacyServiceServer::new(PrivacyApi::new(store.clone(), audit))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
         // Without TCP_NODELAY, small responses wait on delayed ACKs (~40 ms).
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
-        tracing::info!(%addr, backend = ?store.backend(), "serving gRPC (with gRPC-Web, health and reflection)");
-        let result = Server::builder()
+        let mut builder = Server::builder();
+        let tls_on = tls.is_some();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).context("configuring TLS")?;
+        }
+        tracing::info!(%addr, backend = ?store.backend(), tls = tls_on, auth = gate.auth, "serving gRPC (with gRPC-Web, health and reflection)");
+        let result = builder
             .accept_http1(true)
             .layer(cors())
             .layer(tonic_web::GrpcWebLayer::new())
+            .layer(GateLayer::new(store.clone(), gate))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(ingest)
             .add_service(context)
+            .add_service(privacy)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         watchdog.abort();
@@ -156,13 +226,14 @@ async fn watch_database(store: Store, reporter: tonic_health::server::HealthRepo
                 ServingStatus::NotServing
             };
             tracing::warn!(healthy = ok, "database health changed");
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status("customer_context.v1.CustomerContextService", status)
-                .await;
-            reporter
-                .set_service_status("customer_context.v1.IngestService", status)
-                .await;
+            for service in [
+                "",
+                "customer_context.v1.CustomerContextService",
+                "customer_context.v1.IngestService",
+                "customer_context.v1.PrivacyService",
+            ] {
+                reporter.set_service_status(service, status).await;
+            }
         }
     }
 }

@@ -246,6 +246,7 @@ pub fn customer(c: pb::Customer) -> Result<d::Customer, Violations> {
         loyalty_id,
         customer_since,
         anonymous_ids,
+        consents,
     } = c;
     let mut v = Violations::new();
     let customer_id = required(&mut v, "customer_id", &customer_id, d::CustomerId::parse);
@@ -275,6 +276,7 @@ pub fn customer(c: pb::Customer) -> Result<d::Customer, Violations> {
             )
         })
         .collect();
+    let consents = consent_list(&mut v, "consents", consents, "ingest");
     v.finish(|| d::Customer {
         customer_id: customer_id.expect("checked"),
         display_name,
@@ -283,7 +285,90 @@ pub fn customer(c: pb::Customer) -> Result<d::Customer, Violations> {
         loyalty_id,
         customer_since,
         anonymous_ids,
+        consents,
     })
+}
+
+/// Consents sent by a caller (purpose and time required).
+pub fn consent_list(
+    v: &mut Violations,
+    field: &str,
+    consents: Vec<pb::Consent>,
+    source: &str,
+) -> Vec<d::ConsentRecord> {
+    if consents.len() > 10 {
+        v.add(field, "at most 10 are allowed");
+    }
+    let mut out = Vec::new();
+    for (
+        i,
+        pb::Consent {
+            purpose,
+            granted,
+            updated_at,
+            source: _,
+        },
+    ) in consents.into_iter().enumerate()
+    {
+        let purpose =
+            match enum_value::<pb::ConsentPurpose>(v, &format!("{field}[{i}].purpose"), purpose) {
+                Some(pb::ConsentPurpose::SupportContext) => Some(d::Purpose::SupportContext),
+                Some(pb::ConsentPurpose::PersonalisedSuggestions) => {
+                    Some(d::Purpose::PersonalisedSuggestions)
+                }
+                Some(pb::ConsentPurpose::Unspecified) => {
+                    v.add(format!("{field}[{i}].purpose"), "is required");
+                    None
+                }
+                None => None,
+            };
+        let at = timestamp(v, &format!("{field}[{i}].updated_at"), updated_at, true);
+        if let (Some(purpose), Some(updated_at)) = (purpose, at) {
+            out.push(d::ConsentRecord {
+                purpose,
+                granted,
+                source: source.to_owned(),
+                updated_at,
+            });
+        }
+    }
+    out
+}
+
+/// The proto form of a consent.
+pub fn consent(c: d::ConsentRecord) -> pb::Consent {
+    let purpose = match c.purpose {
+        d::Purpose::SupportContext => pb::ConsentPurpose::SupportContext,
+        d::Purpose::PersonalisedSuggestions => pb::ConsentPurpose::PersonalisedSuggestions,
+    };
+    pb::Consent {
+        purpose: purpose.into(),
+        granted: c.granted,
+        updated_at: Some(ts(c.updated_at)),
+        source: c.source,
+    }
+}
+
+/// Masks an email for roles that may not see it: `j•••@example.com`.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None if email.is_empty() => String::new(),
+        None => "•••".into(),
+    }
+}
+
+/// Masks a phone number, keeping its last four digits: `•••••••2001`.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() <= 4 {
+        return "•".repeat(digits.len());
+    }
+    let keep: String = digits[digits.len() - 4..].iter().collect();
+    format!("{}{keep}", "•".repeat(digits.len() - 4))
 }
 
 /// A link request.
@@ -683,6 +768,7 @@ pub fn outcome(o: d::WriteOutcome) -> pb::ItemOutcome {
         d::WriteOutcome::Created => pb::ItemOutcome::Created,
         d::WriteOutcome::Updated => pb::ItemOutcome::Updated,
         d::WriteOutcome::Duplicate => pb::ItemOutcome::Duplicate,
+        d::WriteOutcome::Suppressed => pb::ItemOutcome::Suppressed,
     }
 }
 
@@ -915,8 +1001,10 @@ fn ticket_summary(t: TicketRow) -> pb::TicketSummary {
     }
 }
 
-impl From<CustomerContext> for pb::CustomerContext {
-    fn from(c: CustomerContext) -> Self {
+/// The proto form of a context, with contact details masked unless
+/// `show_contact_details`.
+pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::CustomerContext {
+    {
         let CustomerContext {
             customer_id,
             anonymous_id,
@@ -929,7 +1017,14 @@ impl From<CustomerContext> for pb::CustomerContext {
             open_tickets,
             agent_brief,
             browsing_events_scanned,
+            consents,
+            history_withheld,
         } = c;
+        let mut profile_pb = p.map(profile);
+        if let Some(p) = profile_pb.as_mut().filter(|_| !show_contact_details) {
+            p.email = mask_email(&p.email);
+            p.phone = mask_phone(&p.phone);
+        }
         pb::CustomerContext {
             customer_id: customer_id
                 .map(|c| c.as_str().to_owned())
@@ -938,7 +1033,7 @@ impl From<CustomerContext> for pb::CustomerContext {
                 .map(|a| a.as_str().to_owned())
                 .unwrap_or_default(),
             as_of: Some(ts(as_of)),
-            profile: p.map(profile),
+            profile: profile_pb,
             recent_browsing: recent_browsing.into_iter().map(browsed).collect(),
             recent_searches: recent_searches
                 .into_iter()
@@ -952,6 +1047,22 @@ impl From<CustomerContext> for pb::CustomerContext {
             open_tickets: open_tickets.into_iter().map(ticket_summary).collect(),
             agent_brief: agent_brief.unwrap_or_default(),
             browsing_events_scanned,
+            consents: consents.into_iter().map(consent).collect(),
+            history_withheld,
+            contact_details_masked: !show_contact_details,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_enough_to_confirm_identity() {
+        assert_eq!(mask_email("jane.doe@example.com"), "j•••@example.com");
+        assert_eq!(mask_email(""), "");
+        assert_eq!(mask_phone("+15550102001"), "•••••••2001");
+        assert_eq!(mask_phone(""), "");
     }
 }

@@ -2,11 +2,25 @@
 //! answer. No business rule lives here.
 
 pub mod convert;
+mod privacy;
 mod status;
 
 use tonic::{Request, Response, Status, Streaming};
 
+pub use privacy::PrivacyApi;
 pub use status::{invalid_argument, to_status};
+
+/// The authenticated caller, attached by the gate.
+fn caller_of<T>(request: &Request<T>) -> Result<crate::auth::Caller, Status> {
+    request
+        .extensions()
+        .get::<crate::auth::Caller>()
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("a request reached a handler without passing the gate");
+            Status::internal("internal error")
+        })
+}
 
 use crate::{
     context::ContextService,
@@ -105,6 +119,7 @@ fn count(summary: &mut pb::BatchSummary, outcome: pb::ItemOutcome) {
         pb::ItemOutcome::Created => summary.created += 1,
         pb::ItemOutcome::Updated => summary.updated += 1,
         pb::ItemOutcome::Duplicate => summary.duplicate += 1,
+        pb::ItemOutcome::Suppressed => summary.suppressed += 1,
         pb::ItemOutcome::Rejected | pb::ItemOutcome::Unspecified => summary.rejected += 1,
     }
 }
@@ -289,12 +304,13 @@ impl pb::ingest_service_server::IngestService for IngestApi {
 #[derive(Clone, Debug)]
 pub struct ContextApi {
     context: ContextService,
+    audit: crate::audit::AccessLog,
 }
 
 impl ContextApi {
-    /// An adapter over `context`.
-    pub fn new(context: ContextService) -> Self {
-        Self { context }
+    /// An adapter over `context`, recording reads in `audit`.
+    pub fn new(context: ContextService, audit: crate::audit::AccessLog) -> Self {
+        Self { context, audit }
     }
 }
 
@@ -305,9 +321,25 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         &self,
         request: Request<pb::GetCustomerContextRequest>,
     ) -> Result<Response<pb::CustomerContext>, Status> {
+        let caller = caller_of(&request)?;
         let query =
             convert::context_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
         let context = self.context.get(&query).await?;
-        Ok(Response::new(context.into()))
+        self.audit
+            .record(
+                &caller,
+                "/customer_context.v1.CustomerContextService/GetCustomerContext",
+                context.customer_id.as_ref().map(|c| c.as_str()),
+                context
+                    .anonymous_id
+                    .as_ref()
+                    .map(|a| a.as_str())
+                    .filter(|_| context.customer_id.is_none()),
+            )
+            .await?;
+        Ok(Response::new(convert::context_response(
+            context,
+            caller.role.sees_contact_details(),
+        )))
     }
 }

@@ -11,6 +11,17 @@ const BROWSING_NOW_HOURS: i64 = 24;
 /// Writes the brief for an assembled context.
 pub fn agent_brief(ctx: &CustomerContext) -> String {
     let now = ctx.as_of;
+    if ctx.history_withheld {
+        let name = ctx
+            .profile
+            .as_ref()
+            .map(|p| p.display_name.as_str())
+            .filter(|n| !n.is_empty());
+        return format!(
+            "{} withdrew consent to the use of their history in support: ask them directly what they need.",
+            name.unwrap_or("This customer")
+        );
+    }
     let mut sentences = Vec::with_capacity(3);
     sentences.push(who(ctx, now));
     if let Some(s) = what_happened(ctx, now) {
@@ -307,6 +318,8 @@ mod tests {
             }],
             agent_brief: None,
             browsing_events_scanned: 3,
+            consents: vec![],
+            history_withheld: false,
         }
     }
 

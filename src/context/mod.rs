@@ -277,6 +277,11 @@ pub struct CustomerContext {
     pub agent_brief: Option<String>,
     /// Events scanned for browsing.
     pub browsing_events_scanned: u32,
+    /// Consents on file.
+    pub consents: Vec<crate::domain::ConsentRecord>,
+    /// The customer withdrew consent for support context: history sections
+    /// are empty.
+    pub history_withheld: bool,
 }
 
 /// Builds customer contexts.
@@ -300,7 +305,21 @@ impl ContextService {
             Error::NotFound("no customer or browsing is known under this identity".into())
         })?;
         let since = as_of.minus_days(query.lookback_days);
-        let s = query.sections;
+        let mut s = query.sections;
+        // Consent is checked now, for this request.
+        let consents = match &subject {
+            Subject::Customer(c) => self.store.consents(c).await?,
+            Subject::Anonymous(_) => Vec::new(),
+        };
+        let history_withheld = consents
+            .iter()
+            .any(|c| c.purpose == crate::domain::Purpose::SupportContext && !c.granted);
+        if history_withheld {
+            let keep_profile = s.profile;
+            let keep_brief = s.agent_brief;
+            s = Sections::NONE;
+            s.profile = keep_profile || keep_brief;
+        }
         let brief = s.agent_brief;
         let customer = match &subject {
             Subject::Customer(c) => Some(c.clone()),
@@ -473,9 +492,27 @@ impl ContextService {
             open_tickets: tickets,
             agent_brief: None,
             browsing_events_scanned: scanned,
+            consents,
+            history_withheld,
         };
-        if brief {
+        if history_withheld {
+            // Account details stay; numbers drawn from the history go.
+            if let Some(p) = ctx.profile.as_mut() {
+                p.order_count = 0;
+                p.units_purchased = 0;
+                p.units_returned = 0;
+                p.spend.clear();
+                p.top_categories.clear();
+                p.top_brands.clear();
+                p.last_order_at = None;
+                p.last_activity_at = None;
+            }
+        }
+        if query.sections.agent_brief {
             ctx.agent_brief = Some(agent_brief(&ctx));
+        }
+        if history_withheld && !query.sections.profile {
+            ctx.profile = None;
         }
         // Sections read only for the brief are not returned.
         if !s.profile {

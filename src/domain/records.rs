@@ -74,6 +74,8 @@ pub struct Customer {
     pub customer_since: Option<Timestamp>,
     /// Anonymous ids known to be theirs.
     pub anonymous_ids: Vec<AnonymousId>,
+    /// Consents collected by the shop.
+    pub consents: Vec<ConsentRecord>,
 }
 
 impl Customer {
@@ -610,9 +612,51 @@ pub enum WriteOutcome {
     Updated,
     /// Identical to what was stored; nothing changed.
     Duplicate,
+    /// Names an erased customer: dropped, nothing stored.
+    Suppressed,
 }
 
 /// The result of one item of a batch write: stored, or rejected with the
 /// fields at fault (for checks that need the database, such as an identity
 /// that belongs to another customer).
 pub type ItemResult = Result<WriteOutcome, super::Violations>;
+
+/// The purposes consent is recorded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Purpose {
+    /// Using the customer's history to assist them in support.
+    SupportContext,
+    /// Computing suggestions from the customer's history.
+    PersonalisedSuggestions,
+}
+
+impl Purpose {
+    /// Every purpose.
+    pub const ALL: [Purpose; 2] = [Purpose::SupportContext, Purpose::PersonalisedSuggestions];
+
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SupportContext => "support_context",
+            Purpose::PersonalisedSuggestions => "personalised_suggestions",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// One recorded consent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsentRecord {
+    /// The purpose.
+    pub purpose: Purpose,
+    /// Granted or withdrawn.
+    pub granted: bool,
+    /// Who recorded it ("api", "ingest", ...).
+    pub source: String,
+    /// When it was recorded (as given by the sender).
+    pub updated_at: Timestamp,
+}

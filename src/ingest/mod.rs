@@ -64,6 +64,8 @@ pub struct ImportSummary {
     pub duplicate: u64,
     /// Rejected, with a reason.
     pub rejected: u64,
+    /// Dropped: they name an erased customer.
+    pub suppressed: u64,
 }
 
 impl ImportSummary {
@@ -72,6 +74,7 @@ impl ImportSummary {
             Ok(WriteOutcome::Created) => self.created += 1,
             Ok(WriteOutcome::Updated) => self.updated += 1,
             Ok(WriteOutcome::Duplicate) => self.duplicate += 1,
+            Ok(WriteOutcome::Suppressed) => self.suppressed += 1,
             Err(_) => self.rejected += 1,
         }
     }
@@ -411,13 +414,14 @@ pub async fn run_import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> 
 fn report(file: &str, s: &ImportSummary, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{file}: {} lines in {secs:.1}s ({:.0}/s): {} accepted ({} new, {} updated), {} duplicate, {} rejected",
+        "{file}: {} lines in {secs:.1}s ({:.0}/s): {} accepted ({} new, {} updated), {} duplicate, {} rejected, {} suppressed (erased customers)",
         s.lines,
         s.lines as f64 / secs.max(0.001),
         s.created + s.updated,
         s.created,
         s.updated,
         s.duplicate,
-        s.rejected
+        s.rejected,
+        s.suppressed
     );
 }

@@ -180,7 +180,33 @@ fn identify(root: &Obj) -> Result<Record, String> {
         anonymous_ids: opt(root, "anonymousId", "", AnonymousId::parse)?
             .into_iter()
             .collect(),
+        consents: consents(root, traits)?,
     }))
+}
+
+/// `traits.consent`: `{"support_context": true, "personalised_suggestions": false}`,
+/// recorded as of the call's timestamp.
+fn consents(root: &Obj, traits: &Obj) -> Result<Vec<ConsentRecord>, String> {
+    let Some(given) = traits.get("consent").and_then(Value::as_object) else {
+        return Ok(Vec::new());
+    };
+    let at = timestamp(root)?;
+    let mut out = Vec::new();
+    for (name, value) in given {
+        let purpose = Purpose::from_stored(name).ok_or_else(|| {
+            format!("traits.consent.{name}: is not a purpose (support_context, personalised_suggestions)")
+        })?;
+        let granted = value
+            .as_bool()
+            .ok_or_else(|| format!("traits.consent.{name}: must be true or false"))?;
+        out.push(ConsentRecord {
+            purpose,
+            granted,
+            source: "ingest".into(),
+            updated_at: at,
+        });
+    }
+    Ok(out)
 }
 
 fn track(root: &Obj, now: Timestamp) -> Result<Record, String> {

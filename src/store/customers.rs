@@ -142,9 +142,15 @@ impl Store {
     /// whose identity belongs to someone else is rejected whole.
     #[instrument(skip_all, fields(count = customers.len()))]
     pub async fn upsert_customers(&self, customers: &[Customer]) -> Result<Vec<ItemResult>, Error> {
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let mut results = Vec::with_capacity(customers.len());
         for c in customers {
+            let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
+            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+                results.push(Ok(WriteOutcome::Suppressed));
+                continue;
+            }
             results.push(upsert_customer(&mut tx, c).await?);
         }
         tx.commit().await?;
@@ -159,7 +165,13 @@ impl Store {
         customer_id: &CustomerId,
         identity: &Identity,
     ) -> Result<(WriteOutcome, u64), Error> {
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        let keys =
+            super::trust::suppression_keys(Some(customer_id), std::slice::from_ref(identity));
+        if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+            return Ok((WriteOutcome::Suppressed, 0));
+        }
         let now = Timestamp::now();
         // Check before creating anything, so a refused link leaves no trace.
         if let Some(owner) = customer_of(&mut tx, identity).await? {
@@ -238,6 +250,7 @@ async fn upsert_customer(conn: &mut AnyConnection, c: &Customer) -> Result<ItemR
         // Conflicts were ruled out above, inside the same transaction.
         link(conn, &c.customer_id, identity).await?;
     }
+    super::trust::write_consents(conn, &c.customer_id, &c.consents).await?;
     Ok(Ok(if existed {
         WriteOutcome::Updated
     } else {

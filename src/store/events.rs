@@ -22,8 +22,9 @@ impl Store {
         &self,
         events: &[BrowsingEvent],
     ) -> Result<Vec<WriteOutcome>, Error> {
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
-        let outcomes = record_events_in(&mut tx, events).await?;
+        let outcomes = record_events_in(&mut tx, &hash_key, events).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -31,13 +32,33 @@ impl Store {
 
 async fn record_events_in(
     conn: &mut AnyConnection,
+    hash_key: &[u8; 32],
     events: &[BrowsingEvent],
 ) -> Result<Vec<WriteOutcome>, Error> {
     let received_at = Timestamp::now().millis();
     let mut owners: HashMap<AnonymousId, Option<CustomerId>> = HashMap::new();
     let mut spans: HashMap<CustomerId, (Timestamp, Timestamp)> = HashMap::new();
     let mut outcomes = Vec::with_capacity(events.len());
+    let mut suppressed: HashMap<(Option<CustomerId>, Option<AnonymousId>), bool> = HashMap::new();
     for e in events {
+        let who = (
+            e.actor.customer_id().cloned(),
+            e.actor.anonymous_id().cloned(),
+        );
+        let dropped = match suppressed.get(&who) {
+            Some(d) => *d,
+            None => {
+                let identities: Vec<Identity> = who.1.iter().cloned().map(Identity::from).collect();
+                let keys = super::trust::suppression_keys(who.0.as_ref(), &identities);
+                let d = super::trust::is_suppressed(conn, hash_key, &keys).await?;
+                suppressed.insert(who, d);
+                d
+            }
+        };
+        if dropped {
+            outcomes.push(WriteOutcome::Suppressed);
+            continue;
+        }
         let customer = match (e.actor.customer_id(), e.actor.anonymous_id()) {
             (Some(c), Some(a)) => {
                 let owner = match owners.get(a) {

@@ -18,6 +18,7 @@ mod orders;
 mod reads;
 mod returns;
 mod tickets;
+mod trust;
 
 use std::{path::PathBuf, str::FromStr, time::Duration};
 
@@ -29,6 +30,7 @@ use sqlx::{
 };
 
 pub use reads::*;
+pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
 
 use crate::domain;
 
@@ -91,6 +93,8 @@ pub struct Store {
     backend: Backend,
     reader: AnyPool,
     writer: AnyPool,
+    /// The deployment's hashing key, read once from the database.
+    hash_key: std::sync::Arc<tokio::sync::OnceCell<[u8; 32]>>,
 }
 
 impl Store {
@@ -152,6 +156,7 @@ impl Store {
                     backend,
                     reader,
                     writer,
+                    hash_key: Default::default(),
                 })
             }
             Backend::Postgres => {
@@ -165,6 +170,7 @@ impl Store {
                     backend,
                     reader: pool.clone(),
                     writer: pool,
+                    hash_key: Default::default(),
                 })
             }
         }

@@ -210,9 +210,22 @@ impl Store {
     /// (a status change) replaces the stored one and its totals.
     #[instrument(skip_all, fields(count = orders.len()))]
     pub async fn record_orders(&self, orders: &[Order]) -> Result<Vec<ItemResult>, Error> {
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let mut results = Vec::with_capacity(orders.len());
         for o in orders {
+            let identities: Vec<Identity> = o
+                .actor
+                .anonymous_id()
+                .cloned()
+                .map(Identity::from)
+                .into_iter()
+                .collect();
+            let keys = super::trust::suppression_keys(o.actor.customer_id(), &identities);
+            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+                results.push(Ok(WriteOutcome::Suppressed));
+                continue;
+            }
             results.push(record_order(&mut tx, o).await?);
         }
         tx.commit().await?;

@@ -15,9 +15,15 @@ impl Store {
     /// is rejected (the sender can resend it with a customer id).
     #[instrument(skip_all, fields(count = returns.len()))]
     pub async fn record_returns(&self, returns: &[Return]) -> Result<Vec<ItemResult>, Error> {
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let mut results = Vec::with_capacity(returns.len());
         for r in returns {
+            let keys = super::trust::suppression_keys(r.customer_id.as_ref(), &[]);
+            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+                results.push(Ok(WriteOutcome::Suppressed));
+                continue;
+            }
             results.push(record_return(&mut tx, r).await?);
         }
         tx.commit().await?;

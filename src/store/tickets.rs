@@ -12,9 +12,15 @@ impl Store {
     /// ignored, so a ticket never rolls back.
     #[instrument(skip_all, fields(count = tickets.len()))]
     pub async fn upsert_tickets(&self, tickets: &[Ticket]) -> Result<Vec<WriteOutcome>, Error> {
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(tickets.len());
         for t in tickets {
+            let keys = super::trust::suppression_keys(Some(&t.customer_id), &[]);
+            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+                outcomes.push(WriteOutcome::Suppressed);
+                continue;
+            }
             let hash = fingerprint(t);
             let stored =
                 sqlx::query("SELECT content_hash, updated_at FROM tickets WHERE ticket_id = $1")

@@ -48,6 +48,7 @@ pub fn customer(id: &str, name: &str, email: &str, phone: &str, loyalty: &str) -
         loyalty_id: loyalty.into(),
         customer_since: Some(ago(60 * 24 * 400)),
         anonymous_ids: vec![],
+        consents: vec![],
     }
 }
 

@@ -4,15 +4,53 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use customer_context::{
+    auth::{GateConfig, Role},
     proto::{
         customer_context_service_client::CustomerContextServiceClient,
-        ingest_service_client::IngestServiceClient,
+        ingest_service_client::IngestServiceClient, privacy_service_client::PrivacyServiceClient,
     },
-    startup::{Application, ServeConfig},
+    startup::{Application, ServeConfig, TlsFiles},
     store::{Store, StoreOptions, sqlite_url},
 };
 use sqlx::{Connection, Executor};
-use tonic::transport::Channel;
+use tonic::{
+    codegen::InterceptedService,
+    metadata::{Ascii, MetadataValue},
+    service::Interceptor,
+    transport::Channel,
+};
+
+/// Adds `authorization: Bearer <key>` to every call (or nothing).
+#[derive(Clone)]
+pub struct Key(Option<MetadataValue<Ascii>>);
+
+impl Key {
+    pub fn bearer(token: &str) -> Self {
+        Key(Some(
+            format!("Bearer {token}").parse().expect("ascii metadata"),
+        ))
+    }
+
+    pub fn none() -> Self {
+        Key(None)
+    }
+}
+
+impl Interceptor for Key {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Ingest = IngestServiceClient<InterceptedService<Channel, Key>>;
+pub type Context = CustomerContextServiceClient<InterceptedService<Channel, Key>>;
+pub type Privacy = PrivacyServiceClient<InterceptedService<Channel, Key>>;
 
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,15 +59,39 @@ pub enum Backend {
     Postgres,
 }
 
-/// A running server with its clients.
+/// A running server with its clients (authenticated with an admin key).
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub channel: Channel,
-    pub ingest: IngestServiceClient<Channel>,
-    pub context: CustomerContextServiceClient<Channel>,
+    pub ingest: Ingest,
+    pub context: Context,
+    pub privacy: Privacy,
     pub store: Store,
     pub database_url: String,
     _db: DbGuard,
+}
+
+impl TestApp {
+    /// A new key with `role`.
+    pub async fn key(&self, role: Role) -> String {
+        self.store
+            .create_key(&format!("test {role}"), role)
+            .await
+            .expect("a key")
+            .1
+    }
+
+    pub fn ingest_as(&self, key: Key) -> Ingest {
+        IngestServiceClient::with_interceptor(self.channel.clone(), key)
+    }
+
+    pub fn context_as(&self, key: Key) -> Context {
+        CustomerContextServiceClient::with_interceptor(self.channel.clone(), key)
+    }
+
+    pub fn privacy_as(&self, key: Key) -> Privacy {
+        PrivacyServiceClient::with_interceptor(self.channel.clone(), key)
+    }
 }
 
 enum DbGuard {
@@ -125,12 +187,26 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Like [`spawn_app`], optionally loading the demo retailer first.
 pub async fn spawn_app_with(backend: Backend, demo: bool) -> Option<TestApp> {
+    spawn_configured(backend, demo, GateConfig::default(), None).await
+}
+
+/// A server with the given gate and TLS settings. With TLS the returned
+/// channel is not connected (the test connects its own).
+pub async fn spawn_configured(
+    backend: Backend,
+    demo: bool,
+    gate: GateConfig,
+    tls: Option<TlsFiles>,
+) -> Option<TestApp> {
     let (database_url, guard) = fresh_database(backend).await?;
+    let with_tls = tls.is_some();
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),
         database_url: database_url.clone(),
         store: StoreOptions::default(),
         demo,
+        gate,
+        tls,
     };
     let app = Application::build(&config)
         .await
@@ -138,15 +214,24 @@ pub async fn spawn_app_with(backend: Backend, demo: bool) -> Option<TestApp> {
     let addr = app.local_addr();
     let store = app.store().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("a URI")
-        .connect()
-        .await
-        .expect("connecting");
+    let endpoint = Channel::from_shared(format!("http://{addr}")).expect("a URI");
+    let channel = if with_tls {
+        endpoint.connect_lazy()
+    } else {
+        endpoint.connect().await.expect("connecting")
+    };
+    let admin = Key::bearer(
+        &store
+            .create_key("test admin", Role::Admin)
+            .await
+            .expect("a key")
+            .1,
+    );
     Some(TestApp {
         addr,
-        ingest: IngestServiceClient::new(channel.clone()),
-        context: CustomerContextServiceClient::new(channel.clone()),
+        ingest: IngestServiceClient::with_interceptor(channel.clone(), admin.clone()),
+        context: CustomerContextServiceClient::with_interceptor(channel.clone(), admin.clone()),
+        privacy: PrivacyServiceClient::with_interceptor(channel.clone(), admin),
         channel,
         store,
         database_url,

@@ -58,7 +58,8 @@ async fn products_are_created_deduplicated_updated_and_validated(backend: Backen
             created: 2,
             updated: 0,
             duplicate: 0,
-            rejected: 1
+            rejected: 1,
+            suppressed: 0
         })
     );
 
@@ -252,7 +253,8 @@ async fn events_batch_keeps_valid_items_and_deduplicates(backend: Backend) {
             created: 0,
             updated: 0,
             duplicate: 3,
-            rejected: 4
+            rejected: 4,
+            suppressed: 0
         })
     );
     let ctx = context_of(&app, Identity::CustomerId("c1".into())).await;
@@ -289,7 +291,8 @@ async fn stream_events_commits_and_reports_rejects(backend: Backend) {
             created: 1201,
             updated: 0,
             duplicate: 0,
-            rejected: 2
+            rejected: 2,
+            suppressed: 0
         })
     );
     let rejected: Vec<(u32, String)> = r

@@ -1,0 +1,87 @@
+//! The access log: every read of a customer's data is recorded before it is
+//! answered. Entries are written with group commit: concurrent reads share
+//! one transaction (one disk sync), and each read waits for its entry to be
+//! committed, so an answered read is always on record.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    auth::{Caller, keys},
+    domain::{Error, Timestamp},
+    store::{AccessEntry, Store},
+};
+
+/// Most entries committed together.
+const GROUP: usize = 256;
+
+type Pending = (AccessEntry, oneshot::Sender<Result<(), String>>);
+
+/// A handle to the access-log writer.
+#[derive(Clone, Debug)]
+pub struct AccessLog {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl AccessLog {
+    /// Starts the writer task on the current runtime.
+    pub fn spawn(store: Store) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Pending>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < GROUP {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<AccessEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let result = store
+                    .append_access(&entries)
+                    .await
+                    .map_err(|e| format!("{e:?}"));
+                for (_, ack) in batch {
+                    let _ = ack.send(result.clone());
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Records that `caller` read a customer (or an anonymous visitor)
+    /// through `rpc`, and waits until the entry is committed.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        rpc: &str,
+        customer_id: Option<&str>,
+        anonymous_id: Option<&str>,
+    ) -> Result<(), Error> {
+        let id_bytes =
+            keys::random_bytes::<12>().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let entry = AccessEntry {
+            entry_id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            at: Timestamp::now(),
+            key_id: caller.key_id.clone(),
+            key_name: caller.key_name.clone(),
+            role: caller.role.as_str().to_owned(),
+            rpc: rpc.to_owned(),
+            customer_id: customer_id.map(str::to_owned),
+            anonymous_id: anonymous_id.map(str::to_owned),
+        };
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send((entry, ack))
+            .await
+            .map_err(|_| anyhow::anyhow!("the access-log writer stopped"))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Internal(anyhow::anyhow!(
+                "writing the access log: {e}"
+            ))),
+            Err(_) => Err(Error::Internal(anyhow::anyhow!(
+                "the access-log writer stopped"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The gate every call passes before its message is decoded: load
+//! shedding, authentication, authorization and per-key rate limiting, in
+//! that order. One place, so no RPC can be reached around it.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use super::{
+    keys,
+    roles::{Access, Caller, access_for},
+};
+use crate::store::Store;
+
+/// Gate settings.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// `false` only for local development (`serve --insecure-no-auth`).
+    pub auth: bool,
+    /// Most calls in flight on this server; more are refused at once.
+    pub max_in_flight: usize,
+    /// Sustained calls per second allowed per key (0 = unlimited).
+    pub rate_per_key: f64,
+    /// Calls a key may make in a burst above the sustained rate.
+    pub burst_per_key: f64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            auth: true,
+            max_in_flight: 512,
+            rate_per_key: 200.0,
+            burst_per_key: 400.0,
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+struct State {
+    store: Store,
+    config: GateConfig,
+    in_flight: Arc<Semaphore>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+/// The tower layer.
+#[derive(Clone)]
+pub struct GateLayer {
+    state: Arc<State>,
+}
+
+impl GateLayer {
+    /// A gate over `store` with `config`.
+    pub fn new(store: Store, config: GateConfig) -> Self {
+        let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        Self {
+            state: Arc::new(State {
+                store,
+                config,
+                in_flight,
+                buckets: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for GateLayer {
+    type Service = Gate<S>;
+    fn layer(&self, inner: S) -> Gate<S> {
+        Gate {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The gate service.
+#[derive(Clone)]
+pub struct Gate<S> {
+    inner: S,
+    state: Arc<State>,
+}
+
+fn token_of<B>(req: &http::Request<B>) -> Option<String> {
+    let h = req.headers();
+    if let Some(v) = h.get("authorization").and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        return Some(
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+                .trim()
+                .to_owned(),
+        );
+    }
+    h.get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+}
+
+impl State {
+    fn take_token(&self, key_id: &str) -> bool {
+        if self.config.rate_per_key <= 0.0 {
+            return true;
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let b = buckets.entry(key_id.to_owned()).or_insert(Bucket {
+            tokens: self.config.burst_per_key.max(1.0),
+            at: now,
+        });
+        let refill = now.duration_since(b.at).as_secs_f64() * self.config.rate_per_key;
+        b.tokens = (b.tokens + refill).min(self.config.burst_per_key.max(1.0));
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn authenticate(&self, token: Option<String>) -> Result<Caller, Status> {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err(Status::unauthenticated(
+                "missing API key: send metadata `authorization: Bearer <key>`",
+            ));
+        };
+        let invalid = || Status::unauthenticated("invalid or revoked API key");
+        let Some((key_id, secret)) = keys::parse(&token) else {
+            return Err(invalid());
+        };
+        let found = self.store.find_key(key_id).await.map_err(|e| {
+            tracing::error!(error = %e, "api key lookup failed");
+            Status::unavailable("the service's database is unavailable; retry later")
+        })?;
+        let Some(stored) = found else {
+            return Err(invalid());
+        };
+        let hash_key = self.store.hash_key().await.map_err(|e| {
+            tracing::error!(error = %e, "hash key unavailable");
+            Status::unavailable("the service's database is unavailable; retry later")
+        })?;
+        if stored.revoked
+            || !keys::same_hash(&keys::hash_secret(&hash_key, secret), &stored.secret_hash)
+        {
+            return Err(invalid());
+        }
+        Ok(Caller {
+            key_id: key_id.to_owned(),
+            key_name: stored.name,
+            role: stored.role,
+        })
+    }
+
+    /// Decides a call: the caller and the in-flight permit, or a status.
+    async fn admit(
+        &self,
+        path: &str,
+        token: Option<String>,
+    ) -> Result<(Option<Caller>, Option<OwnedSemaphorePermit>), Status> {
+        let access = access_for(path);
+        if access == Access::Open {
+            return Ok((None, None));
+        }
+        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            tracing::warn!("load shed: too many calls in flight");
+            Status::resource_exhausted("the server is overloaded; retry with backoff")
+        })?;
+        let caller = if self.config.auth {
+            self.authenticate(token).await?
+        } else {
+            Caller::development()
+        };
+        if let Access::Needs(permission) = access
+            && !caller.role.allows(permission)
+        {
+            tracing::info!(role = %caller.role, path, "permission denied");
+            return Err(Status::permission_denied(format!(
+                "the {} role may not call this method",
+                caller.role
+            )));
+        }
+        if !self.take_token(&caller.key_id) {
+            return Err(Status::resource_exhausted(
+                "rate limit exceeded for this API key; retry later",
+            ));
+        }
+        Ok((Some(caller), Some(permit)))
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for Gate<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The ready service handles this call; a fresh clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            let token = token_of(&req);
+            match state.admit(&path, token).await {
+                Ok((caller, permit)) => {
+                    if let Some(caller) = caller {
+                        req.extensions_mut().insert(caller);
+                    }
+                    let response = inner.call(req).await;
+                    drop(permit);
+                    response
+                }
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}

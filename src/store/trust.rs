@@ -1,0 +1,544 @@
+//! API keys, consent, erasure, export, suppression and the access log.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, anyhow};
+use sqlx::{AnyConnection, AssertSqlSafe, Column, Row, any::AnyRow};
+use tracing::instrument;
+
+use super::{Store, placeholders};
+use crate::{
+    auth::{Role, keys},
+    domain::{ConsentRecord, CustomerId, Error, Identity, IdentityKind, Purpose, Timestamp},
+};
+
+/// A key as stored (never the secret).
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    /// Public id.
+    pub key_id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Keyed hash of the secret.
+    pub secret_hash: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Whether revoked.
+    pub revoked: bool,
+}
+
+/// One access-log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessEntry {
+    /// Unique id.
+    pub entry_id: String,
+    /// When.
+    pub at: Timestamp,
+    /// Key id.
+    pub key_id: String,
+    /// Key name.
+    pub key_name: String,
+    /// Role.
+    pub role: String,
+    /// Full RPC name.
+    pub rpc: String,
+    /// The customer read, if known.
+    pub customer_id: Option<String>,
+    /// The anonymous visitor read, for anonymous lookups.
+    pub anonymous_id: Option<String>,
+}
+
+/// What an erasure removed, per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasureReceipt {
+    /// Rows deleted per table.
+    pub deleted: BTreeMap<String, u64>,
+    /// Identities added to the suppression list.
+    pub suppressed_identities: u64,
+}
+
+/// The tables that hold a customer's data and how to find their rows:
+/// `(table, WHERE clause)` with `$1` the customer id and `{anon}` the
+/// customer's anonymous ids. Order matters for erasure (children first).
+const CUSTOMER_ROWS: &[(&str, &str)] = &[
+    ("access_log", "customer_id = $1 OR anonymous_id IN ({anon})"),
+    ("consents", "customer_id = $1"),
+    ("customer_affinities", "customer_id = $1"),
+    ("customer_spend", "customer_id = $1"),
+    ("events", "customer_id = $1 OR anonymous_id IN ({anon})"),
+    (
+        "order_lines",
+        "order_id IN (SELECT order_id FROM orders WHERE customer_id = $1 OR anonymous_id IN ({anon}))",
+    ),
+    ("orders", "customer_id = $1 OR anonymous_id IN ({anon})"),
+    (
+        "return_lines",
+        "return_id IN (SELECT return_id FROM returns WHERE customer_id = $1)",
+    ),
+    ("returns", "customer_id = $1"),
+    ("tickets", "customer_id = $1"),
+    ("identities", "customer_id = $1"),
+    ("customers", "customer_id = $1"),
+];
+
+/// The suppression-list key of an identity.
+fn identity_key(kind: &str, value: &str) -> String {
+    format!("{kind}:{value}")
+}
+
+/// Suppression-list keys for a customer id and identities.
+pub fn suppression_keys(customer: Option<&CustomerId>, identities: &[Identity]) -> Vec<String> {
+    let mut keys: Vec<String> = customer
+        .map(|c| identity_key("customer_id", c.as_str()))
+        .into_iter()
+        .collect();
+    keys.extend(
+        identities
+            .iter()
+            .map(|i| identity_key(i.kind().as_str(), i.value())),
+    );
+    keys
+}
+
+/// A row as a JSON object, column by column.
+fn row_json(row: &AnyRow) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let v = if let Ok(Some(n)) = row.try_get::<Option<i64>, _>(i) {
+            serde_json::Value::from(n)
+        } else if let Ok(Some(s)) = row.try_get::<Option<String>, _>(i) {
+            serde_json::Value::from(s)
+        } else {
+            serde_json::Value::Null
+        };
+        o.insert(col.name().to_owned(), v);
+    }
+    serde_json::Value::Object(o)
+}
+
+impl Store {
+    /// The deployment's hashing key (created on first use, shared by every
+    /// replica through the database).
+    pub async fn hash_key(&self) -> Result<[u8; 32], Error> {
+        let key = self
+            .hash_key
+            .get_or_try_init(|| async {
+                let fresh: String = keys::random_bytes::<32>()
+                    .map_err(|e| anyhow!("no randomness: {e}"))?
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                sqlx::query("INSERT INTO settings (name, value) VALUES ('hash_key', $1) ON CONFLICT (name) DO NOTHING")
+                    .bind(fresh)
+                    .execute(&self.writer)
+                    .await?;
+                let stored: String = sqlx::query("SELECT value FROM settings WHERE name = 'hash_key'")
+                    .fetch_one(&self.writer)
+                    .await?
+                    .try_get(0)?;
+                let mut out = [0u8; 32];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = u8::from_str_radix(stored.get(i * 2..i * 2 + 2).context("short hash key")?, 16)
+                        .context("malformed hash key")?;
+                }
+                Ok::<_, Error>(out)
+            })
+            .await?;
+        Ok(*key)
+    }
+
+    /// Creates a key; returns it with its token (shown once).
+    pub async fn create_key(&self, name: &str, role: Role) -> Result<(StoredKey, String), Error> {
+        let hash_key = self.hash_key().await?;
+        let new = keys::generate(&hash_key).map_err(|e| anyhow!("no randomness: {e}"))?;
+        let now = Timestamp::now();
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&new.key_id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(&new.secret_hash)
+        .bind(now.millis())
+        .execute(&self.writer)
+        .await?;
+        let stored = StoredKey {
+            key_id: new.key_id,
+            name: name.to_owned(),
+            role,
+            secret_hash: new.secret_hash,
+            created_at: now,
+            revoked: false,
+        };
+        Ok((stored, new.token))
+    }
+
+    fn key_from_row(row: &AnyRow) -> Result<StoredKey, Error> {
+        let role: String = row.try_get(2)?;
+        Ok(StoredKey {
+            key_id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            role: Role::parse(&role).map_err(|e| anyhow!("stored role {e}"))?,
+            secret_hash: row.try_get(3)?,
+            created_at: Timestamp::from_millis(row.try_get(4)?)
+                .map_err(|e| anyhow!("stored instant {e}"))?,
+            revoked: row.try_get::<Option<i64>, _>(5)?.is_some(),
+        })
+    }
+
+    /// A key by id.
+    pub async fn find_key(&self, key_id: &str) -> Result<Option<StoredKey>, Error> {
+        let row = sqlx::query(
+            "SELECT key_id, name, role, secret_hash, created_at, revoked_at FROM api_keys WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(Self::key_from_row).transpose()
+    }
+
+    /// Every key, oldest first.
+    pub async fn list_keys(&self) -> Result<Vec<StoredKey>, Error> {
+        let rows = sqlx::query(
+            "SELECT key_id, name, role, secret_hash, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(Self::key_from_row).collect()
+    }
+
+    /// Revokes a key; `false` when no such key exists or it was revoked.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<bool, Error> {
+        let n = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_id)
+        .bind(Timestamp::now().millis())
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Records consents for a customer (created when unknown).
+    #[instrument(skip_all)]
+    pub async fn set_consents(
+        &self,
+        customer: &CustomerId,
+        consents: &[ConsentRecord],
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin_write().await?;
+        if is_suppressed(
+            &mut tx,
+            &self.hash_key().await?,
+            &suppression_keys(Some(customer), &[]),
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+        super::customers::touch_customer(&mut tx, customer, Timestamp::now(), Timestamp::MIN)
+            .await?;
+        write_consents(&mut tx, customer, consents).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The consents on file for a customer.
+    pub async fn consents(&self, customer: &CustomerId) -> Result<Vec<ConsentRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT purpose, granted, source, updated_at FROM consents WHERE customer_id = $1 ORDER BY purpose",
+        )
+        .bind(customer.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let purpose: String = r.try_get(0)?;
+            let Some(purpose) = Purpose::from_stored(&purpose) else {
+                continue;
+            };
+            out.push(ConsentRecord {
+                purpose,
+                granted: r.try_get::<i64, _>(1)? != 0,
+                source: r.try_get(2)?,
+                updated_at: Timestamp::from_millis(r.try_get(3)?)
+                    .map_err(|e| anyhow!("stored instant {e}"))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether any of these identities belongs to an erased customer.
+    pub async fn suppressed(&self, keys: &[String]) -> Result<bool, Error> {
+        let hash_key = self.hash_key().await?;
+        let mut conn = self.reader.acquire().await?;
+        is_suppressed(&mut conn, &hash_key, keys).await
+    }
+
+    /// Erases a customer: every row about them in every table, their
+    /// contribution to the running totals (which are their own rows), and
+    /// puts their identities on the suppression list (as keyed hashes).
+    #[instrument(skip_all)]
+    pub async fn erase_customer(&self, customer: &CustomerId) -> Result<ErasureReceipt, Error> {
+        let hash_key = self.hash_key().await?;
+        let mut tx = self.begin_write().await?;
+        let identities = sqlx::query("SELECT kind, value FROM identities WHERE customer_id = $1")
+            .bind(customer.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut keys = vec![identity_key("customer_id", customer.as_str())];
+        let mut anonymous = Vec::new();
+        for r in &identities {
+            let kind: String = r.try_get(0)?;
+            let value: String = r.try_get(1)?;
+            if kind == IdentityKind::AnonymousId.as_str() {
+                anonymous.push(value.clone());
+            }
+            keys.push(identity_key(&kind, &value));
+        }
+        let mut receipt = ErasureReceipt::default();
+        for (table, filter) in CUSTOMER_ROWS {
+            let anon = if anonymous.is_empty() {
+                "NULL".to_owned()
+            } else {
+                placeholders(2, anonymous.len())
+            };
+            let sql = format!(
+                "DELETE FROM {table} WHERE {}",
+                filter.replace("{anon}", &anon)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
+            for a in &anonymous {
+                q = q.bind(a.clone());
+            }
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            receipt.deleted.insert((*table).to_owned(), n);
+        }
+        let now = Timestamp::now().millis();
+        for key in &keys {
+            let n = sqlx::query(
+                "INSERT INTO suppressions (identity_hash, created_at) VALUES ($1, $2) ON CONFLICT (identity_hash) DO NOTHING",
+            )
+            .bind(keys::hash_secret(&hash_key, key))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            receipt.suppressed_identities += n;
+        }
+        tx.commit().await?;
+        Ok(receipt)
+    }
+
+    /// Everything stored about a customer, table by table, as JSON rows.
+    #[instrument(skip_all)]
+    pub async fn export_customer(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
+        let mut conn = self.reader.acquire().await?;
+        let anonymous: Vec<String> = sqlx::query(
+            "SELECT value FROM identities WHERE customer_id = $1 AND kind = 'anonymous_id'",
+        )
+        .bind(customer.as_str())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (table, filter) in CUSTOMER_ROWS.iter().rev() {
+            let anon = if anonymous.is_empty() {
+                "NULL".to_owned()
+            } else {
+                placeholders(2, anonymous.len())
+            };
+            let sql = format!(
+                "SELECT * FROM {table} WHERE {}",
+                filter.replace("{anon}", &anon)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
+            for a in &anonymous {
+                q = q.bind(a.clone());
+            }
+            let rows = q.fetch_all(&mut *conn).await?;
+            out.push(((*table).to_owned(), rows.iter().map(row_json).collect()));
+        }
+        Ok(out)
+    }
+
+    /// Appends access-log entries in one transaction.
+    pub async fn append_access(&self, entries: &[AccessEntry]) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO access_log (entry_id, at, key_id, key_name, role, rpc, customer_id, anonymous_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&e.entry_id)
+            .bind(e.at.millis())
+            .bind(&e.key_id)
+            .bind(&e.key_name)
+            .bind(&e.role)
+            .bind(&e.rpc)
+            .bind(e.customer_id.clone())
+            .bind(e.anonymous_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Access-log entries about a customer (or an anonymous id), newest
+    /// first, strictly before the cursor `(at, entry_id)` when given.
+    pub async fn list_access(
+        &self,
+        customer: Option<&str>,
+        anonymous: Option<&str>,
+        before: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<AccessEntry>, Error> {
+        let (column, id) = match (customer, anonymous) {
+            (Some(c), _) => ("customer_id", c),
+            (None, Some(a)) => ("anonymous_id", a),
+            (None, None) => return Ok(Vec::new()),
+        };
+        let (at, entry) = before.unwrap_or((i64::MAX, String::new()));
+        let sql = format!(
+            "SELECT entry_id, at, key_id, key_name, role, rpc, customer_id, anonymous_id FROM access_log \
+             WHERE {column} = $1 AND (at < $2 OR (at = $2 AND entry_id < $3) OR $4 = 1) \
+             ORDER BY at DESC, entry_id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(at)
+            .bind(entry)
+            .bind(i64::from(before_is_none(at)))
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccessEntry {
+                    entry_id: r.try_get(0)?,
+                    at: Timestamp::from_millis(r.try_get(1)?)
+                        .map_err(|e| anyhow!("stored instant {e}"))?,
+                    key_id: r.try_get(2)?,
+                    key_name: r.try_get(3)?,
+                    role: r.try_get(4)?,
+                    rpc: r.try_get(5)?,
+                    customer_id: r.try_get(6)?,
+                    anonymous_id: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every table in the schema with its text columns (for the erasure
+    /// sweep in tests and for operators auditing an erasure).
+    pub async fn text_columns(&self) -> Result<Vec<(String, Vec<String>)>, Error> {
+        let sql = match self.backend {
+            super::Backend::Sqlite => {
+                "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+                 AND upper(p.type) = 'TEXT' ORDER BY m.name, p.cid"
+            }
+            super::Backend::Postgres => {
+                "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' AND data_type = 'text' \
+                 ORDER BY table_name, ordinal_position"
+            }
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.reader).await?;
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for r in rows {
+            let (t, c): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            match out.last_mut() {
+                Some((last, cols)) if *last == t => cols.push(c),
+                _ => out.push((t, vec![c])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rows of `table` whose text columns contain any of `needles` (a
+    /// sweep for traces of erased data).
+    pub async fn rows_mentioning(
+        &self,
+        table: &str,
+        columns: &[String],
+        needles: &[String],
+    ) -> Result<u64, Error> {
+        let mut conds = Vec::new();
+        let mut n = 1;
+        for c in columns {
+            for _ in needles {
+                conds.push(format!("{c} LIKE ${n}"));
+                n += 1;
+            }
+        }
+        if conds.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {}", conds.join(" OR "));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for _ in columns {
+            for needle in needles {
+                q = q.bind(format!("%{needle}%"));
+            }
+        }
+        let count: i64 = q.fetch_one(&self.reader).await?.try_get(0)?;
+        Ok(count as u64)
+    }
+}
+
+fn before_is_none(at: i64) -> bool {
+    at == i64::MAX
+}
+
+pub(super) async fn write_consents(
+    conn: &mut AnyConnection,
+    customer: &CustomerId,
+    consents: &[ConsentRecord],
+) -> Result<(), Error> {
+    for c in consents {
+        // A consent older than the one on file does not overwrite it.
+        sqlx::query(
+            "INSERT INTO consents (customer_id, purpose, granted, source, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (customer_id, purpose) DO UPDATE SET granted = excluded.granted, source = excluded.source, \
+             updated_at = excluded.updated_at WHERE excluded.updated_at >= consents.updated_at",
+        )
+        .bind(customer.as_str())
+        .bind(c.purpose.as_str())
+        .bind(i64::from(c.granted))
+        .bind(&c.source)
+        .bind(c.updated_at.millis())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether any key is on the suppression list.
+pub(super) async fn is_suppressed(
+    conn: &mut AnyConnection,
+    hash_key: &[u8; 32],
+    keys: &[String],
+) -> Result<bool, Error> {
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    let sql = format!(
+        "SELECT 1 FROM suppressions WHERE identity_hash IN ({}) LIMIT 1",
+        placeholders(1, keys.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for k in keys {
+        q = q.bind(keys::hash_secret(hash_key, k));
+    }
+    Ok(q.fetch_optional(&mut *conn).await?.is_some())
+}
