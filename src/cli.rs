@@ -322,15 +322,15 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::List => {
             println!(
-                "{:<14} {:<9} {:<8} {:<22} name",
+                "{:<14} {:<9} {:<8} {:<26} name",
                 "key id", "role", "state", "created"
             );
             for k in store.list_keys().await? {
                 let state = if k.revoked { "revoked" } else { "active" };
                 println!(
-                    "{:<14} {:<9} {:<8} {:<22} {}",
+                    "{:<14} {:<9} {:<8} {:<26} {}",
                     k.key_id,
-                    k.role,
+                    k.role.as_str(),
                     state,
                     k.created_at.to_rfc3339(),
                     k.name
