@@ -5,7 +5,9 @@
 //! cargo run --release --example bench_context -- --ids 'demo-c{:04}' --from 1 --to 2001
 //! ```
 //!
-//! Looks up customers `--ids` with `{:04}`/`{}` replaced by numbers in
+//! Calls carry an API key (`--api-key`, or the bootstrap admin key of the
+//! embedded database), so the numbers include authentication and the
+//! access-log commit every read makes. Looks up customers `--ids` with `{:04}`/`{}` replaced by numbers in
 //! `--from..=--to` (deterministic order), `--requests` calls spread over
 //! `--concurrency` connections, and prints throughput and latency
 //! percentiles. NOT_FOUND answers (gaps in the id range) are counted apart.
@@ -32,6 +34,9 @@ struct Args {
     requests: u64,
     #[arg(long, default_value_t = 8)]
     concurrency: u64,
+    /// API key (default: the embedded database's bootstrap admin key).
+    #[arg(long, env = "CUSTOMER_CONTEXT_API_KEY")]
+    api_key: Option<String>,
 }
 
 fn id_for(pattern: &str, n: u64) -> String {
@@ -43,6 +48,14 @@ fn id_for(pattern: &str, n: u64) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let key = args
+        .api_key
+        .clone()
+        .or_else(|| std::fs::read_to_string(customer_context::cli::bootstrap_key_path()).ok())
+        .map(|k| k.trim().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("pass --api-key"))?;
+    let bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {key}").parse()?;
     let span = args.to.saturating_sub(args.from) + 1;
     let per_worker = args.requests / args.concurrency.max(1);
     let started = Instant::now();
@@ -50,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
     for w in 0..args.concurrency {
         let mut client = CustomerContextServiceClient::connect(args.server.clone()).await?;
         let pattern = args.ids.clone();
+        let bearer = bearer.clone();
         let from = args.from;
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_worker as usize);
@@ -57,12 +71,15 @@ async fn main() -> anyhow::Result<()> {
             for i in 0..per_worker {
                 // A fixed stride walks the range in a scattered, repeatable order.
                 let n = from + (w * per_worker + i).wrapping_mul(7919) % span;
-                let request = GetCustomerContextRequest {
+                let mut request = tonic::Request::new(GetCustomerContextRequest {
                     customer: Some(CustomerRef {
                         identity: Some(Identity::CustomerId(id_for(&pattern, n))),
                     }),
                     ..Default::default()
-                };
+                });
+                request
+                    .metadata_mut()
+                    .insert("authorization", bearer.clone());
                 let t = Instant::now();
                 match client.get_customer_context(request).await {
                     Ok(_) => latencies.push(t.elapsed()),
