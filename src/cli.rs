@@ -113,13 +113,20 @@ pub enum KeysCommand {
         /// A name saying who uses it ("Zendesk sidebar", "OMS export").
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
     /// List keys (ids, names, roles; never secrets).
-    List,
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Revoke a key by id; takes effect on the next call, on every replica.
     Revoke {
         /// The key id (the part after `cck_`, before the next `_`).
         key_id: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
 }
 
@@ -150,8 +157,6 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// Print a customer's context from a running server.
     Context(ContextArgs),
@@ -297,7 +302,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             result
         }
-        Command::Keys { command, db } => {
+        Command::Keys { command } => {
+            let db = match &command {
+                KeysCommand::Create { db, .. }
+                | KeysCommand::List { db }
+                | KeysCommand::Revoke { db, .. } => db,
+            };
             let store = db.open().await?;
             let result = keys(&store, command).await;
             store.close().await;
@@ -309,7 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create { role, name } => {
+        KeysCommand::Create { role, name, db: _ } => {
             let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
             let name = crate::domain::bounded_text(&name, crate::domain::MAX_NAME_LEN, true)
                 .map_err(|e| anyhow::anyhow!("--name {e}"))?;
@@ -320,7 +330,7 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
             );
             println!("{token}");
         }
-        KeysCommand::List => {
+        KeysCommand::List { db: _ } => {
             println!(
                 "{:<14} {:<9} {:<8} {:<26} name",
                 "key id", "role", "state", "created"
@@ -337,7 +347,7 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        KeysCommand::Revoke { key_id } => {
+        KeysCommand::Revoke { key_id, db: _ } => {
             if store.revoke_key(key_id.trim()).await? {
                 println!("revoked {key_id}");
             } else {
