@@ -160,6 +160,38 @@ pub enum Command {
     },
     /// Print a customer's context from a running server.
     Context(ContextArgs),
+    /// Evaluate suggestions offline on the stored order history: hold out
+    /// each customer's last order, train on the rest, compare with a
+    /// popularity baseline.
+    Evaluate(EvaluateArgs),
+}
+
+/// Arguments of `evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Items suggested per customer.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Weight of complements (co-purchase neighbours of what was bought).
+    #[arg(long, default_value_t = crate::suggest::Weights::default().complement)]
+    pub complement: f32,
+    /// Weight of popular items in the customer's categories.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().affinity)]
+    pub affinity: f32,
+    /// Weight of popular items overall.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().popular)]
+    pub popular: f32,
+    /// Most suggestions from one category.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().per_category)]
+    pub per_category: usize,
+    /// Extra weight of the last 3 orders' items as complement seeds.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().recent_boost)]
+    pub recent_boost: f32,
+    /// Popularity counts the last N days of history ("popular now"); 0 = all.
+    #[arg(long, default_value_t = 28)]
+    pub recent_days: u32,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
 }
 
 /// Arguments of `context`.
@@ -314,6 +346,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Context(args) => context(args).await,
+        Command::Evaluate(args) => evaluate(args).await,
     }
 }
 
@@ -415,6 +448,66 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
         println!("{}", crate::client::to_json(&context)?);
     } else {
         print!("{}", crate::client::to_text(&context));
+    }
+    Ok(())
+}
+
+async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let started = std::time::Instant::now();
+    let catalog = store.catalog_rows().await?;
+    let purchases = store.purchase_rows().await?;
+    store.close().await;
+    let load_secs = started.elapsed().as_secs_f64();
+    let weights = crate::suggest::Weights {
+        complement: args.complement,
+        affinity: args.affinity,
+        popular: args.popular,
+        per_category: args.per_category,
+        recent_boost: args.recent_boost,
+        ..crate::suggest::Weights::default()
+    };
+    let (k, recent_days) = (args.k, args.recent_days);
+    let report = tokio::task::spawn_blocking(move || {
+        crate::suggest::evaluate::evaluate(&catalog, &purchases, &weights, k, recent_days)
+    })
+    .await?;
+    println!(
+        "customers evaluated {} (of {} with 2+ orders: those whose last order, held out, has an item new to them); \
+         training orders {}; items {} ({} suggestable)",
+        report.customers,
+        report.with_two_orders,
+        report.train_orders,
+        report.items,
+        report.suggestable
+    );
+    println!(
+        "{:<12} {:>10} {:>10} {:>10} {:>11}",
+        "method",
+        format!("HitRate@{k}"),
+        format!("NDCG@{k}"),
+        "coverage",
+        "violations"
+    );
+    let now_name = format!("popular {}d", recent_days);
+    for (name, s) in [
+        ("ranker", &report.ranker),
+        ("popularity", &report.popularity),
+        (now_name.as_str(), &report.popular_now),
+    ] {
+        println!(
+            "{name:<12} {:>10.4} {:>10.4} {:>10.4} {:>11}",
+            s.hit_rate, s.ndcg, s.coverage, s.violations
+        );
+    }
+    println!(
+        "load {load_secs:.1}s, train {:.1}s, score {:.1}s ({:.2} ms per customer)",
+        report.train_secs,
+        report.score_secs,
+        report.score_secs * 1000.0 / report.customers.max(1) as f64
+    );
+    if report.ranker.violations + report.popularity.violations + report.popular_now.violations > 0 {
+        anyhow::bail!("suggestions broke a hard filter");
     }
     Ok(())
 }

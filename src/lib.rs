@@ -19,4 +19,5 @@ pub mod ingest;
 pub mod proto;
 pub mod startup;
 pub mod store;
+pub mod suggest;
 pub mod telemetry;

@@ -620,3 +620,81 @@ impl Store {
         Ok(out)
     }
 }
+
+/// A catalog row for offline evaluation.
+#[derive(Debug, Clone)]
+pub struct CatalogRow {
+    /// Product id.
+    pub product_id: String,
+    /// Name.
+    pub name: String,
+    /// Style group id.
+    pub group_id: String,
+    /// Stored category path.
+    pub category_path: String,
+    /// Price in minor units.
+    pub price_minor: i64,
+    /// Active and in stock.
+    pub available: bool,
+}
+
+/// One purchased line of the whole history, for offline evaluation.
+#[derive(Debug, Clone)]
+pub struct PurchaseRow {
+    /// Customer.
+    pub customer_id: String,
+    /// Order.
+    pub order_id: String,
+    /// When the order was placed.
+    pub placed_at: i64,
+    /// Product.
+    pub product_id: String,
+}
+
+impl Store {
+    /// The whole catalog. Offline use only (evaluation, model builds): it
+    /// reads every product.
+    pub async fn catalog_rows(&self) -> Result<Vec<CatalogRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active FROM products \
+             ORDER BY product_id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CatalogRow {
+                    product_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    group_id: r.try_get(2)?,
+                    category_path: r.try_get(3)?,
+                    price_minor: r.try_get(4)?,
+                    available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Every purchased line of every non-cancelled order of a known
+    /// customer, ordered by customer, time and order. Offline use only.
+    pub async fn purchase_rows(&self) -> Result<Vec<PurchaseRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT o.customer_id, o.order_id, o.placed_at, l.product_id FROM orders o \
+             JOIN order_lines l ON l.order_id = o.order_id \
+             WHERE o.customer_id IS NOT NULL AND o.status <> 'cancelled' \
+             ORDER BY o.customer_id, o.placed_at, o.order_id, l.line_no",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PurchaseRow {
+                    customer_id: r.try_get(0)?,
+                    order_id: r.try_get(1)?,
+                    placed_at: r.try_get(2)?,
+                    product_id: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}

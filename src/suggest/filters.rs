@@ -1,0 +1,64 @@
+//! The hard filters. Every candidate of every source passes through
+//! [`Filters::check`] before it can be suggested; there is no other path.
+
+use std::collections::HashSet;
+
+use super::{Catalog, ItemIx};
+
+/// Why a candidate may not be suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// The customer bought this style (any variant) already.
+    AlreadyBought,
+    /// The customer returned this style within the return window.
+    Returned,
+    /// Inactive or out of stock.
+    Unavailable,
+    /// Excluded by the request (e.g. in the cart).
+    Excluded,
+    /// The customer gave it a thumbs down.
+    Rejected,
+    /// Not merchandise (coupons, fees).
+    NotMerchandise,
+}
+
+/// The hard filters for one customer and request.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Styles bought.
+    pub bought_groups: HashSet<u32>,
+    /// Styles returned within the window.
+    pub returned_groups: HashSet<u32>,
+    /// Styles thumbed down.
+    pub rejected_groups: HashSet<u32>,
+    /// Items excluded by the request.
+    pub excluded: HashSet<ItemIx>,
+}
+
+impl Filters {
+    /// Whether `item` may be suggested.
+    pub fn check(&self, catalog: &Catalog, item: ItemIx) -> Result<(), Blocked> {
+        let Some(it) = catalog.items.get(item as usize) else {
+            return Err(Blocked::Unavailable);
+        };
+        if !it.merchandise {
+            return Err(Blocked::NotMerchandise);
+        }
+        if !it.available {
+            return Err(Blocked::Unavailable);
+        }
+        if self.excluded.contains(&item) {
+            return Err(Blocked::Excluded);
+        }
+        if self.bought_groups.contains(&it.group) {
+            return Err(Blocked::AlreadyBought);
+        }
+        if self.returned_groups.contains(&it.group) {
+            return Err(Blocked::Returned);
+        }
+        if self.rejected_groups.contains(&it.group) {
+            return Err(Blocked::Rejected);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! The item-to-item co-purchase model: for every item, its strongest
+//! neighbours by baskets shared, normalised (cosine) so that best-sellers do
+//! not dominate.
+
+use std::collections::HashMap;
+
+/// Dense item index (position in the catalog).
+pub type ItemIx = u32;
+
+/// Neighbours kept per item.
+pub const NEIGHBOURS: usize = 50;
+/// Baskets larger than this contribute only their first items to pairs
+/// (a stock-up basket of 200 items says little about what goes together,
+/// and its pairs would cost 20,000 increments).
+pub const MAX_BASKET_PAIRS: usize = 60;
+
+/// Co-purchase counts turned into neighbour lists.
+#[derive(Debug, Clone, Default)]
+pub struct CoModel {
+    /// Baskets containing each item.
+    pub popularity: Vec<u32>,
+    /// For each item: (neighbour, cosine similarity), strongest first.
+    pub neighbours: Vec<Vec<(ItemIx, f32)>>,
+}
+
+impl CoModel {
+    /// Builds the model from baskets of distinct items (`n_items` items).
+    /// Pairs seen in a single basket only are noise and are dropped.
+    pub fn build(n_items: usize, baskets: &[Vec<ItemIx>]) -> Self {
+        let mut popularity = vec![0u32; n_items];
+        let mut pairs: HashMap<u64, u32> = HashMap::new();
+        for basket in baskets {
+            for &i in basket {
+                popularity[i as usize] += 1;
+            }
+            let b = &basket[..basket.len().min(MAX_BASKET_PAIRS)];
+            for (x, &i) in b.iter().enumerate() {
+                for &j in &b[x + 1..] {
+                    let (a, c) = if i < j { (i, j) } else { (j, i) };
+                    *pairs
+                        .entry((u64::from(a) << 32) | u64::from(c))
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+        let mut neighbours: Vec<Vec<(ItemIx, f32)>> = vec![Vec::new(); n_items];
+        for (key, count) in pairs {
+            if count < 2 {
+                continue;
+            }
+            let (a, c) = ((key >> 32) as ItemIx, (key & 0xffff_ffff) as ItemIx);
+            let norm =
+                (f64::from(popularity[a as usize]) * f64::from(popularity[c as usize])).sqrt();
+            let sim = (f64::from(count) / norm.max(1.0)) as f32;
+            neighbours[a as usize].push((c, sim));
+            neighbours[c as usize].push((a, sim));
+        }
+        for list in &mut neighbours {
+            list.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+            list.truncate(NEIGHBOURS);
+        }
+        Self {
+            popularity,
+            neighbours,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbours_are_normalised_and_noise_is_dropped() {
+        // 0 and 1 always together; 2 is a best-seller with everything; 3 once with 0.
+        let baskets = vec![
+            vec![0, 1, 2],
+            vec![0, 1, 2],
+            vec![2],
+            vec![2],
+            vec![2, 4],
+            vec![0, 3],
+        ];
+        let m = CoModel::build(5, &baskets);
+        assert_eq!(m.popularity, vec![3, 2, 5, 1, 1]);
+        let n0: Vec<ItemIx> = m.neighbours[0].iter().map(|(i, _)| *i).collect();
+        assert_eq!(
+            n0,
+            [1, 2],
+            "1 beats the best-seller; 3 (one basket) is noise"
+        );
+        assert!(m.neighbours[0][0].1 > m.neighbours[0][1].1);
+    }
+}

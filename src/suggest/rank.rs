@@ -1,0 +1,457 @@
+//! Candidate generation and ranking.
+
+use std::collections::HashMap;
+
+use super::{Catalog, CoModel, Filters, ItemIx};
+
+/// Source weights and limits: what an A/B variant changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    /// Complements of what the customer bought or is looking at.
+    pub complement: f32,
+    /// Popular items in the customer's favourite categories.
+    pub affinity: f32,
+    /// Popular items overall (the cold-start fallback).
+    pub popular: f32,
+    /// Most suggestions from one category.
+    pub per_category: usize,
+    /// Categories of the customer's history considered for affinity.
+    pub affinity_categories: usize,
+    /// Extra seed weight of recent purchases (1 = none).
+    pub recent_boost: f32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self {
+            complement: 1.0,
+            affinity: 2.0,
+            popular: 0.5,
+            per_category: 3,
+            affinity_categories: 8,
+            recent_boost: 1.0,
+        }
+    }
+}
+
+/// What is known about the customer and the request.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// Items bought, with how many times.
+    pub bought: Vec<(ItemIx, u32)>,
+    /// Of those, the ones bought recently (weighted up as seeds: what goes
+    /// with this week's purchases matters more than with last year's).
+    pub recent: Vec<ItemIx>,
+    /// Items the customer is asking about now (weighted above history).
+    pub anchors: Vec<ItemIx>,
+    /// The hard filters.
+    pub filters: Filters,
+}
+
+/// Why an item is suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Often bought together with this item (bought or asked about).
+    Complement { with: ItemIx },
+    /// Popular in a category the customer buys from.
+    PopularInCategory { category: u32 },
+    /// Popular overall.
+    Popular,
+}
+
+/// One suggested item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    /// The item.
+    pub item: ItemIx,
+    /// Its score (higher is better).
+    pub score: f32,
+    /// The main reason.
+    pub reason: Reason,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Candidate {
+    complement: f32,
+    best_seed: Option<(ItemIx, f32)>,
+    affinity: f32,
+    category: Option<u32>,
+    popular: f32,
+}
+
+/// Ranks suggestions: every source adds candidates, every candidate passes
+/// the hard filters, then a per-category cap keeps the list diverse. The
+/// output is deterministic for the same input (ties break on item index).
+pub fn suggest(
+    model: &CoModel,
+    catalog: &Catalog,
+    signals: &Signals,
+    weights: &Weights,
+    limit: usize,
+) -> Vec<Suggestion> {
+    let mut candidates: HashMap<ItemIx, Candidate> = HashMap::new();
+
+    // Complements: neighbours of anchors (double weight) and of purchases.
+    // Seeds are visited in a fixed order so that float sums, and the seed
+    // named in the reason, do not depend on how the caller ordered them.
+    let mut seeds: Vec<(ItemIx, f32)> = signals
+        .anchors
+        .iter()
+        .map(|&a| (a, 2.0f32))
+        .chain(signals.bought.iter().map(|&(i, times)| {
+            let boost = if signals.recent.contains(&i) {
+                weights.recent_boost
+            } else {
+                1.0
+            };
+            (i, boost * (1.0 + (times as f32).ln()))
+        }))
+        .collect();
+    seeds.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    for (seed, w) in seeds {
+        let Some(list) = model.neighbours.get(seed as usize) else {
+            continue;
+        };
+        for &(n, sim) in list {
+            let c = candidates.entry(n).or_default();
+            let contribution = w * sim;
+            c.complement += contribution;
+            if c.best_seed.is_none_or(|(_, best)| contribution > best) {
+                c.best_seed = Some((seed, contribution));
+            }
+        }
+    }
+
+    // Affinity: popular items of the categories the customer buys most.
+    let mut by_category: HashMap<u32, u32> = HashMap::new();
+    let mut total = 0u32;
+    for &(i, times) in &signals.bought {
+        if let Some(it) = catalog.items.get(i as usize) {
+            *by_category.entry(it.category).or_insert(0) += times;
+            total += times;
+        }
+    }
+    let mut top: Vec<(u32, u32)> = by_category.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for &(category, n) in top.iter().take(weights.affinity_categories) {
+        let share = n as f32 / total.max(1) as f32;
+        for &i in catalog
+            .popular_in
+            .get(category as usize)
+            .map_or(&[][..], |v| v.as_slice())
+        {
+            let c = candidates.entry(i).or_default();
+            let a = share * catalog.popularity_score[i as usize];
+            if a > c.affinity {
+                c.affinity = a;
+                c.category = Some(category);
+            }
+        }
+    }
+
+    // Popular overall: the fallback that answers a customer with no history.
+    for &i in &catalog.popular {
+        candidates.entry(i).or_default().popular = catalog.popularity_score[i as usize];
+    }
+
+    let mut scored: Vec<Suggestion> = candidates
+        .into_iter()
+        .filter(|(item, _)| signals.filters.check(catalog, *item).is_ok())
+        .map(|(item, c)| {
+            let parts = [
+                (weights.complement * c.complement, 0u8),
+                (weights.affinity * c.affinity, 1),
+                (weights.popular * c.popular, 2),
+            ];
+            let score = parts.iter().map(|p| p.0).sum::<f32>();
+            let main = parts
+                .iter()
+                .copied()
+                .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
+                .map_or(2, |p| p.1);
+            let reason = match (main, c.best_seed, c.category) {
+                (0, Some((with, _)), _) => Reason::Complement { with },
+                (1, _, Some(category)) => Reason::PopularInCategory { category },
+                _ => Reason::Popular,
+            };
+            Suggestion {
+                item,
+                score,
+                reason,
+            }
+        })
+        .collect();
+    scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+
+    let mut per_category: HashMap<u32, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(limit);
+    for s in scored {
+        let category = catalog.items[s.item as usize].category;
+        let n = per_category.entry(category).or_insert(0);
+        if *n >= weights.per_category {
+            continue;
+        }
+        *n += 1;
+        out.push(s);
+        if out.len() == limit {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::suggest::ItemInfo;
+
+    /// A generated world: catalog flags, baskets, a customer and a request.
+    #[derive(Debug, Clone)]
+    struct World {
+        items: Vec<(u32, u32, bool, bool)>, // (group, category, available, merchandise)
+        baskets: Vec<Vec<ItemIx>>,
+        bought: Vec<ItemIx>,
+        anchors: Vec<ItemIx>,
+        returned_groups: Vec<u32>,
+        rejected_groups: Vec<u32>,
+        excluded: Vec<ItemIx>,
+        limit: usize,
+        weights: (f32, f32, f32, usize),
+    }
+
+    fn world() -> impl Strategy<Value = World> {
+        (2usize..40).prop_flat_map(|n| {
+            let item = (
+                0u32..(n as u32),
+                0u32..5,
+                prop::bool::weighted(0.8),
+                prop::bool::weighted(0.9),
+            );
+            let ix = 0..(n as ItemIx);
+            let group = 0..(n as u32);
+            (
+                prop::collection::vec(item, n),
+                prop::collection::vec(prop::collection::vec(ix.clone(), 1..8), 0..60),
+                prop::collection::vec(ix.clone(), 0..10),
+                prop::collection::vec(ix.clone(), 0..3),
+                prop::collection::vec(group.clone(), 0..4),
+                prop::collection::vec(group, 0..4),
+                prop::collection::vec(ix, 0..4),
+                1usize..15,
+                (0.0f32..3.0, 0.0f32..3.0, 0.0f32..3.0, 1usize..5),
+            )
+                .prop_map(
+                    |(
+                        items,
+                        baskets,
+                        bought,
+                        anchors,
+                        returned_groups,
+                        rejected_groups,
+                        excluded,
+                        limit,
+                        weights,
+                    )| World {
+                        items,
+                        baskets,
+                        bought,
+                        anchors,
+                        returned_groups,
+                        rejected_groups,
+                        excluded,
+                        limit,
+                        weights,
+                    },
+                )
+        })
+    }
+
+    fn run(w: &World) -> (Catalog, Signals, Vec<Suggestion>, usize) {
+        let items: Vec<ItemInfo> = w
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, &(group, category, available, merchandise))| ItemInfo {
+                product_id: format!("p{i}"),
+                name: format!("Item {i}"),
+                group,
+                category,
+                price_minor: 100,
+                available,
+                merchandise,
+            })
+            .collect();
+        let baskets: Vec<Vec<ItemIx>> = w
+            .baskets
+            .iter()
+            .map(|b| {
+                let mut b = b.clone();
+                b.sort_unstable();
+                b.dedup();
+                b
+            })
+            .collect();
+        let model = CoModel::build(items.len(), &baskets);
+        let catalog = Catalog::new(
+            items,
+            (0..5).map(|c| format!("c{c}")).collect(),
+            &model.popularity,
+        );
+        let mut counts: HashMap<ItemIx, u32> = HashMap::new();
+        for &b in &w.bought {
+            *counts.entry(b).or_insert(0) += 1;
+        }
+        let bought: Vec<(ItemIx, u32)> = counts.into_iter().collect();
+        let filters = Filters {
+            bought_groups: bought
+                .iter()
+                .map(|(i, _)| catalog.items[*i as usize].group)
+                .collect(),
+            returned_groups: w.returned_groups.iter().copied().collect(),
+            rejected_groups: w.rejected_groups.iter().copied().collect(),
+            excluded: w.excluded.iter().copied().collect(),
+        };
+        let signals = Signals {
+            bought,
+            recent: w.bought.iter().take(2).copied().collect(),
+            anchors: w.anchors.clone(),
+            filters,
+        };
+        let (c, a, p, cap) = w.weights;
+        let weights = Weights {
+            complement: c,
+            affinity: a,
+            popular: p,
+            per_category: cap,
+            ..Weights::default()
+        };
+        let out = suggest(&model, &catalog, &signals, &weights, w.limit);
+        (catalog, signals, out, cap)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// No suggestion, from any source, was bought (any variant of the
+        /// style), returned, thumbed down, excluded, unavailable or not
+        /// merchandise; the list is bounded, unique, diverse, deterministic.
+        #[test]
+        fn hard_filters_hold_for_every_source(w in world()) {
+            let (catalog, signals, out, cap) = run(&w);
+            let bought_groups: HashSet<u32> =
+                w.bought.iter().map(|i| w.items[*i as usize].0).collect();
+            let mut seen = HashSet::new();
+            let mut per_category: HashMap<u32, usize> = HashMap::new();
+            for s in &out {
+                let (group, category, available, merchandise) = w.items[s.item as usize];
+                prop_assert!(!bought_groups.contains(&group), "already bought: {:?}", s);
+                prop_assert!(!w.returned_groups.contains(&group), "returned: {:?}", s);
+                prop_assert!(!w.rejected_groups.contains(&group), "thumbed down: {:?}", s);
+                prop_assert!(!w.excluded.contains(&s.item), "excluded: {:?}", s);
+                prop_assert!(available && merchandise, "unavailable: {:?}", s);
+                prop_assert!(seen.insert(s.item), "duplicate: {:?}", s);
+                *per_category.entry(category).or_insert(0) += 1;
+                if let Reason::Complement { with } = s.reason {
+                    prop_assert!(signals.anchors.contains(&with) || signals.bought.iter().any(|(i, _)| *i == with));
+                }
+            }
+            prop_assert!(out.len() <= w.limit);
+            prop_assert!(per_category.values().all(|n| *n <= cap));
+            let (_, _, again, _) = run(&w);
+            prop_assert_eq!(out, again);
+            prop_assert!(catalog.items.len() == w.items.len());
+        }
+    }
+
+    #[test]
+    fn a_customer_with_no_history_gets_best_sellers() {
+        let items: Vec<ItemInfo> = (0..4)
+            .map(|i| ItemInfo {
+                product_id: format!("p{i}"),
+                name: format!("Item {i}"),
+                group: i,
+                category: i,
+                price_minor: 100,
+                available: i != 2,
+                merchandise: true,
+            })
+            .collect();
+        let baskets = vec![
+            vec![0],
+            vec![0],
+            vec![0],
+            vec![2],
+            vec![2],
+            vec![1, 3],
+            vec![1],
+        ];
+        let model = CoModel::build(4, &baskets);
+        let catalog = Catalog::new(
+            items,
+            (0..4).map(|c| format!("c{c}")).collect(),
+            &model.popularity,
+        );
+        let out = suggest(
+            &model,
+            &catalog,
+            &Signals::default(),
+            &Weights::default(),
+            3,
+        );
+        let ids: Vec<ItemIx> = out.iter().map(|s| s.item).collect();
+        assert_eq!(
+            ids,
+            [0, 1, 3],
+            "most popular first; the out-of-stock item 2 never shows"
+        );
+        assert!(out.iter().all(|s| s.reason == Reason::Popular));
+    }
+
+    #[test]
+    fn complements_say_what_they_go_with() {
+        let items: Vec<ItemInfo> = (0..3)
+            .map(|i| ItemInfo {
+                product_id: format!("p{i}"),
+                name: format!("Item {i}"),
+                group: i,
+                category: i,
+                price_minor: 100,
+                available: true,
+                merchandise: true,
+            })
+            .collect();
+        // Laptops (0) go with mice (1); 2 is a best-seller on its own.
+        let baskets = vec![
+            vec![0, 1],
+            vec![0, 1],
+            vec![0, 1],
+            vec![2],
+            vec![2],
+            vec![2],
+            vec![2],
+            vec![2],
+        ];
+        let model = CoModel::build(3, &baskets);
+        let catalog = Catalog::new(
+            items,
+            (0..3).map(|c| format!("c{c}")).collect(),
+            &model.popularity,
+        );
+        let mut signals = Signals {
+            bought: vec![(0, 1)],
+            ..Signals::default()
+        };
+        signals.filters.bought_groups.insert(0);
+        let out = suggest(&model, &catalog, &signals, &Weights::default(), 2);
+        assert_eq!(out[0].item, 1);
+        assert_eq!(out[0].reason, Reason::Complement { with: 0 });
+        assert!(
+            out.iter().all(|s| s.item != 0),
+            "never the laptop itself again"
+        );
+    }
+}
