@@ -274,3 +274,91 @@ async fn demo_data_is_meaningful_and_loads_once() {
     assert_eq!(again.profile.expect("profile").order_count, 5);
     assert_eq!(again.recent_browsing.len(), ctx.recent_browsing.len());
 }
+
+/// SIGINT/SIGTERM stop the server: calls in flight finish, new ones are
+/// refused. The signal is stood in for by the shutdown future.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_calls_in_flight() {
+    use customer_context::{
+        auth::{GateConfig, Role},
+        proto::{self as pb, ingest_service_client::IngestServiceClient},
+        startup::{Application, ServeConfig},
+        store::{StoreOptions, sqlite_url},
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: sqlite_url(&dir.path().join("db.sqlite")),
+        store: StoreOptions::default(),
+        demo: false,
+        gate: GateConfig::default(),
+        tls: None,
+    };
+    let app = Application::build(&config).await.expect("built");
+    let addr = app.local_addr();
+    let store = app.store().clone();
+    let key =
+        crate::harness::Key::bearer(&store.create_key("t", Role::Admin).await.expect("key").1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("c");
+    let mut ingest = IngestServiceClient::with_interceptor(channel, key);
+
+    // A client stream is in flight: its first batch is committed.
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BrowsingEvent>(1000);
+    let mut streaming = ingest.clone();
+    let call = tokio::spawn(async move {
+        streaming
+            .stream_events(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    for i in 0..500 {
+        tx.send(view(&format!("s{i}"), "c1", "p1", 5))
+            .await
+            .expect("send");
+    }
+    let key = customer_context::domain::CustomerKey::Id(
+        customer_context::domain::CustomerId::parse("c1").expect("id"),
+    );
+    let mut committed = false;
+    for _ in 0..600 {
+        if store.resolve(&key).await.expect("resolve").is_some() {
+            committed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(committed, "the first batch was committed");
+
+    // Shut down while the call is open; it may still send, then finish.
+    stop.send(()).expect("stop");
+    for i in 500..510 {
+        tx.send(view(&format!("s{i}"), "c1", "p1", 5))
+            .await
+            .expect("send after the signal");
+    }
+    drop(tx);
+    let done = call
+        .await
+        .expect("joined")
+        .expect("the call in flight completes")
+        .into_inner();
+    assert_eq!(done.summary.expect("summary").created, 510);
+    server
+        .await
+        .expect("joined")
+        .expect("the server stops cleanly");
+    // The server is gone: new calls fail.
+    let r = ingest
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("late", "c1", "p1", 1)],
+        })
+        .await;
+    assert!(r.is_err());
+}
