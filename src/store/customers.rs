@@ -144,10 +144,11 @@ impl Store {
     pub async fn upsert_customers(&self, customers: &[Customer]) -> Result<Vec<ItemResult>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(customers.len());
         for c in customers {
             let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
-            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+            if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
@@ -167,9 +168,10 @@ impl Store {
     ) -> Result<(WriteOutcome, u64), Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let keys =
             super::trust::suppression_keys(Some(customer_id), std::slice::from_ref(identity));
-        if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+        if suppression.check(&mut tx, &keys).await? {
             return Ok((WriteOutcome::Suppressed, 0));
         }
         let now = Timestamp::now();

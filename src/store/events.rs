@@ -24,7 +24,8 @@ impl Store {
     ) -> Result<Vec<WriteOutcome>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
-        let outcomes = record_events_in(&mut tx, &hash_key, events).await?;
+        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
+        let outcomes = record_events_in(&mut tx, &suppression, events).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -32,7 +33,7 @@ impl Store {
 
 async fn record_events_in(
     conn: &mut AnyConnection,
-    hash_key: &[u8; 32],
+    suppression: &super::trust::Suppression,
     events: &[BrowsingEvent],
 ) -> Result<Vec<WriteOutcome>, Error> {
     let received_at = Timestamp::now().millis();
@@ -50,7 +51,7 @@ async fn record_events_in(
             None => {
                 let identities: Vec<Identity> = who.1.iter().cloned().map(Identity::from).collect();
                 let keys = super::trust::suppression_keys(who.0.as_ref(), &identities);
-                let d = super::trust::is_suppressed(conn, hash_key, &keys).await?;
+                let d = suppression.check(conn, &keys).await?;
                 suppressed.insert(who, d);
                 d
             }

@@ -183,6 +183,11 @@ impl Store {
             .run(&self.writer)
             .await
             .context("applying database migrations")?;
+        // Create (or load) the hashing key now, so no later request has to
+        // write it while holding a transaction.
+        self.hash_key()
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the hashing key: {e:?}"))?;
         Ok(())
     }
 

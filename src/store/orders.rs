@@ -212,6 +212,7 @@ impl Store {
     pub async fn record_orders(&self, orders: &[Order]) -> Result<Vec<ItemResult>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(orders.len());
         for o in orders {
             let identities: Vec<Identity> = o
@@ -222,7 +223,7 @@ impl Store {
                 .into_iter()
                 .collect();
             let keys = super::trust::suppression_keys(o.actor.customer_id(), &identities);
-            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+            if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }

@@ -17,10 +17,11 @@ impl Store {
     pub async fn record_returns(&self, returns: &[Return]) -> Result<Vec<ItemResult>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(returns.len());
         for r in returns {
             let keys = super::trust::suppression_keys(r.customer_id.as_ref(), &[]);
-            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+            if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }

@@ -14,10 +14,11 @@ impl Store {
     pub async fn upsert_tickets(&self, tickets: &[Ticket]) -> Result<Vec<WriteOutcome>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut outcomes = Vec::with_capacity(tickets.len());
         for t in tickets {
             let keys = super::trust::suppression_keys(Some(&t.customer_id), &[]);
-            if super::trust::is_suppressed(&mut tx, &hash_key, &keys).await? {
+            if suppression.check(&mut tx, &keys).await? {
                 outcomes.push(WriteOutcome::Suppressed);
                 continue;
             }

@@ -229,14 +229,10 @@ impl Store {
         customer: &CustomerId,
         consents: &[ConsentRecord],
     ) -> Result<bool, Error> {
+        // The hash key first: it may need the (single) writer connection.
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
-        if is_suppressed(
-            &mut tx,
-            &self.hash_key().await?,
-            &suppression_keys(Some(customer), &[]),
-        )
-        .await?
-        {
+        if is_suppressed(&mut tx, &hash_key, &suppression_keys(Some(customer), &[])).await? {
             return Ok(false);
         }
         super::customers::touch_customer(&mut tx, customer, Timestamp::now(), Timestamp::MIN)
@@ -521,6 +517,36 @@ pub(super) async fn write_consents(
         .await?;
     }
     Ok(())
+}
+
+/// The suppression list as one batch sees it: when nobody was ever
+/// erased (the common case), items are not checked one by one.
+pub(super) struct Suppression {
+    hash_key: [u8; 32],
+    active: bool,
+}
+
+impl Suppression {
+    /// Looks once whether the list has any entry.
+    pub(super) async fn load(conn: &mut AnyConnection, hash_key: [u8; 32]) -> Result<Self, Error> {
+        let active = sqlx::query("SELECT 1 FROM suppressions LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
+        Ok(Self { hash_key, active })
+    }
+
+    /// Whether any of these identities belongs to an erased customer.
+    pub(super) async fn check(
+        &self,
+        conn: &mut AnyConnection,
+        keys: &[String],
+    ) -> Result<bool, Error> {
+        if !self.active {
+            return Ok(false);
+        }
+        is_suppressed(conn, &self.hash_key, keys).await
+    }
 }
 
 /// Whether any key is on the suppression list.
