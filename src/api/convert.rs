@@ -396,6 +396,27 @@ pub fn link(r: pb::LinkIdentityRequest) -> Result<(d::CustomerId, d::Identity), 
     v.finish(|| (customer_id.expect("checked"), identity.expect("checked")))
 }
 
+/// Who did it: a customer id and/or an anonymous id, at least one.
+fn actor(v: &mut Violations, customer_id: &str, anonymous_id: &str) -> Option<d::Actor> {
+    let mut local = Violations::new();
+    let customer_id = optional(&mut local, "customer_id", customer_id, d::CustomerId::parse);
+    let anonymous_id = optional(
+        &mut local,
+        "anonymous_id",
+        anonymous_id,
+        d::AnonymousId::parse,
+    );
+    let actor = if local.is_empty() {
+        local.check("customer_id", d::Actor::new(customer_id, anonymous_id))
+    } else {
+        None
+    };
+    for fv in local.into_vec() {
+        v.add(fv.field, fv.description);
+    }
+    actor
+}
+
 /// A browsing event.
 pub fn event(e: pb::BrowsingEvent, now: d::Timestamp) -> Result<d::BrowsingEvent, Violations> {
     let pb::BrowsingEvent {
@@ -410,13 +431,7 @@ pub fn event(e: pb::BrowsingEvent, now: d::Timestamp) -> Result<d::BrowsingEvent
     } = e;
     let mut v = Violations::new();
     let message_id = required(&mut v, "message_id", &message_id, d::MessageId::parse);
-    let customer_id = optional(&mut v, "customer_id", &customer_id, d::CustomerId::parse);
-    let anonymous_id = optional(&mut v, "anonymous_id", &anonymous_id, d::AnonymousId::parse);
-    let actor = if v.is_empty() {
-        v.check("customer_id", d::Actor::new(customer_id, anonymous_id))
-    } else {
-        None
-    };
+    let actor = actor(&mut v, &customer_id, &anonymous_id);
     let kind = match enum_value::<pb::BrowsingEventType>(&mut v, "type", r#type) {
         Some(pb::BrowsingEventType::Unspecified) => {
             v.add("type", "is required");
@@ -469,13 +484,7 @@ pub fn order(o: pb::Order) -> Result<d::Order, Violations> {
     } = o;
     let mut v = Violations::new();
     let order_id = required(&mut v, "order_id", &order_id, d::OrderId::parse);
-    let customer_id = optional(&mut v, "customer_id", &customer_id, d::CustomerId::parse);
-    let anonymous_id = optional(&mut v, "anonymous_id", &anonymous_id, d::AnonymousId::parse);
-    let actor = if v.is_empty() {
-        v.check("customer_id", d::Actor::new(customer_id, anonymous_id))
-    } else {
-        None
-    };
+    let actor = actor(&mut v, &customer_id, &anonymous_id);
     let status = match enum_value::<pb::OrderStatus>(&mut v, "status", status) {
         Some(pb::OrderStatus::Unspecified | pb::OrderStatus::Placed) => {
             Some(d::OrderStatus::Placed)
