@@ -21,6 +21,7 @@ on_both_backends!(
     consent_is_checked_at_query_time,
     access_log_answers_who_looked,
     overload_and_rate_limits_answer_resource_exhausted,
+    a_revocation_reaches_every_replica,
 );
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1118,4 +1119,51 @@ async fn auth_can_be_disabled_only_on_loopback() {
         .get_customer_context(by(Identity::CustomerId("nobody".into())))
         .await;
     assert_eq!(code(r), Code::NotFound, "no key needed in development mode");
+}
+
+/// Two replicas on one database: a key revoked through one is refused by
+/// the other on its very next call (keys are read per call, not cached).
+async fn a_revocation_reaches_every_replica(backend: Backend) {
+    use customer_context::startup::{Application, ServeConfig};
+    let Some(first) = spawn_app(backend).await else {
+        return;
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: first.database_url.clone(),
+        store: customer_context::store::StoreOptions::default(),
+        demo: false,
+        gate: GateConfig::default(),
+        tls: None,
+    };
+    let second = Application::build(&config).await.expect("a second replica");
+    let second_addr = second.local_addr();
+    tokio::spawn(second.run_until_stopped(std::future::pending()));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{second_addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+
+    let (key, token) = first
+        .store
+        .create_key("replicated", Role::Agent)
+        .await
+        .expect("key");
+    let mut client = customer_context::proto::customer_context_service_client::CustomerContextServiceClient::with_interceptor(
+        channel,
+        Key::bearer(&token),
+    );
+    let read = by(Identity::CustomerId("nobody".into()));
+    assert_eq!(
+        code(client.get_customer_context(read.clone()).await),
+        Code::NotFound,
+        "the key works on replica 2"
+    );
+    assert!(first.store.revoke_key(&key.key_id).await.expect("revoked"));
+    assert_eq!(
+        code(client.get_customer_context(read).await),
+        Code::Unauthenticated,
+        "and is refused right after"
+    );
 }
