@@ -160,6 +160,11 @@ pub enum Command {
     },
     /// Print a customer's context from a running server.
     Context(ContextArgs),
+    /// Recompute the suggestion model from the whole order history.
+    RebuildModel {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Evaluate suggestions offline on the stored order history: hold out
     /// each customer's last order, train on the rest, compare with a
     /// popularity baseline.
@@ -329,8 +334,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => {
-            let store = args.db.open().await?;
-            let result = crate::ingest::run_import(&store, &args).await;
+            // One model rebuild at the end beats updating it per order.
+            let options = StoreOptions {
+                live_model: false,
+                ..args.db.options()
+            };
+            let store = Store::connect(&args.db.url(), &options).await?;
+            store.migrate().await?;
+            let mut result = crate::ingest::run_import(&store, &args).await;
+            if result.is_ok() && !args.events.is_empty() {
+                result = rebuild_model(&store).await;
+            }
+            store.close().await;
+            result
+        }
+        Command::RebuildModel { db } => {
+            let store = db.open().await?;
+            let result = rebuild_model(&store).await;
             store.close().await;
             result
         }
@@ -348,6 +368,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Context(args) => context(args).await,
         Command::Evaluate(args) => evaluate(args).await,
     }
+}
+
+async fn rebuild_model(store: &Store) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let m = store
+        .rebuild_model()
+        .await
+        .map_err(|e| anyhow::anyhow!("rebuilding the suggestion model: {e:?}"))?;
+    println!(
+        "suggestion model rebuilt from {} orders: {} products, {} partner rows, in {:.1}s",
+        m.orders,
+        m.products,
+        m.pairs,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {

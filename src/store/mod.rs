@@ -14,6 +14,7 @@
 mod catalog;
 mod customers;
 mod events;
+mod model;
 mod orders;
 mod reads;
 mod returns;
@@ -29,6 +30,7 @@ use sqlx::{
     migrate::Migrator,
 };
 
+pub use model::{ModelSummary, RECENT_DAYS};
 pub use reads::*;
 pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
 
@@ -55,6 +57,9 @@ pub struct StoreOptions {
     /// How long a request waits for a free connection before failing with
     /// UNAVAILABLE.
     pub acquire_timeout: Duration,
+    /// Update the suggestion model with every order (off for bulk imports,
+    /// which rebuild it once at the end).
+    pub live_model: bool,
 }
 
 impl Default for StoreOptions {
@@ -62,6 +67,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
+            live_model: true,
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct Store {
     writer: AnyPool,
     /// The deployment's hashing key, read once from the database.
     hash_key: std::sync::Arc<tokio::sync::OnceCell<[u8; 32]>>,
+    /// Whether orders update the suggestion model as they are written.
+    live_model: bool,
 }
 
 impl Store {
@@ -157,6 +165,7 @@ impl Store {
                     reader,
                     writer,
                     hash_key: Default::default(),
+                    live_model: options.live_model,
                 })
             }
             Backend::Postgres => {
@@ -171,6 +180,7 @@ impl Store {
                     reader: pool.clone(),
                     writer: pool,
                     hash_key: Default::default(),
+                    live_model: options.live_model,
                 })
             }
         }

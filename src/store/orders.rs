@@ -24,6 +24,8 @@ struct Contribution {
     placed_at: i64,
     /// Units per top-level category and per brand.
     affinities: BTreeMap<(&'static str, String), i64>,
+    /// Distinct products, in line order (for the co-purchase model).
+    products: Vec<String>,
 }
 
 impl Contribution {
@@ -32,11 +34,15 @@ impl Contribution {
         currency: String,
         total_minor: i64,
         placed_at: i64,
-        lines: impl Iterator<Item = (i64, &'a str, &'a str)>,
+        lines: impl Iterator<Item = (&'a str, i64, &'a str, &'a str)>,
     ) -> Self {
         let mut affinities = BTreeMap::new();
         let mut units = 0;
-        for (quantity, brand, category_path) in lines {
+        let mut products: Vec<String> = Vec::new();
+        for (product_id, quantity, brand, category_path) in lines {
+            if !products.iter().any(|p| p == product_id) {
+                products.push(product_id.to_owned());
+            }
             units += quantity;
             let top = CategoryPath::from_stored(category_path).top().to_owned();
             if !top.is_empty() {
@@ -53,6 +59,7 @@ impl Contribution {
             units,
             placed_at,
             affinities,
+            products,
         }
     }
 }
@@ -63,9 +70,13 @@ async fn apply(
     customer: &str,
     c: &Contribution,
     sign: i64,
+    live_model: bool,
 ) -> Result<(), Error> {
     if !c.counts {
         return Ok(());
+    }
+    if live_model {
+        super::model::apply_order(conn, &c.products, c.placed_at, sign).await?;
     }
     sqlx::query(
         "UPDATE customers SET order_count = order_count + $2, units_purchased = units_purchased + $3, \
@@ -126,16 +137,17 @@ async fn stored_contribution(
     let status = OrderStatus::from_stored(&status)
         .ok_or_else(|| anyhow::anyhow!("stored order status {status:?}"))?;
     let lines =
-        sqlx::query("SELECT quantity, brand, category_path FROM order_lines WHERE order_id = $1")
+        sqlx::query("SELECT product_id, quantity, brand, category_path FROM order_lines WHERE order_id = $1 ORDER BY line_no")
             .bind(order_id)
             .fetch_all(&mut *conn)
             .await?;
     let mut decoded = Vec::with_capacity(lines.len());
     for l in &lines {
         decoded.push((
-            l.try_get::<i64, _>(0)?,
-            l.try_get::<String, _>(1)?,
+            l.try_get::<String, _>(0)?,
+            l.try_get::<i64, _>(1)?,
             l.try_get::<String, _>(2)?,
+            l.try_get::<String, _>(3)?,
         ));
     }
     let contribution = Contribution::from_lines(
@@ -143,7 +155,9 @@ async fn stored_contribution(
         head.try_get(2)?,
         head.try_get(3)?,
         head.try_get(4)?,
-        decoded.iter().map(|(q, b, c)| (*q, b.as_str(), c.as_str())),
+        decoded
+            .iter()
+            .map(|(p, q, b, c)| (p.as_str(), *q, b.as_str(), c.as_str())),
     );
     Ok(Some((head.try_get(0)?, contribution)))
 }
@@ -172,7 +186,7 @@ pub(super) async fn attach_guest_orders(
             let at = Timestamp::from_millis(c.placed_at)
                 .map_err(|e| anyhow::anyhow!("stored instant {e}"))?;
             touch_customer(conn, customer_id, at, at).await?;
-            apply(conn, customer_id.as_str(), &c, 1).await?;
+            apply(conn, customer_id.as_str(), &c, 1, true).await?;
         }
         attached += 1;
     }
@@ -227,14 +241,18 @@ impl Store {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
-            results.push(record_order(&mut tx, o).await?);
+            results.push(record_order(&mut tx, o, self.live_model).await?);
         }
         tx.commit().await?;
         Ok(results)
     }
 }
 
-async fn record_order(conn: &mut AnyConnection, o: &Order) -> Result<ItemResult, Error> {
+async fn record_order(
+    conn: &mut AnyConnection,
+    o: &Order,
+    live_model: bool,
+) -> Result<ItemResult, Error> {
     let hash = fingerprint(o);
     let stored = sqlx::query("SELECT content_hash FROM orders WHERE order_id = $1")
         .bind(o.order_id.as_str())
@@ -263,7 +281,7 @@ async fn record_order(conn: &mut AnyConnection, o: &Order) -> Result<ItemResult,
         if let Some((old_customer, old)) = stored_contribution(conn, o.order_id.as_str()).await?
             && let Some(old_customer) = old_customer
         {
-            apply(conn, &old_customer, &old, -1).await?;
+            apply(conn, &old_customer, &old, -1, live_model).await?;
         }
         sqlx::query("DELETE FROM order_lines WHERE order_id = $1")
             .bind(o.order_id.as_str())
@@ -331,7 +349,7 @@ async fn record_order(conn: &mut AnyConnection, o: &Order) -> Result<ItemResult,
         .bind(&category)
         .execute(&mut *conn)
         .await?;
-        snapshot.push((l.quantity, brand, category));
+        snapshot.push((l.product_id.as_str(), l.quantity, brand, category));
     }
 
     if let Some(c) = &customer {
@@ -343,9 +361,9 @@ async fn record_order(conn: &mut AnyConnection, o: &Order) -> Result<ItemResult,
             o.placed_at.millis(),
             snapshot
                 .iter()
-                .map(|(q, b, cat)| (*q, b.as_str(), cat.as_str())),
+                .map(|(p, q, b, cat)| (*p, *q, b.as_str(), cat.as_str())),
         );
-        apply(conn, c.as_str(), &contribution, 1).await?;
+        apply(conn, c.as_str(), &contribution, 1, live_model).await?;
     }
     Ok(Ok(if existed {
         WriteOutcome::Updated

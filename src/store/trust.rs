@@ -295,6 +295,30 @@ impl Store {
             }
             keys.push(identity_key(&kind, &value));
         }
+        // Their orders' share of the suggestion model goes first.
+        let lines = sqlx::query(
+            "SELECT o.order_id, o.placed_at, l.product_id FROM orders o JOIN order_lines l ON l.order_id = o.order_id \
+             WHERE o.customer_id = $1 AND o.status <> 'cancelled' ORDER BY o.order_id, l.line_no",
+        )
+        .bind(customer.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut orders: Vec<(String, i64, Vec<String>)> = Vec::new();
+        for r in &lines {
+            let (order_id, placed_at, product): (String, i64, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            match orders.last_mut() {
+                Some((id, _, products)) if *id == order_id => {
+                    if !products.contains(&product) {
+                        products.push(product);
+                    }
+                }
+                _ => orders.push((order_id, placed_at, vec![product])),
+            }
+        }
+        for (_, placed_at, products) in &orders {
+            super::model::apply_order(&mut tx, products, *placed_at, -1).await?;
+        }
         let mut receipt = ErasureReceipt::default();
         for (table, filter) in CUSTOMER_ROWS {
             let anon = if anonymous.is_empty() {

@@ -13,7 +13,7 @@ mod rank;
 use std::collections::HashMap;
 
 pub use filters::{Blocked, Filters};
-pub use model::{CoModel, ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS};
+pub use model::{CoModel, ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, cosine, count};
 pub use rank::{Reason, Signals, Suggestion, Weights, suggest};
 
 /// What the ranker knows about one catalog item.

@@ -23,35 +23,47 @@ pub struct CoModel {
     pub neighbours: Vec<Vec<(ItemIx, f32)>>,
 }
 
+/// Baskets per item and per unordered pair (key `a << 32 | b`, `a < b`).
+/// Each basket must hold distinct items; only its first
+/// [`MAX_BASKET_PAIRS`] items form pairs.
+pub fn count(n_items: usize, baskets: &[Vec<ItemIx>]) -> (Vec<u32>, HashMap<u64, u32>) {
+    let mut popularity = vec![0u32; n_items];
+    let mut pairs: HashMap<u64, u32> = HashMap::new();
+    for basket in baskets {
+        for &i in basket {
+            popularity[i as usize] += 1;
+        }
+        let b = &basket[..basket.len().min(MAX_BASKET_PAIRS)];
+        for (x, &i) in b.iter().enumerate() {
+            for &j in &b[x + 1..] {
+                let (a, c) = if i < j { (i, j) } else { (j, i) };
+                *pairs
+                    .entry((u64::from(a) << 32) | u64::from(c))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    (popularity, pairs)
+}
+
+/// The cosine similarity of two items from their counts.
+pub fn cosine(together: u32, pop_a: u32, pop_b: u32) -> f32 {
+    let norm = (f64::from(pop_a) * f64::from(pop_b)).sqrt();
+    (f64::from(together) / norm.max(1.0)) as f32
+}
+
 impl CoModel {
     /// Builds the model from baskets of distinct items (`n_items` items).
     /// Pairs seen in a single basket only are noise and are dropped.
     pub fn build(n_items: usize, baskets: &[Vec<ItemIx>]) -> Self {
-        let mut popularity = vec![0u32; n_items];
-        let mut pairs: HashMap<u64, u32> = HashMap::new();
-        for basket in baskets {
-            for &i in basket {
-                popularity[i as usize] += 1;
-            }
-            let b = &basket[..basket.len().min(MAX_BASKET_PAIRS)];
-            for (x, &i) in b.iter().enumerate() {
-                for &j in &b[x + 1..] {
-                    let (a, c) = if i < j { (i, j) } else { (j, i) };
-                    *pairs
-                        .entry((u64::from(a) << 32) | u64::from(c))
-                        .or_insert(0) += 1;
-                }
-            }
-        }
+        let (popularity, pairs) = count(n_items, baskets);
         let mut neighbours: Vec<Vec<(ItemIx, f32)>> = vec![Vec::new(); n_items];
-        for (key, count) in pairs {
-            if count < 2 {
+        for (key, together) in pairs {
+            if together < 2 {
                 continue;
             }
             let (a, c) = ((key >> 32) as ItemIx, (key & 0xffff_ffff) as ItemIx);
-            let norm =
-                (f64::from(popularity[a as usize]) * f64::from(popularity[c as usize])).sqrt();
-            let sim = (f64::from(count) / norm.max(1.0)) as f32;
+            let sim = cosine(together, popularity[a as usize], popularity[c as usize]);
             neighbours[a as usize].push((c, sim));
             neighbours[c as usize].push((a, sim));
         }

@@ -6,5 +6,6 @@ mod fixtures;
 mod harness;
 mod ingest;
 mod lookups;
+mod model;
 mod platform;
 mod trust;

@@ -1,0 +1,175 @@
+//! The suggestion model in the database: live updates from orders, a full
+//! rebuild that agrees with them, and erasure taking a customer's share out.
+
+use customer_context::proto::{self as pb, customer_ref::Identity};
+
+use crate::{
+    fixtures::*,
+    harness::{Backend, spawn_app},
+    on_both_backends,
+};
+
+on_both_backends!(
+    the_model_follows_orders_live_and_a_rebuild_agrees,
+    erasure_removes_a_customers_share_of_the_model
+);
+
+async fn partners(app: &crate::harness::TestApp, product: &str) -> Vec<(String, i64)> {
+    app.store
+        .model_partners(product, 10)
+        .await
+        .expect("partners")
+}
+
+fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
+    list.iter().map(|(p, n)| (p.to_string(), *n)).collect()
+}
+
+async fn the_model_follows_orders_live_and_a_rebuild_agrees(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&app).await;
+    let mut ingest = app.ingest.clone();
+    let o2 = order(
+        "o2",
+        "c2",
+        50,
+        vec![
+            line("shell-m", 1, 12900),
+            line("socks", 1, 1900),
+            line("mouse", 1, 3900),
+        ],
+    );
+    let orders = vec![
+        order(
+            "o1",
+            "c1",
+            60,
+            vec![line("shell-m", 1, 12900), line("socks", 2, 1900)],
+        ),
+        o2.clone(),
+        order(
+            "o3",
+            "c3",
+            40,
+            vec![line("shell-m", 1, 12900), line("mouse", 1, 3900)],
+        ),
+    ];
+    ingest
+        .record_orders(pb::RecordOrdersRequest { orders })
+        .await
+        .expect("ok");
+    // Live: the orders count at once.
+    assert_eq!(
+        partners(&app, "shell-m").await,
+        pairs(&[("mouse", 2), ("socks", 2)])
+    );
+    assert_eq!(
+        partners(&app, "socks").await,
+        pairs(&[("shell-m", 2), ("mouse", 1)])
+    );
+    assert_eq!(
+        app.store.model_item("shell-m").await.expect("item"),
+        Some((3, 3))
+    );
+
+    // A rebuild from the history keeps pairs seen in two orders or more,
+    // with the same counts.
+    let summary = app.store.rebuild_model().await.expect("rebuilt");
+    assert_eq!((summary.orders, summary.products), (3, 3));
+    assert_eq!(
+        partners(&app, "shell-m").await,
+        pairs(&[("mouse", 2), ("socks", 2)])
+    );
+    assert_eq!(partners(&app, "socks").await, pairs(&[("shell-m", 2)]));
+    assert_eq!(
+        app.store.model_item("shell-m").await.expect("item"),
+        Some((3, 3))
+    );
+
+    // A cancellation takes the order out again.
+    let mut cancelled = o2;
+    cancelled.status = pb::OrderStatus::Cancelled.into();
+    ingest
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![cancelled],
+        })
+        .await
+        .expect("ok");
+    assert_eq!(
+        partners(&app, "shell-m").await,
+        pairs(&[("mouse", 1), ("socks", 1)])
+    );
+    assert_eq!(
+        app.store.model_item("mouse").await.expect("item"),
+        Some((1, 1))
+    );
+
+    // A guest order counts once its anonymous id is linked to a customer.
+    let mut guest = order(
+        "o4",
+        "",
+        30,
+        vec![line("socks", 1, 1900), line("mouse", 1, 3900)],
+    );
+    guest.anonymous_id = "anon-g".into();
+    ingest
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![guest],
+        })
+        .await
+        .expect("ok");
+    assert_eq!(partners(&app, "mouse").await, pairs(&[("shell-m", 1)]));
+    let link = pb::LinkIdentityRequest {
+        customer_id: "c4".into(),
+        kind: pb::IdentityKind::AnonymousId.into(),
+        value: "anon-g".into(),
+    };
+    ingest.link_identity(link).await.expect("linked");
+    assert_eq!(
+        partners(&app, "mouse").await,
+        pairs(&[("shell-m", 1), ("socks", 1)])
+    );
+}
+
+async fn erasure_removes_a_customers_share_of_the_model(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&app).await;
+    let mut ingest = app.ingest.clone();
+    let orders = vec![
+        order(
+            "o-a",
+            "c-a",
+            60,
+            vec![line("shell-l", 1, 12900), line("socks", 1, 1900)],
+        ),
+        order(
+            "o-b",
+            "c-b",
+            50,
+            vec![line("shell-l", 1, 12900), line("socks", 1, 1900)],
+        ),
+    ];
+    ingest
+        .record_orders(pb::RecordOrdersRequest { orders })
+        .await
+        .expect("ok");
+    assert_eq!(partners(&app, "shell-l").await, pairs(&[("socks", 2)]));
+    app.privacy
+        .clone()
+        .erase_customer(pb::EraseCustomerRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("c-a".into())),
+            }),
+        })
+        .await
+        .expect("erased");
+    assert_eq!(partners(&app, "shell-l").await, pairs(&[("socks", 1)]));
+    assert_eq!(
+        app.store.model_item("shell-l").await.expect("item"),
+        Some((1, 1))
+    );
+}
