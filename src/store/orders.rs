@@ -26,6 +26,8 @@ struct Contribution {
     affinities: BTreeMap<(&'static str, String), i64>,
     /// Distinct products, in line order (for the co-purchase model).
     products: Vec<String>,
+    /// Distinct product groups (styles), for "already bought".
+    groups: Vec<String>,
 }
 
 impl Contribution {
@@ -34,14 +36,18 @@ impl Contribution {
         currency: String,
         total_minor: i64,
         placed_at: i64,
-        lines: impl Iterator<Item = (&'a str, i64, &'a str, &'a str)>,
+        lines: impl Iterator<Item = (&'a str, &'a str, i64, &'a str, &'a str)>,
     ) -> Self {
         let mut affinities = BTreeMap::new();
         let mut units = 0;
         let mut products: Vec<String> = Vec::new();
-        for (product_id, quantity, brand, category_path) in lines {
+        let mut groups: Vec<String> = Vec::new();
+        for (product_id, group_id, quantity, brand, category_path) in lines {
             if !products.iter().any(|p| p == product_id) {
                 products.push(product_id.to_owned());
+            }
+            if !groups.iter().any(|g| g == group_id) {
+                groups.push(group_id.to_owned());
             }
             units += quantity;
             let top = CategoryPath::from_stored(category_path).top().to_owned();
@@ -60,6 +66,7 @@ impl Contribution {
             placed_at,
             affinities,
             products,
+            groups,
         }
     }
 }
@@ -77,6 +84,26 @@ async fn apply(
     }
     if live_model {
         super::model::apply_order(conn, &c.products, c.placed_at, sign).await?;
+    }
+    for group in &c.groups {
+        sqlx::query(
+            "INSERT INTO customer_groups (customer_id, group_id, orders, last_bought_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (customer_id, group_id) DO UPDATE SET orders = customer_groups.orders + excluded.orders, \
+             last_bought_at = CASE WHEN excluded.last_bought_at > customer_groups.last_bought_at \
+             THEN excluded.last_bought_at ELSE customer_groups.last_bought_at END",
+        )
+        .bind(customer)
+        .bind(group.as_str())
+        .bind(sign)
+        .bind(if sign > 0 { c.placed_at } else { 0 })
+        .execute(&mut *conn)
+        .await?;
+    }
+    if sign < 0 {
+        sqlx::query("DELETE FROM customer_groups WHERE customer_id = $1 AND orders <= 0")
+            .bind(customer)
+            .execute(&mut *conn)
+            .await?;
     }
     sqlx::query(
         "UPDATE customers SET order_count = order_count + $2, units_purchased = units_purchased + $3, \
@@ -137,7 +164,7 @@ async fn stored_contribution(
     let status = OrderStatus::from_stored(&status)
         .ok_or_else(|| anyhow::anyhow!("stored order status {status:?}"))?;
     let lines =
-        sqlx::query("SELECT product_id, quantity, brand, category_path FROM order_lines WHERE order_id = $1 ORDER BY line_no")
+        sqlx::query("SELECT product_id, COALESCE(group_id, product_id), quantity, brand, category_path FROM order_lines WHERE order_id = $1 ORDER BY line_no")
             .bind(order_id)
             .fetch_all(&mut *conn)
             .await?;
@@ -145,9 +172,10 @@ async fn stored_contribution(
     for l in &lines {
         decoded.push((
             l.try_get::<String, _>(0)?,
-            l.try_get::<i64, _>(1)?,
-            l.try_get::<String, _>(2)?,
+            l.try_get::<String, _>(1)?,
+            l.try_get::<i64, _>(2)?,
             l.try_get::<String, _>(3)?,
+            l.try_get::<String, _>(4)?,
         ));
     }
     let contribution = Contribution::from_lines(
@@ -157,7 +185,7 @@ async fn stored_contribution(
         head.try_get(4)?,
         decoded
             .iter()
-            .map(|(p, q, b, c)| (p.as_str(), *q, b.as_str(), c.as_str())),
+            .map(|(p, g, q, b, c)| (p.as_str(), g.as_str(), *q, b.as_str(), c.as_str())),
     );
     Ok(Some((head.try_get(0)?, contribution)))
 }
@@ -198,11 +226,11 @@ pub(super) async fn attach_guest_orders(
 async fn catalog_facts(
     conn: &mut AnyConnection,
     ids: &[&str],
-) -> Result<HashMap<String, (String, String, String)>, Error> {
+) -> Result<HashMap<String, (String, String, String, String)>, Error> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
-            "SELECT product_id, name, brand, category_path FROM products WHERE product_id IN ({})",
+            "SELECT product_id, name, brand, category_path, group_id FROM products WHERE product_id IN ({})",
             placeholders(1, chunk.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -212,7 +240,12 @@ async fn catalog_facts(
         for row in q.fetch_all(&mut *conn).await? {
             out.insert(
                 row.try_get(0)?,
-                (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
+                (
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                ),
             );
         }
     }
@@ -311,17 +344,9 @@ async fn record_order(
     .await?;
 
     // Lines keep the product as it was; gaps are filled from the catalog.
-    let missing: Vec<&str> = o
-        .lines
-        .iter()
-        .filter(|l| l.name.is_empty() || l.brand.is_empty() || l.category.is_empty())
-        .map(|l| l.product_id.as_str())
-        .collect();
-    let facts = if missing.is_empty() {
-        HashMap::new()
-    } else {
-        catalog_facts(conn, &missing).await?
-    };
+    // (and every line's style group, for "already bought").
+    let ids: Vec<&str> = o.lines.iter().map(|l| l.product_id.as_str()).collect();
+    let facts = catalog_facts(conn, &ids).await?;
     let mut snapshot = Vec::with_capacity(o.lines.len());
     for (i, l) in o.lines.iter().enumerate() {
         let known = facts.get(l.product_id.as_str());
@@ -335,9 +360,10 @@ async fn record_order(
         let name = pick(l.name.clone(), known.map(|k| &k.0));
         let brand = pick(l.brand.clone(), known.map(|k| &k.1));
         let category = pick(l.category.to_stored(), known.map(|k| &k.2));
+        let group = known.map_or_else(|| l.product_id.as_str().to_owned(), |k| k.3.clone());
         sqlx::query(
             "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, name, brand, \
-             category_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             category_path, group_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(o.order_id.as_str())
         .bind(i as i64)
@@ -347,9 +373,10 @@ async fn record_order(
         .bind(&name)
         .bind(&brand)
         .bind(&category)
+        .bind(&group)
         .execute(&mut *conn)
         .await?;
-        snapshot.push((l.product_id.as_str(), l.quantity, brand, category));
+        snapshot.push((l.product_id.as_str(), group, l.quantity, brand, category));
     }
 
     if let Some(c) = &customer {
@@ -361,7 +388,7 @@ async fn record_order(
             o.placed_at.millis(),
             snapshot
                 .iter()
-                .map(|(p, q, b, cat)| (*p, *q, b.as_str(), cat.as_str())),
+                .map(|(p, g, q, b, cat)| (*p, g.as_str(), *q, b.as_str(), cat.as_str())),
         );
         apply(conn, c.as_str(), &contribution, 1, live_model).await?;
     }

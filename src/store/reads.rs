@@ -698,3 +698,29 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Which of `groups` (style ids) the customer has bought, over their
+    /// whole history: primary-key lookups, as many as there are groups.
+    pub async fn bought_groups(
+        &self,
+        customer: &CustomerId,
+        groups: &[&str],
+    ) -> Result<std::collections::HashSet<String>, Error> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in groups.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT group_id FROM customer_groups WHERE customer_id = $1 AND group_id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
+            for g in chunk {
+                q = q.bind(*g);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                out.insert(row.try_get(0)?);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -79,6 +79,7 @@ const CUSTOMER_ROWS: &[(&str, &str)] = &[
     ),
     ("returns", "customer_id = $1"),
     ("tickets", "customer_id = $1"),
+    ("customer_groups", "customer_id = $1"),
     ("identities", "customer_id = $1"),
     ("customers", "customer_id = $1"),
 ];

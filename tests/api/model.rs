@@ -11,7 +11,8 @@ use crate::{
 
 on_both_backends!(
     the_model_follows_orders_live_and_a_rebuild_agrees,
-    erasure_removes_a_customers_share_of_the_model
+    erasure_removes_a_customers_share_of_the_model,
+    bought_styles_are_known_for_the_whole_history,
 );
 
 async fn partners(app: &crate::harness::TestApp, product: &str) -> Vec<(String, i64)> {
@@ -172,4 +173,78 @@ async fn erasure_removes_a_customers_share_of_the_model(backend: Backend) {
         app.store.model_item("shell-l").await.expect("item"),
         Some((1, 1))
     );
+}
+
+async fn bought_styles_are_known_for_the_whole_history(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // Two sizes of one rain shell share a style; socks are their own.
+    let mut m = product(
+        "shell-m",
+        "Rain Shell (M)",
+        &["Apparel", "Jackets"],
+        12900,
+        5,
+    );
+    m.group_id = "shell".into();
+    let mut l = product(
+        "shell-l",
+        "Rain Shell (L)",
+        &["Apparel", "Jackets"],
+        12900,
+        5,
+    );
+    l.group_id = "shell".into();
+    let socks = product("socks", "Merino Socks", &["Accessories"], 1900, 5);
+    app.ingest
+        .clone()
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![m, l, socks],
+        })
+        .await
+        .expect("ok");
+    let mut ingest = app.ingest.clone();
+    // Many old orders, then the one that bought the shell.
+    let mut orders: Vec<pb::Order> = (0..30)
+        .map(|i| {
+            order(
+                &format!("old{i}"),
+                "c1",
+                5000 - i,
+                vec![line("socks", 1, 1900)],
+            )
+        })
+        .collect();
+    orders.push(order("o-shell", "c1", 10, vec![line("shell-m", 1, 12900)]));
+    ingest
+        .record_orders(pb::RecordOrdersRequest { orders })
+        .await
+        .expect("ok");
+    let c1 = customer_context::domain::CustomerId::parse("c1").expect("id");
+    let bought = app
+        .store
+        .bought_groups(&c1, &["shell", "socks", "mouse"])
+        .await
+        .expect("read");
+    assert_eq!(
+        bought,
+        ["shell", "socks"].into_iter().map(String::from).collect()
+    );
+
+    // Cancelling the only shell order forgets it; socks stay.
+    let mut cancelled = order("o-shell", "c1", 10, vec![line("shell-m", 1, 12900)]);
+    cancelled.status = pb::OrderStatus::Cancelled.into();
+    ingest
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![cancelled],
+        })
+        .await
+        .expect("ok");
+    let bought = app
+        .store
+        .bought_groups(&c1, &["shell", "socks"])
+        .await
+        .expect("read");
+    assert_eq!(bought, ["socks"].into_iter().map(String::from).collect());
 }
