@@ -127,10 +127,8 @@ async fn attach_anonymous(
         span.try_get::<Option<i64>, _>(0)?,
         span.try_get::<Option<i64>, _>(1)?,
     ) {
-        let first =
-            Timestamp::from_millis(first).map_err(|e| anyhow::anyhow!("stored instant {e}"))?;
-        let last =
-            Timestamp::from_millis(last).map_err(|e| anyhow::anyhow!("stored instant {e}"))?;
+        let first = super::instant(first)?;
+        let last = super::instant(last)?;
         touch_customer(conn, customer_id, first, last).await?;
     }
     let orders = super::orders::attach_guest_orders(conn, customer_id, anonymous_id).await?;

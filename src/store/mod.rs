@@ -247,6 +247,13 @@ fn placeholders(start: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// An instant read back from the database (stored values are always in
+/// range; anything else is a bug, reported as internal).
+fn instant(ms: i64) -> Result<crate::domain::Timestamp, domain::Error> {
+    crate::domain::Timestamp::from_millis(ms)
+        .map_err(|e| domain::Error::Internal(anyhow::anyhow!("stored instant {e}")))
+}
+
 /// Longest list bound into one `IN (...)`; longer lists are split.
 const IN_CHUNK: usize = 500;
 

@@ -211,8 +211,7 @@ pub(super) async fn attach_guest_orders(
             .execute(&mut *conn)
             .await?;
         if let Some((_, c)) = stored_contribution(conn, &order_id).await? {
-            let at = Timestamp::from_millis(c.placed_at)
-                .map_err(|e| anyhow::anyhow!("stored instant {e}"))?;
+            let at = super::instant(c.placed_at)?;
             touch_customer(conn, customer_id, at, at).await?;
             apply(conn, customer_id.as_str(), &c, 1, true).await?;
         }

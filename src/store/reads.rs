@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 use tracing::instrument;
 
-use super::{IN_CHUNK, Store, placeholders};
+use super::{IN_CHUNK, Store, instant, placeholders};
 use crate::domain::{
     AnonymousId, CustomerId, CustomerKey, Error, EventKind, IdentityKind, OrderStatus,
     ReturnStatus, TicketPriority, TicketStatus, Timestamp,
@@ -197,10 +197,6 @@ pub struct TicketRow {
 
 /// Most lines read per order or return.
 pub const LINES_PER_RECORD: i64 = 50;
-
-fn instant(ms: i64) -> Result<Timestamp, Error> {
-    Timestamp::from_millis(ms).map_err(|e| Error::Internal(anyhow!("stored instant {e}")))
-}
 
 fn stored<T>(value: Option<T>, what: &str, raw: &str) -> Result<T, Error> {
     value.ok_or_else(|| Error::Internal(anyhow!("unknown stored {what} {raw:?}")))

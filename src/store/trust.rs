@@ -183,8 +183,7 @@ impl Store {
             name: row.try_get(1)?,
             role: Role::parse(&role).map_err(|e| anyhow!("stored role {e}"))?,
             secret_hash: row.try_get(3)?,
-            created_at: Timestamp::from_millis(row.try_get(4)?)
-                .map_err(|e| anyhow!("stored instant {e}"))?,
+            created_at: super::instant(row.try_get(4)?)?,
             revoked: row.try_get::<Option<i64>, _>(5)?.is_some(),
         })
     }
@@ -261,8 +260,7 @@ impl Store {
                 purpose,
                 granted: r.try_get::<i64, _>(1)? != 0,
                 source: r.try_get(2)?,
-                updated_at: Timestamp::from_millis(r.try_get(3)?)
-                    .map_err(|e| anyhow!("stored instant {e}"))?,
+                updated_at: super::instant(r.try_get(3)?)?,
             });
         }
         Ok(out)
@@ -446,8 +444,7 @@ impl Store {
             .map(|r| {
                 Ok(AccessEntry {
                     entry_id: r.try_get(0)?,
-                    at: Timestamp::from_millis(r.try_get(1)?)
-                        .map_err(|e| anyhow!("stored instant {e}"))?,
+                    at: super::instant(r.try_get(1)?)?,
                     key_id: r.try_get(2)?,
                     key_name: r.try_get(3)?,
                     role: r.try_get(4)?,
