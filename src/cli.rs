@@ -145,6 +145,15 @@ pub enum Command {
         db: DatabaseArgs,
         #[command(flatten)]
         security: SecurityArgs,
+        /// Hours between full rebuilds of the suggestion model (co-views,
+        /// category transitions, "popular now"); 0 turns them off. With
+        /// several replicas, one of them rebuilds per period.
+        #[arg(long, default_value_t = 6, env = "MODEL_REBUILD_HOURS")]
+        model_rebuild_hours: u32,
+        /// Styles returned within this many days are never suggested to
+        /// that customer.
+        #[arg(long, default_value_t = crate::suggest::SuggestConfig::default().return_window_days, env = "RETURN_WINDOW_DAYS")]
+        return_window_days: u32,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -192,6 +201,12 @@ pub struct EvaluateArgs {
     /// Extra weight of the last 3 orders' items as complement seeds.
     #[arg(long, default_value_t = crate::suggest::Weights::default().recent_boost)]
     pub recent_boost: f32,
+    /// Weight of the new-category source.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().new_category)]
+    pub new_category: f32,
+    /// Score lost by items priced outside the customer's usual band (0-1).
+    #[arg(long, default_value_t = crate::suggest::Weights::default().price_fit)]
+    pub price_fit: f32,
     /// Popularity counts the last N days of history ("popular now"); 0 = all.
     #[arg(long, default_value_t = 28)]
     pub recent_days: u32,
@@ -293,6 +308,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             demo,
             db,
             security,
+            model_rebuild_hours,
+            return_window_days,
         } => {
             let url = db.url();
             let embedded = db.database_url.is_none();
@@ -320,6 +337,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo,
                 gate,
                 tls,
+                suggest: crate::suggest::SuggestConfig { return_window_days },
+                model_rebuild_every: (model_rebuild_hours > 0)
+                    .then(|| std::time::Duration::from_secs(u64::from(model_rebuild_hours) * 3600)),
             };
             let app = Application::build(&config).await?;
             if config.gate.auth {
@@ -501,6 +521,8 @@ async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         popular: args.popular,
         per_category: args.per_category,
         recent_boost: args.recent_boost,
+        new_category: args.new_category,
+        price_fit: args.price_fit,
         ..crate::suggest::Weights::default()
     };
     let (k, recent_days) = (args.k, args.recent_days);

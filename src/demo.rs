@@ -332,6 +332,8 @@ fn catalog(rng: &mut Rng) -> anyhow::Result<Vec<Product>> {
                     active: !rng.chance(2),
                     url: format!("https://shop.example.com/p/{pid}"),
                     image_url: format!("https://shop.example.com/img/{group}.jpg"),
+                    // Socks wear out: they may be offered again after a season.
+                    replenish_after_days: (*cat == "Socks").then_some(90),
                 });
             }
         }
@@ -821,6 +823,8 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
     for chunk in built.events.chunks(1000) {
         store.record_events(chunk).await?;
     }
+    // Co-views and category transitions come from a full rebuild.
+    store.rebuild_model().await?;
     count_rejected(
         &store.upsert_customers(showcase_customer).await?,
         "customer",

@@ -17,6 +17,7 @@ use crate::{
         ingest_service_server::IngestServiceServer, privacy_service_server::PrivacyServiceServer,
     },
     store::{Store, StoreOptions},
+    suggest::{SuggestConfig, SuggestService},
 };
 
 /// What `serve` needs.
@@ -34,6 +35,11 @@ pub struct ServeConfig {
     pub gate: GateConfig,
     /// TLS, when serving over TLS.
     pub tls: Option<TlsFiles>,
+    /// Suggestion settings.
+    pub suggest: SuggestConfig,
+    /// How often the suggestion model is rebuilt from the whole history
+    /// (one replica per period does it); `None` never.
+    pub model_rebuild_every: Option<Duration>,
 }
 
 /// PEM files for TLS.
@@ -67,6 +73,8 @@ pub struct Application {
     store: Store,
     gate: GateConfig,
     tls: Option<ServerTlsConfig>,
+    suggest: SuggestConfig,
+    model_rebuild_every: Option<Duration>,
 }
 
 impl Application {
@@ -95,6 +103,8 @@ impl Application {
             store,
             gate: config.gate.clone(),
             tls,
+            suggest: config.suggest.clone(),
+            model_rebuild_every: config.model_rebuild_every,
         })
     }
 
@@ -121,7 +131,11 @@ impl Application {
             store,
             gate,
             tls,
+            suggest: suggest_config,
+            model_rebuild_every,
         } = self;
+        let rebuilder = model_rebuild_every
+            .map(|every| tokio::spawn(rebuild_model_every(store.clone(), every)));
         let addr = listener.local_addr()?;
         if !gate.auth {
             tracing::warn!(
@@ -155,8 +169,10 @@ impl Application {
 
         let ingest = IngestServiceServer::new(IngestApi::new(store.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let suggest = SuggestService::new(store.clone(), suggest_config);
         let context = CustomerContextServiceServer::new(ContextApi::new(
-            ContextService::new(store.clone()),
+            ContextService::new(store.clone(), suggest.clone()),
+            suggest,
             audit.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -187,6 +203,9 @@ impl Application {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         watchdog.abort();
+        if let Some(r) = rebuilder {
+            r.abort();
+        }
         store.close().await;
         tracing::info!("stopped");
         result.context("serving gRPC")
@@ -209,6 +228,39 @@ fn cors() -> tower_http::cors::CorsLayer {
             HeaderName::from_static("grpc-status-details-bin"),
         ])
         .max_age(Duration::from_secs(24 * 3600))
+}
+
+/// Rebuilds the suggestion model from the whole history every `every`
+/// (co-views and category transitions come only from rebuilds; "popular
+/// now" is recounted). Replicas share one schedule through the database:
+/// each checks every few minutes, and the first to claim a due rebuild does
+/// it. Live orders keep updating the co-purchase counts in between.
+async fn rebuild_model_every(store: Store, every: Duration) {
+    let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    let check = every.min(Duration::from_secs(300));
+    loop {
+        match store.claim_rebuild(every_ms).await {
+            Ok(true) => {
+                let started = std::time::Instant::now();
+                match store.rebuild_model().await {
+                    Ok(s) => tracing::info!(
+                        orders = s.orders,
+                        products = s.products,
+                        pairs = s.pairs,
+                        sessions = s.sessions,
+                        view_pairs = s.view_pairs,
+                        transitions = s.transitions,
+                        secs = started.elapsed().as_secs_f64(),
+                        "suggestion model rebuilt"
+                    ),
+                    Err(e) => tracing::error!(error = ?e, "rebuilding the suggestion model failed"),
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = ?e, "could not check whether the model is due"),
+        }
+        tokio::time::sleep(check).await;
+    }
 }
 
 /// Reports NOT_SERVING on the health service while the database does not

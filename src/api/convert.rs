@@ -47,7 +47,7 @@ fn text(v: &mut Violations, field: &str, raw: &str, max: usize, is_required: boo
         .unwrap_or_default()
 }
 
-fn timestamp(
+pub(crate) fn timestamp(
     v: &mut Violations,
     field: &str,
     t: Option<prost_types::Timestamp>,
@@ -199,8 +199,18 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
         active,
         url,
         image_url,
+        replenish_after_days,
     } = p;
     let mut v = Violations::new();
+    if replenish_after_days > d::MAX_REPLENISH_DAYS {
+        v.add(
+            "replenish_after_days",
+            format!(
+                "is {replenish_after_days}; at most {} days",
+                d::MAX_REPLENISH_DAYS
+            ),
+        );
+    }
     let product_id = required(&mut v, "product_id", &product_id, d::ProductId::parse);
     let name = text(&mut v, "name", &name, d::MAX_NAME_LEN, true);
     let brand = text(&mut v, "brand", &brand, d::MAX_NAME_LEN, false);
@@ -232,6 +242,7 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
             active: active.unwrap_or(true),
             url,
             image_url,
+            replenish_after_days: (replenish_after_days > 0).then_some(replenish_after_days),
         }
     })
 }
@@ -702,6 +713,7 @@ pub fn context_query(r: pb::GetCustomerContextRequest) -> Result<ContextQuery, V
         orders_limit,
         returns_limit,
         tickets_limit,
+        suggestions_limit,
     } = r;
     let mut v = Violations::new();
     let key = match customer_key("customer", customer) {
@@ -746,6 +758,11 @@ pub fn context_query(r: pb::GetCustomerContextRequest) -> Result<ContextQuery, V
     let orders_limit = bounded("orders_limit", orders_limit, context::limits::ORDERS);
     let returns_limit = bounded("returns_limit", returns_limit, context::limits::RETURNS);
     let tickets_limit = bounded("tickets_limit", tickets_limit, context::limits::TICKETS);
+    let suggestions_limit = bounded(
+        "suggestions_limit",
+        suggestions_limit,
+        crate::suggest::limits::CONTEXT_ITEMS,
+    );
     v.finish(|| ContextQuery {
         key: key.expect("checked"),
         sections,
@@ -754,12 +771,13 @@ pub fn context_query(r: pb::GetCustomerContextRequest) -> Result<ContextQuery, V
         orders_limit,
         returns_limit,
         tickets_limit,
+        suggestions_limit,
     })
 }
 
 // ---------- responses ----------
 
-fn ts(t: d::Timestamp) -> prost_types::Timestamp {
+pub(crate) fn ts(t: d::Timestamp) -> prost_types::Timestamp {
     let (seconds, nanos) = t.to_parts();
     prost_types::Timestamp { seconds, nanos }
 }
@@ -840,7 +858,7 @@ fn ticket_priority(p: d::TicketPriority) -> pb::TicketPriority {
     }
 }
 
-fn product_snapshot(p: ProductView) -> pb::ProductSnapshot {
+pub(crate) fn product_snapshot(p: ProductView) -> pb::ProductSnapshot {
     let ProductView {
         product_id,
         in_catalog,
@@ -1028,6 +1046,7 @@ pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::C
             browsing_events_scanned,
             consents,
             history_withheld,
+            suggestions,
         } = c;
         let mut profile_pb = p.map(profile);
         if let Some(p) = profile_pb.as_mut().filter(|_| !show_contact_details) {
@@ -1059,6 +1078,7 @@ pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::C
             consents: consents.into_iter().map(consent).collect(),
             history_withheld,
             contact_details_masked: !show_contact_details,
+            suggestions: suggestions.map(super::suggestions::suggestions),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod convert;
 mod privacy;
 mod status;
+mod suggestions;
 
 use tonic::{Request, Response, Status, Streaming};
 
@@ -300,17 +301,26 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     }
 }
 
-/// `CustomerContextService`: the agent's view.
+/// `CustomerContextService`: the agent's view and suggestions.
 #[derive(Clone, Debug)]
 pub struct ContextApi {
     context: ContextService,
+    suggest: crate::suggest::SuggestService,
     audit: crate::audit::AccessLog,
 }
 
 impl ContextApi {
-    /// An adapter over `context`, recording reads in `audit`.
-    pub fn new(context: ContextService, audit: crate::audit::AccessLog) -> Self {
-        Self { context, audit }
+    /// An adapter over `context` and `suggest`, recording reads in `audit`.
+    pub fn new(
+        context: ContextService,
+        suggest: crate::suggest::SuggestService,
+        audit: crate::audit::AccessLog,
+    ) -> Self {
+        Self {
+            context,
+            suggest,
+            audit,
+        }
     }
 }
 
@@ -340,6 +350,84 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         Ok(Response::new(convert::context_response(
             context,
             caller.role.sees_contact_details(),
+        )))
+    }
+
+    #[tracing::instrument(skip_all, name = "SuggestCrossSells")]
+    async fn suggest_cross_sells(
+        &self,
+        request: Request<pb::SuggestCrossSellsRequest>,
+    ) -> Result<Response<pb::SuggestCrossSellsResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let query =
+            suggestions::suggest_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let out = self.suggest.suggest(&query).await?;
+        // Suggestions are computed from the customer's history: a read of
+        // their data, logged like the context.
+        if out.customer_id.is_some() || out.anonymous_id.is_some() {
+            self.audit
+                .record(
+                    &caller,
+                    "/customer_context.v1.CustomerContextService/SuggestCrossSells",
+                    out.customer_id.as_ref().map(|c| c.as_str()),
+                    out.anonymous_id.as_deref(),
+                )
+                .await?;
+        }
+        Ok(Response::new(pb::SuggestCrossSellsResponse {
+            customer_id: out
+                .customer_id
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            as_of: Some(convert::ts(out.as_of)),
+            suggestions: Some(suggestions::suggestions(out.list)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "RecordSuggestionFeedback")]
+    async fn record_suggestion_feedback(
+        &self,
+        request: Request<pb::RecordSuggestionFeedbackRequest>,
+    ) -> Result<Response<pb::RecordSuggestionFeedbackResponse>, Status> {
+        let pb::RecordSuggestionFeedbackRequest { feedback } = request.into_inner();
+        check_batch("feedback", feedback.len())?;
+        let batch = Batch::parse(
+            feedback,
+            |f| f.suggestion_id.chars().take(128).collect(),
+            suggestions::feedback,
+        );
+        let outcomes = self.suggest.record_feedback(&batch.valid).await?;
+        let (results, summary) = batch.finish(outcomes);
+        Ok(Response::new(pb::RecordSuggestionFeedbackResponse {
+            results,
+            summary: Some(summary),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "GetSuggestionStats")]
+    async fn get_suggestion_stats(
+        &self,
+        request: Request<pb::GetSuggestionStatsRequest>,
+    ) -> Result<Response<pb::SuggestionStats>, Status> {
+        let pb::GetSuggestionStatsRequest { experiment } = request.into_inner();
+        let name = experiment.trim();
+        let (name, reports) = self
+            .suggest
+            .stats((!name.is_empty()).then_some(name))
+            .await?;
+        Ok(Response::new(suggestions::stats(name, reports)))
+    }
+
+    #[tracing::instrument(skip_all, name = "SetExperiment")]
+    async fn set_experiment(
+        &self,
+        request: Request<pb::SetExperimentRequest>,
+    ) -> Result<Response<pb::Experiment>, Status> {
+        let experiment =
+            suggestions::experiment_in(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let (experiment, updated_at) = self.suggest.set_experiment(&experiment).await?;
+        Ok(Response::new(suggestions::experiment_out(
+            experiment, updated_at,
         )))
     }
 }

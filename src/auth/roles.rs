@@ -17,6 +17,8 @@ pub enum Permission {
     Ingest,
     /// Consent, erasure, export, access log.
     Privacy,
+    /// Configure A/B experiments.
+    ManageExperiments,
 }
 
 /// A key's role. Roles are fixed sets of permissions.
@@ -113,9 +115,10 @@ pub enum Access {
     Unknown,
 }
 
-/// The access rule for a request path (`/package.Service/Method`). Every
-/// method of a service is covered by its service's rule; adding a service
-/// without a rule leaves its methods `Unknown`, which the gate refuses.
+/// The access rule for a request path (`/package.Service/Method`). Ingest
+/// and privacy methods are covered by their service's rule; the customer
+/// context service has one rule per method. A service or method without a
+/// rule is `Unknown`, which the gate refuses.
 pub fn access_for(path: &str) -> Access {
     let service = path
         .trim_start_matches('/')
@@ -128,7 +131,18 @@ pub fn access_for(path: &str) -> Access {
         | "grpc.reflection.v1alpha.ServerReflection" => Access::Open,
         "customer_context.v1.IngestService" => Access::Needs(Permission::Ingest),
         "customer_context.v1.PrivacyService" => Access::Needs(Permission::Privacy),
-        "customer_context.v1.CustomerContextService" => Access::Needs(Permission::ReadContext),
+        "customer_context.v1.CustomerContextService" => {
+            let method = path.rsplit('/').next().unwrap_or_default();
+            match method {
+                "GetCustomerContext" => Access::Needs(Permission::ReadContext),
+                "SuggestCrossSells" => Access::Needs(Permission::ReadSuggestions),
+                "RecordSuggestionFeedback" => Access::Needs(Permission::SendFeedback),
+                // Merchandising numbers: for stylists (who curate) and admins.
+                "GetSuggestionStats" => Access::Needs(Permission::Curate),
+                "SetExperiment" => Access::Needs(Permission::ManageExperiments),
+                _ => Access::Unknown,
+            }
+        }
         _ => Access::Unknown,
     }
 }
@@ -193,6 +207,18 @@ mod tests {
         assert_eq!(
             access_for("/customer_context.v1.IngestService/RecordOrders"),
             Access::Needs(Permission::Ingest)
+        );
+        assert_eq!(
+            access_for("/customer_context.v1.CustomerContextService/SuggestCrossSells"),
+            Access::Needs(Permission::ReadSuggestions)
+        );
+        assert_eq!(
+            access_for("/customer_context.v1.CustomerContextService/SetExperiment"),
+            Access::Needs(Permission::ManageExperiments)
+        );
+        assert_eq!(
+            access_for("/customer_context.v1.CustomerContextService/Unknown"),
+            Access::Unknown
         );
         assert_eq!(access_for("/evil.Service/Do"), Access::Unknown);
     }

@@ -320,6 +320,7 @@ mod tests {
             browsing_events_scanned: 3,
             consents: vec![],
             history_withheld: false,
+            suggestions: None,
         }
     }
 

@@ -50,6 +50,8 @@ pub struct Sections {
     pub open_tickets: bool,
     /// The plain-language brief.
     pub agent_brief: bool,
+    /// Cross-sell suggestions.
+    pub suggestions: bool,
 }
 
 impl Sections {
@@ -62,6 +64,7 @@ impl Sections {
         returns: true,
         open_tickets: true,
         agent_brief: true,
+        suggestions: true,
     };
     /// No section.
     pub const NONE: Sections = Sections {
@@ -72,9 +75,10 @@ impl Sections {
         returns: false,
         open_tickets: false,
         agent_brief: false,
+        suggestions: false,
     };
     /// The names accepted in a read mask.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "profile",
         "recent_browsing",
         "recent_searches",
@@ -82,6 +86,7 @@ impl Sections {
         "returns",
         "open_tickets",
         "agent_brief",
+        "suggestions",
     ];
 
     /// Selects one section by its field name; `false` for an unknown name.
@@ -94,6 +99,7 @@ impl Sections {
             "returns" => &mut self.returns,
             "open_tickets" => &mut self.open_tickets,
             "agent_brief" => &mut self.agent_brief,
+            "suggestions" => &mut self.suggestions,
             _ => return false,
         };
         *slot = true;
@@ -118,6 +124,8 @@ pub struct ContextQuery {
     pub returns_limit: u32,
     /// Most tickets.
     pub tickets_limit: u32,
+    /// Most suggestions.
+    pub suggestions_limit: u32,
 }
 
 /// A product as the catalog describes it now, or as an order recorded it
@@ -149,7 +157,8 @@ pub struct ProductView {
 }
 
 impl ProductView {
-    fn from_catalog(p: &ProductRow) -> Self {
+    /// The product as the catalog row describes it.
+    pub fn from_catalog(p: &ProductRow) -> Self {
         Self {
             product_id: p.product_id.clone(),
             in_catalog: true,
@@ -282,18 +291,21 @@ pub struct CustomerContext {
     /// The customer withdrew consent for support context: history sections
     /// are empty.
     pub history_withheld: bool,
+    /// Suggestions, when selected.
+    pub suggestions: Option<crate::suggest::SuggestionList>,
 }
 
 /// Builds customer contexts.
 #[derive(Clone, Debug)]
 pub struct ContextService {
     store: Store,
+    suggest: crate::suggest::SuggestService,
 }
 
 impl ContextService {
-    /// A service reading from `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A service reading from `store`, with suggestions from `suggest`.
+    pub fn new(store: Store, suggest: crate::suggest::SuggestService) -> Self {
+        Self { store, suggest }
     }
 
     /// Assembles the context for `query`. `NotFound` when the identity leads
@@ -325,7 +337,7 @@ impl ContextService {
             Subject::Customer(c) => Some(c.clone()),
             Subject::Anonymous(_) => None,
         };
-        let need_browsing = s.recent_browsing || s.recent_searches || brief;
+        let need_browsing = s.recent_browsing || s.recent_searches || brief || s.suggestions;
         // The sections are independent: read them concurrently, each on its
         // own pooled connection.
         let store = &self.store;
@@ -378,6 +390,31 @@ impl ContextService {
         )?;
 
         let scanned = events.len() as u32;
+        let suggestions = if s.suggestions {
+            let who = match &subject {
+                Subject::Customer(c) => c.as_str(),
+                Subject::Anonymous(a) => a.as_str(),
+            };
+            let browsing = crate::suggest::viewed_and_in_cart(
+                events.iter().map(|e| (e.kind, e.product_id.as_deref())),
+            );
+            Some(
+                self.suggest
+                    .for_subject(
+                        Some(&subject),
+                        who,
+                        &consents,
+                        &[],
+                        &[],
+                        Some(browsing),
+                        query.suggestions_limit as usize,
+                        as_of,
+                    )
+                    .await?,
+            )
+        } else {
+            None
+        };
         let (mut browsing, searches) = summarise_browsing(&events, query.browsing_limit as usize);
         if let Some(c) = &customer {
             mark_bought(&self.store, c, &mut browsing).await?;
@@ -494,6 +531,7 @@ impl ContextService {
             browsing_events_scanned: scanned,
             consents,
             history_withheld,
+            suggestions,
         };
         if history_withheld {
             // Account details stay; numbers drawn from the history go.

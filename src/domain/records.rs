@@ -55,7 +55,13 @@ pub struct Product {
     pub url: String,
     /// Image link; may be empty.
     pub image_url: String,
+    /// Days after a purchase when it may be suggested again (consumables);
+    /// `None` when a bought style never comes back.
+    pub replenish_after_days: Option<u32>,
 }
+
+/// Longest replenishment interval, in days.
+pub const MAX_REPLENISH_DAYS: u32 = 3650;
 
 /// A customer's profile as the retailer sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

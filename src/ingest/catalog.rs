@@ -98,6 +98,21 @@ pub fn product_from_json(o: &Map<String, Value>) -> Result<Product, String> {
             false,
         )
         .map_err(|e| format!("image_url: {e}"))?,
+        replenish_after_days: match text(o, "replenish_after_days") {
+            Some(d) => {
+                let days: u32 = d.trim().parse().map_err(|_| {
+                    "replenish_after_days: must be a whole number of days".to_string()
+                })?;
+                if days > crate::domain::MAX_REPLENISH_DAYS {
+                    return Err(format!(
+                        "replenish_after_days: at most {} days",
+                        crate::domain::MAX_REPLENISH_DAYS
+                    ));
+                }
+                (days > 0).then_some(days)
+            }
+            None => None,
+        },
     })
 }
 

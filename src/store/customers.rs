@@ -131,6 +131,15 @@ async fn attach_anonymous(
         let last = super::instant(last)?;
         touch_customer(conn, customer_id, first, last).await?;
     }
+    // What the visitor said about suggestions (a thumbs down) now holds for
+    // the customer.
+    sqlx::query(
+        "UPDATE suggestion_feedback SET customer_id = $1 WHERE anonymous_id = $2 AND customer_id IS NULL",
+    )
+    .bind(customer_id.as_str())
+    .bind(anonymous_id)
+    .execute(&mut *conn)
+    .await?;
     let orders = super::orders::attach_guest_orders(conn, customer_id, anonymous_id).await?;
     Ok(events + orders)
 }

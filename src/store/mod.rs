@@ -18,6 +18,7 @@ mod model;
 mod orders;
 mod reads;
 mod returns;
+mod suggestions;
 mod tickets;
 mod trust;
 
@@ -32,6 +33,9 @@ use sqlx::{
 
 pub use model::{ModelSummary, RECENT_DAYS};
 pub use reads::*;
+pub use suggestions::{
+    ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, ModelCounts, PurchasedLine, VariantCounts,
+};
 pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
 
 use crate::domain;

@@ -26,6 +26,8 @@ struct Contribution {
     affinities: BTreeMap<(&'static str, String), i64>,
     /// Distinct products, in line order (for the co-purchase model).
     products: Vec<String>,
+    /// Their suggestion categories.
+    categories: Vec<String>,
     /// Distinct product groups (styles), for "already bought".
     groups: Vec<String>,
 }
@@ -41,10 +43,12 @@ impl Contribution {
         let mut affinities = BTreeMap::new();
         let mut units = 0;
         let mut products: Vec<String> = Vec::new();
+        let mut categories: Vec<String> = Vec::new();
         let mut groups: Vec<String> = Vec::new();
         for (product_id, group_id, quantity, brand, category_path) in lines {
             if !products.iter().any(|p| p == product_id) {
                 products.push(product_id.to_owned());
+                categories.push(crate::suggest::category_key(category_path));
             }
             if !groups.iter().any(|g| g == group_id) {
                 groups.push(group_id.to_owned());
@@ -66,6 +70,7 @@ impl Contribution {
             placed_at,
             affinities,
             products,
+            categories,
             groups,
         }
     }
@@ -83,7 +88,7 @@ async fn apply(
         return Ok(());
     }
     if live_model {
-        super::model::apply_order(conn, &c.products, c.placed_at, sign).await?;
+        super::model::apply_order(conn, &c.products, &c.categories, c.placed_at, sign).await?;
     }
     for group in &c.groups {
         sqlx::query(
@@ -390,6 +395,16 @@ async fn record_order(
                 .map(|(p, g, q, b, cat)| (*p, g.as_str(), *q, b.as_str(), cat.as_str())),
         );
         apply(conn, c.as_str(), &contribution, 1, live_model).await?;
+        if contribution.counts {
+            super::suggestions::attribute_order(
+                conn,
+                c.as_str(),
+                o.order_id.as_str(),
+                contribution.placed_at,
+                &contribution.groups,
+            )
+            .await?;
+        }
     }
     Ok(Ok(if existed {
         WriteOutcome::Updated

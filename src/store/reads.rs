@@ -108,6 +108,8 @@ pub struct ProductRow {
     pub url: String,
     /// Image link.
     pub image_url: String,
+    /// Days after which a bought product may be suggested again.
+    pub replenish_days: Option<i64>,
 }
 
 /// An order with (some of) its lines.
@@ -216,6 +218,7 @@ fn product_row(row: &AnyRow) -> Result<ProductRow, Error> {
         active: row.try_get::<i64, _>(9)? != 0,
         url: row.try_get(10)?,
         image_url: row.try_get(11)?,
+        replenish_days: row.try_get(12)?,
     })
 }
 
@@ -601,7 +604,7 @@ impl Store {
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
                 "SELECT product_id, name, brand, category_path, price_minor, currency, stock_quantity, in_stock, \
-                 group_id, active, url, image_url FROM products WHERE product_id IN ({})",
+                 group_id, active, url, image_url, replenish_days FROM products WHERE product_id IN ({})",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -692,31 +695,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-}
-
-impl Store {
-    /// Which of `groups` (style ids) the customer has bought, over their
-    /// whole history: primary-key lookups, as many as there are groups.
-    pub async fn bought_groups(
-        &self,
-        customer: &CustomerId,
-        groups: &[&str],
-    ) -> Result<std::collections::HashSet<String>, Error> {
-        let mut out = std::collections::HashSet::new();
-        for chunk in groups.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT group_id FROM customer_groups WHERE customer_id = $1 AND group_id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
-            for g in chunk {
-                q = q.bind(*g);
-            }
-            for row in q.fetch_all(&self.reader).await? {
-                out.insert(row.try_get(0)?);
-            }
-        }
-        Ok(out)
     }
 }

@@ -80,6 +80,10 @@ const CUSTOMER_ROWS: &[(&str, &str)] = &[
     ("returns", "customer_id = $1"),
     ("tickets", "customer_id = $1"),
     ("customer_groups", "customer_id = $1"),
+    (
+        "suggestion_feedback",
+        "customer_id = $1 OR anonymous_id IN ({anon})",
+    ),
     ("identities", "customer_id = $1"),
     ("customers", "customer_id = $1"),
 ];
@@ -316,7 +320,7 @@ impl Store {
             }
         }
         for (_, placed_at, products) in &orders {
-            super::model::apply_order(&mut tx, products, *placed_at, -1).await?;
+            super::model::apply_order(&mut tx, products, &[], *placed_at, -1).await?;
         }
         let mut receipt = ErasureReceipt::default();
         for (table, filter) in CUSTOMER_ROWS {

@@ -8,7 +8,10 @@ use std::{
     time::Instant,
 };
 
-use super::{Catalog, CoModel, Filters, ItemInfo, ItemIx, Signals, Weights, suggest};
+use super::{
+    Catalog, CoModel, Filters, ItemInfo, ItemIx, Signals, Weights, category_transitions,
+    price_band, suggest,
+};
 use crate::{
     domain::CategoryPath,
     store::{CatalogRow, PurchaseRow},
@@ -82,13 +85,7 @@ fn catalog_items(rows: &[CatalogRow]) -> (Vec<ItemInfo>, Vec<String>) {
         let n = groups.len() as u32;
         let group = *groups.entry(r.group_id.as_str()).or_insert(n);
         let path = CategoryPath::from_stored(&r.category_path);
-        let key = path
-            .levels()
-            .iter()
-            .take(2)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" > ");
+        let key = super::category_key(&r.category_path);
         let category = match categories.get(&key) {
             Some(c) => *c,
             None => {
@@ -206,7 +203,27 @@ pub fn evaluate(
             }
         }
     }
-    let catalog = Catalog::new(items, categories, &recent);
+    let mut catalog = Catalog::new(items, categories, &recent);
+    let histories: Vec<Vec<Vec<u32>>> = customers
+        .iter()
+        .map(|orders| {
+            let n = if orders.len() >= 2 {
+                orders.len() - 1
+            } else {
+                orders.len()
+            };
+            orders[..n]
+                .iter()
+                .map(|o| {
+                    o.iter()
+                        .filter(|&&i| catalog.items[i as usize].merchandise)
+                        .map(|&i| catalog.items[i as usize].category)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    catalog.next_categories = category_transitions(catalog.categories.len(), &histories);
     let mut all_time: Vec<ItemIx> = (0..catalog.items.len() as ItemIx)
         .filter(|&i| catalog.items[i as usize].merchandise && model.popularity[i as usize] > 0)
         .collect();
@@ -282,11 +299,16 @@ pub fn evaluate(
             r.dedup();
             r
         };
+        let prices: Vec<i64> = bought
+            .iter()
+            .map(|(i, _)| catalog.items[*i as usize].price_minor)
+            .collect();
         let signals = Signals {
             bought,
             recent,
-            anchors: Vec::new(),
+            price_band: price_band(&prices),
             filters: filters.clone(),
+            ..Signals::default()
         };
         let ranked: Vec<ItemIx> = suggest(&model, &catalog, &signals, weights, k)
             .into_iter()

@@ -6,15 +6,38 @@
 //! history; the service will feed it from precomputed tables.
 
 pub mod evaluate;
+pub mod experiment;
 mod filters;
 mod model;
 mod rank;
+mod service;
+pub mod token;
 
 use std::collections::HashMap;
 
 pub use filters::{Blocked, Filters};
-pub use model::{CoModel, ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, cosine, count};
-pub use rank::{Reason, Signals, Suggestion, Weights, suggest};
+pub use model::{
+    CoModel, ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, NEXT_CATEGORIES, category_transitions, cosine,
+    count,
+};
+pub use rank::{Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest};
+pub(crate) use service::viewed_and_in_cart;
+pub use service::{
+    FeedbackInput, FeedbackKind, ReasonCode, ReasonView, SuggestConfig, SuggestOutcome,
+    SuggestQuery, SuggestService, SuggestedItem, SuggestionList, VariantReport, limits,
+};
+
+/// The category suggestions are diversified and ranked by: the first two
+/// levels of the stored category path ("Footwear > Running").
+pub fn category_key(stored_path: &str) -> String {
+    let path = crate::domain::CategoryPath::from_stored(stored_path);
+    path.levels()
+        .iter()
+        .take(2)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" > ")
+}
 
 /// What the ranker knows about one catalog item.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +71,9 @@ pub struct Catalog {
     pub popular: Vec<ItemIx>,
     /// ln(1 + popularity) / ln(1 + max popularity), per item.
     pub popularity_score: Vec<f32>,
+    /// Per category: the categories its buyers moved into next, with the
+    /// share who did, strongest first (see [`category_transitions`]).
+    pub next_categories: Vec<Vec<(u32, f32)>>,
 }
 
 /// Items kept per category popularity list.
@@ -90,6 +116,7 @@ impl Catalog {
             popular_in,
             popular,
             popularity_score,
+            next_categories: Vec::new(),
         }
     }
 

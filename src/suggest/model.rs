@@ -21,6 +21,63 @@ pub struct CoModel {
     pub popularity: Vec<u32>,
     /// For each item: (neighbour, cosine similarity), strongest first.
     pub neighbours: Vec<Vec<(ItemIx, f32)>>,
+    /// For each item: items viewed in the same sessions (cosine), strongest
+    /// first. Empty when no browsing is known.
+    pub coviewed: Vec<Vec<(ItemIx, f32)>>,
+}
+
+/// Transitions kept per category.
+pub const NEXT_CATEGORIES: usize = 20;
+
+/// For each category, the categories its buyers moved into next: the share
+/// of customers who, having bought from the category, later made a first
+/// purchase in the other one (pairs seen for two customers or more),
+/// strongest first. `customers` holds each customer's orders in time
+/// order, each as the categories it touched.
+pub fn category_transitions(
+    n_categories: usize,
+    customers: &[Vec<Vec<u32>>],
+) -> Vec<Vec<(u32, f32)>> {
+    let mut buyers = vec![0u32; n_categories];
+    let mut moved: HashMap<(u32, u32), u32> = HashMap::new();
+    for orders in customers {
+        let mut seen: Vec<u32> = Vec::new();
+        for (n, order) in orders.iter().enumerate() {
+            let mut new: Vec<u32> = order
+                .iter()
+                .copied()
+                .filter(|c| !seen.contains(c))
+                .collect();
+            new.sort_unstable();
+            new.dedup();
+            for &from in &seen {
+                for &to in &new {
+                    *moved.entry((from, to)).or_insert(0) += 1;
+                }
+            }
+            // A buyer of a category counts once it had a later order in
+            // which it could have moved on.
+            if n + 1 < orders.len() {
+                for &c in &new {
+                    buyers[c as usize] += 1;
+                }
+            }
+            seen.extend(new);
+        }
+    }
+    let mut out: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_categories];
+    for ((from, to), n) in moved {
+        if n < 2 {
+            continue;
+        }
+        let share = n as f32 / buyers[from as usize].max(n) as f32;
+        out[from as usize].push((to, share));
+    }
+    for list in &mut out {
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        list.truncate(NEXT_CATEGORIES);
+    }
+    out
 }
 
 /// Baskets per item and per unordered pair (key `a << 32 | b`, `a < b`).
@@ -74,6 +131,7 @@ impl CoModel {
         Self {
             popularity,
             neighbours,
+            coviewed: Vec::new(),
         }
     }
 }
@@ -102,5 +160,26 @@ mod tests {
             "1 beats the best-seller; 3 (one basket) is noise"
         );
         assert!(m.neighbours[0][0].1 > m.neighbours[0][1].1);
+    }
+
+    #[test]
+    fn transitions_count_first_purchases_in_a_new_category() {
+        // Three customers buy shoes (0) then jackets (1); one buys jackets
+        // first, then shoes; one buys shoes only once; two move on to hats
+        // (2).
+        let c = |orders: &[&[u32]]| orders.iter().map(|o| o.to_vec()).collect::<Vec<_>>();
+        let customers = vec![
+            c(&[&[0], &[1]]),
+            c(&[&[0], &[0], &[1, 2]]),
+            c(&[&[0], &[1]]),
+            c(&[&[1], &[0]]),
+            c(&[&[0]]),
+            c(&[&[0], &[2]]),
+        ];
+        let t = category_transitions(3, &customers);
+        // 4 shoe buyers had a later order; 3 moved into jackets, 2 into hats.
+        assert_eq!(t[0], vec![(1, 0.75), (2, 0.5)]);
+        assert!(t[1].is_empty(), "jackets -> shoes was seen once: noise");
+        assert!(t[2].is_empty());
     }
 }

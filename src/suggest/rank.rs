@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use super::{Catalog, CoModel, Filters, ItemIx};
 
-/// Source weights and limits: what an A/B variant changes.
-#[derive(Debug, Clone, PartialEq)]
+/// Source weights and limits: what an A/B variant changes. Stored as JSON
+/// with experiments; fields missing from stored JSON take the defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Weights {
     /// Complements of what the customer bought or is looking at.
     pub complement: f32,
@@ -13,10 +15,21 @@ pub struct Weights {
     pub affinity: f32,
     /// Popular items overall (the cold-start fallback).
     pub popular: f32,
+    /// Alternatives viewed in the same sessions as what the customer viewed
+    /// without buying.
+    pub coviewed: f32,
+    /// Popular items of categories that customers with similar baskets
+    /// moved into next, which this customer has not bought from.
+    pub new_category: f32,
+    /// How much a price outside the customer's usual band costs, 0 (nothing)
+    /// to 1 (such items only fill the list when nothing else is left).
+    pub price_fit: f32,
     /// Most suggestions from one category.
     pub per_category: usize,
     /// Categories of the customer's history considered for affinity.
     pub affinity_categories: usize,
+    /// New categories considered.
+    pub new_categories: usize,
     /// Extra seed weight of recent purchases (1 = none).
     pub recent_boost: f32,
 }
@@ -27,8 +40,12 @@ impl Default for Weights {
             complement: 1.0,
             affinity: 2.0,
             popular: 0.5,
+            coviewed: 1.0,
+            new_category: 0.5,
+            price_fit: 0.3,
             per_category: 3,
             affinity_categories: 8,
+            new_categories: 3,
             recent_boost: 1.0,
         }
     }
@@ -44,6 +61,11 @@ pub struct Signals {
     pub recent: Vec<ItemIx>,
     /// Items the customer is asking about now (weighted above history).
     pub anchors: Vec<ItemIx>,
+    /// Items viewed recently and not bought (seeds of co-viewed
+    /// alternatives).
+    pub viewed: Vec<ItemIx>,
+    /// The customer's usual price band (minor units), when known.
+    pub price_band: Option<(i64, i64)>,
     /// The hard filters.
     pub filters: Filters,
 }
@@ -53,6 +75,11 @@ pub struct Signals {
 pub enum Reason {
     /// Often bought together with this item (bought or asked about).
     Complement { with: ItemIx },
+    /// Often viewed in the same visit as this item (viewed, not bought).
+    CoViewed { with: ItemIx },
+    /// Customers who bought from `from` often moved into `category` next;
+    /// this customer has not bought from it.
+    NewCategory { from: u32, category: u32 },
     /// Popular in a category the customer buys from.
     PopularInCategory { category: u32 },
     /// Popular overall.
@@ -74,9 +101,93 @@ pub struct Suggestion {
 struct Candidate {
     complement: f32,
     best_seed: Option<(ItemIx, f32)>,
+    coviewed: f32,
+    best_viewed: Option<(ItemIx, f32)>,
     affinity: f32,
     category: Option<u32>,
+    new_category: f32,
+    moved: Option<(u32, u32)>,
     popular: f32,
+}
+
+/// The usual price band of a customer from the prices of what they bought:
+/// half the 10th percentile to twice the 90th. `None` with fewer than three
+/// priced purchases.
+pub fn price_band(prices: &[i64]) -> Option<(i64, i64)> {
+    let mut p: Vec<i64> = prices.iter().copied().filter(|p| *p > 0).collect();
+    if p.len() < 3 {
+        return None;
+    }
+    p.sort_unstable();
+    let at = |q: f64| p[((p.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.1) / 2, at(0.9).saturating_mul(2)))
+}
+
+/// The categories of the customer's purchases, with units.
+fn bought_categories(catalog: &Catalog, signals: &Signals) -> (Vec<(u32, u32)>, u32) {
+    let mut by_category: HashMap<u32, u32> = HashMap::new();
+    let mut total = 0u32;
+    for &(i, times) in &signals.bought {
+        if let Some(it) = catalog.items.get(i as usize) {
+            *by_category.entry(it.category).or_insert(0) += times;
+            total += times;
+        }
+    }
+    let mut top: Vec<(u32, u32)> = by_category.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    (top, total)
+}
+
+/// Categories the customer has not bought from that customers with the same
+/// categories moved into next: (category, from, strength), strongest first,
+/// at most `n`.
+pub fn next_categories(catalog: &Catalog, signals: &Signals, n: usize) -> Vec<(u32, u32, f32)> {
+    let (bought, _) = bought_categories(catalog, signals);
+    let mut best: HashMap<u32, (u32, f32)> = HashMap::new();
+    for &(from, _) in &bought {
+        for &(to, p) in catalog
+            .next_categories
+            .get(from as usize)
+            .map_or(&[][..], |v| v.as_slice())
+        {
+            if bought.iter().any(|(c, _)| *c == to) {
+                continue;
+            }
+            let e = best.entry(to).or_insert((from, p));
+            if p > e.1 || (p == e.1 && from < e.0) {
+                *e = (from, p);
+            }
+        }
+    }
+    let mut out: Vec<(u32, u32, f32)> = best.into_iter().map(|(t, (f, p))| (t, f, p)).collect();
+    out.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    out.truncate(n);
+    out
+}
+
+/// Adds the neighbours of `seeds` to the candidates through `slot`.
+fn spread(
+    candidates: &mut HashMap<ItemIx, Candidate>,
+    neighbours: &[Vec<(ItemIx, f32)>],
+    mut seeds: Vec<(ItemIx, f32)>,
+    slot: fn(&mut Candidate) -> (&mut f32, &mut Option<(ItemIx, f32)>),
+) {
+    // Seeds are visited in a fixed order so that float sums, and the seed
+    // named in the reason, do not depend on how the caller ordered them.
+    seeds.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    for (seed, w) in seeds {
+        let Some(list) = neighbours.get(seed as usize) else {
+            continue;
+        };
+        for &(n, sim) in list {
+            let (total, best) = slot(candidates.entry(n).or_default());
+            let contribution = w * sim;
+            *total += contribution;
+            if best.is_none_or(|(_, b)| contribution > b) {
+                *best = Some((seed, contribution));
+            }
+        }
+    }
 }
 
 /// Ranks suggestions: every source adds candidates, every candidate passes
@@ -92,9 +203,7 @@ pub fn suggest(
     let mut candidates: HashMap<ItemIx, Candidate> = HashMap::new();
 
     // Complements: neighbours of anchors (double weight) and of purchases.
-    // Seeds are visited in a fixed order so that float sums, and the seed
-    // named in the reason, do not depend on how the caller ordered them.
-    let mut seeds: Vec<(ItemIx, f32)> = signals
+    let seeds: Vec<(ItemIx, f32)> = signals
         .anchors
         .iter()
         .map(|&a| (a, 2.0f32))
@@ -107,32 +216,18 @@ pub fn suggest(
             (i, boost * (1.0 + (times as f32).ln()))
         }))
         .collect();
-    seeds.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
-    for (seed, w) in seeds {
-        let Some(list) = model.neighbours.get(seed as usize) else {
-            continue;
-        };
-        for &(n, sim) in list {
-            let c = candidates.entry(n).or_default();
-            let contribution = w * sim;
-            c.complement += contribution;
-            if c.best_seed.is_none_or(|(_, best)| contribution > best) {
-                c.best_seed = Some((seed, contribution));
-            }
-        }
-    }
+    spread(&mut candidates, &model.neighbours, seeds, |c| {
+        (&mut c.complement, &mut c.best_seed)
+    });
+
+    // Co-viewed: alternatives to what was looked at and not bought.
+    let viewed: Vec<(ItemIx, f32)> = signals.viewed.iter().map(|&v| (v, 1.0)).collect();
+    spread(&mut candidates, &model.coviewed, viewed, |c| {
+        (&mut c.coviewed, &mut c.best_viewed)
+    });
 
     // Affinity: popular items of the categories the customer buys most.
-    let mut by_category: HashMap<u32, u32> = HashMap::new();
-    let mut total = 0u32;
-    for &(i, times) in &signals.bought {
-        if let Some(it) = catalog.items.get(i as usize) {
-            *by_category.entry(it.category).or_insert(0) += times;
-            total += times;
-        }
-    }
-    let mut top: Vec<(u32, u32)> = by_category.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (top, total) = bought_categories(catalog, signals);
     for &(category, n) in top.iter().take(weights.affinity_categories) {
         let share = n as f32 / total.max(1) as f32;
         for &i in catalog
@@ -145,6 +240,22 @@ pub fn suggest(
             if a > c.affinity {
                 c.affinity = a;
                 c.category = Some(category);
+            }
+        }
+    }
+
+    // Next best purchase in a new category.
+    for (category, from, strength) in next_categories(catalog, signals, weights.new_categories) {
+        for &i in catalog
+            .popular_in
+            .get(category as usize)
+            .map_or(&[][..], |v| v.as_slice())
+        {
+            let c = candidates.entry(i).or_default();
+            let s = strength * catalog.popularity_score[i as usize];
+            if s > c.new_category {
+                c.new_category = s;
+                c.moved = Some((from, category));
             }
         }
     }
@@ -162,16 +273,32 @@ pub fn suggest(
                 (weights.complement * c.complement, 0u8),
                 (weights.affinity * c.affinity, 1),
                 (weights.popular * c.popular, 2),
+                (weights.coviewed * c.coviewed, 3),
+                (weights.new_category * c.new_category, 4),
             ];
-            let score = parts.iter().map(|p| p.0).sum::<f32>();
+            let mut score = parts.iter().map(|p| p.0).sum::<f32>();
+            let price = catalog.items[item as usize].price_minor;
+            if let Some((lo, hi)) = signals.price_band
+                && price > 0
+                && !(lo..=hi).contains(&price)
+            {
+                score *= 1.0 - weights.price_fit.clamp(0.0, 1.0);
+            }
+            // The reason names the strongest specific source; "popular"
+            // only when nothing more specific applies (an agent can say
+            // more about an item that goes with a purchase than about a
+            // best-seller).
             let main = parts
                 .iter()
                 .copied()
+                .filter(|p| p.1 != 2 && p.0 > 0.0)
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
                 .map_or(2, |p| p.1);
-            let reason = match (main, c.best_seed, c.category) {
-                (0, Some((with, _)), _) => Reason::Complement { with },
-                (1, _, Some(category)) => Reason::PopularInCategory { category },
+            let reason = match (main, c.best_seed, c.best_viewed, c.category, c.moved) {
+                (0, Some((with, _)), ..) => Reason::Complement { with },
+                (3, _, Some((with, _)), ..) => Reason::CoViewed { with },
+                (1, _, _, Some(category), _) => Reason::PopularInCategory { category },
+                (4, .., Some((from, category))) => Reason::NewCategory { from, category },
                 _ => Reason::Popular,
             };
             Suggestion {
@@ -295,12 +422,29 @@ mod tests {
                 b
             })
             .collect();
-        let model = CoModel::build(items.len(), &baskets);
-        let catalog = Catalog::new(
+        let mut model = CoModel::build(items.len(), &baskets);
+        // Sessions: the same baskets read backwards stand in for browsing.
+        let sessions: Vec<Vec<ItemIx>> = baskets.iter().rev().cloned().collect();
+        model.coviewed = CoModel::build(items.len(), &sessions[..sessions.len() / 2]).neighbours;
+        let mut catalog = Catalog::new(
             items,
             (0..5).map(|c| format!("c{c}")).collect(),
             &model.popularity,
         );
+        let histories: Vec<Vec<Vec<u32>>> = baskets
+            .chunks(3)
+            .map(|orders| {
+                orders
+                    .iter()
+                    .map(|o| {
+                        o.iter()
+                            .map(|&i| catalog.items[i as usize].category)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        catalog.next_categories = crate::suggest::category_transitions(5, &histories);
         let mut counts: HashMap<ItemIx, u32> = HashMap::new();
         for &b in &w.bought {
             *counts.entry(b).or_insert(0) += 1;
@@ -319,6 +463,8 @@ mod tests {
             bought,
             recent: w.bought.iter().take(2).copied().collect(),
             anchors: w.anchors.clone(),
+            viewed: w.excluded.iter().chain(&w.anchors).copied().collect(),
+            price_band: (w.limit % 2 == 0).then_some((50, 150)),
             filters,
         };
         let (c, a, p, cap) = w.weights;
@@ -355,8 +501,21 @@ mod tests {
                 prop_assert!(available && merchandise, "unavailable: {:?}", s);
                 prop_assert!(seen.insert(s.item), "duplicate: {:?}", s);
                 *per_category.entry(category).or_insert(0) += 1;
-                if let Reason::Complement { with } = s.reason {
-                    prop_assert!(signals.anchors.contains(&with) || signals.bought.iter().any(|(i, _)| *i == with));
+                match s.reason {
+                    Reason::Complement { with } => prop_assert!(
+                        signals.anchors.contains(&with) || signals.bought.iter().any(|(i, _)| *i == with)
+                    ),
+                    Reason::CoViewed { with } => prop_assert!(signals.viewed.contains(&with)),
+                    Reason::NewCategory { from, category } => {
+                        let cats: HashSet<u32> = signals
+                            .bought
+                            .iter()
+                            .map(|(i, _)| w.items[*i as usize].1)
+                            .collect();
+                        prop_assert!(cats.contains(&from) && !cats.contains(&category));
+                        prop_assert_eq!(category, w.items[s.item as usize].1);
+                    }
+                    Reason::PopularInCategory { .. } | Reason::Popular => {}
                 }
             }
             prop_assert!(out.len() <= w.limit);

@@ -36,6 +36,7 @@ pub fn product(id: &str, name: &str, category: &[&str], price: i64, stock: i64) 
         active: None,
         url: String::new(),
         image_url: String::new(),
+        replenish_after_days: 0,
     }
 }
 

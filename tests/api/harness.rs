@@ -207,6 +207,8 @@ pub async fn spawn_configured(
         demo,
         gate,
         tls,
+        suggest: Default::default(),
+        model_rebuild_every: None,
     };
     let app = Application::build(&config)
         .await

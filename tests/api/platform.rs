@@ -293,6 +293,8 @@ async fn shutdown_finishes_calls_in_flight() {
         demo: false,
         gate: GateConfig::default(),
         tls: None,
+        suggest: Default::default(),
+        model_rebuild_every: None,
     };
     let app = Application::build(&config).await.expect("built");
     let addr = app.local_addr();

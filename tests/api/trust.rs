@@ -1100,6 +1100,8 @@ async fn auth_can_be_disabled_only_on_loopback() {
             ..GateConfig::default()
         },
         tls: None,
+        suggest: Default::default(),
+        model_rebuild_every: None,
     };
     let err = Application::build(&config("0.0.0.0:0"))
         .await
@@ -1135,6 +1137,8 @@ async fn a_revocation_reaches_every_replica(backend: Backend) {
         demo: false,
         gate: GateConfig::default(),
         tls: None,
+        suggest: Default::default(),
+        model_rebuild_every: None,
     };
     let second = Application::build(&config).await.expect("a second replica");
     let second_addr = second.local_addr();

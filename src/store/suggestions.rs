@@ -1,0 +1,493 @@
+//! Reads that feed suggestions (all bounded: by the customer's recent
+//! lines, by primary key, or by a limit), feedback on suggestions, and A/B
+//! experiments.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{AssertSqlSafe, Row};
+use tracing::instrument;
+
+use super::{IN_CHUNK, Store, Subject, placeholders};
+use crate::domain::{CustomerId, Error, Timestamp, WriteOutcome};
+
+/// One purchased line of a customer, newest first.
+#[derive(Debug, Clone)]
+pub struct PurchasedLine {
+    /// Product.
+    pub product_id: String,
+    /// Category path as ordered.
+    pub category_path: String,
+    /// Unit price paid, minor units.
+    pub unit_price_minor: i64,
+    /// When the order was placed.
+    pub placed_at: Timestamp,
+}
+
+/// A product's counts in the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelCounts {
+    /// Orders (or browsing sessions, for views) containing it.
+    pub total: i64,
+    /// Of those, recent orders ("popular now"); 0 for views.
+    pub recent: i64,
+}
+
+/// Feedback as stored: one (suggestion, kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackRow {
+    /// The signed suggestion id.
+    pub suggestion_id: String,
+    /// Stored kind name.
+    pub kind: &'static str,
+    /// The customer, for a known customer.
+    pub customer_id: Option<String>,
+    /// The anonymous id, for a visitor.
+    pub anonymous_id: Option<String>,
+    /// Product suggested.
+    pub product_id: String,
+    /// Its style.
+    pub group_id: String,
+    /// Experiment ("" for none).
+    pub experiment: String,
+    /// Variant.
+    pub variant: String,
+    /// Reason code name.
+    pub reason_code: String,
+    /// When the suggestion was made.
+    pub issued_at: Timestamp,
+    /// When the feedback happened.
+    pub occurred_at: Timestamp,
+}
+
+/// Distinct suggestions per outcome, for one variant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VariantCounts {
+    /// Variant name.
+    pub variant: String,
+    /// Suggestions with any feedback.
+    pub shown: u64,
+    /// Thumbs up or sent to the customer.
+    pub accepted: u64,
+    /// Bought.
+    pub purchased: u64,
+    /// Thumbs down.
+    pub rejected: u64,
+}
+
+/// A stored experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentRow {
+    /// Name.
+    pub name: String,
+    /// Variants, as JSON.
+    pub variants: String,
+    /// Running now.
+    pub running: bool,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Most rows read for one customer's returned or rejected styles.
+const STYLE_ROWS: i64 = 2000;
+/// Partners read per seed product.
+const PARTNERS_PER_SEED: i64 = 60;
+/// Orders containing a suggested style within this many days of the
+/// suggestion are attributed to it.
+pub const ATTRIBUTION_DAYS: i64 = 30;
+
+impl Store {
+    /// A customer's most recent purchased lines, newest first.
+    #[instrument(skip_all)]
+    pub async fn recent_purchase_lines(
+        &self,
+        customer: &CustomerId,
+        limit: i64,
+    ) -> Result<Vec<PurchasedLine>, Error> {
+        let rows = sqlx::query(
+            "SELECT l.product_id, l.category_path, l.unit_price_minor, o.placed_at FROM orders o \
+             JOIN order_lines l ON l.order_id = o.order_id \
+             WHERE o.customer_id = $1 AND o.status <> 'cancelled' \
+             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $2",
+        )
+        .bind(customer.as_str())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PurchasedLine {
+                    product_id: r.try_get(0)?,
+                    category_path: r.try_get(1)?,
+                    unit_price_minor: r.try_get(2)?,
+                    placed_at: super::instant(r.try_get(3)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Styles among `groups` the customer bought (over their whole history),
+    /// with when each was last bought: primary-key lookups.
+    pub async fn bought_groups(
+        &self,
+        customer: &CustomerId,
+        groups: &[&str],
+    ) -> Result<HashMap<String, Timestamp>, Error> {
+        let mut out = HashMap::new();
+        for chunk in groups.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT group_id, last_bought_at FROM customer_groups WHERE customer_id = $1 AND group_id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
+            for g in chunk {
+                q = q.bind(*g);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                out.insert(row.try_get(0)?, super::instant(row.try_get(1)?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Styles the customer returned since `since` (rejected returns do not
+    /// count).
+    pub async fn returned_groups(
+        &self,
+        customer: &CustomerId,
+        since: Timestamp,
+    ) -> Result<HashSet<String>, Error> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT COALESCE(p.group_id, rl.product_id) FROM returns r \
+             JOIN return_lines rl ON rl.return_id = r.return_id \
+             LEFT JOIN products p ON p.product_id = rl.product_id \
+             WHERE r.customer_id = $1 AND r.requested_at >= $2 AND r.status <> 'rejected' LIMIT $3",
+        )
+        .bind(customer.as_str())
+        .bind(since.millis())
+        .bind(STYLE_ROWS)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Styles the customer (or visitor) gave a thumbs down.
+    pub async fn rejected_groups(&self, subject: &Subject) -> Result<HashSet<String>, Error> {
+        let (sql, id) = match subject {
+            Subject::Customer(c) => (
+                "SELECT DISTINCT group_id FROM suggestion_feedback \
+                 WHERE customer_id = $1 AND kind = 'thumbs_down' LIMIT $2",
+                c.as_str(),
+            ),
+            Subject::Anonymous(a) => (
+                "SELECT DISTINCT group_id FROM suggestion_feedback \
+                 WHERE anonymous_id = $1 AND kind = 'thumbs_down' LIMIT $2",
+                a.as_str(),
+            ),
+        };
+        let rows = sqlx::query(sql)
+            .bind(id)
+            .bind(STYLE_ROWS)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// The strongest partners of each seed product: bought together
+    /// (`views` false) or viewed together (`views` true), as
+    /// (seed, partner, shared orders or sessions).
+    #[instrument(skip_all, fields(seeds = seeds.len(), views))]
+    pub async fn model_partners_of(
+        &self,
+        seeds: &[&str],
+        views: bool,
+    ) -> Result<Vec<(String, String, i64)>, Error> {
+        let (table, count) = if views {
+            ("model_view_pairs", "sessions")
+        } else {
+            ("model_pairs", "baskets")
+        };
+        let mut out = Vec::new();
+        for chunk in seeds.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT product_a, product_b, n FROM (SELECT product_a, product_b, {count} AS n, \
+                 ROW_NUMBER() OVER (PARTITION BY product_a ORDER BY {count} DESC, product_b) AS rn \
+                 FROM {table} WHERE product_a IN ({})) ranked WHERE rn <= {PARTNERS_PER_SEED}",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(*s);
+            }
+            for r in q.fetch_all(&self.reader).await? {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Model counts of products (orders, or sessions when `views`).
+    pub async fn model_counts(
+        &self,
+        products: &[&str],
+        views: bool,
+    ) -> Result<HashMap<String, ModelCounts>, Error> {
+        let sql_of = |n: usize| {
+            if views {
+                format!(
+                    "SELECT product_id, sessions, 0 FROM model_views WHERE product_id IN ({})",
+                    placeholders(1, n)
+                )
+            } else {
+                format!(
+                    "SELECT product_id, baskets, recent_baskets FROM model_items WHERE product_id IN ({})",
+                    placeholders(1, n)
+                )
+            }
+        };
+        let mut out = HashMap::new();
+        for chunk in products.chunks(IN_CHUNK) {
+            let mut q = sqlx::query(AssertSqlSafe(sql_of(chunk.len())));
+            for p in chunk {
+                q = q.bind(*p);
+            }
+            for r in q.fetch_all(&self.reader).await? {
+                out.insert(
+                    r.try_get(0)?,
+                    ModelCounts {
+                        total: r.try_get(1)?,
+                        recent: r.try_get(2)?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The best-selling available products, now (recent orders first, then
+    /// all-time), overall or in one category.
+    pub async fn popular_products(
+        &self,
+        category: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, ModelCounts)>, Error> {
+        let filter = if category.is_some() {
+            "m.category = $2 AND"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT m.product_id, m.baskets, m.recent_baskets FROM model_items m \
+             JOIN products p ON p.product_id = m.product_id \
+             WHERE {filter} p.active = 1 AND p.in_stock = 1 \
+             ORDER BY m.recent_baskets DESC, m.baskets DESC, m.product_id LIMIT $1"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(limit);
+        if let Some(c) = category {
+            q = q.bind(c);
+        }
+        q.fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    ModelCounts {
+                        total: r.try_get(1)?,
+                        recent: r.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The categories buyers of `from` moved into next:
+    /// (from, to, share of buyers).
+    pub async fn category_moves(&self, from: &[&str]) -> Result<Vec<(String, String, f64)>, Error> {
+        let mut out = Vec::new();
+        for chunk in from.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT from_category, to_category, share FROM model_category_next \
+                 WHERE from_category IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                q = q.bind(*c);
+            }
+            for r in q.fetch_all(&self.reader).await? {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records feedback, in one transaction. A (suggestion, kind) already
+    /// stored is a duplicate.
+    #[instrument(skip_all, fields(count = rows.len()))]
+    pub async fn record_feedback(&self, rows: &[FeedbackRow]) -> Result<Vec<WriteOutcome>, Error> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for f in rows {
+            let n = sqlx::query(
+                "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
+                 group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (suggestion_id, kind) DO NOTHING",
+            )
+            .bind(f.suggestion_id.as_str())
+            .bind(f.kind)
+            .bind(f.customer_id.as_deref())
+            .bind(f.anonymous_id.as_deref())
+            .bind(f.product_id.as_str())
+            .bind(f.group_id.as_str())
+            .bind(f.experiment.as_str())
+            .bind(f.variant.as_str())
+            .bind(f.reason_code.as_str())
+            .bind(f.issued_at.millis())
+            .bind(f.occurred_at.millis())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            out.push(if n == 1 {
+                WriteOutcome::Created
+            } else {
+                WriteOutcome::Duplicate
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Distinct suggestions per outcome and variant of an experiment.
+    pub async fn feedback_counts(&self, experiment: &str) -> Result<Vec<VariantCounts>, Error> {
+        let rows = sqlx::query(
+            "SELECT variant, COUNT(DISTINCT suggestion_id), \
+             COUNT(DISTINCT CASE WHEN kind IN ('thumbs_up', 'sent_to_customer') THEN suggestion_id END), \
+             COUNT(DISTINCT CASE WHEN kind = 'purchased' THEN suggestion_id END), \
+             COUNT(DISTINCT CASE WHEN kind = 'thumbs_down' THEN suggestion_id END) \
+             FROM suggestion_feedback WHERE experiment = $1 GROUP BY variant ORDER BY variant",
+        )
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n =
+                    |i: usize| -> Result<u64, Error> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
+                Ok(VariantCounts {
+                    variant: r.try_get(0)?,
+                    shown: n(1)?,
+                    accepted: n(2)?,
+                    purchased: n(3)?,
+                    rejected: n(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The running experiment, if any.
+    pub async fn running_experiment(&self) -> Result<Option<ExperimentRow>, Error> {
+        let row = sqlx::query(
+            "SELECT name, variants, running, updated_at FROM experiments WHERE running = 1 \
+             ORDER BY updated_at DESC, name LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(experiment_row).transpose()
+    }
+
+    /// An experiment by name.
+    pub async fn experiment(&self, name: &str) -> Result<Option<ExperimentRow>, Error> {
+        let row = sqlx::query(
+            "SELECT name, variants, running, updated_at FROM experiments WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(experiment_row).transpose()
+    }
+
+    /// Creates or replaces an experiment; starting it stops any other.
+    pub async fn put_experiment(
+        &self,
+        name: &str,
+        variants: &str,
+        running: bool,
+    ) -> Result<ExperimentRow, Error> {
+        let now = Timestamp::now();
+        let mut tx = self.begin_write().await?;
+        if running {
+            sqlx::query("UPDATE experiments SET running = 0, updated_at = $2 WHERE running = 1 AND name <> $1")
+                .bind(name)
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO experiments (name, variants, running, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (name) DO UPDATE SET variants = excluded.variants, running = excluded.running, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(variants)
+        .bind(super::flag(running))
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ExperimentRow {
+            name: name.to_owned(),
+            variants: variants.to_owned(),
+            running,
+            updated_at: now,
+        })
+    }
+}
+
+fn experiment_row(r: &sqlx::any::AnyRow) -> Result<ExperimentRow, Error> {
+    Ok(ExperimentRow {
+        name: r.try_get(0)?,
+        variants: r.try_get(1)?,
+        running: r.try_get::<i64, _>(2)? != 0,
+        updated_at: super::instant(r.try_get(3)?)?,
+    })
+}
+
+/// Attributes an order to the suggestions of its styles made to the customer
+/// in the 30 days before it (each suggestion once): runs in the order's
+/// transaction.
+pub(super) async fn attribute_order(
+    conn: &mut sqlx::AnyConnection,
+    customer: &str,
+    order_id: &str,
+    placed_at: i64,
+    groups: &[String],
+) -> Result<(), Error> {
+    let now = Timestamp::now().millis();
+    for chunk in groups.chunks(IN_CHUNK) {
+        let sql = format!(
+            "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
+             group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at, order_id) \
+             SELECT suggestion_id, 'purchased', MIN(customer_id), MIN(anonymous_id), MIN(product_id), \
+             MIN(group_id), MIN(experiment), MIN(variant), MIN(reason_code), MIN(issued_at), $2, $3, $4 \
+             FROM suggestion_feedback WHERE customer_id = $1 AND kind <> 'thumbs_down' \
+             AND issued_at <= $2 AND issued_at >= $5 AND group_id IN ({}) \
+             GROUP BY suggestion_id \
+             ON CONFLICT (suggestion_id, kind) DO NOTHING",
+            placeholders(6, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(customer)
+            .bind(placed_at)
+            .bind(now)
+            .bind(order_id)
+            .bind(placed_at - ATTRIBUTION_DAYS * 86_400_000);
+        for g in chunk {
+            q = q.bind(g.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
