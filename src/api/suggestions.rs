@@ -24,7 +24,7 @@ fn product_ids(v: &mut Violations, field: &str, raw: &[String], max: usize) -> V
     }
     let mut out: Vec<d::ProductId> = Vec::with_capacity(raw.len());
     for (i, id) in raw.iter().enumerate() {
-        if let Some(p) = v.check(&format!("{field}[{i}]"), d::ProductId::parse(id))
+        if let Some(p) = v.check(format!("{field}[{i}]"), d::ProductId::parse(id))
             && !out.contains(&p)
         {
             out.push(p);

@@ -94,6 +94,9 @@ const PARTNERS_PER_SEED: i64 = 60;
 /// Orders containing a suggested style within this many days of the
 /// suggestion are attributed to it.
 pub const ATTRIBUTION_DAYS: i64 = 30;
+/// Clocks of the shop's systems and ours may disagree by this much: an
+/// order stamped up to this long before a suggestion is still attributed.
+const CLOCK_SKEW_MS: i64 = 5 * 60_000;
 
 impl Store {
     /// A customer's most recent purchased lines, newest first.
@@ -473,17 +476,18 @@ pub(super) async fn attribute_order(
              SELECT suggestion_id, 'purchased', MIN(customer_id), MIN(anonymous_id), MIN(product_id), \
              MIN(group_id), MIN(experiment), MIN(variant), MIN(reason_code), MIN(issued_at), $2, $3, $4 \
              FROM suggestion_feedback WHERE customer_id = $1 AND kind <> 'thumbs_down' \
-             AND issued_at <= $2 AND issued_at >= $5 AND group_id IN ({}) \
+             AND issued_at <= $6 AND issued_at >= $5 AND group_id IN ({}) \
              GROUP BY suggestion_id \
              ON CONFLICT (suggestion_id, kind) DO NOTHING",
-            placeholders(6, chunk.len())
+            placeholders(7, chunk.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(customer)
             .bind(placed_at)
             .bind(now)
             .bind(order_id)
-            .bind(placed_at - ATTRIBUTION_DAYS * 86_400_000);
+            .bind(placed_at - ATTRIBUTION_DAYS * 86_400_000)
+            .bind(placed_at + CLOCK_SKEW_MS);
         for g in chunk {
             q = q.bind(g.as_str());
         }

@@ -1,6 +1,6 @@
 //! Candidate generation and ranking.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Catalog, CoModel, Filters, ItemIx};
 
@@ -165,12 +165,16 @@ pub fn next_categories(catalog: &Catalog, signals: &Signals, n: usize) -> Vec<(u
     out
 }
 
+/// Where a source accumulates in a candidate: its total, and the seed that
+/// contributed most.
+type Slot = fn(&mut Candidate) -> (&mut f32, &mut Option<(ItemIx, f32)>);
+
 /// Adds the neighbours of `seeds` to the candidates through `slot`.
 fn spread(
     candidates: &mut HashMap<ItemIx, Candidate>,
     neighbours: &[Vec<(ItemIx, f32)>],
     mut seeds: Vec<(ItemIx, f32)>,
-    slot: fn(&mut Candidate) -> (&mut f32, &mut Option<(ItemIx, f32)>),
+    slot: Slot,
 ) {
     // Seeds are visited in a fixed order so that float sums, and the seed
     // named in the reason, do not depend on how the caller ordered them.
@@ -310,15 +314,23 @@ pub fn suggest(
         .collect();
     scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
 
+    // One item per style (never two sizes of one jacket), and a cap per
+    // category.
     let mut per_category: HashMap<u32, usize> = HashMap::new();
+    let mut styles: HashSet<u32> = HashSet::new();
     let mut out = Vec::with_capacity(limit);
     for s in scored {
-        let category = catalog.items[s.item as usize].category;
+        let item = &catalog.items[s.item as usize];
+        if styles.contains(&item.group) {
+            continue;
+        }
+        let category = item.category;
         let n = per_category.entry(category).or_insert(0);
         if *n >= weights.per_category {
             continue;
         }
         *n += 1;
+        styles.insert(item.group);
         out.push(s);
         if out.len() == limit {
             break;
@@ -464,7 +476,7 @@ mod tests {
             recent: w.bought.iter().take(2).copied().collect(),
             anchors: w.anchors.clone(),
             viewed: w.excluded.iter().chain(&w.anchors).copied().collect(),
-            price_band: (w.limit % 2 == 0).then_some((50, 150)),
+            price_band: w.limit.is_multiple_of(2).then_some((50, 150)),
             filters,
         };
         let (c, a, p, cap) = w.weights;
@@ -491,6 +503,7 @@ mod tests {
             let bought_groups: HashSet<u32> =
                 w.bought.iter().map(|i| w.items[*i as usize].0).collect();
             let mut seen = HashSet::new();
+            let mut styles = HashSet::new();
             let mut per_category: HashMap<u32, usize> = HashMap::new();
             for s in &out {
                 let (group, category, available, merchandise) = w.items[s.item as usize];
@@ -500,6 +513,7 @@ mod tests {
                 prop_assert!(!w.excluded.contains(&s.item), "excluded: {:?}", s);
                 prop_assert!(available && merchandise, "unavailable: {:?}", s);
                 prop_assert!(seen.insert(s.item), "duplicate: {:?}", s);
+                prop_assert!(styles.insert(group), "two items of one style: {:?}", s);
                 *per_category.entry(category).or_insert(0) += 1;
                 match s.reason {
                     Reason::Complement { with } => prop_assert!(

@@ -616,6 +616,11 @@ impl SuggestService {
             })
             .collect();
         excluded_groups.extend(exclude_ids.iter().map(|s| (*s).to_owned()));
+        // What the customer is asking about is not suggested back to them.
+        excluded_groups.extend(anchor_ids.iter().map(|id| {
+            rows.get(*id)
+                .map_or((*id).to_owned(), |r| r.group_id.clone())
+        }));
 
         // Already bought, with replenishment: a style comes back once every
         // candidate of it allows and the interval since the last purchase

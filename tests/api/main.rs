@@ -8,4 +8,5 @@ mod ingest;
 mod lookups;
 mod model;
 mod platform;
+mod suggestions;
 mod trust;
