@@ -24,6 +24,7 @@ on_both_backends!(
     experiments_assign_stably_and_report_per_variant,
     the_context_offers_suggestions_but_not_the_cart,
     without_consent_suggestions_are_not_personal,
+    reads_are_logged_and_erasure_removes_feedback,
     bad_requests_name_their_fields,
 );
 
@@ -900,6 +901,64 @@ async fn without_consent_suggestions_are_not_personal(backend: Backend) {
         !ids(&s).iter().any(|p| p.starts_with("tr2-")),
         "still never what she owns"
     );
+}
+
+async fn reads_are_logged_and_erasure_removes_feedback(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    shop(&app).await;
+    let s = for_customer(&app, "maya").await;
+    let r = feedback(
+        &app,
+        vec![(
+            s.items[0].suggestion_id.clone(),
+            pb::FeedbackKind::ThumbsDown,
+        )],
+    )
+    .await;
+    assert_eq!(r.summary.expect("summary").created, 1);
+    let log = app
+        .privacy
+        .clone()
+        .list_access_log(pb::ListAccessLogRequest {
+            customer: customer("maya"),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .expect("log")
+        .into_inner();
+    assert!(
+        log.entries
+            .iter()
+            .any(|e| e.rpc.ends_with("/SuggestCrossSells") && e.customer_id == "maya"),
+        "{:?}",
+        log.entries
+    );
+    let receipt = app
+        .privacy
+        .clone()
+        .erase_customer(pb::EraseCustomerRequest {
+            customer: customer("maya"),
+        })
+        .await
+        .expect("erased")
+        .into_inner();
+    let deleted = receipt
+        .deleted
+        .iter()
+        .find(|t| t.table == "suggestion_feedback")
+        .map(|t| t.rows);
+    assert_eq!(deleted, Some(1));
+    let stats = app
+        .context
+        .clone()
+        .get_suggestion_stats(pb::GetSuggestionStatsRequest::default())
+        .await
+        .expect("stats")
+        .into_inner();
+    assert!(stats.variants.iter().all(|v| v.shown == 0), "{stats:?}");
 }
 
 async fn bad_requests_name_their_fields(backend: Backend) {

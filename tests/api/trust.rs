@@ -35,13 +35,17 @@ enum Rpc {
     RecordReturns,
     UpsertTickets,
     GetCustomerContext,
+    SuggestCrossSells,
+    RecordSuggestionFeedback,
+    GetSuggestionStats,
+    SetExperiment,
     SetConsent,
     EraseCustomer,
     ExportCustomerData,
     ListAccessLog,
 }
 
-const RPCS: [Rpc; 13] = [
+const RPCS: [Rpc; 17] = [
     Rpc::UpsertProducts,
     Rpc::UpsertCustomers,
     Rpc::LinkIdentity,
@@ -51,6 +55,10 @@ const RPCS: [Rpc; 13] = [
     Rpc::RecordReturns,
     Rpc::UpsertTickets,
     Rpc::GetCustomerContext,
+    Rpc::SuggestCrossSells,
+    Rpc::RecordSuggestionFeedback,
+    Rpc::GetSuggestionStats,
+    Rpc::SetExperiment,
     Rpc::SetConsent,
     Rpc::EraseCustomer,
     Rpc::ExportCustomerData,
@@ -149,6 +157,49 @@ async fn call(app: &TestApp, rpc: Rpc, key: Key) -> Code {
                 })
                 .await,
         ),
+        Rpc::SuggestCrossSells => code(
+            context
+                .suggest_cross_sells(pb::SuggestCrossSellsRequest {
+                    customer: c1(),
+                    ..Default::default()
+                })
+                .await,
+        ),
+        Rpc::RecordSuggestionFeedback => code(
+            context
+                .record_suggestion_feedback(pb::RecordSuggestionFeedbackRequest {
+                    feedback: vec![pb::SuggestionFeedback {
+                        suggestion_id: "s1.unknown.id".into(),
+                        kind: pb::FeedbackKind::Shown.into(),
+                        occurred_at: None,
+                    }],
+                })
+                .await,
+        ),
+        Rpc::GetSuggestionStats => code(
+            context
+                .get_suggestion_stats(pb::GetSuggestionStatsRequest::default())
+                .await,
+        ),
+        Rpc::SetExperiment => code(
+            context
+                .set_experiment(pb::SetExperimentRequest {
+                    experiment: Some(pb::Experiment {
+                        name: "roles".into(),
+                        variants: ["a", "b"]
+                            .into_iter()
+                            .map(|name| pb::Variant {
+                                name: name.into(),
+                                traffic_weight: 1,
+                                weights: None,
+                            })
+                            .collect(),
+                        running: false,
+                        updated_at: None,
+                    }),
+                })
+                .await,
+        ),
         Rpc::EraseCustomer => code(
             privacy
                 .erase_customer(pb::EraseCustomerRequest {
@@ -201,8 +252,18 @@ fn privacy_rpc(rpc: Rpc) -> bool {
 fn allowed(role: Role, rpc: Rpc) -> bool {
     match role {
         Role::Admin => true,
-        Role::Agent | Role::Stylist => rpc == Rpc::GetCustomerContext,
-        Role::Crm => false,
+        Role::Agent => matches!(
+            rpc,
+            Rpc::GetCustomerContext | Rpc::SuggestCrossSells | Rpc::RecordSuggestionFeedback
+        ),
+        Role::Stylist => matches!(
+            rpc,
+            Rpc::GetCustomerContext
+                | Rpc::SuggestCrossSells
+                | Rpc::RecordSuggestionFeedback
+                | Rpc::GetSuggestionStats
+        ),
+        Role::Crm => matches!(rpc, Rpc::SuggestCrossSells | Rpc::RecordSuggestionFeedback),
         Role::Ingest => ingest_rpc(rpc),
         Role::Privacy => privacy_rpc(rpc) || rpc == Rpc::GetCustomerContext,
     }
@@ -277,7 +338,7 @@ async fn every_rpc_answers_each_role_as_expected(backend: Backend) {
             checked += 1;
         }
     }
-    assert_eq!(checked, 13 * 11);
+    assert_eq!(checked, 17 * 11);
     // "Not allowed" does not reveal whether a customer exists.
     let agent = Key::bearer(&app.key(Role::Agent).await);
     let mut privacy = app.privacy_as(agent);
