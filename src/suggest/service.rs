@@ -338,15 +338,19 @@ impl SuggestService {
             Some(Subject::Customer(c)) => self.store.consents(c).await?,
             _ => Vec::new(),
         };
-        // A visitor not seen yet is still a visitor: feedback on what they
-        // are shown is tied to their anonymous id.
+        let known = subject.is_some();
+        // A customer or visitor we have no data on yet is still someone:
+        // feedback on what they are shown (a thumbs down) is tied to the id
+        // the caller gave. Only an unknown email, phone or loyalty id leaves
+        // nobody to tie it to.
         let subject = subject.or_else(|| match &query.key {
+            CustomerKey::Id(c) => Some(Subject::Customer(c.clone())),
             CustomerKey::Identity(i) if i.kind() == IdentityKind::AnonymousId => {
                 crate::domain::AnonymousId::parse(i.value())
                     .ok()
                     .map(Subject::Anonymous)
             }
-            _ => None,
+            CustomerKey::Identity(_) => None,
         });
         let who = match (&subject, &query.key) {
             (Some(Subject::Customer(c)), _) => c.as_str().to_owned(),
@@ -368,11 +372,11 @@ impl SuggestService {
             .await?;
         Ok(SuggestOutcome {
             customer_id: match &subject {
-                Some(Subject::Customer(c)) => Some(c.clone()),
+                Some(Subject::Customer(c)) if known => Some(c.clone()),
                 _ => None,
             },
             anonymous_id: match &subject {
-                Some(Subject::Anonymous(a)) => Some(a.as_str().to_owned()),
+                Some(Subject::Anonymous(a)) if known => Some(a.as_str().to_owned()),
                 _ => None,
             },
             as_of,

@@ -8,5 +8,6 @@ mod ingest;
 mod lookups;
 mod model;
 mod platform;
+mod suggest_props;
 mod suggestions;
 mod trust;
