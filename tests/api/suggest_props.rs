@@ -293,13 +293,15 @@ async fn no_suggestion_breaks_a_hard_filter(backend: Backend) {
     let known = std::cell::RefCell::new(Known::default());
     let handle = tokio::runtime::Handle::current();
     let result = tokio::task::block_in_place(|| {
-        runner.run(&world(), |w| {
-            let n = case.get();
-            case.set(n + 1);
-            let outcome = handle.block_on(check(&app, n, &w, &mut known.borrow_mut()));
-            prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
-            Ok(())
-        })
+        runner
+            .run(&world(), |w| {
+                let n = case.get();
+                case.set(n + 1);
+                let outcome = handle.block_on(check(&app, n, &w, &mut known.borrow_mut()));
+                prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
     });
     if let Err(e) = result {
         panic!("{e}");
