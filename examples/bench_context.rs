@@ -1,4 +1,5 @@
-//! Load benchmark for `GetCustomerContext` against a running server.
+//! Load benchmark for `GetCustomerContext` (or, with `--rpc suggest`,
+//! `SuggestCrossSells`) against a running server.
 //!
 //! ```sh
 //! cargo run --release -- serve --demo &
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use customer_context::proto::{
-    CustomerRef, GetCustomerContextRequest,
+    CustomerRef, GetCustomerContextRequest, SuggestCrossSellsRequest,
     customer_context_service_client::CustomerContextServiceClient, customer_ref::Identity,
 };
 
@@ -37,6 +38,13 @@ struct Args {
     /// API key (default: the embedded database's bootstrap admin key).
     #[arg(long, env = "CUSTOMER_CONTEXT_API_KEY")]
     api_key: Option<String>,
+    /// `context` (GetCustomerContext, all sections) or `suggest`
+    /// (SuggestCrossSells, 10 items).
+    #[arg(long, default_value = "context")]
+    rpc: String,
+    /// Read mask paths for `context`, comma separated (default: all).
+    #[arg(long, default_value = "")]
+    sections: String,
 }
 
 fn id_for(pattern: &str, n: u64) -> String {
@@ -65,24 +73,47 @@ async fn main() -> anyhow::Result<()> {
         let pattern = args.ids.clone();
         let bearer = bearer.clone();
         let from = args.from;
+        let suggest = args.rpc == "suggest";
+        let paths: Vec<String> = args
+            .sections
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_worker as usize);
             let mut not_found = 0u64;
             for i in 0..per_worker {
                 // A fixed stride walks the range in a scattered, repeatable order.
                 let n = from + (w * per_worker + i).wrapping_mul(7919) % span;
-                let mut request = tonic::Request::new(GetCustomerContextRequest {
-                    customer: Some(CustomerRef {
-                        identity: Some(Identity::CustomerId(id_for(&pattern, n))),
-                    }),
-                    ..Default::default()
+                let customer = Some(CustomerRef {
+                    identity: Some(Identity::CustomerId(id_for(&pattern, n))),
                 });
-                request
-                    .metadata_mut()
-                    .insert("authorization", bearer.clone());
                 let t = Instant::now();
-                match client.get_customer_context(request).await {
-                    Ok(_) => latencies.push(t.elapsed()),
+                let answer = if suggest {
+                    let mut request = tonic::Request::new(SuggestCrossSellsRequest {
+                        customer,
+                        ..Default::default()
+                    });
+                    request
+                        .metadata_mut()
+                        .insert("authorization", bearer.clone());
+                    client.suggest_cross_sells(request).await.map(|_| ())
+                } else {
+                    let mut request = tonic::Request::new(GetCustomerContextRequest {
+                        customer,
+                        read_mask: (!paths.is_empty()).then(|| prost_types::FieldMask {
+                            paths: paths.clone(),
+                        }),
+                        ..Default::default()
+                    });
+                    request
+                        .metadata_mut()
+                        .insert("authorization", bearer.clone());
+                    client.get_customer_context(request).await.map(|_| ())
+                };
+                match answer {
+                    Ok(()) => latencies.push(t.elapsed()),
                     Err(s) if s.code() == tonic::Code::NotFound => not_found += 1,
                     Err(s) => anyhow::bail!("call failed: {s}"),
                 }
@@ -105,8 +136,9 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_default()
     };
     println!(
-        "{} contexts ({} not found) in {:.2}s with {} connections: {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{} {} calls ({} not found) in {:.2}s with {} connections: {:.0}/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         all.len(),
+        args.rpc,
         not_found,
         elapsed.as_secs_f64(),
         args.concurrency,
