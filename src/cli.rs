@@ -397,10 +397,13 @@ async fn rebuild_model(store: &Store) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("rebuilding the suggestion model: {e:?}"))?;
     println!(
-        "suggestion model rebuilt from {} orders: {} products, {} partner rows, in {:.1}s",
+        "suggestion model rebuilt from {} orders: {} products, {} partner rows; {} browsing sessions, {} co-view rows; {} category transitions; in {:.1}s",
         m.orders,
         m.products,
         m.pairs,
+        m.sessions,
+        m.view_pairs,
+        m.transitions,
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -28,11 +28,14 @@ pub struct CoModel {
 
 /// Transitions kept per category.
 pub const NEXT_CATEGORIES: usize = 20;
+/// Buyers added to every category's count when computing the share that
+/// moved on (a prior that keeps tiny categories from reading 100 %).
+const TRANSITION_PRIOR: u32 = 5;
 
 /// For each category, the categories its buyers moved into next: the share
 /// of customers who, having bought from the category, later made a first
-/// purchase in the other one (pairs seen for two customers or more),
-/// strongest first. `customers` holds each customer's orders in time
+/// purchase in the other one (pairs seen for two customers or more; the
+/// share shrunk by [`TRANSITION_PRIOR`]), strongest first. `customers` holds each customer's orders in time
 /// order, each as the categories it touched.
 pub fn category_transitions(
     n_categories: usize,
@@ -70,7 +73,9 @@ pub fn category_transitions(
         if n < 2 {
             continue;
         }
-        let share = n as f32 / buyers[from as usize].max(n) as f32;
+        // Shrunk towards 0 for small categories: 2 of 2 buyers is weaker
+        // evidence than 60 of 100.
+        let share = n as f32 / (buyers[from as usize].max(n) + TRANSITION_PRIOR) as f32;
         out[from as usize].push((to, share));
     }
     for list in &mut out {
@@ -177,8 +182,9 @@ mod tests {
             c(&[&[0], &[2]]),
         ];
         let t = category_transitions(3, &customers);
-        // 4 shoe buyers had a later order; 3 moved into jackets, 2 into hats.
-        assert_eq!(t[0], vec![(1, 0.75), (2, 0.5)]);
+        // 4 shoe buyers had a later order; 3 moved into jackets, 2 into hats
+        // (shares over 4 + 5 buyers, the prior).
+        assert_eq!(t[0], vec![(1, 3.0 / 9.0), (2, 2.0 / 9.0)]);
         assert!(t[1].is_empty(), "jackets -> shoes was seen once: noise");
         assert!(t[2].is_empty());
     }
