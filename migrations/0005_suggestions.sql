@@ -10,7 +10,12 @@ ALTER TABLE products ADD COLUMN replenish_days BIGINT;
 -- path), so "popular in a category" is one indexed read. Rows written before
 -- this migration get it at the next model rebuild.
 ALTER TABLE model_items ADD COLUMN category TEXT NOT NULL DEFAULT '';
-CREATE INDEX model_items_category ON model_items (category, recent_baskets DESC);
+-- "Best-sellers now", overall and per category, in one fixed order (ties
+-- broken the same way on both backends), read from the index without a
+-- sort.
+DROP INDEX model_items_recent;
+CREATE INDEX model_items_popular ON model_items (recent_baskets DESC, baskets DESC, product_id);
+CREATE INDEX model_items_category ON model_items (category, recent_baskets DESC, baskets DESC, product_id);
 
 -- Browsing sessions (one visitor's product views with no gap over 30
 -- minutes) viewing each product, and pairs of products viewed in the same
