@@ -201,6 +201,13 @@ pub struct EvaluateArgs {
     /// Extra weight of the last 3 orders' items as complement seeds.
     #[arg(long, default_value_t = crate::suggest::Weights::default().recent_boost)]
     pub recent_boost: f32,
+    /// Most recent distinct purchased products used as seeds, as the
+    /// service reads them (0: all).
+    #[arg(long, default_value_t = crate::suggest::limits::SEEDS)]
+    pub seeds: usize,
+    /// Partners per seed, as the service reads them (0: all 50 kept).
+    #[arg(long, default_value_t = crate::suggest::limits::PARTNERS)]
+    pub partners: usize,
     /// Weight of the new-category source.
     #[arg(long, default_value_t = crate::suggest::Weights::default().new_category)]
     pub new_category: f32,
@@ -529,8 +536,12 @@ async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         ..crate::suggest::Weights::default()
     };
     let (k, recent_days) = (args.k, args.recent_days);
+    let limits = crate::suggest::evaluate::Limits {
+        seeds: args.seeds,
+        partners: args.partners,
+    };
     let report = tokio::task::spawn_blocking(move || {
-        crate::suggest::evaluate::evaluate(&catalog, &purchases, &weights, k, recent_days)
+        crate::suggest::evaluate::evaluate(&catalog, &purchases, &weights, k, recent_days, limits)
     })
     .await?;
     println!(

@@ -89,8 +89,6 @@ pub struct ExperimentRow {
 
 /// Most rows read for one customer's returned or rejected styles.
 const STYLE_ROWS: i64 = 2000;
-/// Partners read per seed product.
-const PARTNERS_PER_SEED: i64 = 60;
 /// Orders containing a suggested style within this many days of the
 /// suggestion are attributed to it.
 pub const ATTRIBUTION_DAYS: i64 = 30;
@@ -203,6 +201,7 @@ impl Store {
         &self,
         seeds: &[&str],
         views: bool,
+        per_seed: usize,
     ) -> Result<Vec<(String, String, i64)>, Error> {
         let (table, count) = if views {
             ("model_view_pairs", "sessions")
@@ -214,7 +213,7 @@ impl Store {
             let sql = format!(
                 "SELECT product_a, product_b, n FROM (SELECT product_a, product_b, {count} AS n, \
                  ROW_NUMBER() OVER (PARTITION BY product_a ORDER BY {count} DESC, product_b) AS rn \
-                 FROM {table} WHERE product_a IN ({})) ranked WHERE rn <= {PARTNERS_PER_SEED}",
+                 FROM {table} WHERE product_a IN ({})) ranked WHERE rn <= {per_seed}",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -310,7 +309,7 @@ impl Store {
         for chunk in from.chunks(IN_CHUNK) {
             let sql = format!(
                 "SELECT from_category, to_category, share FROM model_category_next \
-                 WHERE from_category IN ({})",
+                 WHERE from_category IN ({}) ORDER BY from_category, to_category",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));

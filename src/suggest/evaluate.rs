@@ -116,6 +116,17 @@ fn dcg(hits: &[bool]) -> f64 {
         .sum()
 }
 
+/// What the service reads per request, applied here too so the offline
+/// numbers describe the served ranker: the most recent distinct products
+/// used as seeds, and partners read per seed (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most recent distinct purchased products used as seeds.
+    pub seeds: usize,
+    /// Partners per seed.
+    pub partners: usize,
+}
+
 /// Runs the evaluation over stored history. CPU-bound: call it on a
 /// blocking thread.
 pub fn evaluate(
@@ -124,6 +135,7 @@ pub fn evaluate(
     weights: &Weights,
     k: usize,
     recent_days: u32,
+    limits: Limits,
 ) -> Report {
     let (mut items, categories) = catalog_items(catalog_rows);
     let mut index: HashMap<String, ItemIx> = items
@@ -191,7 +203,12 @@ pub fn evaluate(
         train.extend(orders[..n].iter().cloned());
         train_times.extend(&t[..n]);
     }
-    let model = CoModel::build(items.len(), &train);
+    let mut model = CoModel::build(items.len(), &train);
+    if limits.partners > 0 {
+        for list in &mut model.neighbours {
+            list.truncate(limits.partners);
+        }
+    }
     // "Popular now": baskets of the last `recent_days` of the training data.
     let newest = train_times.iter().copied().max().unwrap_or(0);
     let since = newest - i64::from(recent_days) * 86_400_000;
@@ -254,18 +271,27 @@ pub fn evaluate(
     for orders in customers.iter().filter(|o| o.len() >= 2) {
         report.with_two_orders += 1;
         let (history, held_out) = orders.split_at(orders.len() - 1);
-        let mut counts: HashMap<ItemIx, u32> = HashMap::new();
-        for o in history {
+        // (times bought, last order index) per item.
+        let mut counts: HashMap<ItemIx, (u32, usize)> = HashMap::new();
+        for (n, o) in history.iter().enumerate() {
             for &i in o {
-                *counts.entry(i).or_insert(0) += 1;
+                let e = counts.entry(i).or_insert((0, n));
+                e.0 += 1;
+                e.1 = n;
             }
         }
-        let mut bought: Vec<(ItemIx, u32)> = counts.into_iter().collect();
-        bought.sort_unstable();
-        let bought_groups: HashSet<u32> = bought
-            .iter()
-            .map(|(i, _)| catalog.items[*i as usize].group)
+        let bought_groups: HashSet<u32> = counts
+            .keys()
+            .map(|i| catalog.items[*i as usize].group)
             .collect();
+        let mut by_recency: Vec<(ItemIx, (u32, usize))> = counts.into_iter().collect();
+        by_recency.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(&b.0)));
+        if limits.seeds > 0 {
+            by_recency.truncate(limits.seeds);
+        }
+        let mut bought: Vec<(ItemIx, u32)> =
+            by_recency.iter().map(|(i, (n, _))| (*i, *n)).collect();
+        bought.sort_unstable();
         let relevant: HashSet<ItemIx> = held_out[0]
             .iter()
             .copied()
@@ -409,7 +435,17 @@ mod tests {
                 &y.order_id,
             ))
         });
-        let report = evaluate(&catalog, &rows, &Weights::default(), 10, 0);
+        let report = evaluate(
+            &catalog,
+            &rows,
+            &Weights::default(),
+            10,
+            0,
+            Limits {
+                seeds: 0,
+                partners: 0,
+            },
+        );
         assert_eq!(report.with_two_orders, 2);
         assert_eq!(report.customers, 1, "b's held-out order has nothing new");
         assert_eq!(report.ranker.hit_rate, 1.0, "butter goes with bread");

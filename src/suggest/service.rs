@@ -35,8 +35,14 @@ pub mod limits {
     /// Purchased lines read (newest first) for seeds, categories and the
     /// price band.
     pub const PURCHASE_LINES: i64 = 500;
-    /// Distinct purchased products used as complement seeds.
+    /// Distinct purchased products used as complement seeds (the most
+    /// recent).
     pub const SEEDS: usize = 50;
+    /// Partners read per seed, most shared first.
+    pub const PARTNERS: usize = 60;
+    /// Bought-together candidates kept (by summed strength over the seeds)
+    /// before catalog rows are read; half as many viewed-together ones.
+    pub const CANDIDATES: usize = 400;
     /// Viewed-not-bought products used as co-view seeds.
     pub const VIEWED: usize = 20;
     /// Browsing events read for the viewed products.
@@ -292,13 +298,18 @@ fn withdrawn(consents: &[ConsentRecord], purpose: Purpose) -> bool {
     consents.iter().any(|c| c.purpose == purpose && !c.granted)
 }
 
-/// The cosine neighbour lists of `seeds` from partner rows and counts.
+/// The cosine neighbour lists of the seeds from partner rows and counts
+/// (each seed's strongest [`super::NEIGHBOURS`]), keeping only the
+/// `keep` partners with the most weight over all seeds (seed weight from
+/// `weights`, 1 when absent).
 fn neighbour_lists(
     local: &mut Local,
     rows: &[(String, String, i64)],
     counts: &HashMap<String, ModelCounts>,
+    weights: &HashMap<&str, f32>,
+    keep: usize,
 ) -> Vec<Vec<(ItemIx, f32)>> {
-    let mut lists: Vec<Vec<(ItemIx, f32)>> = Vec::new();
+    let mut by_seed: HashMap<&str, Vec<(&str, f32)>> = HashMap::new();
     for (a, b, n) in rows {
         if a == b || *n < 1 {
             continue;
@@ -309,15 +320,35 @@ fn neighbour_lists(
             pop(a).clamp(0, i64::from(u32::MAX)) as u32,
             pop(b).clamp(0, i64::from(u32::MAX)) as u32,
         );
-        let (ia, ib) = (local.item(a), local.item(b));
-        if lists.len() <= ia as usize {
-            lists.resize(ia as usize + 1, Vec::new());
-        }
-        lists[ia as usize].push((ib, sim));
+        by_seed.entry(a).or_default().push((b, sim));
     }
-    for list in &mut lists {
-        list.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+    let mut strength: HashMap<&str, f32> = HashMap::new();
+    for (seed, list) in &mut by_seed {
+        list.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(y.0)));
         list.truncate(super::NEIGHBOURS);
+        let w = weights.get(seed).copied().unwrap_or(1.0);
+        for (b, sim) in list.iter() {
+            *strength.entry(b).or_insert(0.0) += w * sim;
+        }
+    }
+    let mut ranked: Vec<(&str, f32)> = strength.into_iter().collect();
+    ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(y.0)));
+    let kept: HashSet<&str> = ranked.into_iter().take(keep).map(|(b, _)| b).collect();
+    // Seeds in a fixed order, so local indexes (and tie-breaks) are too.
+    let mut seeds: Vec<&str> = by_seed.keys().copied().collect();
+    seeds.sort_unstable();
+    let mut lists: Vec<Vec<(ItemIx, f32)>> = Vec::new();
+    for seed in seeds {
+        let ia = local.item(seed) as usize;
+        if lists.len() <= ia {
+            lists.resize(ia + 1, Vec::new());
+        }
+        for &(b, sim) in &by_seed[seed] {
+            if kept.contains(b) {
+                let ib = local.item(b);
+                lists[ia].push((ib, sim));
+            }
+        }
     }
     lists
 }
@@ -407,29 +438,46 @@ impl SuggestService {
 
         let mut h = History::default();
         if let Some(subject) = subject {
-            h.rejected_groups = store.rejected_groups(subject).await?;
-            if personal_allowed {
-                let (viewed, in_cart) = match browsing {
-                    Some(b) => b,
-                    None => self.browsing(subject).await?,
-                };
-                h.viewed = viewed;
-                h.in_cart = in_cart;
-            }
-            if let (Subject::Customer(c), true) = (subject, history_allowed) {
-                let lines = store
-                    .recent_purchase_lines(c, limits::PURCHASE_LINES)
-                    .await?;
-                for l in lines {
-                    let e = h.bought.entry(l.product_id.clone()).or_insert_with(|| {
-                        h.order.push(l.product_id.clone());
-                        (0, l.placed_at, l.category_path.clone(), l.unit_price_minor)
-                    });
-                    e.0 += 1;
-                }
-                h.returned_groups = store
-                    .returned_groups(c, now.minus_days(self.config.return_window_days))
-                    .await?;
+            // Independent reads, each on its own pooled connection.
+            let customer = match subject {
+                Subject::Customer(c) if history_allowed => Some(c),
+                _ => None,
+            };
+            let (rejected, browsed, lines, returned) = tokio::try_join!(
+                store.rejected_groups(subject),
+                async {
+                    match (personal_allowed, browsing) {
+                        (false, _) => Ok((Vec::new(), Vec::new())),
+                        (true, Some(b)) => Ok(b),
+                        (true, None) => self.browsing(subject).await,
+                    }
+                },
+                async {
+                    match customer {
+                        Some(c) => store.recent_purchase_lines(c, limits::PURCHASE_LINES).await,
+                        None => Ok(Vec::new()),
+                    }
+                },
+                async {
+                    match customer {
+                        Some(c) => {
+                            store
+                                .returned_groups(c, now.minus_days(self.config.return_window_days))
+                                .await
+                        }
+                        None => Ok(HashSet::new()),
+                    }
+                },
+            )?;
+            h.rejected_groups = rejected;
+            (h.viewed, h.in_cart) = browsed;
+            h.returned_groups = returned;
+            for l in lines {
+                let e = h.bought.entry(l.product_id.clone()).or_insert_with(|| {
+                    h.order.push(l.product_id.clone());
+                    (0, l.placed_at, l.category_path.clone(), l.unit_price_minor)
+                });
+                e.0 += 1;
             }
         }
         h.viewed.retain(|p| !h.bought.contains_key(p));
@@ -454,8 +502,8 @@ impl SuggestService {
             .chain(h.viewed.iter().map(String::as_str))
             .collect();
         let (bought_pairs, viewed_pairs, overall) = tokio::try_join!(
-            store.model_partners_of(&complement_seeds, false),
-            store.model_partners_of(&view_seeds, true),
+            store.model_partners_of(&complement_seeds, false, limits::PARTNERS),
+            store.model_partners_of(&view_seeds, true, limits::PARTNERS),
             store.popular_products(None, limits::POPULAR),
         )?;
         for id in anchor_ids.iter().chain(&seeds).chain(
@@ -478,25 +526,47 @@ impl SuggestService {
                     bought_categories.push(key);
                 }
             }
-            for (_, (_, _, path, _)) in h.bought.iter() {
-                let key = super::category_key(path);
+            for p in &h.order {
+                let key = super::category_key(&h.bought[p].2);
                 if !key.is_empty() && !bought_categories.contains(&key) {
                     bought_categories.push(key);
                 }
             }
         }
         let refs: Vec<&str> = bought_categories.iter().map(String::as_str).collect();
-        let moves = store.category_moves(&refs).await?;
 
-        // Counts for cosine, the product rows of every item.
+        // Counts for cosine, and where similar customers went next.
         let mut ids: Vec<&str> = complement_seeds.clone();
         ids.extend(bought_pairs.iter().map(|r| r.1.as_str()));
-        let counts = store.model_counts(&ids, false).await?;
         let mut vids: Vec<&str> = view_seeds.clone();
         vids.extend(viewed_pairs.iter().map(|r| r.1.as_str()));
-        let view_counts = store.model_counts(&vids, true).await?;
-        let neighbours = neighbour_lists(&mut local, &bought_pairs, &counts);
-        let coviewed = neighbour_lists(&mut local, &viewed_pairs, &view_counts);
+        let (moves, counts, view_counts) = tokio::try_join!(
+            store.category_moves(&refs),
+            store.model_counts(&ids, false),
+            store.model_counts(&vids, true),
+        )?;
+        // Only the strongest partners go on: catalog rows are read for
+        // these alone (a long history has thousands of partners, and the
+        // weak ones never reach the top of the list).
+        let seed_weight: HashMap<&str, f32> = seeds
+            .iter()
+            .map(|s| (*s, 1.0 + (h.bought[*s].0 as f32).ln()))
+            .chain(anchor_ids.iter().map(|a| (*a, 2.0)))
+            .collect();
+        let neighbours = neighbour_lists(
+            &mut local,
+            &bought_pairs,
+            &counts,
+            &seed_weight,
+            limits::CANDIDATES,
+        );
+        let coviewed = neighbour_lists(
+            &mut local,
+            &viewed_pairs,
+            &view_counts,
+            &HashMap::new(),
+            limits::CANDIDATES / 2,
+        );
 
         // Signals over local indexes.
         let mut signals = Signals::default();
@@ -585,15 +655,24 @@ impl SuggestService {
             .collect();
         wanted.extend(targets.iter().map(|t| t.0));
         wanted.dedup();
-        let mut popular_in: HashMap<u32, Vec<(String, ModelCounts)>> = HashMap::new();
+        let mut reads = tokio::task::JoinSet::new();
         for c in wanted {
             let name = local.category_names[c as usize].clone();
-            popular_in.insert(
-                c,
-                store
+            let store = store.clone();
+            reads.spawn(async move {
+                let list = store
                     .popular_products(Some(&name), limits::POPULAR_IN)
-                    .await?,
-            );
+                    .await;
+                (c, list)
+            });
+        }
+        // Ordered by category, so items get the same local indexes (and
+        // ties break the same way) on every call.
+        let mut popular_in: std::collections::BTreeMap<u32, Vec<(String, ModelCounts)>> =
+            Default::default();
+        while let Some(done) = reads.join_next().await {
+            let (c, list) = done.map_err(|e| Error::Internal(e.into()))?;
+            popular_in.insert(c, list?);
         }
 
         // Every item's catalog row.
