@@ -34,7 +34,8 @@ use sqlx::{
 pub use model::{ModelSummary, RECENT_DAYS};
 pub use reads::*;
 pub use suggestions::{
-    ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, ModelCounts, PurchasedLine, VariantCounts,
+    ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, ModelCounts, PartnerRow, ProductFacts,
+    PurchasedLine, VariantCounts,
 };
 pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
 

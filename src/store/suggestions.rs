@@ -23,6 +23,41 @@ pub struct PurchasedLine {
     pub placed_at: Timestamp,
 }
 
+/// What ranking needs of a product (the full row is read only for the
+/// items finally suggested).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductFacts {
+    /// Display name.
+    pub name: String,
+    /// Stored category path.
+    pub category_path: String,
+    /// Price, minor units.
+    pub price_minor: i64,
+    /// Style.
+    pub group_id: String,
+    /// Sold at all.
+    pub active: bool,
+    /// In stock.
+    pub in_stock: bool,
+    /// Days after which a bought product may be suggested again.
+    pub replenish_days: Option<i64>,
+}
+
+/// A seed's partner in the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerRow {
+    /// The seed product.
+    pub seed: String,
+    /// The partner.
+    pub partner: String,
+    /// Orders (or sessions) containing both.
+    pub together: i64,
+    /// Orders (or sessions) containing the seed.
+    pub seed_total: i64,
+    /// Orders (or sessions) containing the partner.
+    pub partner_total: i64,
+}
+
 /// A product's counts in the model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ModelCounts {
@@ -194,26 +229,30 @@ impl Store {
     }
 
     /// The strongest partners of each seed product: bought together
-    /// (`views` false) or viewed together (`views` true), as
-    /// (seed, partner, shared orders or sessions).
+    /// (`views` false) or viewed together (`views` true), at most
+    /// `per_seed` each, with the counts cosine needs.
     #[instrument(skip_all, fields(seeds = seeds.len(), views))]
     pub async fn model_partners_of(
         &self,
         seeds: &[&str],
         views: bool,
         per_seed: usize,
-    ) -> Result<Vec<(String, String, i64)>, Error> {
-        let (table, count) = if views {
-            ("model_view_pairs", "sessions")
+    ) -> Result<Vec<PartnerRow>, Error> {
+        let (pairs, count, items) = if views {
+            ("model_view_pairs", "sessions", "model_views")
         } else {
-            ("model_pairs", "baskets")
+            ("model_pairs", "baskets", "model_items")
         };
         let mut out = Vec::new();
         for chunk in seeds.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT product_a, product_b, n FROM (SELECT product_a, product_b, {count} AS n, \
+                "SELECT r.product_a, r.product_b, r.n, COALESCE(ma.{count}, 0), COALESCE(mb.{count}, 0) \
+                 FROM (SELECT product_a, product_b, {count} AS n, \
                  ROW_NUMBER() OVER (PARTITION BY product_a ORDER BY {count} DESC, product_b) AS rn \
-                 FROM {table} WHERE product_a IN ({})) ranked WHERE rn <= {per_seed}",
+                 FROM {pairs} WHERE product_a IN ({})) r \
+                 LEFT JOIN {items} ma ON ma.product_id = r.product_a \
+                 LEFT JOIN {items} mb ON mb.product_id = r.product_b \
+                 WHERE r.rn <= {per_seed}",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -221,43 +260,45 @@ impl Store {
                 q = q.bind(*s);
             }
             for r in q.fetch_all(&self.reader).await? {
-                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+                out.push(PartnerRow {
+                    seed: r.try_get(0)?,
+                    partner: r.try_get(1)?,
+                    together: r.try_get(2)?,
+                    seed_total: r.try_get(3)?,
+                    partner_total: r.try_get(4)?,
+                });
             }
         }
         Ok(out)
     }
 
-    /// Model counts of products (orders, or sessions when `views`).
-    pub async fn model_counts(
+    /// Ranking facts of products (unknown ids are left out).
+    pub async fn product_facts(
         &self,
-        products: &[&str],
-        views: bool,
-    ) -> Result<HashMap<String, ModelCounts>, Error> {
-        let sql_of = |n: usize| {
-            if views {
-                format!(
-                    "SELECT product_id, sessions, 0 FROM model_views WHERE product_id IN ({})",
-                    placeholders(1, n)
-                )
-            } else {
-                format!(
-                    "SELECT product_id, baskets, recent_baskets FROM model_items WHERE product_id IN ({})",
-                    placeholders(1, n)
-                )
-            }
-        };
-        let mut out = HashMap::new();
-        for chunk in products.chunks(IN_CHUNK) {
-            let mut q = sqlx::query(AssertSqlSafe(sql_of(chunk.len())));
-            for p in chunk {
-                q = q.bind(*p);
+        ids: &[&str],
+    ) -> Result<HashMap<String, ProductFacts>, Error> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT product_id, name, category_path, price_minor, group_id, active, in_stock, replenish_days \
+                 FROM products WHERE product_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
             }
             for r in q.fetch_all(&self.reader).await? {
                 out.insert(
                     r.try_get(0)?,
-                    ModelCounts {
-                        total: r.try_get(1)?,
-                        recent: r.try_get(2)?,
+                    ProductFacts {
+                        name: r.try_get(1)?,
+                        category_path: r.try_get(2)?,
+                        price_minor: r.try_get(3)?,
+                        group_id: r.try_get(4)?,
+                        active: r.try_get::<i64, _>(5)? != 0,
+                        in_stock: r.try_get::<i64, _>(6)? != 0,
+                        replenish_days: r.try_get(7)?,
                     },
                 );
             }

@@ -19,7 +19,7 @@ use crate::{
         CategoryPath, ConsentRecord, CustomerId, CustomerKey, Error, IdentityKind, ItemResult,
         ProductId, Purpose, Timestamp, Violations,
     },
-    store::{FeedbackRow, ModelCounts, Store, Subject},
+    store::{FeedbackRow, ModelCounts, PartnerRow, Store, Subject},
 };
 
 /// Defaults and maxima of the request's knobs (documented in the proto).
@@ -304,23 +304,22 @@ fn withdrawn(consents: &[ConsentRecord], purpose: Purpose) -> bool {
 /// `weights`, 1 when absent).
 fn neighbour_lists(
     local: &mut Local,
-    rows: &[(String, String, i64)],
-    counts: &HashMap<String, ModelCounts>,
+    rows: &[PartnerRow],
     weights: &HashMap<&str, f32>,
     keep: usize,
 ) -> Vec<Vec<(ItemIx, f32)>> {
     let mut by_seed: HashMap<&str, Vec<(&str, f32)>> = HashMap::new();
-    for (a, b, n) in rows {
-        if a == b || *n < 1 {
+    for r in rows {
+        let n = r.together;
+        if r.seed == r.partner || n < 1 {
             continue;
         }
-        let pop = |p: &str| counts.get(p).map_or(0, |c| c.total).max(*n);
-        let sim = super::cosine(
-            (*n).clamp(0, i64::from(u32::MAX)) as u32,
-            pop(a).clamp(0, i64::from(u32::MAX)) as u32,
-            pop(b).clamp(0, i64::from(u32::MAX)) as u32,
-        );
-        by_seed.entry(a).or_default().push((b, sim));
+        let count = |x: i64| x.max(n).clamp(0, i64::from(u32::MAX)) as u32;
+        let sim = super::cosine(count(n), count(r.seed_total), count(r.partner_total));
+        by_seed
+            .entry(r.seed.as_str())
+            .or_default()
+            .push((r.partner.as_str(), sim));
     }
     let mut strength: HashMap<&str, f32> = HashMap::new();
     for (seed, list) in &mut by_seed {
@@ -533,18 +532,29 @@ impl SuggestService {
                 }
             }
         }
-        let refs: Vec<&str> = bought_categories.iter().map(String::as_str).collect();
+        // The customer's main categories (by units among the seeds) are
+        // what a "similar basket" is matched on.
+        let mut units: HashMap<&str, u32> = HashMap::new();
+        for p in &seeds {
+            let (times, _, path, _) = &h.bought[*p];
+            let key = super::category_key(path);
+            if let Some(c) = bought_categories.iter().find(|c| **c == key) {
+                *units.entry(c.as_str()).or_insert(0) += times;
+            }
+        }
+        let mut main: Vec<(&str, u32)> = units.into_iter().collect();
+        main.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let refs: Vec<&str> = main
+            .iter()
+            .take(assignment.weights.affinity_categories)
+            .map(|(c, _)| *c)
+            .collect();
 
-        // Counts for cosine, and where similar customers went next.
-        let mut ids: Vec<&str> = complement_seeds.clone();
-        ids.extend(bought_pairs.iter().map(|r| r.1.as_str()));
-        let mut vids: Vec<&str> = view_seeds.clone();
-        vids.extend(viewed_pairs.iter().map(|r| r.1.as_str()));
-        let (moves, counts, view_counts) = tokio::try_join!(
-            store.category_moves(&refs),
-            store.model_counts(&ids, false),
-            store.model_counts(&vids, true),
-        )?;
+        // Where similar customers went next, among categories the customer
+        // has not bought from (in any of the purchases read, not only the
+        // seeds).
+        let mut moves = store.category_moves(&refs).await?;
+        moves.retain(|(_, to, _)| !bought_categories.contains(to));
         // Only the strongest partners go on: catalog rows are read for
         // these alone (a long history has thousands of partners, and the
         // weak ones never reach the top of the list).
@@ -553,17 +563,11 @@ impl SuggestService {
             .map(|s| (*s, 1.0 + (h.bought[*s].0 as f32).ln()))
             .chain(anchor_ids.iter().map(|a| (*a, 2.0)))
             .collect();
-        let neighbours = neighbour_lists(
-            &mut local,
-            &bought_pairs,
-            &counts,
-            &seed_weight,
-            limits::CANDIDATES,
-        );
+        let neighbours =
+            neighbour_lists(&mut local, &bought_pairs, &seed_weight, limits::CANDIDATES);
         let coviewed = neighbour_lists(
             &mut local,
             &viewed_pairs,
-            &view_counts,
             &HashMap::new(),
             limits::CANDIDATES / 2,
         );
@@ -683,7 +687,7 @@ impl SuggestService {
         let mut wanted_rows: Vec<&str> = local.ids.iter().map(String::as_str).collect();
         wanted_rows.extend(&exclude_ids);
         wanted_rows.extend(h.in_cart.iter().map(String::as_str));
-        let rows = store.products(&wanted_rows).await?;
+        let rows = store.product_facts(&wanted_rows).await?;
         let mut excluded_groups: HashSet<String> = exclude_ids
             .iter()
             .chain(
@@ -860,10 +864,15 @@ impl SuggestService {
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| id.clone())
         };
+        let chosen: Vec<&str> = ranked
+            .iter()
+            .map(|s| catalog.items[s.item as usize].product_id.as_str())
+            .collect();
+        let full = store.products(&chosen).await?;
         let mut out = Vec::with_capacity(ranked.len());
         for (rank, s) in ranked.iter().enumerate() {
             let item = &catalog.items[s.item as usize];
-            let Some(row) = rows.get(&item.product_id) else {
+            let Some(row) = full.get(&item.product_id) else {
                 continue;
             };
             let category = catalog.categories[item.category as usize].clone();
