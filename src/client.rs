@@ -292,6 +292,25 @@ pub fn to_text(c: &pb::CustomerContext) -> String {
             );
         }
     }
+    if let Some(sg) = c.suggestions.as_ref().filter(|sg| !sg.items.is_empty()) {
+        let variant = if sg.experiment.is_empty() {
+            String::new()
+        } else {
+            format!("  [{} / {}]", sg.experiment, sg.variant)
+        };
+        let _ = writeln!(s, "\nSuggested for them{variant}");
+        if !sg.note.is_empty() {
+            let _ = writeln!(s, "  ({})", sg.note);
+        }
+        for item in &sg.items {
+            let name = item
+                .product
+                .as_ref()
+                .map_or(String::new(), |p| p.name.clone());
+            let why = item.reason.as_ref().map_or("", |r| r.text.as_str());
+            let _ = writeln!(s, "  {}. {name}: {why}", item.rank);
+        }
+    }
     s
 }
 

@@ -938,7 +938,10 @@ impl SuggestService {
                     ReasonView {
                         code: ReasonCode::PopularInCategory,
                         product_ids: Vec::new(),
-                        text: format!("A best-seller in {}, which you buy often.", spoken(&name)),
+                        text: format!(
+                            "A best-seller in {}, a category you buy from.",
+                            spoken(&name)
+                        ),
                         category: name,
                         from_category: String::new(),
                     }
