@@ -13,6 +13,7 @@ on_both_backends!(
     the_model_follows_orders_live_and_a_rebuild_agrees,
     erasure_removes_a_customers_share_of_the_model,
     bought_styles_are_known_for_the_whole_history,
+    one_replica_claims_each_periodic_rebuild,
 );
 
 async fn partners(app: &crate::harness::TestApp, product: &str) -> Vec<(String, i64)> {
@@ -246,4 +247,19 @@ async fn bought_styles_are_known_for_the_whole_history(backend: Backend) {
         .await
         .expect("read");
     assert_eq!(bought.into_keys().collect::<Vec<_>>(), ["socks"]);
+}
+
+async fn one_replica_claims_each_periodic_rebuild(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let hour = 3_600_000;
+    // Never rebuilt: due, and the first to ask claims it; the next does not.
+    assert!(app.store.claim_rebuild(hour).await.expect("claim"));
+    assert!(!app.store.claim_rebuild(hour).await.expect("claim"));
+    // Rebuilt just now: not due, whatever the claim.
+    app.store.rebuild_model().await.expect("rebuild");
+    assert!(!app.store.claim_rebuild(hour).await.expect("claim"));
+    // A period of zero is always due, and each claim moves the mark on.
+    assert!(app.store.claim_rebuild(0).await.expect("claim"));
 }

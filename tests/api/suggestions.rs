@@ -25,6 +25,7 @@ on_both_backends!(
     the_context_offers_suggestions_but_not_the_cart,
     without_consent_suggestions_are_not_personal,
     reads_are_logged_and_erasure_removes_feedback,
+    a_visitors_thumbs_down_follows_them_when_they_sign_in,
     bad_requests_name_their_fields,
 );
 
@@ -959,6 +960,56 @@ async fn reads_are_logged_and_erasure_removes_feedback(backend: Backend) {
         .expect("stats")
         .into_inner();
     assert!(stats.variants.iter().all(|v| v.shown == 0), "{stats:?}");
+}
+
+async fn a_visitors_thumbs_down_follows_them_when_they_sign_in(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    shop(&app).await;
+    let visitor = suggest(
+        &app,
+        pb::SuggestCrossSellsRequest {
+            customer: anonymous("anon-zoe"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let bottle = find(&visitor, "bottle").expect("a best-seller");
+    let r = feedback(
+        &app,
+        vec![(bottle.suggestion_id.clone(), pb::FeedbackKind::ThumbsDown)],
+    )
+    .await;
+    assert_eq!(r.summary.expect("summary").created, 1);
+    let again = suggest(
+        &app,
+        pb::SuggestCrossSellsRequest {
+            customer: anonymous("anon-zoe"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(find(&again, "bottle").is_none(), "{:?}", ids(&again));
+    // She signs up; the anonymous id is linked to her account.
+    let mut ingest = app.ingest.clone();
+    ingest
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![crate::fixtures::customer("zoe", "Zoe", "", "", "")],
+        })
+        .await
+        .expect("customer");
+    ingest
+        .link_identity(pb::LinkIdentityRequest {
+            customer_id: "zoe".into(),
+            kind: pb::IdentityKind::AnonymousId.into(),
+            value: "anon-zoe".into(),
+        })
+        .await
+        .expect("linked");
+    let zoe = for_customer(&app, "zoe").await;
+    assert!(!zoe.items.is_empty());
+    assert!(find(&zoe, "bottle").is_none(), "{:?}", ids(&zoe));
 }
 
 async fn bad_requests_name_their_fields(backend: Backend) {
