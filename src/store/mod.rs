@@ -273,6 +273,15 @@ impl From<sqlx::Error> for domain::Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 domain::Error::Unavailable(e.into())
             }
+            // Deadlock victim or serialization failure (PostgreSQL), busy
+            // database (SQLite): nothing was written; a retry may succeed.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "5" | "517")) =>
+            {
+                domain::Error::Unavailable(e.into())
+            }
             other => domain::Error::Internal(other.into()),
         }
     }
