@@ -657,8 +657,11 @@ impl SuggestService {
             .take(assignment.weights.affinity_categories)
             .map(|a| a.0)
             .collect();
-        wanted.extend(targets.iter().map(|t| t.0));
-        wanted.dedup();
+        for (c, _, _) in &targets {
+            if !wanted.contains(c) {
+                wanted.push(*c);
+            }
+        }
         let mut reads = tokio::task::JoinSet::new();
         for c in wanted {
             let name = local.category_names[c as usize].clone();
