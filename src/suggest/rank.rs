@@ -175,6 +175,7 @@ fn spread(
     neighbours: &[Vec<(ItemIx, f32)>],
     mut seeds: Vec<(ItemIx, f32)>,
     slot: Slot,
+    keep: impl Fn(ItemIx, ItemIx) -> bool,
 ) {
     // Seeds are visited in a fixed order so that float sums, and the seed
     // named in the reason, do not depend on how the caller ordered them.
@@ -183,7 +184,7 @@ fn spread(
         let Some(list) = neighbours.get(seed as usize) else {
             continue;
         };
-        for &(n, sim) in list {
+        for &(n, sim) in list.iter().filter(|(n, _)| keep(seed, *n)) {
             let (total, best) = slot(candidates.entry(n).or_default());
             let contribution = w * sim;
             *total += contribution;
@@ -220,15 +221,32 @@ pub fn suggest(
             (i, boost * (1.0 + (times as f32).ln()))
         }))
         .collect();
-    spread(&mut candidates, &model.neighbours, seeds, |c| {
-        (&mut c.complement, &mut c.best_seed)
-    });
+    spread(
+        &mut candidates,
+        &model.neighbours,
+        seeds,
+        |c| (&mut c.complement, &mut c.best_seed),
+        |_, _| true,
+    );
 
     // Co-viewed: alternatives to what was looked at and not bought.
     let viewed: Vec<(ItemIx, f32)> = signals.viewed.iter().map(|&v| (v, 1.0)).collect();
-    spread(&mut candidates, &model.coviewed, viewed, |c| {
-        (&mut c.coviewed, &mut c.best_viewed)
-    });
+    // An alternative stays in the department of what was viewed (another
+    // jacket for a jacket, not socks for a dress).
+    let department = |i: ItemIx| {
+        catalog
+            .items
+            .get(i as usize)
+            .and_then(|it| catalog.categories.get(it.category as usize))
+            .map(|c| c.split(" > ").next().unwrap_or_default())
+    };
+    spread(
+        &mut candidates,
+        &model.coviewed,
+        viewed,
+        |c| (&mut c.coviewed, &mut c.best_viewed),
+        |seed, n| department(seed).is_some() && department(seed) == department(n),
+    );
 
     // Affinity: popular items of the categories the customer buys most.
     let (top, total) = bought_categories(catalog, signals);

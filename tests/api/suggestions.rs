@@ -363,8 +363,17 @@ async fn viewed_together_offers_alternatives_to_what_was_viewed(backend: Backend
     };
     shop(&app).await;
     let mut events = Vec::new();
-    // Two visitors look at the wind jacket and the rain jacket in one visit.
+    // Two visitors look at the wind jacket, the rain jacket and a bottle in
+    // one visit.
     for v in ["v1", "v2"] {
+        events.push(event(
+            &format!("{v}-c"),
+            "",
+            v,
+            pb::BrowsingEventType::ProductViewed,
+            "bottle",
+            48,
+        ));
         events.push(event(
             &format!("{v}-a"),
             "",
@@ -405,6 +414,9 @@ async fn viewed_together_offers_alternatives_to_what_was_viewed(backend: Backend
         r.text,
         "You looked at the Wind Jacket; shoppers who did often chose this instead."
     );
+    // A bottle is no alternative to a jacket, however often both are viewed.
+    let bottle = find(&s, "bottle").expect("a best-seller");
+    assert_ne!(reason(bottle).code(), pb::ReasonCode::ViewedTogether);
     // Anchors work the same way for someone asking about a product now.
     let asked = suggest(
         &app,
