@@ -154,6 +154,11 @@ pub enum Command {
         /// that customer.
         #[arg(long, default_value_t = crate::suggest::SuggestConfig::default().return_window_days, env = "RETURN_WINDOW_DAYS")]
         return_window_days: u32,
+        /// Personalise suggestions only for customers who granted the
+        /// `personalised_suggestions` consent (opt-in); by default a
+        /// customer with no record on file is personalised (opt-out).
+        #[arg(long, env = "SUGGESTIONS_OPT_IN")]
+        suggestions_opt_in: bool,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -317,6 +322,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             security,
             model_rebuild_hours,
             return_window_days,
+            suggestions_opt_in,
         } => {
             let url = db.url();
             let embedded = db.database_url.is_none();
@@ -344,7 +350,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo,
                 gate,
                 tls,
-                suggest: crate::suggest::SuggestConfig { return_window_days },
+                suggest: crate::suggest::SuggestConfig {
+                    return_window_days,
+                    personalise_without_consent: !suggestions_opt_in,
+                },
                 model_rebuild_every: (model_rebuild_hours > 0)
                     .then(|| std::time::Duration::from_secs(u64::from(model_rebuild_hours) * 3600)),
             };

@@ -61,12 +61,17 @@ const RECENT_SEED_DAYS: u32 = 30;
 pub struct SuggestConfig {
     /// Styles returned within this many days are never suggested.
     pub return_window_days: u32,
+    /// Whether a customer with no `personalised_suggestions` consent on
+    /// file gets personalised suggestions (opt-out, the default) or not
+    /// until they grant it (opt-in).
+    pub personalise_without_consent: bool,
 }
 
 impl Default for SuggestConfig {
     fn default() -> Self {
         Self {
             return_window_days: 730,
+            personalise_without_consent: true,
         }
     }
 }
@@ -432,8 +437,11 @@ impl SuggestService {
         let store = &self.store;
         let assignment = self.assignment(who).await?;
         let history_allowed = !withdrawn(consents, Purpose::SupportContext);
-        let personal_allowed =
-            history_allowed && !withdrawn(consents, Purpose::PersonalisedSuggestions);
+        let personal_consent = consents
+            .iter()
+            .find(|c| c.purpose == Purpose::PersonalisedSuggestions)
+            .map_or(self.config.personalise_without_consent, |c| c.granted);
+        let personal_allowed = history_allowed && personal_consent;
 
         let mut h = History::default();
         if let Some(subject) = subject {

@@ -11,6 +11,7 @@ use customer_context::{
     },
     startup::{Application, ServeConfig, TlsFiles},
     store::{Store, StoreOptions, sqlite_url},
+    suggest::SuggestConfig,
 };
 use sqlx::{Connection, Executor};
 use tonic::{
@@ -198,6 +199,21 @@ pub async fn spawn_configured(
     gate: GateConfig,
     tls: Option<TlsFiles>,
 ) -> Option<TestApp> {
+    spawn_full(backend, demo, gate, tls, SuggestConfig::default()).await
+}
+
+/// A server with the given suggestion settings.
+pub async fn spawn_with_suggest(backend: Backend, suggest: SuggestConfig) -> Option<TestApp> {
+    spawn_full(backend, false, GateConfig::default(), None, suggest).await
+}
+
+async fn spawn_full(
+    backend: Backend,
+    demo: bool,
+    gate: GateConfig,
+    tls: Option<TlsFiles>,
+    suggest: SuggestConfig,
+) -> Option<TestApp> {
     let (database_url, guard) = fresh_database(backend).await?;
     let with_tls = tls.is_some();
     let config = ServeConfig {
@@ -207,7 +223,7 @@ pub async fn spawn_configured(
         demo,
         gate,
         tls,
-        suggest: Default::default(),
+        suggest,
         model_rebuild_every: None,
     };
     let app = Application::build(&config)

@@ -24,6 +24,7 @@ on_both_backends!(
     experiments_assign_stably_and_report_per_variant,
     the_context_offers_suggestions_but_not_the_cart,
     without_consent_suggestions_are_not_personal,
+    opt_in_deployments_personalise_only_with_consent,
     reads_are_logged_and_erasure_removes_feedback,
     a_visitors_thumbs_down_follows_them_when_they_sign_in,
     bad_requests_name_their_fields,
@@ -913,6 +914,48 @@ async fn without_consent_suggestions_are_not_personal(backend: Backend) {
     assert!(
         !ids(&s).iter().any(|p| p.starts_with("tr2-")),
         "still never what she owns"
+    );
+}
+
+async fn opt_in_deployments_personalise_only_with_consent(backend: Backend) {
+    let Some(app) = crate::harness::spawn_with_suggest(
+        backend,
+        customer_context::suggest::SuggestConfig {
+            personalise_without_consent: false,
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    shop(&app).await;
+    let before = for_customer(&app, "maya").await;
+    assert!(!before.personalised, "no consent on file: {before:?}");
+    assert!(
+        before
+            .items
+            .iter()
+            .all(|i| reason(i).code() == pb::ReasonCode::Popular)
+    );
+    app.privacy
+        .clone()
+        .set_consent(pb::SetConsentRequest {
+            customer_id: "maya".into(),
+            consents: vec![pb::Consent {
+                purpose: pb::ConsentPurpose::PersonalisedSuggestions.into(),
+                granted: true,
+                updated_at: Some(ago(1)),
+                source: String::new(),
+            }],
+        })
+        .await
+        .expect("consent");
+    let after = for_customer(&app, "maya").await;
+    assert!(after.personalised);
+    assert_eq!(
+        reason(find(&after, "insoles").expect("insoles")).code(),
+        pb::ReasonCode::BoughtTogether
     );
 }
 
