@@ -213,6 +213,9 @@ pub struct EvaluateArgs {
     /// Partners per seed, as the service reads them (0: all 50 kept).
     #[arg(long, default_value_t = crate::suggest::limits::PARTNERS)]
     pub partners: usize,
+    /// Boost of category best-sellers by the customer's brand share.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().brand)]
+    pub brand: f32,
     /// Weight of the new-category source.
     #[arg(long, default_value_t = crate::suggest::Weights::default().new_category)]
     pub new_category: f32,
@@ -541,6 +544,7 @@ async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         per_category: args.per_category,
         recent_boost: args.recent_boost,
         new_category: args.new_category,
+        brand: args.brand,
         price_fit: args.price_fit,
         ..crate::suggest::Weights::default()
     };

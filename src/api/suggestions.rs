@@ -177,6 +177,7 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
         new_category,
         price_fit,
         per_category,
+        brand_affinity,
     }) = w
     else {
         return out;
@@ -192,6 +193,7 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
     set(&mut out.coviewed, viewed_together);
     set(&mut out.new_category, new_category);
     set(&mut out.price_fit, price_fit);
+    set(&mut out.brand, brand_affinity);
     if let Some(n) = per_category {
         out.per_category = n as usize;
     }
@@ -246,6 +248,7 @@ pub fn experiment_out(e: Experiment, updated_at: d::Timestamp) -> pb::Experiment
                     new_category: Some(v.weights.new_category),
                     price_fit: Some(v.weights.price_fit),
                     per_category: Some(v.weights.per_category as u32),
+                    brand_affinity: Some(v.weights.brand),
                 }),
             })
             .collect(),

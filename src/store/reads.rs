@@ -635,6 +635,8 @@ pub struct CatalogRow {
     pub price_minor: i64,
     /// Active and in stock.
     pub available: bool,
+    /// Brand; may be empty.
+    pub brand: String,
 }
 
 /// One purchased line of the whole history, for offline evaluation.
@@ -655,7 +657,7 @@ impl Store {
     /// reads every product.
     pub async fn catalog_rows(&self) -> Result<Vec<CatalogRow>, Error> {
         let rows = sqlx::query(
-            "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active FROM products \
+            "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand FROM products \
              ORDER BY product_id",
         )
         .fetch_all(&self.reader)
@@ -669,6 +671,7 @@ impl Store {
                     category_path: r.try_get(3)?,
                     price_minor: r.try_get(4)?,
                     available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
+                    brand: r.try_get(7)?,
                 })
             })
             .collect()

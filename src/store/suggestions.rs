@@ -41,6 +41,8 @@ pub struct ProductFacts {
     pub in_stock: bool,
     /// Days after which a bought product may be suggested again.
     pub replenish_days: Option<i64>,
+    /// Brand; may be empty.
+    pub brand: String,
 }
 
 /// A seed's partner in the model.
@@ -280,7 +282,7 @@ impl Store {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT product_id, name, category_path, price_minor, group_id, active, in_stock, replenish_days \
+                "SELECT product_id, name, category_path, price_minor, group_id, active, in_stock, replenish_days, brand \
                  FROM products WHERE product_id IN ({})",
                 placeholders(1, chunk.len())
             );
@@ -299,6 +301,7 @@ impl Store {
                         active: r.try_get::<i64, _>(5)? != 0,
                         in_stock: r.try_get::<i64, _>(6)? != 0,
                         replenish_days: r.try_get(7)?,
+                        brand: r.try_get(8)?,
                     },
                 );
             }

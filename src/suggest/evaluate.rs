@@ -78,6 +78,7 @@ pub struct Report {
 /// levels of the path).
 fn catalog_items(rows: &[CatalogRow]) -> (Vec<ItemInfo>, Vec<String>) {
     let mut groups: HashMap<&str, u32> = HashMap::new();
+    let mut brands: HashMap<&str, u32> = HashMap::new();
     let mut categories: HashMap<String, u32> = HashMap::new();
     let mut names = Vec::new();
     let mut items = Vec::with_capacity(rows.len());
@@ -103,6 +104,10 @@ fn catalog_items(rows: &[CatalogRow]) -> (Vec<ItemInfo>, Vec<String>) {
             price_minor: r.price_minor,
             available: r.available,
             merchandise: !path.is_empty() && !NOT_MERCHANDISE.contains(&path.top()),
+            brand: (!r.brand.is_empty()).then(|| {
+                let n = brands.len() as u32;
+                *brands.entry(r.brand.as_str()).or_insert(n)
+            }),
         });
     }
     (items, names)
@@ -163,6 +168,7 @@ pub fn evaluate(
                     price_minor: 0,
                     available: false,
                     merchandise: false,
+                    brand: None,
                 });
                 index.insert(p.product_id.clone(), i);
                 i
@@ -329,9 +335,23 @@ pub fn evaluate(
             .iter()
             .map(|(i, _)| catalog.items[*i as usize].price_minor)
             .collect();
+        let mut by_brand: HashMap<u32, f32> = HashMap::new();
+        let mut units = 0f32;
+        for &(i, times) in &bought {
+            if let Some(b) = catalog.items[i as usize].brand {
+                *by_brand.entry(b).or_insert(0.0) += times as f32;
+                units += times as f32;
+            }
+        }
+        let mut brands: Vec<(u32, f32)> = by_brand
+            .into_iter()
+            .map(|(b, n)| (b, n / units.max(1.0)))
+            .collect();
+        brands.sort_by_key(|b| b.0);
         let signals = Signals {
             bought,
             recent,
+            brands,
             price_band: price_band(&prices),
             filters: filters.clone(),
             ..Signals::default()
@@ -393,6 +413,7 @@ mod tests {
             category_path: category.into(),
             price_minor: 100,
             available: true,
+            brand: String::new(),
         }
     }
 

@@ -107,6 +107,7 @@ impl Experiment {
                 ("popular", w.popular),
                 ("viewed_together", w.coviewed),
                 ("new_category", w.new_category),
+                ("brand_affinity", w.brand),
             ] {
                 if !(0.0..=MAX_WEIGHT).contains(&value) {
                     v.add(

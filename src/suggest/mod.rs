@@ -56,6 +56,8 @@ pub struct ItemInfo {
     pub available: bool,
     /// Merchandise a shopper may be offered (not coupons, fees, ...).
     pub merchandise: bool,
+    /// Brand (index), when known.
+    pub brand: Option<u32>,
 }
 
 /// The catalog with its popularity lists.

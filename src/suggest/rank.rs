@@ -21,6 +21,10 @@ pub struct Weights {
     /// Popular items of categories that customers with similar baskets
     /// moved into next, which this customer has not bought from.
     pub new_category: f32,
+    /// Boost of a category best-seller by the customer's share of its brand
+    /// (0 turns brand affinity off; 1 doubles the score of a brand that is
+    /// all they buy).
+    pub brand: f32,
     /// How much a price outside the customer's usual band costs, 0 (nothing)
     /// to 1 (such items only fill the list when nothing else is left).
     pub price_fit: f32,
@@ -42,6 +46,7 @@ impl Default for Weights {
             popular: 0.5,
             coviewed: 1.0,
             new_category: 0.5,
+            brand: 0.5,
             price_fit: 0.3,
             per_category: 3,
             affinity_categories: 8,
@@ -66,6 +71,9 @@ pub struct Signals {
     pub viewed: Vec<ItemIx>,
     /// The customer's usual price band (minor units), when known.
     pub price_band: Option<(i64, i64)>,
+    /// Brands the customer buys, with their share of purchases (0 to 1):
+    /// best-sellers of those brands rank higher within their categories.
+    pub brands: Vec<(u32, f32)>,
     /// The hard filters.
     pub filters: Filters,
 }
@@ -258,7 +266,14 @@ pub fn suggest(
             .map_or(&[][..], |v| v.as_slice())
         {
             let c = candidates.entry(i).or_default();
-            let a = share * catalog.popularity_score[i as usize];
+            let brand = catalog.items[i as usize].brand.map_or(0.0, |b| {
+                signals
+                    .brands
+                    .iter()
+                    .find(|(x, _)| *x == b)
+                    .map_or(0.0, |(_, s)| *s)
+            });
+            let a = share * catalog.popularity_score[i as usize] * (1.0 + weights.brand * brand);
             if a > c.affinity {
                 c.affinity = a;
                 c.category = Some(category);
@@ -440,6 +455,7 @@ mod tests {
                 price_minor: 100,
                 available,
                 merchandise,
+                brand: Some(group % 3),
             })
             .collect();
         let baskets: Vec<Vec<ItemIx>> = w
@@ -495,6 +511,7 @@ mod tests {
             anchors: w.anchors.clone(),
             viewed: w.excluded.iter().chain(&w.anchors).copied().collect(),
             price_band: w.limit.is_multiple_of(2).then_some((50, 150)),
+            brands: vec![(0, 0.5), (1, 1.0)],
             filters,
         };
         let (c, a, p, cap) = w.weights;
@@ -569,6 +586,7 @@ mod tests {
                 price_minor: 100,
                 available: i != 2,
                 merchandise: true,
+                brand: None,
             })
             .collect();
         let baskets = vec![
@@ -613,6 +631,7 @@ mod tests {
                 price_minor: 100,
                 available: true,
                 merchandise: true,
+                brand: None,
             })
             .collect();
         // Laptops (0) go with mice (1); 2 is a best-seller on its own.
@@ -644,5 +663,37 @@ mod tests {
             out.iter().all(|s| s.item != 0),
             "never the laptop itself again"
         );
+    }
+
+    #[test]
+    fn best_sellers_of_the_customers_brands_come_first_in_their_category() {
+        // 0 was bought (brand 7); 1 and 2 sell equally in the same category,
+        // 2 is of the customer's brand.
+        let items: Vec<ItemInfo> = (0..3)
+            .map(|i| ItemInfo {
+                product_id: format!("p{i}"),
+                name: format!("Item {i}"),
+                group: i,
+                category: 0,
+                price_minor: 100,
+                available: true,
+                merchandise: true,
+                brand: Some(if i == 1 { 8 } else { 7 }),
+            })
+            .collect();
+        let baskets = vec![vec![0], vec![1], vec![2]];
+        let model = CoModel::build(3, &baskets);
+        let catalog = Catalog::new(items, vec!["c0".into()], &model.popularity);
+        let mut signals = Signals {
+            bought: vec![(0, 1)],
+            brands: vec![(7, 1.0)],
+            ..Signals::default()
+        };
+        signals.filters.bought_groups.insert(0);
+        let out = suggest(&model, &catalog, &signals, &Weights::default(), 2);
+        let ids: Vec<ItemIx> = out.iter().map(|s| s.item).collect();
+        assert_eq!(ids, [2, 1]);
+        assert!(out[0].score > out[1].score);
+        assert_eq!(out[0].reason, Reason::PopularInCategory { category: 0 });
     }
 }

@@ -252,6 +252,8 @@ struct Local {
     group_names: Vec<String>,
     categories: HashMap<String, u32>,
     category_names: Vec<String>,
+    brands: HashMap<String, u32>,
+    brand_names: Vec<String>,
 }
 
 impl Local {
@@ -281,6 +283,10 @@ impl Local {
 
     fn category(&mut self, s: &str) -> u32 {
         Self::intern(&mut self.categories, &mut self.category_names, s)
+    }
+
+    fn brand(&mut self, s: &str) -> u32 {
+        Self::intern(&mut self.brands, &mut self.brand_names, s)
     }
 }
 
@@ -636,6 +642,7 @@ impl SuggestService {
                     price_minor: 0,
                     available: false,
                     merchandise: false,
+                    brand: None,
                 })
                 .collect();
             let probe = Catalog {
@@ -765,6 +772,7 @@ impl SuggestService {
                         price_minor: r.price_minor,
                         available: r.active && r.in_stock,
                         merchandise: !path.is_empty() && !NOT_MERCHANDISE.contains(&path.top()),
+                        brand: (!r.brand.is_empty()).then(|| local.brand(&r.brand)),
                     }
                 }
                 None => {
@@ -777,11 +785,28 @@ impl SuggestService {
                         price_minor: 0,
                         available: false,
                         merchandise: false,
+                        brand: None,
                     }
                 }
             };
             items.push(info);
         }
+        // The brands the customer buys, by share of units among the seeds.
+        let mut by_brand: Vec<(u32, f32)> = Vec::new();
+        let mut units = 0f32;
+        for &(i, times) in &signals.bought {
+            if let Some(b) = items[i as usize].brand {
+                units += times as f32;
+                match by_brand.iter_mut().find(|(x, _)| *x == b) {
+                    Some(e) => e.1 += times as f32,
+                    None => by_brand.push((b, times as f32)),
+                }
+            }
+        }
+        for e in &mut by_brand {
+            e.1 /= units.max(1.0);
+        }
+        signals.brands = by_brand;
         let mut filters = Filters::default();
         for (g, last) in &bought_groups {
             let back = replenish
@@ -946,13 +971,23 @@ impl SuggestService {
                 }
                 Reason::PopularInCategory { category: c } => {
                     let name = catalog.categories[c as usize].clone();
+                    let brand = item
+                        .brand
+                        .filter(|b| signals.brands.iter().any(|(x, _)| x == b))
+                        .map(|b| local.brand_names[b as usize].as_str());
                     ReasonView {
                         code: ReasonCode::PopularInCategory,
                         product_ids: Vec::new(),
-                        text: format!(
-                            "A best-seller in {}, a category you buy from.",
-                            spoken(&name)
-                        ),
+                        text: match brand {
+                            Some(b) => format!(
+                                "A best-seller in {} from {b}, a brand you buy.",
+                                spoken(&name)
+                            ),
+                            None => format!(
+                                "A best-seller in {}, a category you buy from.",
+                                spoken(&name)
+                            ),
+                        },
                         category: name,
                         from_category: String::new(),
                     }
