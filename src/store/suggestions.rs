@@ -141,26 +141,54 @@ impl Store {
         customer: &CustomerId,
         limit: i64,
     ) -> Result<Vec<PurchasedLine>, Error> {
-        let rows = sqlx::query(
-            "SELECT l.product_id, l.category_path, l.unit_price_minor, o.placed_at FROM orders o \
+        let (pack, sep) = packing(self.backend);
+        let fields = pack_fields(
+            sep,
+            &[
+                "product_id",
+                "category_path",
+                "unit_price_minor",
+                "placed_at",
+                "order_id",
+                "line_no",
+            ],
+        );
+        let sql = format!(
+            "SELECT {pack}({fields}, {sep}(30)) FROM (SELECT l.product_id, l.category_path, \
+             l.unit_price_minor, o.placed_at, l.order_id, l.line_no FROM orders o \
              JOIN order_lines l ON l.order_id = o.order_id \
              WHERE o.customer_id = $1 AND o.status <> 'cancelled' \
-             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $2",
-        )
-        .bind(customer.as_str())
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PurchasedLine {
-                    product_id: r.try_get(0)?,
-                    category_path: r.try_get(1)?,
-                    unit_price_minor: r.try_get(2)?,
-                    placed_at: super::instant(r.try_get(3)?)?,
-                })
+             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $2) newest"
+        );
+        let packed: Option<String> = sqlx::query(AssertSqlSafe(sql))
+            .bind(customer.as_str())
+            .bind(limit)
+            .fetch_one(&self.reader)
+            .await?
+            .try_get(0)?;
+        let mut lines = unpack(packed.as_deref(), 6)?
+            .into_iter()
+            .map(|f| {
+                Ok((
+                    f[4].to_owned(),
+                    number(f[5])?,
+                    PurchasedLine {
+                        product_id: f[0].to_owned(),
+                        category_path: f[1].to_owned(),
+                        unit_price_minor: number(f[2])?,
+                        placed_at: super::instant(number(f[3])?)?,
+                    },
+                ))
             })
-            .collect()
+            .collect::<Result<Vec<_>, Error>>()?;
+        // The aggregate does not keep the order: restore it.
+        lines.sort_by(|a, b| {
+            b.2.placed_at
+                .cmp(&a.2.placed_at)
+                .then(a.0.cmp(&b.0))
+                .then(a.1.cmp(&b.1))
+        });
+        Ok(lines.into_iter().map(|l| l.2).collect())
     }
 
     /// Styles among `groups` the customer bought (over their whole history),
@@ -245,19 +273,15 @@ impl Store {
         } else {
             ("model_pairs", "baskets", "model_items")
         };
-        // One row per seed, its partners packed into one string ("id US
-        // together US total", joined by RS): rows cross from the database
-        // thread one at a time, and 50 rows cost far less than 3,000.
-        // Ids never contain control characters (validated at ingestion).
-        let (pack, sep) = match self.backend {
-            super::Backend::Sqlite => ("group_concat", "char"),
-            super::Backend::Postgres => ("string_agg", "chr"),
-        };
+        let (pack, sep) = packing(self.backend);
+        let fields = pack_fields(
+            sep,
+            &["r.product_b", "r.n", &format!("COALESCE(mb.{count}, 0)")],
+        );
         let mut out = Vec::new();
         for chunk in seeds.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT r.product_a, MAX(COALESCE(ma.{count}, 0)), \
-                 {pack}(r.product_b || {sep}(31) || r.n || {sep}(31) || COALESCE(mb.{count}, 0), {sep}(30)) \
+                "SELECT r.product_a, MAX(COALESCE(ma.{count}, 0)), {pack}({fields}, {sep}(30)) \
                  FROM (SELECT product_a, product_b, {count} AS n, \
                  ROW_NUMBER() OVER (PARTITION BY product_a ORDER BY {count} DESC, product_b) AS rn \
                  FROM {pairs} WHERE product_a IN ({})) r \
@@ -273,23 +297,14 @@ impl Store {
             for r in q.fetch_all(&self.reader).await? {
                 let seed: String = r.try_get(0)?;
                 let seed_total: i64 = r.try_get(1)?;
-                let packed: String = r.try_get(2)?;
-                for partner in packed.split('\u{1e}') {
-                    let mut f = partner.split('\u{1f}');
-                    let (Some(id), Some(n), Some(total), None) = (f.next(), f.next(), f.next(), f.next())
-                    else {
-                        return Err(Error::Internal(anyhow::anyhow!("a packed partner row does not parse")));
-                    };
-                    let number = |s: &str| {
-                        s.parse::<i64>()
-                            .map_err(|e| Error::Internal(anyhow::anyhow!("a packed partner count: {e}")))
-                    };
+                let packed: Option<String> = r.try_get(2)?;
+                for f in unpack(packed.as_deref(), 3)? {
                     out.push(PartnerRow {
                         seed: seed.clone(),
-                        partner: id.to_owned(),
-                        together: number(n)?,
+                        partner: f[0].to_owned(),
+                        together: number(f[1])?,
                         seed_total,
-                        partner_total: number(total)?,
+                        partner_total: number(f[2])?,
                     });
                 }
             }
@@ -302,29 +317,44 @@ impl Store {
         &self,
         ids: &[&str],
     ) -> Result<HashMap<String, ProductFacts>, Error> {
+        let (pack, sep) = packing(self.backend);
+        let fields = pack_fields(
+            sep,
+            &[
+                "product_id",
+                "name",
+                "category_path",
+                "price_minor",
+                "group_id",
+                "active",
+                "in_stock",
+                "COALESCE(CAST(replenish_days AS TEXT), '')",
+                "brand",
+            ],
+        );
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT product_id, name, category_path, price_minor, group_id, active, in_stock, replenish_days, brand \
-                 FROM products WHERE product_id IN ({})",
+                "SELECT {pack}({fields}, {sep}(30)) FROM products WHERE product_id IN ({})",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(*id);
             }
-            for r in q.fetch_all(&self.reader).await? {
+            let packed: Option<String> = q.fetch_one(&self.reader).await?.try_get(0)?;
+            for f in unpack(packed.as_deref(), 9)? {
                 out.insert(
-                    r.try_get(0)?,
+                    f[0].to_owned(),
                     ProductFacts {
-                        name: r.try_get(1)?,
-                        category_path: r.try_get(2)?,
-                        price_minor: r.try_get(3)?,
-                        group_id: r.try_get(4)?,
-                        active: r.try_get::<i64, _>(5)? != 0,
-                        in_stock: r.try_get::<i64, _>(6)? != 0,
-                        replenish_days: r.try_get(7)?,
-                        brand: r.try_get(8)?,
+                        name: f[1].to_owned(),
+                        category_path: f[2].to_owned(),
+                        price_minor: number(f[3])?,
+                        group_id: f[4].to_owned(),
+                        active: number(f[5])? != 0,
+                        in_stock: number(f[6])? != 0,
+                        replenish_days: (!f[7].is_empty()).then(|| number(f[7])).transpose()?,
+                        brand: f[8].to_owned(),
                     },
                 );
             }
@@ -344,29 +374,39 @@ impl Store {
         } else {
             ""
         };
+        let (pack, sep) = packing(self.backend);
+        let fields = pack_fields(sep, &["product_id", "baskets", "recent_baskets"]);
         let sql = format!(
-            "SELECT m.product_id, m.baskets, m.recent_baskets FROM model_items m \
-             JOIN products p ON p.product_id = m.product_id \
+            "SELECT {pack}({fields}, {sep}(30)) FROM (SELECT m.product_id, m.baskets, m.recent_baskets \
+             FROM model_items m JOIN products p ON p.product_id = m.product_id \
              WHERE {filter} p.active = 1 AND p.in_stock = 1 \
-             ORDER BY m.recent_baskets DESC, m.baskets DESC, m.product_id LIMIT $1"
+             ORDER BY m.recent_baskets DESC, m.baskets DESC, m.product_id LIMIT $1) best"
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(limit);
         if let Some(c) = category {
             q = q.bind(c);
         }
-        q.fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(|r| {
+        let packed: Option<String> = q.fetch_one(&self.reader).await?.try_get(0)?;
+        let mut out = unpack(packed.as_deref(), 3)?
+            .into_iter()
+            .map(|f| {
                 Ok((
-                    r.try_get(0)?,
+                    f[0].to_owned(),
                     ModelCounts {
-                        total: r.try_get(1)?,
-                        recent: r.try_get(2)?,
+                        total: number(f[1])?,
+                        recent: number(f[2])?,
                     },
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>, Error>>()?;
+        // The aggregate does not keep the order: restore it.
+        out.sort_by(|a, b| {
+            b.1.recent
+                .cmp(&a.1.recent)
+                .then(b.1.total.cmp(&a.1.total))
+                .then(a.0.cmp(&b.0))
+        });
+        Ok(out)
     }
 
     /// The categories buyers of `from` moved into next:
@@ -560,4 +600,48 @@ pub(super) async fn attribute_order(
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// SQL that packs one value per row into one string per group (records
+/// joined by RS, fields by US): the aggregate and the character function of
+/// the backend. Rows cross from SQLite's thread one by one, so thousands of
+/// small rows cost far more than a few packed ones. Packed fields never
+/// contain control characters (ids and texts are validated at ingestion).
+fn packing(backend: super::Backend) -> (&'static str, &'static str) {
+    match backend {
+        super::Backend::Sqlite => ("group_concat", "char"),
+        super::Backend::Postgres => ("string_agg", "chr"),
+    }
+}
+
+/// `fields` joined with the field separator, for [`packing`].
+fn pack_fields(sep: &str, fields: &[&str]) -> String {
+    fields.join(&format!(" || {sep}(31) || "))
+}
+
+/// The records of a packed string, each with exactly `width` fields.
+fn unpack(packed: Option<&str>, width: usize) -> Result<Vec<Vec<&str>>, Error> {
+    let Some(packed) = packed.filter(|p| !p.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    packed
+        .split('\u{1e}')
+        .map(|record| {
+            let fields: Vec<&str> = record.split('\u{1f}').collect();
+            if fields.len() == width {
+                Ok(fields)
+            } else {
+                Err(Error::Internal(anyhow::anyhow!(
+                    "a packed record has {} fields, not {width}",
+                    fields.len()
+                )))
+            }
+        })
+        .collect()
+}
+
+/// A number in a packed record.
+fn number(s: &str) -> Result<i64, Error> {
+    s.parse()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("a packed number {s:?}: {e}")))
 }
