@@ -409,12 +409,23 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         &self,
         request: Request<pb::GetSuggestionStatsRequest>,
     ) -> Result<Response<pb::SuggestionStats>, Status> {
-        let pb::GetSuggestionStatsRequest { experiment } = request.into_inner();
+        let pb::GetSuggestionStatsRequest {
+            experiment,
+            outside_experiments,
+        } = request.into_inner();
         let name = experiment.trim();
-        let (name, reports) = self
-            .suggest
-            .stats((!name.is_empty()).then_some(name))
-            .await?;
+        let which = match (name.is_empty(), outside_experiments) {
+            (true, false) => crate::suggest::StatsOf::Running,
+            (true, true) => crate::suggest::StatsOf::OutsideExperiments,
+            (false, false) => crate::suggest::StatsOf::Named(name),
+            (false, true) => {
+                return Err(invalid_argument(&d::Violations::single(
+                    "experiment",
+                    "must be empty when outside_experiments is set",
+                )));
+            }
+        };
+        let (name, reports) = self.suggest.stats(which).await?;
         Ok(Response::new(suggestions::stats(name, reports)))
     }
 

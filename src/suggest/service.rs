@@ -217,6 +217,17 @@ pub struct FeedbackInput {
     pub occurred_at: Option<Timestamp>,
 }
 
+/// Whose numbers [`SuggestService::stats`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsOf<'a> {
+    /// The running experiment (or, with none, suggestions outside any).
+    Running,
+    /// An experiment by name.
+    Named(&'a str),
+    /// Suggestions served outside any experiment.
+    OutsideExperiments,
+}
+
 /// One variant's numbers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariantReport {
@@ -1106,21 +1117,19 @@ impl SuggestService {
         Ok(results)
     }
 
-    /// Per-variant numbers of an experiment (`None`: the running one, or
-    /// suggestions served outside any experiment).
-    pub async fn stats(
-        &self,
-        experiment: Option<&str>,
-    ) -> Result<(String, Vec<VariantReport>), Error> {
-        let configured = match experiment {
-            Some(name) => Some(
+    /// Per-variant numbers of an experiment, or of the suggestions served
+    /// outside any.
+    pub async fn stats(&self, which: StatsOf<'_>) -> Result<(String, Vec<VariantReport>), Error> {
+        let configured = match which {
+            StatsOf::Named(name) => Some(
                 self.store
                     .experiment(name)
                     .await?
                     .ok_or_else(|| Error::NotFound(format!("no experiment is named {name:?}")))
                     .and_then(|row| experiment_of(&row))?,
             ),
-            None => self.running_experiment().await?,
+            StatsOf::Running => self.running_experiment().await?,
+            StatsOf::OutsideExperiments => None,
         };
         let name = configured
             .as_ref()

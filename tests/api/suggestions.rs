@@ -714,6 +714,16 @@ async fn experiments_assign_stably_and_report_per_variant(backend: Backend) {
         return;
     };
     shop(&app).await;
+    // Before the experiment: one suggestion shown with the default strategy.
+    let before = for_customer(&app, "maya").await;
+    feedback(
+        &app,
+        vec![(
+            before.items[0].suggestion_id.clone(),
+            pb::FeedbackKind::Shown,
+        )],
+    )
+    .await;
     let variant = |name: &str, popular: f32| pb::Variant {
         name: name.into(),
         traffic_weight: 50,
@@ -779,6 +789,7 @@ async fn experiments_assign_stably_and_report_per_variant(backend: Backend) {
         .clone()
         .get_suggestion_stats(pb::GetSuggestionStatsRequest {
             experiment: "spring".into(),
+            ..Default::default()
         })
         .await
         .expect("stats")
@@ -803,15 +814,45 @@ async fn experiments_assign_stably_and_report_per_variant(backend: Backend) {
         assert!(c.high > 0.0, "an interval even with no purchase");
     }
     // The default strategy's numbers are apart from the experiment's.
+    let outside = app
+        .context
+        .clone()
+        .get_suggestion_stats(pb::GetSuggestionStatsRequest {
+            outside_experiments: true,
+            ..Default::default()
+        })
+        .await
+        .expect("stats")
+        .into_inner();
+    assert_eq!(outside.experiment, "");
+    assert_eq!(outside.variants.len(), 1);
+    assert_eq!(
+        (
+            outside.variants[0].variant.as_str(),
+            outside.variants[0].shown
+        ),
+        ("default", 1)
+    );
     let err = app
         .context
         .clone()
         .get_suggestion_stats(pb::GetSuggestionStatsRequest {
             experiment: "autumn".into(),
+            ..Default::default()
         })
         .await
         .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
+    let err = app
+        .context
+        .clone()
+        .get_suggestion_stats(pb::GetSuggestionStatsRequest {
+            experiment: "spring".into(),
+            outside_experiments: true,
+        })
+        .await
+        .expect_err("contradictory");
+    assert_eq!(violated_fields(&err), ["experiment"]);
 
     // Stopping it: back to the default strategy at once.
     let mut stopped = set.clone();
