@@ -178,6 +178,8 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
         price_fit,
         per_category,
         brand_affinity,
+        affinity_categories,
+        new_categories,
     }) = w
     else {
         return out;
@@ -196,6 +198,12 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
     set(&mut out.brand, brand_affinity);
     if let Some(n) = per_category {
         out.per_category = n as usize;
+    }
+    if let Some(n) = affinity_categories {
+        out.affinity_categories = n as usize;
+    }
+    if let Some(n) = new_categories {
+        out.new_categories = n as usize;
     }
     out
 }
@@ -249,6 +257,8 @@ pub fn experiment_out(e: Experiment, updated_at: d::Timestamp) -> pb::Experiment
                     price_fit: Some(v.weights.price_fit),
                     per_category: Some(v.weights.per_category as u32),
                     brand_affinity: Some(v.weights.brand),
+                    affinity_categories: Some(v.weights.affinity_categories as u32),
+                    new_categories: Some(v.weights.new_categories as u32),
                 }),
             })
             .collect(),

@@ -122,6 +122,14 @@ impl Experiment {
             if !(1..=50).contains(&w.per_category) {
                 v.add(field("weights.per_category"), "must be 1 to 50");
             }
+            for (name, n) in [
+                ("affinity_categories", w.affinity_categories),
+                ("new_categories", w.new_categories),
+            ] {
+                if n > 20 {
+                    v.add(field(&format!("weights.{name}")), "must be 0 to 20");
+                }
+            }
         }
         v.finish(|| ())
     }
@@ -222,6 +230,7 @@ mod tests {
         let mut e = experiment(&[1, 0]);
         e.variants[1].name = "v0".into();
         e.variants[0].weights.price_fit = 2.0;
+        e.variants[0].weights.affinity_categories = 21;
         let err = e.validate().unwrap_err();
         let fields: Vec<String> = err.iter().map(|f| f.field.clone()).collect();
         assert!(
@@ -230,6 +239,7 @@ mod tests {
         );
         assert!(fields.contains(&"experiment.variants[1].traffic_weight".to_string()));
         assert!(fields.contains(&"experiment.variants[0].weights.price_fit".to_string()));
+        assert!(fields.contains(&"experiment.variants[0].weights.affinity_categories".to_string()));
         assert!(experiment(&[1, 1]).validate().is_ok());
         assert!(
             experiment(&[1]).validate().is_err(),

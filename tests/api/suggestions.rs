@@ -758,6 +758,13 @@ async fn experiments_assign_stably_and_report_per_variant(backend: Backend) {
             .and_then(|w| w.per_category),
         Some(3)
     );
+    assert_eq!(
+        set.variants[1]
+            .weights
+            .as_ref()
+            .and_then(|w| w.new_categories),
+        Some(3)
+    );
 
     // Every customer lands in one variant, the same every time; both
     // variants get customers.
