@@ -260,7 +260,8 @@ impl Store {
 
     /// The strongest partners of each seed product: bought together
     /// (`views` false) or viewed together (`views` true), at most
-    /// `per_seed` each, with the counts cosine needs.
+    /// `per_seed` each, with the counts cosine needs. Pairs seen once are
+    /// noise and left out, as a rebuild leaves them out.
     #[instrument(skip_all, fields(seeds = seeds.len(), views))]
     pub async fn model_partners_of(
         &self,
@@ -284,7 +285,7 @@ impl Store {
                 "SELECT r.product_a, MAX(COALESCE(ma.{count}, 0)), {pack}({fields}, {sep}(30)) \
                  FROM (SELECT product_a, product_b, {count} AS n, \
                  ROW_NUMBER() OVER (PARTITION BY product_a ORDER BY {count} DESC, product_b) AS rn \
-                 FROM {pairs} WHERE product_a IN ({})) r \
+                 FROM {pairs} WHERE product_a IN ({}) AND {count} >= 2) r \
                  LEFT JOIN {items} ma ON ma.product_id = r.product_a \
                  LEFT JOIN {items} mb ON mb.product_id = r.product_b \
                  WHERE r.rn <= {per_seed} GROUP BY r.product_a",
