@@ -703,6 +703,36 @@ pub fn ticket(t: pb::Ticket) -> Result<d::Ticket, Violations> {
     })
 }
 
+/// The customer a request names, its violations added to `v`.
+pub(crate) fn customer_in(
+    v: &mut Violations,
+    field: &str,
+    r: Option<pb::CustomerRef>,
+) -> Option<d::CustomerKey> {
+    match customer_key(field, r) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            for fv in e.into_vec() {
+                v.add(fv.field, fv.description);
+            }
+            None
+        }
+    }
+}
+
+/// A count knob: 0 means `default`; above `max` is a violation.
+pub(crate) fn bounded(
+    v: &mut Violations,
+    field: &str,
+    value: u32,
+    (default, max): (u32, u32),
+) -> u32 {
+    if value > max {
+        v.add(field, format!("is {value}; at most {max} is allowed"));
+    }
+    if value == 0 { default } else { value.min(max) }
+}
+
 /// A context request, with defaults applied and limits checked.
 pub fn context_query(r: pb::GetCustomerContextRequest) -> Result<ContextQuery, Violations> {
     let pb::GetCustomerContextRequest {
@@ -716,15 +746,7 @@ pub fn context_query(r: pb::GetCustomerContextRequest) -> Result<ContextQuery, V
         suggestions_limit,
     } = r;
     let mut v = Violations::new();
-    let key = match customer_key("customer", customer) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            for fv in e.into_vec() {
-                v.add(fv.field, fv.description);
-            }
-            None
-        }
-    };
+    let key = customer_in(&mut v, "customer", customer);
     let sections = match read_mask {
         Some(mask) if !mask.paths.is_empty() => {
             let mut s = Sections::NONE;
@@ -743,12 +765,8 @@ pub fn context_query(r: pb::GetCustomerContextRequest) -> Result<ContextQuery, V
         }
         _ => Sections::ALL,
     };
-    let mut bounded = |field: &str, value: u32, (default, max): (u32, u32)| {
-        if value > max {
-            v.add(field, format!("is {value}; at most {max} is allowed"));
-        }
-        if value == 0 { default } else { value.min(max) }
-    };
+    let mut bounded =
+        |field: &str, value: u32, limits: (u32, u32)| bounded(&mut v, field, value, limits);
     let lookback_days = bounded(
         "lookback_days",
         lookback_days,

@@ -1,7 +1,7 @@
 //! Conversions for the suggestion RPCs: requests into validated core
 //! queries (every violation names its field), answers into protos.
 
-use super::convert::{product_snapshot, timestamp, ts};
+use super::convert::{bounded, customer_in, product_snapshot, timestamp, ts};
 use crate::{
     domain::{self as d, Violations},
     proto as pb,
@@ -42,15 +42,7 @@ pub fn suggest_query(r: pb::SuggestCrossSellsRequest) -> Result<SuggestQuery, Vi
         limit,
     } = r;
     let mut v = Violations::new();
-    let key = match super::convert::customer_key("customer", customer) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            for fv in e.into_vec() {
-                v.add(fv.field, fv.description);
-            }
-            None
-        }
-    };
+    let key = customer_in(&mut v, "customer", customer);
     let anchors = product_ids(
         &mut v,
         "anchor_product_ids",
@@ -63,15 +55,12 @@ pub fn suggest_query(r: pb::SuggestCrossSellsRequest) -> Result<SuggestQuery, Vi
         &exclude_product_ids,
         limits::EXCLUDED,
     );
-    let (default, max) = limits::ITEMS;
-    if limit > max {
-        v.add("limit", format!("is {limit}; at most {max} is allowed"));
-    }
+    let limit = bounded(&mut v, "limit", limit, limits::ITEMS);
     v.finish(|| SuggestQuery {
         key: key.expect("checked"),
         anchors,
         exclude,
-        limit: if limit == 0 { default } else { limit },
+        limit,
     })
 }
 

@@ -323,9 +323,8 @@ impl ContextService {
             Subject::Customer(c) => self.store.consents(c).await?,
             Subject::Anonymous(_) => Vec::new(),
         };
-        let history_withheld = consents
-            .iter()
-            .any(|c| c.purpose == crate::domain::Purpose::SupportContext && !c.granted);
+        let history_withheld =
+            crate::domain::withdrawn(&consents, crate::domain::Purpose::SupportContext);
         if history_withheld {
             let keep_profile = s.profile;
             let keep_brief = s.agent_brief;
@@ -390,14 +389,15 @@ impl ContextService {
         )?;
 
         let scanned = events.len() as u32;
+        // Browsing is folded once: every product for the suggestions, the
+        // newest `browsing_limit` for the section.
+        let (mut browsing, searches) = summarise_browsing(&events, usize::MAX);
         let suggestions = if s.suggestions {
             let who = match &subject {
                 Subject::Customer(c) => c.as_str(),
                 Subject::Anonymous(a) => a.as_str(),
             };
-            let browsing = crate::suggest::viewed_and_in_cart(
-                events.iter().map(|e| (e.kind, e.product_id.as_deref())),
-            );
+            let browsing = browsing_signals(&browsing);
             Some(
                 self.suggest
                     .for_subject(
@@ -415,7 +415,7 @@ impl ContextService {
         } else {
             None
         };
-        let (mut browsing, searches) = summarise_browsing(&events, query.browsing_limit as usize);
+        browsing.truncate(query.browsing_limit as usize);
         if let Some(c) = &customer {
             mark_bought(&self.store, c, &mut browsing).await?;
         }
@@ -649,6 +649,24 @@ fn summarise_browsing(events: &[EventRow], limit: usize) -> (Vec<Browsed>, Vec<R
         .filter_map(|id| by_product.remove(&id))
         .collect();
     (browsed, searches)
+}
+
+/// The products browsed (newest first) and those still in the cart, as
+/// suggestions use them.
+fn browsing_signals(browsed: &[Browsed]) -> (Vec<String>, Vec<String>) {
+    let viewed = browsed.iter().map(|b| b.product_id.clone()).collect();
+    let in_cart = browsed
+        .iter()
+        .filter(|b| b.in_cart)
+        .map(|b| b.product_id.clone())
+        .collect();
+    (viewed, in_cart)
+}
+
+/// What suggestions need of a subject's browsing events (newest first):
+/// every product browsed, newest first, and those still in the cart.
+pub(crate) fn viewed_and_in_cart(events: &[EventRow]) -> (Vec<String>, Vec<String>) {
+    browsing_signals(&summarise_browsing(events, usize::MAX).0)
 }
 
 /// Clears `in_cart` for products bought after they were added.

@@ -666,3 +666,9 @@ pub struct ConsentRecord {
     /// When it was recorded (as given by the sender).
     pub updated_at: Timestamp,
 }
+
+/// Whether the consents on file withdraw `purpose` (no record counts as
+/// not withdrawn).
+pub fn withdrawn(consents: &[ConsentRecord], purpose: Purpose) -> bool {
+    consents.iter().any(|c| c.purpose == purpose && !c.granted)
+}

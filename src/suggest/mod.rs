@@ -21,7 +21,6 @@ pub use model::{
     count,
 };
 pub use rank::{Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest};
-pub(crate) use service::viewed_and_in_cart;
 pub use service::{
     FeedbackInput, FeedbackKind, ReasonCode, ReasonView, StatsOf, SuggestConfig, SuggestOutcome,
     SuggestQuery, SuggestService, SuggestedItem, SuggestionList, VariantReport, limits,

@@ -17,7 +17,7 @@ use crate::{
     context::ProductView,
     domain::{
         CategoryPath, ConsentRecord, CustomerId, CustomerKey, Error, IdentityKind, ItemResult,
-        ProductId, Purpose, Timestamp, Violations,
+        ProductId, Purpose, Timestamp, Violations, withdrawn,
     },
     store::{FeedbackRow, ModelCounts, PartnerRow, Store, Subject},
 };
@@ -314,10 +314,6 @@ struct History {
     in_cart: Vec<String>,
     returned_groups: HashSet<String>,
     rejected_groups: HashSet<String>,
-}
-
-fn withdrawn(consents: &[ConsentRecord], purpose: Purpose) -> bool {
-    consents.iter().any(|c| c.purpose == purpose && !c.granted)
 }
 
 /// The cosine neighbour lists of the seeds from partner rows and counts
@@ -1044,9 +1040,7 @@ impl SuggestService {
             .store
             .recent_events(subject, Timestamp::MIN, limits::EVENTS)
             .await?;
-        Ok(viewed_and_in_cart(
-            events.iter().map(|e| (e.kind, e.product_id.as_deref())),
-        ))
+        Ok(crate::context::viewed_and_in_cart(&events))
     }
 
     /// The strategy for `who`: the running experiment's variant, or the
@@ -1195,34 +1189,4 @@ fn experiment_of(row: &crate::store::ExperimentRow) -> Result<Experiment, Error>
 fn spoken(category: &str) -> String {
     let leaf = category.rsplit(" > ").next().unwrap_or(category);
     leaf.to_lowercase()
-}
-
-/// Folds browsing (newest first) into products viewed or carted (newest
-/// first) and those still in the cart.
-pub(crate) fn viewed_and_in_cart<'a>(
-    events: impl Iterator<Item = (crate::domain::EventKind, Option<&'a str>)>,
-) -> (Vec<String>, Vec<String>) {
-    use crate::domain::EventKind as K;
-    let mut viewed: Vec<String> = Vec::new();
-    let mut cart_decided: HashSet<&str> = HashSet::new();
-    let mut in_cart: Vec<String> = Vec::new();
-    for (kind, product) in events {
-        let Some(p) = product else { continue };
-        match kind {
-            K::ProductViewed | K::AddedToWishlist => {}
-            K::AddedToCart => {
-                if cart_decided.insert(p) {
-                    in_cart.push(p.to_owned());
-                }
-            }
-            K::RemovedFromCart => {
-                cart_decided.insert(p);
-            }
-            K::Searched => continue,
-        }
-        if !viewed.iter().any(|v| v == p) {
-            viewed.push(p.to_owned());
-        }
-    }
-    (viewed, in_cart)
 }

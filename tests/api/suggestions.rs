@@ -367,30 +367,20 @@ async fn viewed_together_offers_alternatives_to_what_was_viewed(backend: Backend
     // Two visitors look at the wind jacket, the rain jacket and a bottle in
     // one visit.
     for v in ["v1", "v2"] {
-        events.push(event(
-            &format!("{v}-c"),
-            "",
-            v,
-            pb::BrowsingEventType::ProductViewed,
-            "bottle",
-            48,
-        ));
-        events.push(event(
-            &format!("{v}-a"),
-            "",
-            v,
-            pb::BrowsingEventType::ProductViewed,
-            "wind-jacket",
-            50,
-        ));
-        events.push(event(
-            &format!("{v}-b"),
-            "",
-            v,
-            pb::BrowsingEventType::ProductViewed,
-            "rain-jacket-m",
-            45,
-        ));
+        for (n, product, minutes) in [
+            ("a", "wind-jacket", 50),
+            ("c", "bottle", 48),
+            ("b", "rain-jacket-m", 45),
+        ] {
+            events.push(event(
+                &format!("{v}-{n}"),
+                "",
+                v,
+                pb::BrowsingEventType::ProductViewed,
+                product,
+                minutes,
+            ));
+        }
     }
     // Leo looked at the wind jacket and bought nothing.
     events.push(view("leo-1", "leo", "wind-jacket", 20));
