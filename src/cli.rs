@@ -159,6 +159,8 @@ pub enum Command {
         /// customer with no record on file is personalised (opt-out).
         #[arg(long, env = "SUGGESTIONS_OPT_IN")]
         suggestions_opt_in: bool,
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -174,10 +176,13 @@ pub enum Command {
     },
     /// Print a customer's context from a running server.
     Context(ContextArgs),
-    /// Recompute the suggestion model from the whole order history.
+    /// Build the suggestion model from the whole history and store it as
+    /// the next version (every running replica loads it within seconds).
     RebuildModel {
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// Evaluate suggestions offline on the stored order history: hold out
     /// each customer's last order, train on the rest, compare with a
@@ -206,13 +211,9 @@ pub struct EvaluateArgs {
     /// Extra weight of the last 3 orders' items as complement seeds.
     #[arg(long, default_value_t = crate::suggest::Weights::default().recent_boost)]
     pub recent_boost: f32,
-    /// Most recent distinct purchased products used as seeds, as the
-    /// service reads them (0: all).
-    #[arg(long, default_value_t = crate::suggest::limits::SEEDS)]
-    pub seeds: usize,
-    /// Partners per seed, as the service reads them (0: all 50 kept).
-    #[arg(long, default_value_t = crate::suggest::limits::PARTNERS)]
-    pub partners: usize,
+    /// Weight of items bought by customers who bought the same products.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().also_bought)]
+    pub also_bought: f32,
     /// Boost of category best-sellers by the customer's brand share.
     #[arg(long, default_value_t = crate::suggest::Weights::default().brand)]
     pub brand: f32,
@@ -222,11 +223,57 @@ pub struct EvaluateArgs {
     /// Score lost by items priced outside the customer's usual band (0-1).
     #[arg(long, default_value_t = crate::suggest::Weights::default().price_fit)]
     pub price_fit: f32,
-    /// Popularity counts the last N days of history ("popular now"); 0 = all.
-    #[arg(long, default_value_t = 28)]
-    pub recent_days: u32,
+    /// Splits to run: all, even, odd (each household number's parity).
+    #[arg(long, value_delimiter = ',', default_value = "all,even,odd")]
+    pub splits: Vec<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[command(flatten)]
     pub db: DatabaseArgs,
+}
+
+/// How the suggestion model is built (the same on every replica).
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Top-level categories that are not merchandise and are never
+    /// suggested (coupons, fees, fuel), comma-separated, matched without
+    /// regard to case.
+    #[arg(
+        long,
+        env = "NON_MERCHANDISE_CATEGORIES",
+        value_delimiter = ',',
+        default_values_t = crate::suggest::snapshot::DEFAULT_NON_MERCHANDISE.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
+    )]
+    pub non_merchandise_categories: Vec<String>,
+    /// Half-life in days of "popular now" (an order this much older than
+    /// the newest counts half).
+    #[arg(long, env = "POPULARITY_HALF_LIFE_DAYS", default_value_t = crate::suggest::ModelConfig::default().popularity_half_life_days)]
+    pub popularity_half_life_days: f64,
+}
+
+impl Default for ModelArgs {
+    fn default() -> Self {
+        let c = crate::suggest::ModelConfig::default();
+        Self {
+            non_merchandise_categories: c.non_merchandise,
+            popularity_half_life_days: c.popularity_half_life_days,
+        }
+    }
+}
+
+impl ModelArgs {
+    /// The model configuration.
+    pub fn config(&self) -> crate::suggest::ModelConfig {
+        crate::suggest::ModelConfig {
+            non_merchandise: self
+                .non_merchandise_categories
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect(),
+            popularity_half_life_days: self.popularity_half_life_days,
+        }
+    }
 }
 
 /// Arguments of `context`.
@@ -326,6 +373,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             model_rebuild_hours,
             return_window_days,
             suggestions_opt_in,
+            model,
         } => {
             let url = db.url();
             let embedded = db.database_url.is_none();
@@ -359,6 +407,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 model_rebuild_every: (model_rebuild_hours > 0)
                     .then(|| std::time::Duration::from_secs(u64::from(model_rebuild_hours) * 3600)),
+                model: model.config(),
             };
             let app = Application::build(&config).await?;
             if config.gate.auth {
@@ -373,23 +422,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => {
-            // One model rebuild at the end beats updating it per order.
-            let options = StoreOptions {
-                live_model: false,
-                ..args.db.options()
-            };
-            let store = Store::connect(&args.db.url(), &options).await?;
+            let store = Store::connect(&args.db.url(), &args.db.options()).await?;
             store.migrate().await?;
             let mut result = crate::ingest::run_import(&store, &args).await;
             if result.is_ok() && !args.events.is_empty() {
-                result = rebuild_model(&store).await;
+                result = rebuild_model(&store, &args.model.config()).await;
             }
             store.close().await;
             result
         }
-        Command::RebuildModel { db } => {
+        Command::RebuildModel { db, model } => {
             let store = db.open().await?;
-            let result = rebuild_model(&store).await;
+            let result = rebuild_model(&store, &model.config()).await;
             store.close().await;
             result
         }
@@ -409,21 +453,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn rebuild_model(store: &Store) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let m = store
-        .rebuild_model()
+async fn rebuild_model(store: &Store, config: &crate::suggest::ModelConfig) -> anyhow::Result<()> {
+    let m = crate::suggest::live::build_and_save(store, config)
         .await
-        .map_err(|e| anyhow::anyhow!("rebuilding the suggestion model: {e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("building the suggestion model: {e:?}"))?;
     println!(
-        "suggestion model rebuilt from {} orders: {} products, {} partner rows; {} browsing sessions, {} co-view rows; {} category transitions; in {:.1}s",
+        "suggestion model version {} built from {} orders: {} items, {} bought-together partners, \
+         {:.1} MiB stored; read {:.1}s, build {:.1}s, store {:.1}s",
+        m.version,
         m.orders,
-        m.products,
-        m.pairs,
-        m.sessions,
-        m.view_pairs,
-        m.transitions,
-        started.elapsed().as_secs_f64()
+        m.items,
+        m.partners,
+        m.bytes as f64 / (1024.0 * 1024.0),
+        m.read_secs,
+        m.build_secs,
+        m.store_secs
     );
     Ok(())
 }
@@ -531,14 +575,32 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
 }
 
 async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    use crate::suggest::evaluate::{Split, evaluate};
+    let splits = args
+        .splits
+        .iter()
+        .map(|s| match s.trim() {
+            "all" => Ok(Split::All),
+            "even" => Ok(Split::Even),
+            "odd" => Ok(Split::Odd),
+            other => Err(anyhow::anyhow!(
+                "unknown split {other:?}: use all, even or odd"
+            )),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let store = args.db.open().await?;
     let started = std::time::Instant::now();
-    let catalog = store.catalog_rows().await?;
-    let purchases = store.purchase_rows().await?;
+    let inputs = std::sync::Arc::new(
+        store
+            .model_inputs(crate::domain::Timestamp::MIN)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the history: {e:?}"))?,
+    );
     store.close().await;
-    let load_secs = started.elapsed().as_secs_f64();
+    println!("history read in {:.1}s", started.elapsed().as_secs_f64());
     let weights = crate::suggest::Weights {
         complement: args.complement,
+        also_bought: args.also_bought,
         affinity: args.affinity,
         popular: args.popular,
         per_category: args.per_category,
@@ -548,50 +610,47 @@ async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         price_fit: args.price_fit,
         ..crate::suggest::Weights::default()
     };
-    let (k, recent_days) = (args.k, args.recent_days);
-    let limits = crate::suggest::evaluate::Limits {
-        seeds: args.seeds,
-        partners: args.partners,
-    };
-    let report = tokio::task::spawn_blocking(move || {
-        crate::suggest::evaluate::evaluate(&catalog, &purchases, &weights, k, recent_days, limits)
-    })
-    .await?;
+    let k = args.k;
     println!(
-        "customers evaluated {} (of {} with 2+ orders: those whose last order, held out, has an item new to them); \
-         training orders {}; items {} ({} suggestable)",
-        report.customers,
-        report.with_two_orders,
-        report.train_orders,
-        report.items,
-        report.suggestable
-    );
-    println!(
-        "{:<12} {:>10} {:>10} {:>10} {:>11}",
+        "{:<16} {:>9} {:>12} {:>10} {:>10} {:>8} {:>11} {:>11}",
+        "split",
+        "evaluated",
         "method",
         format!("HitRate@{k}"),
         format!("NDCG@{k}"),
         "coverage",
-        "violations"
+        "violations",
+        "vs popular"
     );
-    let now_name = format!("popular {}d", recent_days);
-    for (name, s) in [
-        ("ranker", &report.ranker),
-        ("popularity", &report.popularity),
-        (now_name.as_str(), &report.popular_now),
-    ] {
+    let mut violations = 0;
+    for split in splits {
+        let (inputs, config, weights) = (inputs.clone(), args.model.config(), weights.clone());
+        let r = tokio::task::spawn_blocking(move || evaluate(&inputs, &config, &weights, k, split))
+            .await?;
+        let base = r.popularity.hit_rate.max(1e-9);
+        for (name, s) in [
+            ("ranker", &r.ranker),
+            ("popularity", &r.popularity),
+            ("popular now", &r.popular_now),
+        ] {
+            println!(
+                "{:<16} {:>9} {name:>12} {:>10.4} {:>10.4} {:>8.4} {:>11} {:>10.2}x",
+                split.name(),
+                r.customers,
+                s.hit_rate,
+                s.ndcg,
+                s.coverage,
+                s.violations,
+                s.hit_rate / base
+            );
+            violations += s.violations;
+        }
         println!(
-            "{name:<12} {:>10.4} {:>10.4} {:>10.4} {:>11}",
-            s.hit_rate, s.ndcg, s.coverage, s.violations
+            "{:<16} ({} with 2+ orders, {} training orders, {} suggestable items; build {:.1}s, score {:.1}s)",
+            "", r.with_two_orders, r.train_orders, r.suggestable, r.train_secs, r.score_secs
         );
     }
-    println!(
-        "load {load_secs:.1}s, train {:.1}s, score {:.1}s ({:.2} ms per customer)",
-        report.train_secs,
-        report.score_secs,
-        report.score_secs * 1000.0 / report.customers.max(1) as f64
-    );
-    if report.ranker.violations + report.popularity.violations + report.popular_now.violations > 0 {
+    if violations > 0 {
         anyhow::bail!("suggestions broke a hard filter");
     }
     Ok(())

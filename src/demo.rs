@@ -788,7 +788,7 @@ fn count_rejected(results: &[ItemResult], what: &str) -> anyhow::Result<()> {
 }
 
 /// Loads the demo retailer unless it is already there.
-pub async fn load(store: &Store) -> anyhow::Result<()> {
+pub async fn load(store: &Store, model: &crate::suggest::ModelConfig) -> anyhow::Result<()> {
     // The showcase email is linked by the very last write, so finding it
     // means an earlier load ran to completion.
     let showcase = CustomerKey::Identity(
@@ -823,8 +823,10 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
     for chunk in built.events.chunks(1000) {
         store.record_events(chunk).await?;
     }
-    // Co-views and category transitions come from a full rebuild.
-    store.rebuild_model().await?;
+    // Co-views, category transitions and "also bought" come from a build.
+    crate::suggest::live::build_and_save(store, model)
+        .await
+        .map_err(|e| anyhow::anyhow!("building the suggestion model: {e:?}"))?;
     count_rejected(
         &store.upsert_customers(showcase_customer).await?,
         "customer",
@@ -837,7 +839,6 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
         tickets = built.tickets.len(),
         events = built.events.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        showcase = SHOWCASE_EMAIL,
         "demo data loaded"
     );
     Ok(())

@@ -1,6 +1,6 @@
 //! Wiring: bind the listener, open the store, serve until shut down.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ use crate::{
         ingest_service_server::IngestServiceServer, privacy_service_server::PrivacyServiceServer,
     },
     store::{Store, StoreOptions},
-    suggest::{SuggestConfig, SuggestService},
+    suggest::{LiveModel, ModelConfig, SuggestConfig, SuggestService, live},
 };
 
 /// What `serve` needs.
@@ -40,6 +40,8 @@ pub struct ServeConfig {
     /// How often the suggestion model is rebuilt from the whole history
     /// (one replica per period does it); `None` never.
     pub model_rebuild_every: Option<Duration>,
+    /// How the suggestion model is built and updated.
+    pub model: ModelConfig,
 }
 
 /// PEM files for TLS.
@@ -75,6 +77,7 @@ pub struct Application {
     tls: Option<ServerTlsConfig>,
     suggest: SuggestConfig,
     model_rebuild_every: Option<Duration>,
+    live: Arc<LiveModel>,
 }
 
 impl Application {
@@ -94,10 +97,15 @@ impl Application {
         let store = Store::connect(&config.database_url, &config.store).await?;
         store.migrate().await?;
         if config.demo {
-            crate::demo::load(&store)
+            crate::demo::load(&store, &config.model)
                 .await
                 .context("loading the demo data")?;
         }
+        // The newest stored model and the feed after it, before serving.
+        let live = Arc::new(LiveModel::new(config.model.clone()));
+        live.catch_up(&store)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the suggestion model: {e:?}"))?;
         Ok(Self {
             listener,
             store,
@@ -105,6 +113,7 @@ impl Application {
             tls,
             suggest: config.suggest.clone(),
             model_rebuild_every: config.model_rebuild_every,
+            live,
         })
     }
 
@@ -133,9 +142,16 @@ impl Application {
             tls,
             suggest: suggest_config,
             model_rebuild_every,
+            live,
         } = self;
-        let rebuilder = model_rebuild_every
-            .map(|every| tokio::spawn(rebuild_model_every(store.clone(), every)));
+        let rebuilder = model_rebuild_every.map(|every| {
+            tokio::spawn(rebuild_model_every(
+                store.clone(),
+                live.config().clone(),
+                every,
+            ))
+        });
+        let tailer = tokio::spawn(live::tail(live.clone(), store.clone(), reader_id()));
         let addr = listener.local_addr()?;
         if !gate.auth {
             tracing::warn!(
@@ -169,7 +185,7 @@ impl Application {
 
         let ingest = IngestServiceServer::new(IngestApi::new(store.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let suggest = SuggestService::new(store.clone(), suggest_config);
+        let suggest = SuggestService::new(store.clone(), suggest_config, live);
         let context = CustomerContextServiceServer::new(ContextApi::new(
             ContextService::new(store.clone(), suggest.clone()),
             suggest,
@@ -203,6 +219,7 @@ impl Application {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         watchdog.abort();
+        tailer.abort();
         if let Some(r) = rebuilder {
             r.abort();
         }
@@ -230,28 +247,37 @@ fn cors() -> tower_http::cors::CorsLayer {
         .max_age(Duration::from_secs(24 * 3600))
 }
 
-/// Rebuilds the suggestion model from the whole history every `every`
-/// (co-views and category transitions come only from rebuilds; "popular
-/// now" is recounted). Replicas share one schedule through the database:
-/// each checks every few minutes, and the first to claim a due rebuild does
-/// it. Live orders keep updating the co-purchase counts in between.
-async fn rebuild_model_every(store: Store, every: Duration) {
+/// A name for this replica in the change feed's reader list.
+fn reader_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("replica-{}-{suffix}", std::process::id())
+}
+
+/// Builds the suggestion model from the whole history every `every`
+/// (co-views, "also bought" and category transitions come only from
+/// builds; "popular now" is recounted) and stores it; every replica loads
+/// it through [`live::tail`]. Replicas share one schedule through the
+/// database: each checks every few minutes, and the first to claim a due
+/// build does it. The change feed keeps co-purchase counts and stock
+/// current in between.
+async fn rebuild_model_every(store: Store, config: ModelConfig, every: Duration) {
     let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
     let check = every.min(Duration::from_secs(300));
     loop {
         match store.claim_rebuild(every_ms).await {
             Ok(true) => {
                 let started = std::time::Instant::now();
-                match store.rebuild_model().await {
+                match live::build_and_save(&store, &config).await {
                     Ok(s) => tracing::info!(
+                        version = s.version,
                         orders = s.orders,
-                        products = s.products,
-                        pairs = s.pairs,
-                        sessions = s.sessions,
-                        view_pairs = s.view_pairs,
-                        transitions = s.transitions,
+                        items = s.items,
+                        partners = s.partners,
+                        bytes = s.bytes,
                         secs = started.elapsed().as_secs_f64(),
-                        "suggestion model rebuilt"
+                        "suggestion model built"
                     ),
                     Err(e) => tracing::error!(error = ?e, "rebuilding the suggestion model failed"),
                 }

@@ -71,6 +71,7 @@ fn reason_code(c: ReasonCode) -> pb::ReasonCode {
         ReasonCode::NewCategory => pb::ReasonCode::NewCategory,
         ReasonCode::PopularInCategory => pb::ReasonCode::PopularInCategory,
         ReasonCode::Popular => pb::ReasonCode::Popular,
+        ReasonCode::AlsoBought => pb::ReasonCode::AlsoBought,
     }
 }
 

@@ -400,16 +400,16 @@ impl ContextService {
             let browsing = browsing_signals(&browsing);
             Some(
                 self.suggest
-                    .for_subject(
-                        Some(&subject),
+                    .for_subject(crate::suggest::Request {
+                        subject: Some(&subject),
                         who,
-                        &consents,
-                        &[],
-                        &[],
-                        Some(browsing),
-                        query.suggestions_limit as usize,
-                        as_of,
-                    )
+                        consents: &consents,
+                        anchors: &[],
+                        exclude: &[],
+                        browsing: Some(browsing),
+                        limit: query.suggestions_limit as usize,
+                        now: as_of,
+                    })
                     .await?,
             )
         } else {

@@ -2,9 +2,11 @@
 //! Nothing here knows about gRPC or SQL.
 
 mod error;
+mod feed;
 mod records;
 mod values;
 
 pub use error::{Error, FieldViolation, Violations};
+pub use feed::{BasketChange, Change, ChangeKind, FeedEntry};
 pub use records::*;
 pub use values::*;

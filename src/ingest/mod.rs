@@ -49,6 +49,8 @@ pub struct ImportArgs {
     pub batch_size: u32,
     #[command(flatten)]
     pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub model: crate::cli::ModelArgs,
 }
 
 /// What an import did with a file's lines.

@@ -4,7 +4,7 @@ use sqlx::Row;
 use tracing::instrument;
 
 use super::{Store, flag};
-use crate::domain::{Error, Product, Timestamp, WriteOutcome, fingerprint};
+use crate::domain::{Change, Error, Product, Timestamp, WriteOutcome, fingerprint};
 
 impl Store {
     /// Creates or replaces products, in one transaction.
@@ -13,6 +13,7 @@ impl Store {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(products.len());
+        let mut changes = Vec::new();
         for p in products {
             let hash = fingerprint(p);
             let stored = sqlx::query("SELECT content_hash FROM products WHERE product_id = $1")
@@ -57,18 +58,14 @@ impl Store {
             .bind(p.replenish_after_days.map(i64::from))
             .execute(&mut *tx)
             .await?;
-            // The model ranks and diversifies by the product's category.
-            sqlx::query("UPDATE model_items SET category = $2 WHERE product_id = $1")
-                .bind(p.product_id.as_str())
-                .bind(crate::suggest::category_key(&p.category.to_stored()))
-                .execute(&mut *tx)
-                .await?;
+            changes.push(Change::product(p.product_id.as_str()));
             outcomes.push(if stored_hash.is_some() {
                 WriteOutcome::Updated
             } else {
                 WriteOutcome::Created
             });
         }
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -5,8 +5,8 @@ use tracing::instrument;
 
 use super::Store;
 use crate::domain::{
-    AnonymousId, Customer, CustomerId, Error, Identity, IdentityKind, ItemResult, Timestamp,
-    Violations, WriteOutcome, fingerprint,
+    AnonymousId, Change, ChangeKind, Customer, CustomerId, Error, Identity, IdentityKind,
+    ItemResult, Timestamp, Violations, WriteOutcome, fingerprint,
 };
 
 /// The customer an identity is linked to, if any.
@@ -78,6 +78,7 @@ pub(super) async fn link(
     conn: &mut AnyConnection,
     customer_id: &CustomerId,
     identity: &Identity,
+    changes: &mut Vec<Change>,
 ) -> Result<Link, Error> {
     match customer_of(conn, identity).await? {
         Some(owner) if &owner == customer_id => return Ok(Link::AlreadyLinked),
@@ -94,7 +95,7 @@ pub(super) async fn link(
     .execute(&mut *conn)
     .await?;
     let attached = if identity.kind() == IdentityKind::AnonymousId {
-        attach_anonymous(conn, customer_id, identity.value()).await?
+        attach_anonymous(conn, customer_id, identity.value(), changes).await?
     } else {
         0
     };
@@ -107,6 +108,7 @@ async fn attach_anonymous(
     conn: &mut AnyConnection,
     customer_id: &CustomerId,
     anonymous_id: &str,
+    changes: &mut Vec<Change>,
 ) -> Result<u64, Error> {
     let events = sqlx::query(
         "UPDATE events SET customer_id = $1 WHERE anonymous_id = $2 AND customer_id IS NULL",
@@ -140,7 +142,8 @@ async fn attach_anonymous(
     .bind(anonymous_id)
     .execute(&mut *conn)
     .await?;
-    let orders = super::orders::attach_guest_orders(conn, customer_id, anonymous_id).await?;
+    let orders =
+        super::orders::attach_guest_orders(conn, customer_id, anonymous_id, changes).await?;
     Ok(events + orders)
 }
 
@@ -153,14 +156,23 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(customers.len());
+        let mut changes = Vec::new();
         for c in customers {
             let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
             if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
-            results.push(upsert_customer(&mut tx, c).await?);
+            let result = upsert_customer(&mut tx, c, &mut changes).await?;
+            if matches!(result, Ok(WriteOutcome::Created | WriteOutcome::Updated)) {
+                changes.push(Change::customer(
+                    ChangeKind::Customer,
+                    c.customer_id.as_str(),
+                ));
+            }
+            results.push(result);
         }
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -193,7 +205,8 @@ impl Store {
             return Ok((WriteOutcome::Duplicate, 0));
         }
         touch_customer(&mut tx, customer_id, now, Timestamp::MIN).await?;
-        let outcome = match link(&mut tx, customer_id, identity).await? {
+        let mut changes = Vec::new();
+        let outcome = match link(&mut tx, customer_id, identity, &mut changes).await? {
             Link::Created { attached } => (WriteOutcome::Created, attached),
             Link::AlreadyLinked => (WriteOutcome::Duplicate, 0),
             Link::Conflict => {
@@ -202,12 +215,18 @@ impl Store {
                 ));
             }
         };
+        changes.push(Change::customer(ChangeKind::Customer, customer_id.as_str()));
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 }
 
-async fn upsert_customer(conn: &mut AnyConnection, c: &Customer) -> Result<ItemResult, Error> {
+async fn upsert_customer(
+    conn: &mut AnyConnection,
+    c: &Customer,
+    changes: &mut Vec<Change>,
+) -> Result<ItemResult, Error> {
     let identities = c.identities();
     let mut violations = Violations::new();
     for identity in &identities {
@@ -257,7 +276,7 @@ async fn upsert_customer(conn: &mut AnyConnection, c: &Customer) -> Result<ItemR
     .await?;
     for identity in &identities {
         // Conflicts were ruled out above, inside the same transaction.
-        link(conn, &c.customer_id, identity).await?;
+        link(conn, &c.customer_id, identity, changes).await?;
     }
     super::trust::write_consents(conn, &c.customer_id, &c.consents).await?;
     Ok(Ok(if existed {

@@ -10,7 +10,8 @@ use super::{
     customers::{customer_of_anonymous, link, touch_customer},
 };
 use crate::domain::{
-    AnonymousId, BrowsingEvent, CustomerId, Error, EventTarget, Identity, Timestamp, WriteOutcome,
+    AnonymousId, BrowsingEvent, Change, ChangeKind, CustomerId, Error, EventTarget, Identity,
+    Timestamp, WriteOutcome,
 };
 
 impl Store {
@@ -25,7 +26,9 @@ impl Store {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
-        let outcomes = record_events_in(&mut tx, &suppression, events).await?;
+        let mut changes = Vec::new();
+        let outcomes = record_events_in(&mut tx, &suppression, events, &mut changes).await?;
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -35,6 +38,7 @@ async fn record_events_in(
     conn: &mut AnyConnection,
     suppression: &super::trust::Suppression,
     events: &[BrowsingEvent],
+    changes: &mut Vec<Change>,
 ) -> Result<Vec<WriteOutcome>, Error> {
     let received_at = Timestamp::now().millis();
     let mut owners: HashMap<AnonymousId, Option<CustomerId>> = HashMap::new();
@@ -70,7 +74,7 @@ async fn record_events_in(
                     // Linking happens once per anonymous id; later events in
                     // the batch see it through the cache.
                     touch_customer(conn, c, e.occurred_at, e.occurred_at).await?;
-                    link(conn, c, &Identity::from(a.clone())).await?;
+                    link(conn, c, &Identity::from(a.clone()), changes).await?;
                     owners.insert(a.clone(), Some(c.clone()));
                 } else {
                     owners.insert(a.clone(), owner);
@@ -123,6 +127,7 @@ async fn record_events_in(
     // One row update per customer per batch, not per event.
     for (customer, (first, last)) in spans {
         touch_customer(conn, &customer, first, last).await?;
+        changes.push(Change::customer(ChangeKind::Event, customer.as_str()));
     }
     Ok(outcomes)
 }

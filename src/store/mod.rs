@@ -14,6 +14,7 @@
 mod catalog;
 mod customers;
 mod events;
+mod feed;
 mod model;
 mod orders;
 mod reads;
@@ -31,12 +32,9 @@ use sqlx::{
     migrate::Migrator,
 };
 
-pub use model::{ModelSummary, RECENT_DAYS};
+pub use feed::{ModelInputs, StoredSnapshot, ViewRow};
 pub use reads::*;
-pub use suggestions::{
-    ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, ModelCounts, PartnerRow, ProductFacts,
-    PurchasedLine, VariantCounts,
-};
+pub use suggestions::{ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, VariantCounts};
 pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
 
 use crate::domain;
@@ -62,9 +60,6 @@ pub struct StoreOptions {
     /// How long a request waits for a free connection before failing with
     /// UNAVAILABLE.
     pub acquire_timeout: Duration,
-    /// Update the suggestion model with every order (off for bulk imports,
-    /// which rebuild it once at the end).
-    pub live_model: bool,
 }
 
 impl Default for StoreOptions {
@@ -72,7 +67,6 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
-            live_model: true,
         }
     }
 }
@@ -106,8 +100,6 @@ pub struct Store {
     writer: AnyPool,
     /// The deployment's hashing key, read once from the database.
     hash_key: std::sync::Arc<tokio::sync::OnceCell<[u8; 32]>>,
-    /// Whether orders update the suggestion model as they are written.
-    live_model: bool,
 }
 
 impl Store {
@@ -170,7 +162,6 @@ impl Store {
                     reader,
                     writer,
                     hash_key: Default::default(),
-                    live_model: options.live_model,
                 })
             }
             Backend::Postgres => {
@@ -185,7 +176,6 @@ impl Store {
                     reader: pool.clone(),
                     writer: pool,
                     hash_key: Default::default(),
-                    live_model: options.live_model,
                 })
             }
         }

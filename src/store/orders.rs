@@ -11,8 +11,8 @@ use super::{
     placeholders,
 };
 use crate::domain::{
-    CategoryPath, CustomerId, Error, Identity, ItemResult, Order, OrderStatus, Timestamp,
-    WriteOutcome, fingerprint,
+    CategoryPath, Change, ChangeKind, CustomerId, Error, Identity, ItemResult, Order, OrderStatus,
+    Timestamp, WriteOutcome, fingerprint,
 };
 
 /// What one order contributes to its customer's running totals.
@@ -26,8 +26,6 @@ struct Contribution {
     affinities: BTreeMap<(&'static str, String), i64>,
     /// Distinct products, in line order (for the co-purchase model).
     products: Vec<String>,
-    /// Their suggestion categories.
-    categories: Vec<String>,
     /// Distinct product groups (styles), for "already bought".
     groups: Vec<String>,
 }
@@ -43,12 +41,10 @@ impl Contribution {
         let mut affinities = BTreeMap::new();
         let mut units = 0;
         let mut products: Vec<String> = Vec::new();
-        let mut categories: Vec<String> = Vec::new();
         let mut groups: Vec<String> = Vec::new();
         for (product_id, group_id, quantity, brand, category_path) in lines {
             if !products.iter().any(|p| p == product_id) {
                 products.push(product_id.to_owned());
-                categories.push(crate::suggest::category_key(category_path));
             }
             if !groups.iter().any(|g| g == group_id) {
                 groups.push(group_id.to_owned());
@@ -70,26 +66,25 @@ impl Contribution {
             placed_at,
             affinities,
             products,
-            categories,
             groups,
         }
     }
 }
 
-/// Adds (`sign` = 1) or removes (`sign` = -1) an order's contribution.
+/// Adds (`sign` = 1) or removes (`sign` = -1) an order's contribution,
+/// and tells the change feed its products entered or left the co-purchase
+/// counts.
 async fn apply(
     conn: &mut AnyConnection,
     customer: &str,
     c: &Contribution,
     sign: i64,
-    live_model: bool,
+    changes: &mut Vec<Change>,
 ) -> Result<(), Error> {
     if !c.counts {
         return Ok(());
     }
-    if live_model {
-        super::model::apply_order(conn, &c.products, &c.categories, c.placed_at, sign).await?;
-    }
+    changes.push(Change::basket(sign > 0, c.placed_at, c.products.clone()));
     for group in &c.groups {
         sqlx::query(
             "INSERT INTO customer_groups (customer_id, group_id, orders, last_bought_at) VALUES ($1, $2, $3, $4) \
@@ -201,6 +196,7 @@ pub(super) async fn attach_guest_orders(
     conn: &mut AnyConnection,
     customer_id: &CustomerId,
     anonymous_id: &str,
+    changes: &mut Vec<Change>,
 ) -> Result<u64, Error> {
     let rows =
         sqlx::query("SELECT order_id FROM orders WHERE anonymous_id = $1 AND customer_id IS NULL")
@@ -218,7 +214,7 @@ pub(super) async fn attach_guest_orders(
         if let Some((_, c)) = stored_contribution(conn, &order_id).await? {
             let at = super::instant(c.placed_at)?;
             touch_customer(conn, customer_id, at, at).await?;
-            apply(conn, customer_id.as_str(), &c, 1, true).await?;
+            apply(conn, customer_id.as_str(), &c, 1, changes).await?;
         }
         attached += 1;
     }
@@ -265,6 +261,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(orders.len());
+        let mut changes = Vec::new();
         for o in orders {
             let identities: Vec<Identity> = o
                 .actor
@@ -278,8 +275,9 @@ impl Store {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
-            results.push(record_order(&mut tx, o, self.live_model).await?);
+            results.push(record_order(&mut tx, o, &mut changes).await?);
         }
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -288,7 +286,7 @@ impl Store {
 async fn record_order(
     conn: &mut AnyConnection,
     o: &Order,
-    live_model: bool,
+    changes: &mut Vec<Change>,
 ) -> Result<ItemResult, Error> {
     let hash = fingerprint(o);
     let stored = sqlx::query("SELECT content_hash FROM orders WHERE order_id = $1")
@@ -305,7 +303,7 @@ async fn record_order(
         (Some(c), Some(a)) => {
             touch_customer(conn, c, o.placed_at, o.placed_at).await?;
             if customer_of_anonymous(conn, a).await?.is_none() {
-                link(conn, c, &Identity::from(a.clone())).await?;
+                link(conn, c, &Identity::from(a.clone()), changes).await?;
             }
             Some(c.clone())
         }
@@ -318,7 +316,7 @@ async fn record_order(
         if let Some((old_customer, old)) = stored_contribution(conn, o.order_id.as_str()).await?
             && let Some(old_customer) = old_customer
         {
-            apply(conn, &old_customer, &old, -1, live_model).await?;
+            apply(conn, &old_customer, &old, -1, changes).await?;
         }
         sqlx::query("DELETE FROM order_lines WHERE order_id = $1")
             .bind(o.order_id.as_str())
@@ -394,7 +392,8 @@ async fn record_order(
                 .iter()
                 .map(|(p, g, q, b, cat)| (*p, g.as_str(), *q, b.as_str(), cat.as_str())),
         );
-        apply(conn, c.as_str(), &contribution, 1, live_model).await?;
+        apply(conn, c.as_str(), &contribution, 1, changes).await?;
+        changes.push(Change::customer(ChangeKind::Order, c.as_str()));
         if contribution.counts {
             super::suggestions::attribute_order(
                 conn,

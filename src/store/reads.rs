@@ -637,6 +637,8 @@ pub struct CatalogRow {
     pub available: bool,
     /// Brand; may be empty.
     pub brand: String,
+    /// Days after which a bought product may be suggested again.
+    pub replenish_days: Option<i64>,
 }
 
 /// One purchased line of the whole history, for offline evaluation.
@@ -652,19 +654,74 @@ pub struct PurchaseRow {
     pub product_id: String,
 }
 
+/// The whole catalog, in one read of `conn` (model builds and evaluation).
+pub(super) async fn catalog_rows_in(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Vec<CatalogRow>, Error> {
+    let rows = sqlx::query(
+        "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand, \
+         replenish_days FROM products ORDER BY product_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CatalogRow {
+                product_id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                group_id: r.try_get(2)?,
+                category_path: r.try_get(3)?,
+                price_minor: r.try_get(4)?,
+                available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
+                brand: r.try_get(7)?,
+                replenish_days: r.try_get(8)?,
+            })
+        })
+        .collect()
+}
+
+/// Every purchased line of every non-cancelled order of a known customer,
+/// ordered by customer, time and order, in one read of `conn`.
+pub(super) async fn purchase_rows_in(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Vec<PurchaseRow>, Error> {
+    let rows = sqlx::query(
+        "SELECT o.customer_id, o.order_id, o.placed_at, l.product_id FROM orders o \
+         JOIN order_lines l ON l.order_id = o.order_id \
+         WHERE o.customer_id IS NOT NULL AND o.status <> 'cancelled' \
+         ORDER BY o.customer_id, o.placed_at, o.order_id, l.line_no",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PurchaseRow {
+                customer_id: r.try_get(0)?,
+                order_id: r.try_get(1)?,
+                placed_at: r.try_get(2)?,
+                product_id: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
 impl Store {
-    /// The whole catalog. Offline use only (evaluation, model builds): it
-    /// reads every product.
-    pub async fn catalog_rows(&self) -> Result<Vec<CatalogRow>, Error> {
-        let rows = sqlx::query(
-            "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand FROM products \
-             ORDER BY product_id",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CatalogRow {
+    /// The catalog rows of the given products (unknown ids are left out),
+    /// as a model build reads them: for replicas applying product changes.
+    pub async fn catalog_rows_of(&self, ids: &[&str]) -> Result<Vec<CatalogRow>, Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand, \
+                 replenish_days FROM products WHERE product_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.reader).await? {
+                out.push(CatalogRow {
                     product_id: r.try_get(0)?,
                     name: r.try_get(1)?,
                     group_id: r.try_get(2)?,
@@ -672,31 +729,10 @@ impl Store {
                     price_minor: r.try_get(4)?,
                     available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
                     brand: r.try_get(7)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Every purchased line of every non-cancelled order of a known
-    /// customer, ordered by customer, time and order. Offline use only.
-    pub async fn purchase_rows(&self) -> Result<Vec<PurchaseRow>, Error> {
-        let rows = sqlx::query(
-            "SELECT o.customer_id, o.order_id, o.placed_at, l.product_id FROM orders o \
-             JOIN order_lines l ON l.order_id = o.order_id \
-             WHERE o.customer_id IS NOT NULL AND o.status <> 'cancelled' \
-             ORDER BY o.customer_id, o.placed_at, o.order_id, l.line_no",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PurchaseRow {
-                    customer_id: r.try_get(0)?,
-                    order_id: r.try_get(1)?,
-                    placed_at: r.try_get(2)?,
-                    product_id: r.try_get(3)?,
-                })
-            })
-            .collect()
+                    replenish_days: r.try_get(8)?,
+                });
+            }
+        }
+        Ok(out)
     }
 }

@@ -5,8 +5,8 @@ use tracing::instrument;
 
 use super::{Store, customers::touch_customer};
 use crate::domain::{
-    CustomerId, Error, ItemResult, Return, ReturnStatus, Timestamp, Violations, WriteOutcome,
-    fingerprint,
+    Change, ChangeKind, CustomerId, Error, ItemResult, Return, ReturnStatus, Timestamp, Violations,
+    WriteOutcome, fingerprint,
 };
 
 impl Store {
@@ -19,14 +19,16 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(returns.len());
+        let mut changes = Vec::new();
         for r in returns {
             let keys = super::trust::suppression_keys(r.customer_id.as_ref(), &[]);
             if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
-            results.push(record_return(&mut tx, r).await?);
+            results.push(record_return(&mut tx, r, &mut changes).await?);
         }
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -51,7 +53,11 @@ async fn apply(
     Ok(())
 }
 
-async fn record_return(conn: &mut AnyConnection, r: &Return) -> Result<ItemResult, Error> {
+async fn record_return(
+    conn: &mut AnyConnection,
+    r: &Return,
+    changes: &mut Vec<Change>,
+) -> Result<ItemResult, Error> {
     let hash = fingerprint(r);
     let stored =
         sqlx::query("SELECT content_hash, customer_id, status FROM returns WHERE return_id = $1")
@@ -140,6 +146,7 @@ async fn record_return(conn: &mut AnyConnection, r: &Return) -> Result<ItemResul
             .await?;
     }
     apply(conn, customer.as_str(), r.units(), r.status, 1).await?;
+    changes.push(Change::customer(ChangeKind::Return, customer.as_str()));
     Ok(Ok(if existed {
         WriteOutcome::Updated
     } else {

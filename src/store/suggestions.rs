@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 use tracing::instrument;
 
 use super::{IN_CHUNK, Store, Subject, placeholders};
-use crate::domain::{CustomerId, Error, Timestamp, WriteOutcome};
+use crate::domain::{Change, ChangeKind, CustomerId, Error, Timestamp, WriteOutcome};
 
 /// One purchased line of a customer, newest first.
 #[derive(Debug, Clone)]
@@ -21,52 +21,6 @@ pub struct PurchasedLine {
     pub unit_price_minor: i64,
     /// When the order was placed.
     pub placed_at: Timestamp,
-}
-
-/// What ranking needs of a product (the full row is read only for the
-/// items finally suggested).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProductFacts {
-    /// Display name.
-    pub name: String,
-    /// Stored category path.
-    pub category_path: String,
-    /// Price, minor units.
-    pub price_minor: i64,
-    /// Style.
-    pub group_id: String,
-    /// Sold at all.
-    pub active: bool,
-    /// In stock.
-    pub in_stock: bool,
-    /// Days after which a bought product may be suggested again.
-    pub replenish_days: Option<i64>,
-    /// Brand; may be empty.
-    pub brand: String,
-}
-
-/// A seed's partner in the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartnerRow {
-    /// The seed product.
-    pub seed: String,
-    /// The partner.
-    pub partner: String,
-    /// Orders (or sessions) containing both.
-    pub together: i64,
-    /// Orders (or sessions) containing the seed.
-    pub seed_total: i64,
-    /// Orders (or sessions) containing the partner.
-    pub partner_total: i64,
-}
-
-/// A product's counts in the model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ModelCounts {
-    /// Orders (or browsing sessions, for views) containing it.
-    pub total: i64,
-    /// Of those, recent orders ("popular now"); 0 for views.
-    pub recent: i64,
 }
 
 /// Feedback as stored: one (suggestion, kind).
@@ -258,179 +212,6 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    /// The strongest partners of each seed product: bought together
-    /// (`views` false) or viewed together (`views` true), at most
-    /// `per_seed` each, with the counts cosine needs. Pairs seen once are
-    /// noise and left out, as a rebuild leaves them out.
-    #[instrument(skip_all, fields(seeds = seeds.len(), views))]
-    pub async fn model_partners_of(
-        &self,
-        seeds: &[&str],
-        views: bool,
-        per_seed: usize,
-    ) -> Result<Vec<PartnerRow>, Error> {
-        let (pairs, count, items) = if views {
-            ("model_view_pairs", "sessions", "model_views")
-        } else {
-            ("model_pairs", "baskets", "model_items")
-        };
-        let (pack, sep) = packing(self.backend);
-        let fields = pack_fields(
-            sep,
-            &["r.product_b", "r.n", &format!("COALESCE(mb.{count}, 0)")],
-        );
-        let mut out = Vec::new();
-        for chunk in seeds.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT r.product_a, MAX(COALESCE(ma.{count}, 0)), {pack}({fields}, {sep}(30)) \
-                 FROM (SELECT product_a, product_b, {count} AS n, \
-                 ROW_NUMBER() OVER (PARTITION BY product_a ORDER BY {count} DESC, product_b) AS rn \
-                 FROM {pairs} WHERE product_a IN ({}) AND {count} >= 2) r \
-                 LEFT JOIN {items} ma ON ma.product_id = r.product_a \
-                 LEFT JOIN {items} mb ON mb.product_id = r.product_b \
-                 WHERE r.rn <= {per_seed} GROUP BY r.product_a",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for s in chunk {
-                q = q.bind(*s);
-            }
-            for r in q.fetch_all(&self.reader).await? {
-                let seed: String = r.try_get(0)?;
-                let seed_total: i64 = r.try_get(1)?;
-                let packed: Option<String> = r.try_get(2)?;
-                for f in unpack(packed.as_deref(), 3)? {
-                    out.push(PartnerRow {
-                        seed: seed.clone(),
-                        partner: f[0].to_owned(),
-                        together: number(f[1])?,
-                        seed_total,
-                        partner_total: number(f[2])?,
-                    });
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Ranking facts of products (unknown ids are left out).
-    pub async fn product_facts(
-        &self,
-        ids: &[&str],
-    ) -> Result<HashMap<String, ProductFacts>, Error> {
-        let (pack, sep) = packing(self.backend);
-        let fields = pack_fields(
-            sep,
-            &[
-                "product_id",
-                "name",
-                "category_path",
-                "price_minor",
-                "group_id",
-                "active",
-                "in_stock",
-                "COALESCE(CAST(replenish_days AS TEXT), '')",
-                "brand",
-            ],
-        );
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT {pack}({fields}, {sep}(30)) FROM products WHERE product_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            let packed: Option<String> = q.fetch_one(&self.reader).await?.try_get(0)?;
-            for f in unpack(packed.as_deref(), 9)? {
-                out.insert(
-                    f[0].to_owned(),
-                    ProductFacts {
-                        name: f[1].to_owned(),
-                        category_path: f[2].to_owned(),
-                        price_minor: number(f[3])?,
-                        group_id: f[4].to_owned(),
-                        active: number(f[5])? != 0,
-                        in_stock: number(f[6])? != 0,
-                        replenish_days: (!f[7].is_empty()).then(|| number(f[7])).transpose()?,
-                        brand: f[8].to_owned(),
-                    },
-                );
-            }
-        }
-        Ok(out)
-    }
-
-    /// The best-selling available products, now (recent orders first, then
-    /// all-time), overall or in one category.
-    pub async fn popular_products(
-        &self,
-        category: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<(String, ModelCounts)>, Error> {
-        let filter = if category.is_some() {
-            "m.category = $2 AND"
-        } else {
-            ""
-        };
-        let (pack, sep) = packing(self.backend);
-        let fields = pack_fields(sep, &["product_id", "baskets", "recent_baskets"]);
-        let sql = format!(
-            "SELECT {pack}({fields}, {sep}(30)) FROM (SELECT m.product_id, m.baskets, m.recent_baskets \
-             FROM model_items m JOIN products p ON p.product_id = m.product_id \
-             WHERE {filter} p.active = 1 AND p.in_stock = 1 \
-             ORDER BY m.recent_baskets DESC, m.baskets DESC, m.product_id LIMIT $1) best"
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(limit);
-        if let Some(c) = category {
-            q = q.bind(c);
-        }
-        let packed: Option<String> = q.fetch_one(&self.reader).await?.try_get(0)?;
-        let mut out = unpack(packed.as_deref(), 3)?
-            .into_iter()
-            .map(|f| {
-                Ok((
-                    f[0].to_owned(),
-                    ModelCounts {
-                        total: number(f[1])?,
-                        recent: number(f[2])?,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        // The aggregate does not keep the order: restore it.
-        out.sort_by(|a, b| {
-            b.1.recent
-                .cmp(&a.1.recent)
-                .then(b.1.total.cmp(&a.1.total))
-                .then(a.0.cmp(&b.0))
-        });
-        Ok(out)
-    }
-
-    /// The categories buyers of `from` moved into next:
-    /// (from, to, share of buyers).
-    pub async fn category_moves(&self, from: &[&str]) -> Result<Vec<(String, String, f64)>, Error> {
-        let mut out = Vec::new();
-        for chunk in from.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT from_category, to_category, share FROM model_category_next \
-                 WHERE from_category IN ({}) ORDER BY from_category, to_category",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in chunk {
-                q = q.bind(*c);
-            }
-            for r in q.fetch_all(&self.reader).await? {
-                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
-            }
-        }
-        Ok(out)
-    }
-
     /// Records feedback, in one transaction. A (suggestion, kind) already
     /// stored is a duplicate.
     #[instrument(skip_all, fields(count = rows.len()))]
@@ -438,6 +219,7 @@ impl Store {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(rows.len());
+        let mut changes = Vec::new();
         for f in rows {
             let n = sqlx::query(
                 "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
@@ -460,12 +242,18 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if n == 1
+                && let Some(c) = &f.customer_id
+            {
+                changes.push(Change::customer(ChangeKind::Feedback, c));
+            }
             out.push(if n == 1 {
                 WriteOutcome::Created
             } else {
                 WriteOutcome::Duplicate
             });
         }
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(out)
     }

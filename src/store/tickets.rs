@@ -4,7 +4,7 @@ use sqlx::Row;
 use tracing::instrument;
 
 use super::{Store, customers::touch_customer};
-use crate::domain::{Error, Ticket, WriteOutcome, fingerprint};
+use crate::domain::{Change, ChangeKind, Error, Ticket, WriteOutcome, fingerprint};
 
 impl Store {
     /// Creates or updates tickets in one transaction. An update older than
@@ -16,6 +16,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut outcomes = Vec::with_capacity(tickets.len());
+        let mut changes = Vec::new();
         for t in tickets {
             let keys = super::trust::suppression_keys(Some(&t.customer_id), &[]);
             if suppression.check(&mut tx, &keys).await? {
@@ -61,12 +62,14 @@ impl Store {
             .bind(hash)
             .execute(&mut *tx)
             .await?;
+            changes.push(Change::customer(ChangeKind::Ticket, t.customer_id.as_str()));
             outcomes.push(if existed {
                 WriteOutcome::Updated
             } else {
                 WriteOutcome::Created
             });
         }
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -9,7 +9,10 @@ use tracing::instrument;
 use super::{Store, placeholders};
 use crate::{
     auth::{Role, keys},
-    domain::{ConsentRecord, CustomerId, Error, Identity, IdentityKind, Purpose, Timestamp},
+    domain::{
+        Change, ChangeKind, ConsentRecord, CustomerId, Error, Identity, IdentityKind, Purpose,
+        Timestamp,
+    },
 };
 
 /// A key as stored (never the secret).
@@ -80,6 +83,7 @@ const CUSTOMER_ROWS: &[(&str, &str)] = &[
     ("returns", "customer_id = $1"),
     ("tickets", "customer_id = $1"),
     ("customer_groups", "customer_id = $1"),
+    ("change_feed", "customer_id = $1"),
     (
         "suggestion_feedback",
         "customer_id = $1 OR anonymous_id IN ({anon})",
@@ -242,6 +246,11 @@ impl Store {
         super::customers::touch_customer(&mut tx, customer, Timestamp::now(), Timestamp::MIN)
             .await?;
         write_consents(&mut tx, customer, consents).await?;
+        super::feed::append(
+            &mut tx,
+            &[Change::customer(ChangeKind::Consent, customer.as_str())],
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -319,9 +328,10 @@ impl Store {
                 _ => orders.push((order_id, placed_at, vec![product])),
             }
         }
-        for (_, placed_at, products) in &orders {
-            super::model::apply_order(&mut tx, products, &[], *placed_at, -1).await?;
-        }
+        let changes: Vec<Change> = orders
+            .into_iter()
+            .map(|(_, placed_at, products)| Change::basket(false, placed_at, products))
+            .collect();
         let mut receipt = ErasureReceipt::default();
         for (table, filter) in CUSTOMER_ROWS {
             let anon = if anonymous.is_empty() {
@@ -352,6 +362,7 @@ impl Store {
             .rows_affected();
             receipt.suppressed_identities += n;
         }
+        super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(receipt)
     }

@@ -1,7 +1,15 @@
-//! Offline evaluation: hold out each customer's last order, train on the
-//! rest, suggest 10 items per customer and score them against the held-out
-//! order (items new to the customer only, since bought items are filtered).
-//! The same is done for a plain popularity baseline.
+//! Offline evaluation through the served code path: each household's last
+//! order is held out, a model is built from the rest with
+//! [`Model::build`], each household's signals are made by
+//! [`signals::signals`] from what the service would read (its newest
+//! purchase lines), and the list is ranked by [`suggest`]. Scored against
+//! the held-out order (items new to the household only, since bought items
+//! are filtered), beside two baselines: all-time best-sellers and
+//! recency-weighted best-sellers.
+//!
+//! Three splits, so a default is not tuned to one set of households:
+//! every household; even-numbered households only, trained on their own
+//! data; odd-numbered ones likewise.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,28 +17,55 @@ use std::{
 };
 
 use super::{
-    Catalog, CoModel, Filters, ItemInfo, ItemIx, Signals, Weights, category_transitions,
-    price_band, suggest,
+    Filters, ItemIx, Model, ModelConfig, Weights,
+    signals::{self, Ask, History},
+    suggest,
 };
 use crate::{
-    domain::CategoryPath,
-    store::{CatalogRow, PurchaseRow},
+    domain::Timestamp,
+    store::{ModelInputs, PurchaseRow, PurchasedLine},
 };
 
-/// Top-level categories that are not merchandise a shopper would be offered
-/// (in the shared data set: coupons, fuel, fees, postage).
-pub const NOT_MERCHANDISE: &[&str] = &[
-    "COUPON",
-    "MISCELLANEOUS",
-    "FUEL",
-    "CHARITABLE CONT",
-    "POSTAL CENTER",
-    "CNTRL/STORE SUP",
-    "PROD-WHS SALES",
-];
+/// Which households a split holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Every household.
+    All,
+    /// Households whose number is even.
+    Even,
+    /// Households whose number is odd.
+    Odd,
+}
 
-/// Orders counted as "recent" for seed weighting.
-const RECENT_ORDERS: usize = 3;
+impl Split {
+    /// Name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::All => "all households",
+            Split::Even => "even households",
+            Split::Odd => "odd households",
+        }
+    }
+
+    /// Whether a customer id belongs to the split: by the number at the
+    /// end of the id (by a hash of the id when it has none).
+    pub fn holds(self, customer_id: &str) -> bool {
+        let digits: String = customer_id
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let n = match digits.chars().rev().collect::<String>().parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => u64::from(blake3::hash(customer_id.as_bytes()).as_bytes()[0]),
+        };
+        match self {
+            Split::All => true,
+            Split::Even => n % 2 == 0,
+            Split::Odd => n % 2 == 1,
+        }
+    }
+}
 
 /// Scores of one method.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,9 +81,11 @@ pub struct Scores {
     pub violations: u64,
 }
 
-/// The evaluation report.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The report of one split.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// The split.
+    pub split: Split,
     /// Customers with at least two orders.
     pub with_two_orders: usize,
     /// Of those, customers whose held-out order holds an item new to them:
@@ -56,17 +93,15 @@ pub struct Report {
     pub customers: usize,
     /// Orders used for training.
     pub train_orders: usize,
-    /// Catalog items.
-    pub items: usize,
     /// Items that may be suggested (merchandise, available).
     pub suggestable: usize,
     /// k.
     pub k: usize,
-    /// The ranker.
+    /// The served ranker.
     pub ranker: Scores,
-    /// The plain popularity baseline (all-time best-sellers).
+    /// All-time best-sellers.
     pub popularity: Scores,
-    /// A stronger baseline: best-sellers of the last `recent_days`.
+    /// Recency-weighted best-sellers (the model's "popular now").
     pub popular_now: Scores,
     /// Seconds to build the model.
     pub train_secs: f64,
@@ -74,43 +109,58 @@ pub struct Report {
     pub score_secs: f64,
 }
 
-/// Builds the catalog indexes from stored rows (category = the first two
-/// levels of the path).
-fn catalog_items(rows: &[CatalogRow]) -> (Vec<ItemInfo>, Vec<String>) {
-    let mut groups: HashMap<&str, u32> = HashMap::new();
-    let mut brands: HashMap<&str, u32> = HashMap::new();
-    let mut categories: HashMap<String, u32> = HashMap::new();
-    let mut names = Vec::new();
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows {
-        let n = groups.len() as u32;
-        let group = *groups.entry(r.group_id.as_str()).or_insert(n);
-        let path = CategoryPath::from_stored(&r.category_path);
-        let key = super::category_key(&r.category_path);
-        let category = match categories.get(&key) {
-            Some(c) => *c,
-            None => {
-                let c = names.len() as u32;
-                categories.insert(key.clone(), c);
-                names.push(key);
-                c
+/// One household's orders, oldest first.
+struct Household<'a> {
+    orders: Vec<Vec<&'a PurchaseRow>>,
+}
+
+/// Households in the purchase rows (ordered by customer, time, order).
+fn households(purchases: &[PurchaseRow], split: Split) -> Vec<Household<'_>> {
+    let mut out: Vec<Household<'_>> = Vec::new();
+    let mut last: Option<(&str, &str)> = None;
+    for p in purchases.iter().filter(|p| split.holds(&p.customer_id)) {
+        let key = (p.customer_id.as_str(), p.order_id.as_str());
+        match last {
+            Some((c, o)) if c == key.0 && o == key.1 => {}
+            Some((c, _)) if c == key.0 => {
+                if let Some(h) = out.last_mut() {
+                    h.orders.push(Vec::new());
+                }
             }
-        };
-        items.push(ItemInfo {
-            product_id: r.product_id.clone(),
-            name: r.name.clone(),
-            group,
-            category,
-            price_minor: r.price_minor,
-            available: r.available,
-            merchandise: !path.is_empty() && !NOT_MERCHANDISE.contains(&path.top()),
-            brand: (!r.brand.is_empty()).then(|| {
-                let n = brands.len() as u32;
-                *brands.entry(r.brand.as_str()).or_insert(n)
+            _ => out.push(Household {
+                orders: vec![Vec::new()],
             }),
-        });
+        }
+        last = Some(key);
+        if let Some(o) = out.last_mut().and_then(|h| h.orders.last_mut()) {
+            o.push(p);
+        }
     }
-    (items, names)
+    out
+}
+
+/// The history the service would read for a household: its newest
+/// purchase lines (at most what the service reads), newest first.
+fn history_of(model: &Model, orders: &[Vec<&PurchaseRow>], max_lines: usize) -> History {
+    let mut lines = Vec::new();
+    for order in orders.iter().rev() {
+        for p in order {
+            let price = model
+                .item(&p.product_id)
+                .map_or(0, |i| model.catalog.items[i as usize].price_minor);
+            lines.push(PurchasedLine {
+                product_id: p.product_id.clone(),
+                category_path: String::new(),
+                unit_price_minor: price,
+                placed_at: Timestamp::from_millis(p.placed_at).unwrap_or(Timestamp::MIN),
+            });
+        }
+    }
+    lines.truncate(max_lines);
+    History {
+        lines,
+        ..History::default()
+    }
 }
 
 fn dcg(hits: &[bool]) -> f64 {
@@ -121,138 +171,79 @@ fn dcg(hits: &[bool]) -> f64 {
         .sum()
 }
 
-/// What the service reads per request, applied here too so the offline
-/// numbers describe the served ranker: the most recent distinct products
-/// used as seeds, and partners read per seed (0: no limit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Most recent distinct purchased products used as seeds.
-    pub seeds: usize,
-    /// Partners per seed.
-    pub partners: usize,
+/// Per method: hits, summed NDCG, items ever suggested, violations.
+#[derive(Default)]
+struct Tally {
+    hits: usize,
+    ndcg: f64,
+    seen: HashSet<ItemIx>,
+    violations: u64,
 }
 
-/// Runs the evaluation over stored history. CPU-bound: call it on a
-/// blocking thread.
+impl Tally {
+    fn add(
+        &mut self,
+        list: &[ItemIx],
+        relevant: &HashSet<ItemIx>,
+        k: usize,
+        bad: impl Fn(ItemIx) -> bool,
+    ) {
+        let marks: Vec<bool> = list.iter().map(|i| relevant.contains(i)).collect();
+        if marks.iter().any(|m| *m) {
+            self.hits += 1;
+        }
+        let ideal = dcg(&vec![true; relevant.len().min(k)]);
+        if ideal > 0.0 {
+            self.ndcg += dcg(&marks) / ideal;
+        }
+        self.seen.extend(list.iter().copied());
+        self.violations += list.iter().filter(|i| bad(**i)).count() as u64;
+    }
+
+    fn scores(&self, n: usize, suggestable: usize) -> Scores {
+        Scores {
+            hit_rate: self.hits as f64 / n.max(1) as f64,
+            ndcg: self.ndcg / n.max(1) as f64,
+            coverage: self.seen.len() as f64 / suggestable.max(1) as f64,
+            violations: self.violations,
+        }
+    }
+}
+
+/// Runs one split. CPU-bound: call it on a blocking thread.
 pub fn evaluate(
-    catalog_rows: &[CatalogRow],
-    purchases: &[PurchaseRow],
+    inputs: &ModelInputs,
+    config: &ModelConfig,
     weights: &Weights,
     k: usize,
-    recent_days: u32,
-    limits: Limits,
+    split: Split,
 ) -> Report {
-    let (mut items, categories) = catalog_items(catalog_rows);
-    let mut index: HashMap<String, ItemIx> = items
-        .iter()
-        .enumerate()
-        .map(|(i, it)| (it.product_id.clone(), i as ItemIx))
-        .collect();
-
-    // Orders per customer, in time order (the rows come sorted).
-    let mut customers: Vec<Vec<Vec<ItemIx>>> = Vec::new();
-    let mut times: Vec<Vec<i64>> = Vec::new();
-    let mut last: Option<(&str, &str)> = None;
-    for p in purchases {
-        let item = match index.get(&p.product_id) {
-            Some(i) => *i,
-            None => {
-                // Bought but not in the catalog: learn from it, never suggest it.
-                let i = items.len() as ItemIx;
-                let group = u32::MAX - i;
-                items.push(ItemInfo {
-                    product_id: p.product_id.clone(),
-                    name: String::new(),
-                    group,
-                    category: 0,
-                    price_minor: 0,
-                    available: false,
-                    merchandise: false,
-                    brand: None,
-                });
-                index.insert(p.product_id.clone(), i);
-                i
-            }
-        };
-        match last {
-            Some((c, o)) if c == p.customer_id && o == p.order_id => {}
-            Some((c, _)) if c == p.customer_id => {
-                if let Some(orders) = customers.last_mut() {
-                    orders.push(Vec::new());
-                }
-                if let Some(t) = times.last_mut() {
-                    t.push(p.placed_at);
-                }
-            }
-            _ => {
-                customers.push(vec![Vec::new()]);
-                times.push(vec![p.placed_at]);
-            }
-        }
-        last = Some((p.customer_id.as_str(), p.order_id.as_str()));
-        if let Some(order) = customers.last_mut().and_then(|o| o.last_mut())
-            && !order.contains(&item)
-        {
-            order.push(item);
-        }
-    }
-
     let started = Instant::now();
-    let mut train: Vec<Vec<ItemIx>> = Vec::new();
-    let mut train_times: Vec<i64> = Vec::new();
-    for (orders, t) in customers.iter().zip(&times) {
-        let n = if orders.len() >= 2 {
-            orders.len() - 1
-        } else {
-            orders.len()
-        };
-        train.extend(orders[..n].iter().cloned());
-        train_times.extend(&t[..n]);
+    let homes = households(&inputs.purchases, split);
+    let mut train = ModelInputs {
+        as_of_seq: inputs.as_of_seq,
+        catalog: inputs.catalog.clone(),
+        purchases: Vec::new(),
+        views: Vec::new(),
+    };
+    for h in &homes {
+        let n = h.orders.len() - usize::from(h.orders.len() >= 2);
+        train
+            .purchases
+            .extend(h.orders[..n].iter().flatten().map(|p| (*p).clone()));
     }
-    let mut model = CoModel::build(items.len(), &train);
-    if limits.partners > 0 {
-        for list in &mut model.neighbours {
-            list.truncate(limits.partners);
-        }
-    }
-    // "Popular now": baskets of the last `recent_days` of the training data.
-    let newest = train_times.iter().copied().max().unwrap_or(0);
-    let since = newest - i64::from(recent_days) * 86_400_000;
-    let mut recent = vec![0u32; items.len()];
-    for (basket, t) in train.iter().zip(&train_times) {
-        if recent_days == 0 || *t >= since {
-            for &i in basket {
-                recent[i as usize] += 1;
-            }
-        }
-    }
-    let mut catalog = Catalog::new(items, categories, &recent);
-    let histories: Vec<Vec<Vec<u32>>> = customers
+    let train_orders = homes
         .iter()
-        .map(|orders| {
-            let n = if orders.len() >= 2 {
-                orders.len() - 1
-            } else {
-                orders.len()
-            };
-            orders[..n]
-                .iter()
-                .map(|o| {
-                    o.iter()
-                        .filter(|&&i| catalog.items[i as usize].merchandise)
-                        .map(|&i| catalog.items[i as usize].category)
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
-    catalog.next_categories = category_transitions(catalog.categories.len(), &histories);
+        .map(|h| h.orders.len() - usize::from(h.orders.len() >= 2))
+        .sum();
+    let model = Model::build(&train, config, 0);
+    let catalog = &model.catalog;
     let mut all_time: Vec<ItemIx> = (0..catalog.items.len() as ItemIx)
-        .filter(|&i| catalog.items[i as usize].merchandise && model.popularity[i as usize] > 0)
+        .filter(|&i| catalog.items[i as usize].merchandise && model.baskets[i as usize] > 0)
         .collect();
     all_time.sort_by(|&a, &b| {
-        model.popularity[b as usize]
-            .cmp(&model.popularity[a as usize])
+        model.baskets[b as usize]
+            .cmp(&model.baskets[a as usize])
             .then(a.cmp(&b))
     });
     all_time.truncate(1000);
@@ -263,44 +254,27 @@ pub fn evaluate(
         .filter(|i| i.merchandise && i.available)
         .count();
 
-    let mut report = Report {
-        train_orders: train.len(),
-        items: catalog.items.len(),
-        suggestable,
-        k,
-        train_secs,
-        ..Report::default()
-    };
     let started = Instant::now();
-    // Per method: hits, summed NDCG, items ever suggested.
-    let mut tallies: [(usize, f64, HashSet<ItemIx>); 3] = Default::default();
-    for orders in customers.iter().filter(|o| o.len() >= 2) {
-        report.with_two_orders += 1;
-        let (history, held_out) = orders.split_at(orders.len() - 1);
-        // (times bought, last order index) per item.
-        let mut counts: HashMap<ItemIx, (u32, usize)> = HashMap::new();
-        for (n, o) in history.iter().enumerate() {
-            for &i in o {
-                let e = counts.entry(i).or_insert((0, n));
-                e.0 += 1;
-                e.1 = n;
+    let mut tallies: [Tally; 3] = Default::default();
+    let (mut with_two, mut evaluated) = (0, 0);
+    for h in homes.iter().filter(|h| h.orders.len() >= 2) {
+        with_two += 1;
+        let (history, held_out) = h.orders.split_at(h.orders.len() - 1);
+        let mut bought: HashMap<String, Timestamp> = HashMap::new();
+        let mut bought_groups: HashSet<u32> = HashSet::new();
+        for p in history.iter().flatten() {
+            if let Some(i) = model.item(&p.product_id) {
+                let g = catalog.items[i as usize].group;
+                bought_groups.insert(g);
+                bought.insert(
+                    model.groups.names[g as usize].clone(),
+                    Timestamp::from_millis(p.placed_at).unwrap_or(Timestamp::MIN),
+                );
             }
         }
-        let bought_groups: HashSet<u32> = counts
-            .keys()
-            .map(|i| catalog.items[*i as usize].group)
-            .collect();
-        let mut by_recency: Vec<(ItemIx, (u32, usize))> = counts.into_iter().collect();
-        by_recency.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(&b.0)));
-        if limits.seeds > 0 {
-            by_recency.truncate(limits.seeds);
-        }
-        let mut bought: Vec<(ItemIx, u32)> =
-            by_recency.iter().map(|(i, (n, _))| (*i, *n)).collect();
-        bought.sort_unstable();
         let relevant: HashSet<ItemIx> = held_out[0]
             .iter()
-            .copied()
+            .filter_map(|p| model.item(&p.product_id))
             .filter(|i| !bought_groups.contains(&catalog.items[*i as usize].group))
             .collect();
         // Only customers whose held-out order has something new to find
@@ -308,102 +282,59 @@ pub fn evaluate(
         if relevant.is_empty() {
             continue;
         }
-        report.customers += 1;
+        evaluated += 1;
+        let lines = history_of(&model, history, super::limits::PURCHASE_LINES as usize);
+        let now = lines.lines.first().map_or(Timestamp::MIN, |l| l.placed_at);
+        let ask = Ask {
+            personal: true,
+            bought_groups: Some(&bought),
+            now,
+            ..Ask::default()
+        };
+        let s = signals::signals(&model, &lines, &ask);
+        let ranked: Vec<ItemIx> = suggest(&model, &s, weights, k)
+            .into_iter()
+            .map(|x| x.item)
+            .collect();
         let filters = Filters {
             bought_groups: bought_groups.clone(),
             ..Filters::default()
         };
-        let violates = |i: ItemIx| {
-            let it = &catalog.items[i as usize];
-            bought_groups.contains(&it.group) || !it.available || !it.merchandise
-        };
-        let ideal = dcg(&vec![true; relevant.len().min(k)]);
-
-        let recent: Vec<ItemIx> = {
-            let mut r: Vec<ItemIx> = history
-                .iter()
-                .rev()
-                .take(RECENT_ORDERS)
-                .flatten()
-                .copied()
-                .collect();
-            r.sort_unstable();
-            r.dedup();
-            r
-        };
-        let prices: Vec<i64> = bought
-            .iter()
-            .map(|(i, _)| catalog.items[*i as usize].price_minor)
-            .collect();
-        let mut by_brand: HashMap<u32, f32> = HashMap::new();
-        let mut units = 0f32;
-        for &(i, times) in &bought {
-            if let Some(b) = catalog.items[i as usize].brand {
-                *by_brand.entry(b).or_insert(0.0) += times as f32;
-                units += times as f32;
-            }
-        }
-        let mut brands: Vec<(u32, f32)> = by_brand
-            .into_iter()
-            .map(|(b, n)| (b, n / units.max(1.0)))
-            .collect();
-        brands.sort_by_key(|b| b.0);
-        let signals = Signals {
-            bought,
-            recent,
-            brands,
-            price_band: price_band(&prices),
-            filters: filters.clone(),
-            ..Signals::default()
-        };
-        let ranked: Vec<ItemIx> = suggest(&model, &catalog, &signals, weights, k)
-            .into_iter()
-            .map(|s| s.item)
-            .collect();
         let top = |list: &[ItemIx]| -> Vec<ItemIx> {
             list.iter()
                 .copied()
-                .filter(|&i| filters.check(&catalog, i).is_ok())
+                .filter(|&i| filters.check(catalog, i).is_ok())
                 .take(k)
                 .collect()
         };
+        let bad = |i: ItemIx| {
+            let it = &catalog.items[i as usize];
+            bought_groups.contains(&it.group) || !it.available || !it.merchandise
+        };
         let lists = [ranked, top(&all_time), top(&catalog.popular)];
-        let scores = [
-            &mut report.ranker,
-            &mut report.popularity,
-            &mut report.popular_now,
-        ];
-        for ((list, (hits, ndcg, seen)), score) in lists.iter().zip(tallies.iter_mut()).zip(scores)
-        {
-            let marks: Vec<bool> = list.iter().map(|i| relevant.contains(i)).collect();
-            if marks.iter().any(|m| *m) {
-                *hits += 1;
-            }
-            if ideal > 0.0 {
-                *ndcg += dcg(&marks) / ideal;
-            }
-            seen.extend(list.iter().copied());
-            score.violations += list.iter().filter(|i| violates(**i)).count() as u64;
+        for (list, tally) in lists.iter().zip(tallies.iter_mut()) {
+            tally.add(list, &relevant, k, bad);
         }
     }
-    report.score_secs = started.elapsed().as_secs_f64();
-    let n = report.customers.max(1) as f64;
-    let scores = [
-        &mut report.ranker,
-        &mut report.popularity,
-        &mut report.popular_now,
-    ];
-    for ((hits, ndcg, seen), score) in tallies.iter().zip(scores) {
-        score.hit_rate = *hits as f64 / n;
-        score.ndcg = ndcg / n;
-        score.coverage = seen.len() as f64 / suggestable.max(1) as f64;
+    Report {
+        split,
+        with_two_orders: with_two,
+        customers: evaluated,
+        train_orders,
+        suggestable,
+        k,
+        ranker: tallies[0].scores(evaluated, suggestable),
+        popularity: tallies[1].scores(evaluated, suggestable),
+        popular_now: tallies[2].scores(evaluated, suggestable),
+        train_secs,
+        score_secs: started.elapsed().as_secs_f64(),
     }
-    report
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::CatalogRow;
 
     fn product(id: &str, category: &str) -> CatalogRow {
         CatalogRow {
@@ -414,6 +345,7 @@ mod tests {
             price_minor: 100,
             available: true,
             brand: String::new(),
+            replenish_days: None,
         }
     }
 
@@ -424,6 +356,13 @@ mod tests {
             placed_at: at,
             product_id: product.into(),
         }
+    }
+
+    #[test]
+    fn splits_follow_the_household_number() {
+        assert!(Split::Even.holds("cj-900") && !Split::Odd.holds("cj-900"));
+        assert!(Split::Odd.holds("h7") && Split::All.holds("h7"));
+        assert!(Split::Even.holds("x") != Split::Odd.holds("x"));
     }
 
     #[test]
@@ -442,6 +381,8 @@ mod tests {
             rows.push(line(&c, &format!("{c}-1"), 1, "bread"));
             rows.push(line(&c, &format!("{c}-1"), 1, "butter"));
             rows.push(line(&c, &format!("{c}-1"), 1, "coupon"));
+            rows.push(line(&c, &format!("{c}-2"), 2, "bread"));
+            rows.push(line(&c, &format!("{c}-2"), 2, "butter"));
         }
         rows.extend([
             line("a", "a-1", 1, "bread"),
@@ -456,19 +397,23 @@ mod tests {
                 &y.order_id,
             ))
         });
+        let inputs = ModelInputs {
+            catalog,
+            purchases: rows,
+            ..ModelInputs::default()
+        };
         let report = evaluate(
-            &catalog,
-            &rows,
+            &inputs,
+            &ModelConfig::default(),
             &Weights::default(),
             10,
-            0,
-            Limits {
-                seeds: 0,
-                partners: 0,
-            },
+            Split::All,
         );
-        assert_eq!(report.with_two_orders, 2);
-        assert_eq!(report.customers, 1, "b's held-out order has nothing new");
+        assert_eq!(report.with_two_orders, 7);
+        assert_eq!(
+            report.customers, 1,
+            "only a's held-out order has something new"
+        );
         assert_eq!(report.ranker.hit_rate, 1.0, "butter goes with bread");
         assert_eq!(report.ranker.violations, 0);
         assert_eq!(report.suggestable, 3, "the coupon is not merchandise");

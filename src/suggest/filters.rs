@@ -33,6 +33,9 @@ pub struct Filters {
     pub rejected_groups: HashSet<u32>,
     /// Items excluded by the request.
     pub excluded: HashSet<ItemIx>,
+    /// Styles excluded by the request (every variant of what is in the
+    /// cart, asked about or excluded).
+    pub excluded_groups: HashSet<u32>,
 }
 
 impl Filters {
@@ -47,7 +50,7 @@ impl Filters {
         if !it.available {
             return Err(Blocked::Unavailable);
         }
-        if self.excluded.contains(&item) {
+        if self.excluded.contains(&item) || self.excluded_groups.contains(&it.group) {
             return Err(Blocked::Excluded);
         }
         if self.bought_groups.contains(&it.group) {

@@ -1,30 +1,46 @@
 //! Cross-sell suggestions: candidates from several sources, one set of hard
 //! filters every candidate passes through, diversity, and a reason per item.
 //!
-//! This module is pure (no I/O): it ranks over an in-memory model and a
-//! customer's signals. `evaluate` measures it offline on real purchase
-//! history; the service will feed it from precomputed tables.
+//! The layers, each in its own file:
+//! * [`snapshot`]: the in-memory model (built off the request path, stored
+//!   as a versioned artifact, kept current by the change feed);
+//! * [`live`]: each replica's copy of it, swapped and updated from the
+//!   database;
+//! * [`rank`](suggest): the pure ranking core, (model, customer signals,
+//!   strategy) to ranked items with reasons; no I/O;
+//! * [`signals`]: the customer's own bounded reads, turned into signals;
+//! * [`reasons`]: the sentences an agent can say;
+//! * [`service`]: the RPCs' core (suggest, feedback, experiments);
+//! * [`evaluate`]: the offline numbers, through the same model and core.
 
+mod codec;
 pub mod evaluate;
 pub mod experiment;
 mod filters;
+pub mod live;
 mod model;
 mod rank;
+mod reasons;
 mod service;
+mod signals;
+pub mod snapshot;
 pub mod token;
 
-use std::collections::HashMap;
-
 pub use filters::{Blocked, Filters};
+pub use live::LiveModel;
 pub use model::{
-    CoModel, ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, NEXT_CATEGORIES, category_transitions, cosine,
-    count,
+    ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, NEXT_CATEGORIES, category_transitions, cosine, count,
 };
-pub use rank::{Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest};
+pub use rank::{
+    Reason, Signals, Suggestion, Weights, candidate_groups, next_categories, price_band, suggest,
+};
+pub use reasons::{ReasonCode, ReasonView};
+pub(crate) use service::Request;
 pub use service::{
-    FeedbackInput, FeedbackKind, ReasonCode, ReasonView, StatsOf, SuggestConfig, SuggestOutcome,
-    SuggestQuery, SuggestService, SuggestedItem, SuggestionList, VariantReport, limits,
+    FeedbackInput, FeedbackKind, StatsOf, SuggestConfig, SuggestOutcome, SuggestQuery,
+    SuggestService, SuggestedItem, SuggestionList, VariantReport, limits,
 };
+pub use snapshot::{Model, ModelConfig};
 
 /// The category suggestions are diversified and ranked by: the first two
 /// levels of the stored category path ("Footwear > Running").
@@ -43,8 +59,6 @@ pub fn category_key(stored_path: &str) -> String {
 pub struct ItemInfo {
     /// Product id.
     pub product_id: String,
-    /// Display name.
-    pub name: String,
     /// Style group (index): "already bought" and "returned" apply to it.
     pub group: u32,
     /// Category (index) used for affinity and diversity.
@@ -57,10 +71,13 @@ pub struct ItemInfo {
     pub merchandise: bool,
     /// Brand (index), when known.
     pub brand: Option<u32>,
+    /// Days after which a bought product may be suggested again
+    /// (consumables); `None` when it never comes back.
+    pub replenish_days: Option<u32>,
 }
 
 /// The catalog with its popularity lists.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     /// Items by index.
     pub items: Vec<ItemInfo>,
@@ -83,50 +100,40 @@ const POPULAR_PER_CATEGORY: usize = 50;
 const POPULAR_OVERALL: usize = 300;
 
 impl Catalog {
-    /// Builds the popularity lists from per-item popularity.
-    pub fn new(items: Vec<ItemInfo>, categories: Vec<String>, popularity: &[u32]) -> Self {
-        let max = popularity.iter().copied().max().unwrap_or(0);
-        let denom = (1.0 + f64::from(max)).ln().max(1e-9);
-        let popularity_score: Vec<f32> = (0..items.len())
-            .map(|i| {
-                ((1.0 + f64::from(popularity.get(i).copied().unwrap_or(0))).ln() / denom) as f32
-            })
+    /// Builds the popularity lists from per-item popularity (order
+    /// counts, possibly weighted by recency).
+    pub fn new(items: Vec<ItemInfo>, categories: Vec<String>, popularity: &[f32]) -> Self {
+        let mut catalog = Self {
+            items,
+            categories,
+            ..Self::default()
+        };
+        catalog.rank_popular(popularity);
+        catalog
+    }
+
+    /// (Re)computes the popularity scores and best-seller lists.
+    pub fn rank_popular(&mut self, popularity: &[f32]) {
+        let items = &self.items;
+        let pop = |i: usize| f64::from(popularity.get(i).copied().unwrap_or(0.0).max(0.0));
+        let max = (0..items.len()).map(pop).fold(0.0, f64::max);
+        let denom = (1.0 + max).ln().max(1e-9);
+        self.popularity_score = (0..items.len())
+            .map(|i| ((1.0 + pop(i)).ln() / denom) as f32)
             .collect();
         let mut order: Vec<ItemIx> = (0..items.len() as ItemIx)
-            .filter(|&i| {
-                let it = &items[i as usize];
-                it.merchandise && popularity.get(i as usize).copied().unwrap_or(0) > 0
-            })
+            .filter(|&i| items[i as usize].merchandise && pop(i as usize) > 0.0)
             .collect();
-        order.sort_by(|&a, &b| {
-            popularity[b as usize]
-                .cmp(&popularity[a as usize])
-                .then(a.cmp(&b))
-        });
-        let mut popular_in: Vec<Vec<ItemIx>> = vec![Vec::new(); categories.len()];
+        order.sort_by(|&a, &b| pop(b as usize).total_cmp(&pop(a as usize)).then(a.cmp(&b)));
+        let mut popular_in: Vec<Vec<ItemIx>> = vec![Vec::new(); self.categories.len()];
         for &i in &order {
-            let list = &mut popular_in[items[i as usize].category as usize];
-            if list.len() < POPULAR_PER_CATEGORY {
+            if let Some(list) = popular_in.get_mut(items[i as usize].category as usize)
+                && list.len() < POPULAR_PER_CATEGORY
+            {
                 list.push(i);
             }
         }
-        let popular = order.iter().copied().take(POPULAR_OVERALL).collect();
-        Self {
-            items,
-            categories,
-            popular_in,
-            popular,
-            popularity_score,
-            next_categories: Vec::new(),
-        }
-    }
-
-    /// Index of items by product id.
-    pub fn index(&self) -> HashMap<&str, ItemIx> {
-        self.items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (it.product_id.as_str(), i as ItemIx))
-            .collect()
+        self.popular = order.iter().copied().take(POPULAR_OVERALL).collect();
+        self.popular_in = popular_in;
     }
 }

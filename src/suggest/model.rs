@@ -1,6 +1,6 @@
-//! The item-to-item co-purchase model: for every item, its strongest
-//! neighbours by baskets shared, normalised (cosine) so that best-sellers do
-//! not dominate.
+//! Counting what goes together: pairs of items in the same baskets (or
+//! sessions, or customers), cosine-normalised so that best-sellers do not
+//! dominate, and the categories customers move into next.
 
 use std::collections::HashMap;
 
@@ -13,18 +13,6 @@ pub const NEIGHBOURS: usize = 50;
 /// (a stock-up basket of 200 items says little about what goes together,
 /// and its pairs would cost 20,000 increments).
 pub const MAX_BASKET_PAIRS: usize = 60;
-
-/// Co-purchase counts turned into neighbour lists.
-#[derive(Debug, Clone, Default)]
-pub struct CoModel {
-    /// Baskets containing each item.
-    pub popularity: Vec<u32>,
-    /// For each item: (neighbour, cosine similarity), strongest first.
-    pub neighbours: Vec<Vec<(ItemIx, f32)>>,
-    /// For each item: items viewed in the same sessions (cosine), strongest
-    /// first. Empty when no browsing is known.
-    pub coviewed: Vec<Vec<(ItemIx, f32)>>,
-}
 
 /// Transitions kept per category.
 pub const NEXT_CATEGORIES: usize = 20;
@@ -114,58 +102,9 @@ pub fn cosine(together: u32, pop_a: u32, pop_b: u32) -> f32 {
     (f64::from(together) / norm.max(1.0)) as f32
 }
 
-impl CoModel {
-    /// Builds the model from baskets of distinct items (`n_items` items).
-    /// Pairs seen in a single basket only are noise and are dropped.
-    pub fn build(n_items: usize, baskets: &[Vec<ItemIx>]) -> Self {
-        let (popularity, pairs) = count(n_items, baskets);
-        let mut neighbours: Vec<Vec<(ItemIx, f32)>> = vec![Vec::new(); n_items];
-        for (key, together) in pairs {
-            if together < 2 {
-                continue;
-            }
-            let (a, c) = ((key >> 32) as ItemIx, (key & 0xffff_ffff) as ItemIx);
-            let sim = cosine(together, popularity[a as usize], popularity[c as usize]);
-            neighbours[a as usize].push((c, sim));
-            neighbours[c as usize].push((a, sim));
-        }
-        for list in &mut neighbours {
-            list.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-            list.truncate(NEIGHBOURS);
-        }
-        Self {
-            popularity,
-            neighbours,
-            coviewed: Vec::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn neighbours_are_normalised_and_noise_is_dropped() {
-        // 0 and 1 always together; 2 is a best-seller with everything; 3 once with 0.
-        let baskets = vec![
-            vec![0, 1, 2],
-            vec![0, 1, 2],
-            vec![2],
-            vec![2],
-            vec![2, 4],
-            vec![0, 3],
-        ];
-        let m = CoModel::build(5, &baskets);
-        assert_eq!(m.popularity, vec![3, 2, 5, 1, 1]);
-        let n0: Vec<ItemIx> = m.neighbours[0].iter().map(|(i, _)| *i).collect();
-        assert_eq!(
-            n0,
-            [1, 2],
-            "1 beats the best-seller; 3 (one basket) is noise"
-        );
-        assert!(m.neighbours[0][0].1 > m.neighbours[0][1].1);
-    }
 
     #[test]
     fn transitions_count_first_purchases_in_a_new_category() {

@@ -73,6 +73,28 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Builds and stores a suggestion model, as `rebuild-model` does.
+    pub async fn rebuild_model(
+        &self,
+    ) -> Result<customer_context::suggest::live::BuildSummary, customer_context::domain::Error>
+    {
+        customer_context::suggest::live::build_and_save(
+            &self.store,
+            &customer_context::suggest::ModelConfig::default(),
+        )
+        .await
+    }
+
+    /// A second replica's view of the model: a fresh live model over the
+    /// same database, caught up with the newest snapshot and the feed.
+    pub async fn replica_model(&self) -> customer_context::suggest::LiveModel {
+        let live = customer_context::suggest::LiveModel::new(
+            customer_context::suggest::ModelConfig::default(),
+        );
+        live.catch_up(&self.store).await.expect("caught up");
+        live
+    }
+
     /// A new key with `role`.
     pub async fn key(&self, role: Role) -> String {
         self.store
@@ -225,6 +247,7 @@ async fn spawn_full(
         tls,
         suggest,
         model_rebuild_every: None,
+        model: customer_context::suggest::ModelConfig::default(),
     };
     let app = Application::build(&config)
         .await

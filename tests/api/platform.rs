@@ -173,6 +173,7 @@ async fn import_is_idempotent_and_reports_bad_lines(backend: Backend) {
             database_url: Some(app.database_url.clone()),
             max_connections: 2,
         },
+        model: Default::default(),
     };
     run_import(&app.store, &args).await.expect("import");
     let rejected = std::fs::read_to_string(&rejects).expect("rejects");
@@ -263,9 +264,12 @@ async fn demo_data_is_meaningful_and_loads_once() {
         ctx.agent_brief
     );
     // A second load is skipped: nothing doubles.
-    customer_context::demo::load(&app.store)
-        .await
-        .expect("second load");
+    customer_context::demo::load(
+        &app.store,
+        &customer_context::suggest::ModelConfig::default(),
+    )
+    .await
+    .expect("second load");
     let again = context_of(
         &app,
         Identity::Email(customer_context::demo::SHOWCASE_EMAIL.into()),
@@ -295,6 +299,7 @@ async fn shutdown_finishes_calls_in_flight() {
         tls: None,
         suggest: Default::default(),
         model_rebuild_every: None,
+        model: customer_context::suggest::ModelConfig::default(),
     };
     let app = Application::build(&config).await.expect("built");
     let addr = app.local_addr();

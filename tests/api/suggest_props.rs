@@ -163,10 +163,7 @@ async fn check(app: &TestApp, case: usize, w: &World, known: &mut Known) -> Resu
             .map_err(|e| e.to_string())?;
     }
     if w.rebuild {
-        app.store
-            .rebuild_model()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        app.rebuild_model().await.map_err(|e| format!("{e:?}"))?;
     }
 
     let excluded: HashSet<String> = w.excluded.iter().map(|&i| style(i)).collect();

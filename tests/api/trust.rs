@@ -1163,6 +1163,7 @@ async fn auth_can_be_disabled_only_on_loopback() {
         tls: None,
         suggest: Default::default(),
         model_rebuild_every: None,
+        model: customer_context::suggest::ModelConfig::default(),
     };
     let err = Application::build(&config("0.0.0.0:0"))
         .await
@@ -1200,6 +1201,7 @@ async fn a_revocation_reaches_every_replica(backend: Backend) {
         tls: None,
         suggest: Default::default(),
         model_rebuild_every: None,
+        model: customer_context::suggest::ModelConfig::default(),
     };
     let second = Application::build(&config).await.expect("a second replica");
     let second_addr = second.local_addr();

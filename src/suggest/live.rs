@@ -1,0 +1,273 @@
+//! Each replica's copy of the model: the newest stored snapshot plus every
+//! change-feed entry after it, applied in order.
+//!
+//! A background task ([`tail`]) keeps it current, and every request first
+//! checks the feed's head (one primary-key read) and catches up when it is
+//! behind, so a change committed through any replica is in the model that
+//! answers the next request. The model sits behind a `RwLock`: requests
+//! hold the read side only inside synchronous ranking (microseconds to a
+//! millisecond, never across an await), and applying a feed batch or
+//! swapping in a new snapshot takes the write side for as long as a memory
+//! update takes.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use super::snapshot::{FORMAT, Model, ModelConfig};
+use crate::{
+    domain::{ChangeKind, Error, FeedEntry, Timestamp},
+    store::Store,
+};
+
+/// Feed entries read per round trip.
+const FEED_BATCH: i64 = 1000;
+/// How often the background task looks at the feed.
+const TAIL_EVERY: Duration = Duration::from_millis(200);
+/// How often a replica records its feed position (for trimming).
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// A replica not seen for this long no longer holds back trimming.
+const READER_LIVE_MS: i64 = 10 * 60_000;
+/// Product views of this many recent days feed the co-view model.
+pub const VIEW_DAYS: u32 = 90;
+
+/// What a build produced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildSummary {
+    /// The stored version.
+    pub version: i64,
+    /// Items in the model.
+    pub items: usize,
+    /// Orders read.
+    pub orders: usize,
+    /// Bought-together partner entries.
+    pub partners: usize,
+    /// Browsing sessions read (co-views).
+    pub sessions: usize,
+    /// Category transitions ("next best category").
+    pub transitions: usize,
+    /// Compressed size in bytes.
+    pub bytes: usize,
+    /// Seconds spent reading, building and storing.
+    pub read_secs: f64,
+    pub build_secs: f64,
+    pub store_secs: f64,
+}
+
+/// A replica's model, current as of `applied` in the feed.
+#[derive(Debug)]
+pub struct LiveModel {
+    model: RwLock<Model>,
+    config: ModelConfig,
+    version: AtomicI64,
+    applied: AtomicI64,
+    catching_up: tokio::sync::Mutex<()>,
+}
+
+impl LiveModel {
+    /// An empty model (nothing loaded yet).
+    pub fn new(config: ModelConfig) -> Self {
+        Self {
+            model: RwLock::new(Model::build(&Default::default(), &config, 0)),
+            config,
+            version: AtomicI64::new(0),
+            applied: AtomicI64::new(0),
+            catching_up: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Runs `f` over the current model (synchronously: never hold it across
+    /// an await).
+    pub fn read<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
+        let guard = self.model.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    /// The snapshot version loaded (0 for none).
+    pub fn version(&self) -> i64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The last feed entry applied.
+    pub fn applied(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// The configuration the model is built and updated with.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Catches up when the feed has moved past what was applied: the
+    /// check every request makes before ranking.
+    pub async fn ensure_current(&self, store: &Store) -> Result<(), Error> {
+        if store.feed_head().await? > self.applied() {
+            self.catch_up(store).await?;
+        }
+        Ok(())
+    }
+
+    /// Loads a newer snapshot when one was stored, then applies every feed
+    /// entry after what was applied.
+    pub async fn catch_up(&self, store: &Store) -> Result<(), Error> {
+        let _one_at_a_time = self.catching_up.lock().await;
+        if store.snapshot_version().await? > self.version() {
+            self.load_newest(store).await?;
+        }
+        loop {
+            let entries = store.changes_since(self.applied(), FEED_BATCH).await?;
+            let Some(last) = entries.last().map(|e| e.seq) else {
+                return Ok(());
+            };
+            self.apply(store, &entries).await?;
+            self.applied.store(last, Ordering::Release);
+        }
+    }
+
+    /// Swaps in the newest stored snapshot (decoded off the runtime).
+    async fn load_newest(&self, store: &Store) -> Result<(), Error> {
+        let Some(stored) = store.newest_snapshot(self.version()).await? else {
+            return Ok(());
+        };
+        if stored.format != FORMAT {
+            tracing::error!(
+                version = stored.version,
+                format = stored.format,
+                "the stored model has a format this version cannot read; rebuild it"
+            );
+            return Ok(());
+        }
+        let body = stored.body;
+        let model = tokio::task::spawn_blocking(move || Model::decode(&body))
+            .await
+            .map_err(|e| Error::Internal(e.into()))?
+            .map_err(|e| Error::Internal(anyhow::anyhow!("decoding the stored model: {e}")))?;
+        let as_of = model.as_of_seq;
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
+        self.version.store(stored.version, Ordering::Release);
+        self.applied.store(as_of, Ordering::Release);
+        tracing::info!(
+            version = stored.version,
+            as_of_seq = as_of,
+            "suggestion model loaded"
+        );
+        Ok(())
+    }
+
+    /// Applies feed entries in order: baskets change co-purchase counts,
+    /// products get their current catalog facts.
+    async fn apply(&self, store: &Store, entries: &[FeedEntry]) -> Result<(), Error> {
+        let products: HashSet<&str> = entries
+            .iter()
+            .filter(|e| e.change.kind == ChangeKind::Product)
+            .filter_map(|e| e.change.product_id.as_deref())
+            .collect();
+        let ids: Vec<&str> = products.into_iter().collect();
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            store.catalog_rows_of(&ids).await?
+        };
+        // An order stamped in the future counts as placed now (it must not
+        // age every other order).
+        let now = Timestamp::now().millis();
+        let mut model = self.model.write().unwrap_or_else(|e| e.into_inner());
+        for e in entries {
+            if let Some(b) = &e.change.basket {
+                model.apply_basket(b.added, b.placed_at.min(now), &b.products);
+            }
+        }
+        for row in &rows {
+            model.upsert_product(row, &self.config);
+        }
+        if entries
+            .iter()
+            .any(|e| matches!(e.change.kind, ChangeKind::Basket | ChangeKind::Product))
+        {
+            model.refresh_popular();
+        }
+        Ok(())
+    }
+}
+
+/// Builds a model from the whole history and stores it as the next
+/// version. The read is one consistent snapshot of the database (no write
+/// lock is held, so ingestion goes on), the build runs on a blocking
+/// thread, and the write is one short insert.
+pub async fn build_and_save(store: &Store, config: &ModelConfig) -> Result<BuildSummary, Error> {
+    let started = Instant::now();
+    let now = Timestamp::now();
+    let inputs = store.model_inputs(now.minus_days(VIEW_DAYS)).await?;
+    let read_secs = started.elapsed().as_secs_f64();
+    let orders = {
+        let mut ids: Vec<&str> = inputs
+            .purchases
+            .iter()
+            .map(|p| p.order_id.as_str())
+            .collect();
+        ids.dedup();
+        ids.len()
+    };
+    let sessions = super::snapshot::sessions(&inputs.views).len();
+    let config = config.clone();
+    let started = Instant::now();
+    let (body, items, partners, transitions, as_of) = tokio::task::spawn_blocking(move || {
+        let model = Model::build(&inputs, &config, now.millis());
+        let partners = model.partners.iter().map(Vec::len).sum::<usize>();
+        let transitions = model
+            .catalog
+            .next_categories
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>();
+        (
+            model.encode(),
+            model.catalog.items.len(),
+            partners,
+            transitions,
+            model.as_of_seq,
+        )
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))?;
+    let build_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let version = store.save_snapshot(now, as_of, FORMAT, &body).await?;
+    Ok(BuildSummary {
+        version,
+        items,
+        orders,
+        partners,
+        sessions,
+        transitions,
+        bytes: body.len(),
+        read_secs,
+        build_secs,
+        store_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Keeps `live` current until the task is dropped: applies the feed every
+/// [`TAIL_EVERY`], records this replica's position every
+/// [`REPORT_EVERY`], and trims what every replica has applied.
+pub async fn tail(live: Arc<LiveModel>, store: Store, reader_id: String) {
+    let mut last_report = Instant::now() - REPORT_EVERY;
+    loop {
+        if let Err(e) = live.catch_up(&store).await {
+            tracing::warn!(error = ?e, "could not apply the change feed");
+        }
+        if last_report.elapsed() >= REPORT_EVERY {
+            last_report = Instant::now();
+            let reported = store.report_reader(&reader_id, live.applied()).await;
+            if let Err(e) = reported.and(store.trim_feed(READER_LIVE_MS).await.map(|_| ())) {
+                tracing::warn!(error = ?e, "could not record the feed position");
+            }
+        }
+        tokio::time::sleep(TAIL_EVERY).await;
+    }
+}

@@ -1,0 +1,199 @@
+//! Why an item is suggested, in words an agent can say out loud. The one
+//! place where sentences are written.
+
+use std::collections::HashMap;
+
+use super::{Model, Reason, Suggestion};
+use crate::{domain::Timestamp, store::ProductRow};
+
+/// Machine-readable reason codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// Bought together with a bought or asked-about product.
+    BoughtTogether,
+    /// Bought by many customers who bought a product this customer bought.
+    AlsoBought,
+    /// Viewed together with a viewed-not-bought or asked-about product.
+    ViewedTogether,
+    /// A category similar customers moved into next.
+    NewCategory,
+    /// A best-seller in a category the customer buys from.
+    PopularInCategory,
+    /// A best-seller overall.
+    Popular,
+}
+
+impl ReasonCode {
+    /// Stored name (in suggestion ids and feedback rows).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::BoughtTogether => "bought_together",
+            ReasonCode::AlsoBought => "also_bought",
+            ReasonCode::ViewedTogether => "viewed_together",
+            ReasonCode::NewCategory => "new_category",
+            ReasonCode::PopularInCategory => "popular_in_category",
+            ReasonCode::Popular => "popular",
+        }
+    }
+}
+
+/// Why an item is suggested, ready to show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReasonView {
+    /// The code.
+    pub code: ReasonCode,
+    /// Products it refers to.
+    pub product_ids: Vec<String>,
+    /// The category the item was picked from.
+    pub category: String,
+    /// For a new category: the category the customer buys from.
+    pub from_category: String,
+    /// A sentence an agent can say.
+    pub text: String,
+}
+
+/// A ranked item in ids (outliving the model it was ranked on).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// The product.
+    pub product_id: String,
+    /// Its score.
+    pub score: f32,
+    /// The reason's code.
+    pub code: ReasonCode,
+    /// The product the reason refers to, if any.
+    pub with: Option<String>,
+    /// The item's category.
+    pub category: String,
+    /// For a new category: where the customer buys.
+    pub from_category: String,
+    /// For a category best-seller: the customer's brand, when it is one.
+    pub brand: Option<String>,
+}
+
+/// Translates a ranked list out of the model's indexes.
+pub fn to_ids(model: &Model, ranked: &[Suggestion], customer_brands: &[(u32, f32)]) -> Vec<Ranked> {
+    let id = |i: u32| model.catalog.items[i as usize].product_id.clone();
+    let category = |c: u32| {
+        model
+            .catalog
+            .categories
+            .get(c as usize)
+            .cloned()
+            .unwrap_or_default()
+    };
+    ranked
+        .iter()
+        .map(|s| {
+            let item = &model.catalog.items[s.item as usize];
+            let (code, with, from_category) = match s.reason {
+                Reason::Complement { with } => {
+                    (ReasonCode::BoughtTogether, Some(id(with)), String::new())
+                }
+                Reason::AlsoBought { with } => {
+                    (ReasonCode::AlsoBought, Some(id(with)), String::new())
+                }
+                Reason::CoViewed { with } => {
+                    (ReasonCode::ViewedTogether, Some(id(with)), String::new())
+                }
+                Reason::NewCategory { from, .. } => (ReasonCode::NewCategory, None, category(from)),
+                Reason::PopularInCategory { .. } => {
+                    (ReasonCode::PopularInCategory, None, String::new())
+                }
+                Reason::Popular => (ReasonCode::Popular, None, String::new()),
+            };
+            let brand = item
+                .brand
+                .filter(|b| {
+                    code == ReasonCode::PopularInCategory
+                        && customer_brands.iter().any(|(x, _)| x == b)
+                })
+                .map(|b| model.brands.names[b as usize].clone());
+            Ranked {
+                product_id: id(s.item),
+                score: s.score,
+                code,
+                with,
+                category: category(item.category),
+                from_category,
+                brand,
+            }
+        })
+        .collect()
+}
+
+/// The sentence for one item. `rows` holds the catalog rows of the products
+/// reasons refer to; `bought_on` when the customer bought them; `anchors`
+/// what they ask about now.
+pub fn explain(
+    r: &Ranked,
+    rows: &HashMap<String, ProductRow>,
+    bought_on: &HashMap<String, Timestamp>,
+    anchors: &[&str],
+    now: Timestamp,
+) -> ReasonView {
+    let name = |id: &str| {
+        rows.get(id)
+            .map(|row| row.name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let with = r.with.as_deref().unwrap_or_default();
+    let asked = anchors.contains(&with);
+    let text = match r.code {
+        ReasonCode::BoughtTogether if asked => {
+            format!("Often bought together with the {}.", name(with))
+        }
+        ReasonCode::BoughtTogether => match bought_on.get(with) {
+            Some(d) => format!(
+                "Goes with the {} you bought on {}.",
+                name(with),
+                d.short_date(now)
+            ),
+            None => format!("Goes with the {} you bought.", name(with)),
+        },
+        ReasonCode::AlsoBought if asked => {
+            format!("Customers who buy the {} often buy this too.", name(with))
+        }
+        ReasonCode::AlsoBought => format!(
+            "Customers who bought the {} you have often buy this too.",
+            name(with)
+        ),
+        ReasonCode::ViewedTogether if asked => {
+            format!("Shoppers looking at the {} also consider this.", name(with))
+        }
+        ReasonCode::ViewedTogether => format!(
+            "You looked at the {}; shoppers who did often chose this instead.",
+            name(with)
+        ),
+        ReasonCode::NewCategory => format!(
+            "Customers who buy {} often add {} next; you have none yet.",
+            spoken(&r.from_category),
+            spoken(&r.category)
+        ),
+        ReasonCode::PopularInCategory => match &r.brand {
+            Some(b) => format!(
+                "A best-seller in {} from {b}, a brand you buy.",
+                spoken(&r.category)
+            ),
+            None => format!(
+                "A best-seller in {}, a category you buy from.",
+                spoken(&r.category)
+            ),
+        },
+        ReasonCode::Popular => "One of the shop's best-sellers right now.".into(),
+    };
+    ReasonView {
+        code: r.code,
+        product_ids: r.with.iter().cloned().collect(),
+        category: r.category.clone(),
+        from_category: r.from_category.clone(),
+        text,
+    }
+}
+
+/// "Footwear > Running" as said in a sentence: "running".
+fn spoken(category: &str) -> String {
+    let leaf = category.rsplit(" > ").next().unwrap_or(category);
+    leaf.to_lowercase()
+}

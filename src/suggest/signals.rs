@@ -1,0 +1,215 @@
+//! A customer's own data turned into ranking signals. The reads are
+//! bounded and happen before ranking ([`History`]); the translation into the
+//! model's indexes is pure ([`signals`]) and runs inside one read of the
+//! live model, so indexes never outlive the model they point into.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Filters, Model, Signals, price_band};
+use crate::{domain::Timestamp, store::PurchasedLine};
+
+/// Distinct purchased products used as item-to-item seeds (the most
+/// recent).
+pub const SEEDS: usize = 200;
+/// Viewed-not-bought products used as co-view seeds.
+pub const VIEWED: usize = 20;
+/// Purchases within this many days weigh more as seeds.
+const RECENT_SEED_DAYS: u32 = 30;
+
+/// What the store holds about the customer, as ids (read before ranking).
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Purchased lines, newest first.
+    pub lines: Vec<PurchasedLine>,
+    /// Viewed (or carted) and not bought, newest first.
+    pub viewed: Vec<String>,
+    /// In the cart now (never suggested).
+    pub in_cart: Vec<String>,
+    /// Styles returned within the window.
+    pub returned_groups: HashSet<String>,
+    /// Styles thumbed down.
+    pub rejected_groups: HashSet<String>,
+}
+
+/// One distinct purchased product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bought {
+    /// The product.
+    pub product_id: String,
+    /// Lines bought.
+    pub times: u32,
+    /// Last bought.
+    pub last: Timestamp,
+    /// Unit price last paid.
+    pub unit_price_minor: i64,
+}
+
+/// Distinct products of the lines, most recently bought first.
+pub fn distinct_purchases(lines: &[PurchasedLine]) -> Vec<Bought> {
+    let mut out: Vec<Bought> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for l in lines {
+        match at.get(l.product_id.as_str()) {
+            Some(&k) => out[k].times += 1,
+            None => {
+                at.insert(l.product_id.as_str(), out.len());
+                out.push(Bought {
+                    product_id: l.product_id.clone(),
+                    times: 1,
+                    last: l.placed_at,
+                    unit_price_minor: l.unit_price_minor,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What the request adds to the history.
+#[derive(Debug, Clone)]
+pub struct Ask<'a> {
+    /// Products asked about now.
+    pub anchors: Vec<&'a str>,
+    /// Products not to suggest (with every variant of their style).
+    pub exclude: Vec<&'a str>,
+    /// Whether the customer's own history may shape the list.
+    pub personal: bool,
+    /// Styles bought, with when last, among the candidates (`None` before
+    /// the lookup: only the filters that need no history apply).
+    pub bought_groups: Option<&'a HashMap<String, Timestamp>>,
+    /// Now.
+    pub now: Timestamp,
+}
+
+impl Default for Ask<'_> {
+    fn default() -> Self {
+        Self {
+            anchors: Vec::new(),
+            exclude: Vec::new(),
+            personal: false,
+            bought_groups: None,
+            now: Timestamp::MIN,
+        }
+    }
+}
+
+/// The signals of one request in `model`'s indexes. Products the model does
+/// not know carry no signal (they have no partners) and are left out.
+pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
+    let mut s = Signals::default();
+    let group_of = |id: &str| {
+        model
+            .item(id)
+            .map(|i| model.catalog.items[i as usize].group)
+    };
+    let groups = |set: &HashSet<String>| -> HashSet<u32> {
+        set.iter().filter_map(|g| model.groups.get(g)).collect()
+    };
+    if ask.personal {
+        let recent_since = ask.now.minus_days(RECENT_SEED_DAYS);
+        let mut prices = Vec::new();
+        let mut by_brand: HashMap<u32, f32> = HashMap::new();
+        let mut units = 0f32;
+        for b in distinct_purchases(&history.lines).iter().take(SEEDS) {
+            prices.push(b.unit_price_minor);
+            let Some(i) = model.item(&b.product_id) else {
+                continue;
+            };
+            s.bought.push((i, b.times));
+            if b.last >= recent_since {
+                s.recent.push(i);
+            }
+            if let Some(brand) = model.catalog.items[i as usize].brand {
+                *by_brand.entry(brand).or_insert(0.0) += b.times as f32;
+                units += b.times as f32;
+            }
+        }
+        s.price_band = price_band(&prices);
+        s.brands = by_brand
+            .into_iter()
+            .map(|(b, n)| (b, n / units.max(1.0)))
+            .collect();
+        s.brands.sort_by_key(|b| b.0);
+        let bought: HashSet<&str> = history
+            .lines
+            .iter()
+            .map(|l| l.product_id.as_str())
+            .collect();
+        s.viewed = history
+            .viewed
+            .iter()
+            .filter(|v| !bought.contains(v.as_str()))
+            .take(VIEWED)
+            .filter_map(|v| model.item(v))
+            .collect();
+    }
+    s.anchors = ask.anchors.iter().filter_map(|a| model.item(a)).collect();
+    s.viewed.extend(s.anchors.iter().copied());
+    s.filters = Filters {
+        returned_groups: groups(&history.returned_groups),
+        rejected_groups: groups(&history.rejected_groups),
+        excluded_groups: ask
+            .exclude
+            .iter()
+            .chain(&ask.anchors)
+            .copied()
+            .chain(history.in_cart.iter().map(String::as_str))
+            .filter_map(group_of)
+            .collect(),
+        ..Filters::default()
+    };
+    if let Some(bought) = ask.bought_groups {
+        s.filters.bought_groups = bought_and_not_due(model, bought, ask.now);
+    }
+    s
+}
+
+/// The bought styles that may not come back yet: all but those whose
+/// every product is replenishable and whose interval since the last
+/// purchase has passed.
+fn bought_and_not_due(
+    model: &Model,
+    bought: &HashMap<String, Timestamp>,
+    now: Timestamp,
+) -> HashSet<u32> {
+    // The replenishment interval of a style: the longest of its products,
+    // none when any of them never comes back.
+    let mut interval: HashMap<u32, Option<u32>> = HashMap::new();
+    let wanted: HashSet<u32> = bought.keys().filter_map(|g| model.groups.get(g)).collect();
+    for it in model
+        .catalog
+        .items
+        .iter()
+        .filter(|it| wanted.contains(&it.group))
+    {
+        let e = interval.entry(it.group).or_insert(it.replenish_days);
+        *e = match (*e, it.replenish_days) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    bought
+        .iter()
+        .filter_map(|(g, last)| {
+            let gi = model.groups.get(g)?;
+            let due =
+                interval.get(&gi).copied().flatten().is_some_and(|days| {
+                    last.millis() + i64::from(days) * 86_400_000 <= now.millis()
+                });
+            (!due).then_some(gi)
+        })
+        .collect()
+}
+
+/// Candidate items' styles, as ids (what to look up in the purchase
+/// history).
+pub fn candidate_group_ids(
+    model: &Model,
+    signals: &Signals,
+    weights: &super::Weights,
+) -> Vec<String> {
+    super::candidate_groups(model, signals, weights)
+        .into_iter()
+        .map(|g| model.groups.names[g as usize].clone())
+        .collect()
+}

@@ -1,0 +1,721 @@
+//! The suggestion model held in memory: everything ranking needs that does
+//! not depend on one customer. Built off the request path from the whole
+//! history ([`Model::build`], pure), stored as one versioned, compressed
+//! artifact in the database ([`Model::encode`]), loaded by every replica,
+//! and kept current between builds by the change feed ([`Model::apply_basket`],
+//! [`Model::upsert_product`]).
+
+use std::collections::HashMap;
+
+use super::{
+    Catalog, ItemInfo, ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, category_transitions, codec, cosine,
+    count,
+};
+use crate::{
+    domain::CategoryPath,
+    store::{CatalogRow, ModelInputs, ViewRow},
+};
+
+/// Format of [`Model::encode`]; a replica refuses formats it does not know
+/// (and builds its own model instead).
+pub const FORMAT: i64 = 1;
+
+/// A gap longer than this between two views of one visitor starts a new
+/// browsing session.
+const SESSION_GAP_MS: i64 = 30 * 60_000;
+
+/// How a model is built: the knobs that are deployment facts, not ranking
+/// strategy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// Top-level categories that are not merchandise (coupons, fees, fuel):
+    /// never suggested, matched case-insensitively on the first level of a
+    /// product's category path.
+    pub non_merchandise: Vec<String>,
+    /// Half-life of "popular now", in days: an order this old counts half
+    /// as much as one from the newest day of the history.
+    pub popularity_half_life_days: f64,
+}
+
+/// The documented default of [`ModelConfig::non_merchandise`].
+pub const DEFAULT_NON_MERCHANDISE: &[&str] = &[
+    "Coupons",
+    "Coupon",
+    "Gift Cards",
+    "Fees",
+    "Services",
+    "Fuel",
+    "Postage",
+    "Shipping",
+    "Donations",
+    "Miscellaneous",
+];
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            non_merchandise: DEFAULT_NON_MERCHANDISE
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            popularity_half_life_days: 28.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Whether a product of this stored category path is merchandise.
+    pub fn is_merchandise(&self, category_path: &str) -> bool {
+        let path = CategoryPath::from_stored(category_path);
+        !path.is_empty()
+            && !self
+                .non_merchandise
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(path.top()))
+    }
+}
+
+/// Strings interned as dense indexes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Names {
+    /// Names by index.
+    pub names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Names {
+    /// The index of `s`, added when new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+
+    /// The index of `s`, when known.
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.index.get(s).copied()
+    }
+
+    fn from_names(names: Vec<String>) -> Self {
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        Self { names, index }
+    }
+}
+
+/// The in-memory model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    /// When it was built (ms).
+    pub built_at: i64,
+    /// The last change-feed entry the build had seen.
+    pub as_of_seq: i64,
+    /// Items, categories, popularity lists, category transitions.
+    pub catalog: Catalog,
+    /// Product ids.
+    pub products: Names,
+    /// Style groups.
+    pub groups: Names,
+    /// Brands.
+    pub brands: Names,
+    /// Counted orders containing each item.
+    pub baskets: Vec<u32>,
+    /// Orders containing each item weighted by recency as of
+    /// `recent_as_of` (an order placed then counts 1, one half-life older
+    /// 0.5): "popular now".
+    pub recent: Vec<f32>,
+    /// The newest order time the recency weights are relative to (ms).
+    pub recent_as_of: i64,
+    /// The half-life of recency weights, in days.
+    pub half_life_days: f64,
+    /// Per item: partners bought in the same orders, with the orders they
+    /// share (the strongest [`NEIGHBOURS`] by cosine at build time, plus
+    /// pairs added live since).
+    pub partners: Vec<Vec<(ItemIx, u32)>>,
+    /// Per item: items viewed in the same sessions (cosine), strongest first.
+    pub coviewed: Vec<Vec<(ItemIx, f32)>>,
+    /// Per item: items bought by the same customers (cosine over customers,
+    /// not orders), strongest first.
+    pub also_bought: Vec<Vec<(ItemIx, f32)>>,
+}
+
+/// Browsing sessions (one visitor's product views with no long gap), as
+/// the products viewed in each. `views` are ordered by visitor and time.
+pub fn sessions(views: &[ViewRow]) -> Vec<Vec<&str>> {
+    let mut out: Vec<Vec<&str>> = Vec::new();
+    let mut prev: Option<(&str, i64)> = None;
+    for v in views {
+        let same =
+            prev.is_some_and(|(who, t)| who == v.visitor && v.occurred_at - t <= SESSION_GAP_MS);
+        if !same {
+            out.push(Vec::new());
+        }
+        prev = Some((v.visitor.as_str(), v.occurred_at));
+        if let Some(s) = out.last_mut() {
+            s.push(v.product_id.as_str());
+        }
+    }
+    out
+}
+
+/// Interns the catalog rows as items.
+fn item_of(
+    row: &CatalogRow,
+    config: &ModelConfig,
+    groups: &mut Names,
+    brands: &mut Names,
+    categories: &mut Names,
+) -> ItemInfo {
+    ItemInfo {
+        product_id: row.product_id.clone(),
+        group: groups.intern(&row.group_id),
+        category: categories.intern(&super::category_key(&row.category_path)),
+        price_minor: row.price_minor,
+        available: row.available,
+        merchandise: config.is_merchandise(&row.category_path),
+        brand: (!row.brand.is_empty()).then(|| brands.intern(&row.brand)),
+        replenish_days: row.replenish_days.and_then(|d| u32::try_from(d).ok()),
+    }
+}
+
+/// An item known only from history (bought or viewed, not in the catalog):
+/// learnt from, never suggested.
+fn unknown_item(product_id: &str, groups: &mut Names) -> ItemInfo {
+    ItemInfo {
+        product_id: product_id.to_owned(),
+        group: groups.intern(product_id),
+        category: 0,
+        price_minor: 0,
+        available: false,
+        merchandise: false,
+        brand: None,
+        replenish_days: None,
+    }
+}
+
+/// Each item's strongest partners by cosine (pairs seen twice or more),
+/// with their counts.
+fn partner_lists(popularity: &[u32], pairs: HashMap<u64, u32>) -> Vec<Vec<(ItemIx, u32)>> {
+    let mut lists: Vec<Vec<(ItemIx, u32, f32)>> = vec![Vec::new(); popularity.len()];
+    for (key, together) in pairs {
+        if together < 2 {
+            continue;
+        }
+        let (a, b) = ((key >> 32) as ItemIx, (key & 0xffff_ffff) as ItemIx);
+        let sim = cosine(together, popularity[a as usize], popularity[b as usize]);
+        lists[a as usize].push((b, together, sim));
+        lists[b as usize].push((a, together, sim));
+    }
+    lists
+        .into_iter()
+        .map(|mut l| {
+            l.sort_by(|x, y| y.2.total_cmp(&x.2).then(x.0.cmp(&y.0)));
+            l.truncate(NEIGHBOURS);
+            l.into_iter().map(|(b, n, _)| (b, n)).collect()
+        })
+        .collect()
+}
+
+/// Cosine neighbour lists from set memberships (each set: distinct items).
+fn cosine_lists(n_items: usize, sets: &[Vec<ItemIx>]) -> Vec<Vec<(ItemIx, f32)>> {
+    let (popularity, pairs) = count(n_items, sets);
+    partner_lists(&popularity, pairs)
+        .into_iter()
+        .enumerate()
+        .map(|(a, list)| {
+            list.into_iter()
+                .map(|(b, n)| (b, cosine(n, popularity[a], popularity[b as usize])))
+                .collect()
+        })
+        .collect()
+}
+
+/// Items considered by "also bought" (the most widely bought).
+const ALSO_BOUGHT_ITEMS: usize = 5000;
+/// Items of one customer considered by "also bought" (those bought most
+/// often): enough to describe a taste, bounded so one stock-up account
+/// cannot cost millions of pairs.
+const ALSO_BOUGHT_PER_CUSTOMER: usize = 300;
+/// Neighbours kept per item by "also bought".
+const ALSO_BOUGHT_NEIGHBOURS: usize = 100;
+/// Customers in common added to the norm of every "also bought"
+/// similarity, so that pairs seen for a handful of customers do not
+/// outrank well-supported ones (shrinkage).
+const ALSO_BOUGHT_SHRINK: f32 = 10.0;
+
+/// Item-to-item similarity over customers ("customers who bought X also
+/// bought Y"): cosine over the customers who bought each item, shrunk, on
+/// the most widely bought items. `customers` holds each customer's items
+/// with how many orders contained them.
+fn also_bought_lists(n_items: usize, customers: &[Vec<(ItemIx, u32)>]) -> Vec<Vec<(ItemIx, f32)>> {
+    let mut buyers = vec![0u32; n_items];
+    for c in customers {
+        for &(i, _) in c {
+            buyers[i as usize] += 1;
+        }
+    }
+    let mut top: Vec<ItemIx> = (0..n_items as ItemIx)
+        .filter(|&i| buyers[i as usize] >= 2)
+        .collect();
+    top.sort_by(|&a, &b| buyers[b as usize].cmp(&buyers[a as usize]).then(a.cmp(&b)));
+    top.truncate(ALSO_BOUGHT_ITEMS);
+    let n = top.len();
+    let mut dense = vec![u32::MAX; n_items];
+    for (k, &i) in top.iter().enumerate() {
+        dense[i as usize] = k as u32;
+    }
+    // Upper triangle of the co-buyer counts, row-major.
+    let row = |a: usize| a * n - a * (a + 1) / 2;
+    let mut together = vec![0u32; n * n.saturating_sub(1) / 2 + 1];
+    let mut mine: Vec<(u32, u32)> = Vec::new();
+    for c in customers {
+        mine.clear();
+        mine.extend(c.iter().filter_map(|&(i, times)| {
+            let d = dense[i as usize];
+            (d != u32::MAX).then_some((times, d))
+        }));
+        mine.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        mine.truncate(ALSO_BOUGHT_PER_CUSTOMER);
+        let mut ds: Vec<usize> = mine.iter().map(|m| m.1 as usize).collect();
+        ds.sort_unstable();
+        for (x, &a) in ds.iter().enumerate() {
+            let base = row(a);
+            for &b in &ds[x + 1..] {
+                together[base + (b - a - 1)] += 1;
+            }
+        }
+    }
+    let mut lists: Vec<Vec<(ItemIx, f32)>> = vec![Vec::new(); n_items];
+    for a in 0..n {
+        for b in a + 1..n {
+            let t = together[row(a) + (b - a - 1)];
+            if t < 2 {
+                continue;
+            }
+            let (ia, ib) = (top[a], top[b]);
+            let norm =
+                (f64::from(buyers[ia as usize]) * f64::from(buyers[ib as usize])).sqrt() as f32;
+            let sim = t as f32 / (norm + ALSO_BOUGHT_SHRINK);
+            lists[ia as usize].push((ib, sim));
+            lists[ib as usize].push((ia, sim));
+        }
+    }
+    for l in &mut lists {
+        l.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        l.truncate(ALSO_BOUGHT_NEIGHBOURS);
+    }
+    lists
+}
+
+impl Model {
+    /// Builds the model from the history. Pure and CPU-bound: run it on a
+    /// blocking thread. `inputs.purchases` must be ordered by customer,
+    /// time and order, and `inputs.views` by visitor and time (as
+    /// [`crate::store::Store::model_inputs`] reads them).
+    pub fn build(inputs: &ModelInputs, config: &ModelConfig, built_at: i64) -> Self {
+        let mut products = Names::default();
+        let mut groups = Names::default();
+        let mut brands = Names::default();
+        let mut categories = Names::default();
+        // Category 0 is "none": items known only from history have it.
+        categories.intern("");
+        let mut items: Vec<ItemInfo> = Vec::with_capacity(inputs.catalog.len());
+        for row in &inputs.catalog {
+            products.intern(&row.product_id);
+            items.push(item_of(
+                row,
+                config,
+                &mut groups,
+                &mut brands,
+                &mut categories,
+            ));
+        }
+        let mut ix = |id: &str, items: &mut Vec<ItemInfo>, groups: &mut Names| -> ItemIx {
+            let i = products.intern(id);
+            if i as usize == items.len() {
+                items.push(unknown_item(id, groups));
+            }
+            i
+        };
+
+        // Baskets (distinct items per order), customers' item sets, and
+        // each customer's orders as the categories they touched.
+        let mut baskets: Vec<Vec<ItemIx>> = Vec::new();
+        let mut basket_times: Vec<i64> = Vec::new();
+        let mut customers: Vec<HashMap<ItemIx, u32>> = Vec::new();
+        let mut histories: Vec<Vec<Vec<u32>>> = Vec::new();
+        let mut last: Option<(&str, &str)> = None;
+        for p in &inputs.purchases {
+            let (customer, order) = (p.customer_id.as_str(), p.order_id.as_str());
+            if last.map(|l| l.1) != Some(order) || last.map(|l| l.0) != Some(customer) {
+                if last.map(|l| l.0) != Some(customer) {
+                    customers.push(HashMap::new());
+                    histories.push(Vec::new());
+                }
+                baskets.push(Vec::new());
+                basket_times.push(p.placed_at);
+                if let Some(h) = histories.last_mut() {
+                    h.push(Vec::new());
+                }
+                last = Some((customer, order));
+            }
+            let i = ix(&p.product_id, &mut items, &mut groups);
+            if let Some(b) = baskets.last_mut()
+                && !b.contains(&i)
+            {
+                b.push(i);
+                if let Some(c) = customers.last_mut() {
+                    *c.entry(i).or_insert(0) += 1;
+                }
+            }
+            let it = &items[i as usize];
+            if it.merchandise
+                && let Some(o) = histories.last_mut().and_then(|h| h.last_mut())
+                && !o.contains(&it.category)
+            {
+                o.push(it.category);
+            }
+        }
+        let (popularity, pairs) = count(items.len(), &baskets);
+        let partners = partner_lists(&popularity, pairs);
+        let customers: Vec<Vec<(ItemIx, u32)>> = customers
+            .into_iter()
+            .map(|c| {
+                let mut v: Vec<(ItemIx, u32)> = c.into_iter().collect();
+                v.sort_unstable();
+                v
+            })
+            .collect();
+        let also_bought = also_bought_lists(items.len(), &customers);
+
+        // "Popular now": orders weighted down by age (half-life) from the
+        // newest order of the history.
+        let newest = basket_times.iter().copied().max().unwrap_or(0);
+        let half_life_ms = config.popularity_half_life_days.max(0.1) * 86_400_000.0;
+        let mut recent = vec![0f32; items.len()];
+        for (b, t) in baskets.iter().zip(&basket_times) {
+            let w = 0.5f64.powf((newest - t) as f64 / half_life_ms) as f32;
+            for &i in b {
+                recent[i as usize] += w;
+            }
+        }
+
+        let sessions: Vec<Vec<ItemIx>> = sessions(&inputs.views)
+            .into_iter()
+            .map(|s| {
+                let mut ixs: Vec<ItemIx> = Vec::with_capacity(s.len());
+                for p in s {
+                    let i = ix(p, &mut items, &mut groups);
+                    if !ixs.contains(&i) {
+                        ixs.push(i);
+                    }
+                }
+                ixs
+            })
+            .collect();
+        let coviewed = cosine_lists(items.len(), &sessions);
+
+        let mut catalog = Catalog::new(items, categories.names, &recent);
+        catalog.next_categories = category_transitions(catalog.categories.len(), &histories);
+        let n = catalog.items.len();
+        let mut partners = partners;
+        partners.resize(n, Vec::new());
+        recent.resize(n, 0.0);
+        Self {
+            built_at,
+            as_of_seq: inputs.as_of_seq,
+            catalog,
+            products,
+            groups,
+            brands,
+            baskets: popularity,
+            recent,
+            recent_as_of: newest,
+            half_life_days: config.popularity_half_life_days.max(0.1),
+            partners,
+            coviewed,
+            also_bought,
+        }
+    }
+
+    /// The index of a product, when the model knows it.
+    pub fn item(&self, product_id: &str) -> Option<ItemIx> {
+        self.products.get(product_id)
+    }
+
+    /// A product's bought-together partners by cosine (pairs seen in two
+    /// orders or more), strongest first, at most [`NEIGHBOURS`].
+    pub fn complements(&self, item: ItemIx) -> Vec<(ItemIx, f32)> {
+        let Some(list) = self.partners.get(item as usize) else {
+            return Vec::new();
+        };
+        let pop = |i: ItemIx| self.baskets.get(i as usize).copied().unwrap_or(0);
+        let mut out: Vec<(ItemIx, f32)> = list
+            .iter()
+            .filter(|(_, n)| *n >= 2)
+            .map(|&(b, n)| (b, cosine(n, pop(item).max(n), pop(b).max(n))))
+            .collect();
+        out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        out.truncate(NEIGHBOURS);
+        out
+    }
+
+    /// The index of `product_id`, added (as an item not to suggest until
+    /// its catalog row arrives) when new.
+    fn item_or_add(&mut self, product_id: &str) -> ItemIx {
+        let i = self.products.intern(product_id);
+        if i as usize == self.catalog.items.len() {
+            let item = unknown_item(product_id, &mut self.groups);
+            self.catalog.items.push(item);
+            self.catalog.popularity_score.push(0.0);
+            self.baskets.push(0);
+            self.recent.push(0.0);
+            self.partners.push(Vec::new());
+            self.coviewed.push(Vec::new());
+            self.also_bought.push(Vec::new());
+        }
+        i
+    }
+
+    /// The recency weight of an order placed at `placed_at` (ms), moving
+    /// the reference forward (and every weight down with it: exponential
+    /// decay keeps its ratios) when the order is the newest yet.
+    fn recency_weight(&mut self, placed_at: i64) -> f32 {
+        let half_life_ms = self.half_life_days.max(0.1) * 86_400_000.0;
+        if placed_at > self.recent_as_of {
+            let factor = 0.5f64.powf((placed_at - self.recent_as_of) as f64 / half_life_ms) as f32;
+            for r in &mut self.recent {
+                *r *= factor;
+            }
+            self.recent_as_of = placed_at;
+        }
+        0.5f64.powf((self.recent_as_of - placed_at) as f64 / half_life_ms) as f32
+    }
+
+    /// One order's products counted in (`added`) or out, as the change
+    /// feed reports them.
+    pub fn apply_basket(&mut self, added: bool, placed_at: i64, products: &[String]) {
+        let weight = self.recency_weight(placed_at);
+        let mut items: Vec<ItemIx> = Vec::with_capacity(products.len());
+        for p in products {
+            let i = self.item_or_add(p);
+            if !items.contains(&i) {
+                items.push(i);
+            }
+        }
+        for &i in &items {
+            let n = &mut self.baskets[i as usize];
+            *n = if added {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
+            let r = &mut self.recent[i as usize];
+            *r = if added {
+                *r + weight
+            } else {
+                (*r - weight).max(0.0)
+            };
+        }
+        let paired = &items[..items.len().min(MAX_BASKET_PAIRS)];
+        for (x, &a) in paired.iter().enumerate() {
+            for &b in &paired[x + 1..] {
+                self.bump_pair(a, b, added);
+                self.bump_pair(b, a, added);
+            }
+        }
+    }
+
+    fn bump_pair(&mut self, a: ItemIx, b: ItemIx, added: bool) {
+        let list = &mut self.partners[a as usize];
+        match list.iter().position(|(x, _)| *x == b) {
+            Some(k) if added => list[k].1 = list[k].1.saturating_add(1),
+            Some(k) => {
+                list[k].1 = list[k].1.saturating_sub(1);
+                if list[k].1 == 0 {
+                    list.remove(k);
+                }
+            }
+            None if added => list.push((b, 1)),
+            None => {}
+        }
+    }
+
+    /// A catalog product created or changed (stock, price, category): the
+    /// next request ranks with its new facts.
+    pub fn upsert_product(&mut self, row: &CatalogRow, config: &ModelConfig) {
+        let i = self.item_or_add(&row.product_id) as usize;
+        let mut categories = Names::from_names(std::mem::take(&mut self.catalog.categories));
+        let item = item_of(
+            row,
+            config,
+            &mut self.groups,
+            &mut self.brands,
+            &mut categories,
+        );
+        self.catalog.categories = categories.names;
+        self.catalog
+            .next_categories
+            .resize(self.catalog.categories.len(), Vec::new());
+        self.catalog
+            .popular_in
+            .resize(self.catalog.categories.len(), Vec::new());
+        self.catalog.items[i] = item;
+    }
+
+    /// Recomputes the best-seller lists after live changes (counts or
+    /// catalog facts).
+    pub fn refresh_popular(&mut self) {
+        let recent = std::mem::take(&mut self.recent);
+        self.catalog.rank_popular(&recent);
+        self.recent = recent;
+    }
+
+    /// The model as bytes (deflate-compressed), see [`FORMAT`].
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = codec::Writer::default();
+        w.i64(self.built_at);
+        w.i64(self.as_of_seq);
+        w.i64(self.recent_as_of);
+        w.i64(self.half_life_days.to_bits() as i64);
+        w.strings(&self.products.names);
+        w.strings(&self.groups.names);
+        w.strings(&self.brands.names);
+        w.strings(&self.catalog.categories);
+        w.u32(self.catalog.items.len() as u32);
+        for (i, it) in self.catalog.items.iter().enumerate() {
+            w.u32(it.group);
+            w.u32(it.category);
+            w.i64(it.price_minor);
+            w.u32(u32::from(it.available) | (u32::from(it.merchandise) << 1));
+            w.u32(it.brand.map_or(u32::MAX, |b| b));
+            w.u32(it.replenish_days.unwrap_or(u32::MAX));
+            w.f32(self.catalog.popularity_score.get(i).copied().unwrap_or(0.0));
+            w.f32(self.recent.get(i).copied().unwrap_or(0.0));
+        }
+        w.u32s(&self.baskets);
+        w.u32_lists(&self.catalog.popular_in);
+        w.u32s(&self.catalog.popular);
+        w.pair_lists(&self.catalog.next_categories, |x| x);
+        w.count_lists(&self.partners);
+        w.pair_lists(&self.coviewed, |x| x);
+        w.pair_lists(&self.also_bought, |x| x);
+        codec::deflate(&w.into_bytes())
+    }
+
+    /// Reads bytes made by [`Model::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let raw = codec::inflate(bytes)?;
+        let mut r = codec::Reader::new(&raw);
+        let built_at = r.i64()?;
+        let as_of_seq = r.i64()?;
+        let recent_as_of = r.i64()?;
+        let half_life_days = f64::from_bits(r.i64()? as u64);
+        let product_names = r.strings()?;
+        let groups = Names::from_names(r.strings()?);
+        let brands = Names::from_names(r.strings()?);
+        let categories = r.strings()?;
+        let n = r.u32()? as usize;
+        if n != product_names.len() {
+            return Err("item count does not match the product names".into());
+        }
+        let mut items = Vec::with_capacity(n);
+        let mut popularity_score = Vec::with_capacity(n);
+        let mut recent = Vec::with_capacity(n);
+        for product_id in &product_names {
+            let group = r.u32()?;
+            let category = r.u32()?;
+            let price_minor = r.i64()?;
+            let flags = r.u32()?;
+            let brand = r.u32()?;
+            let replenish = r.u32()?;
+            popularity_score.push(r.f32()?);
+            recent.push(r.f32()?);
+            items.push(ItemInfo {
+                product_id: product_id.clone(),
+                group,
+                category,
+                price_minor,
+                available: flags & 1 != 0,
+                merchandise: flags & 2 != 0,
+                brand: (brand != u32::MAX).then_some(brand),
+                replenish_days: (replenish != u32::MAX).then_some(replenish),
+            });
+        }
+        let baskets = r.u32s()?;
+        let popular_in = r.u32_lists()?;
+        let popular = r.u32s()?;
+        let next_categories = r.pair_lists(|x| x)?;
+        let partners = r.count_lists()?;
+        let coviewed = r.pair_lists(|x| x)?;
+        let also_bought = r.pair_lists(|x| x)?;
+        let model = Self {
+            built_at,
+            as_of_seq,
+            catalog: Catalog {
+                items,
+                categories,
+                popular_in,
+                popular,
+                popularity_score,
+                next_categories,
+            },
+            products: Names::from_names(product_names),
+            groups,
+            brands,
+            baskets,
+            recent,
+            recent_as_of,
+            half_life_days,
+            partners,
+            coviewed,
+            also_bought,
+        };
+        model.check()?;
+        Ok(model)
+    }
+
+    /// Every index in range, so ranking can index without checks.
+    fn check(&self) -> Result<(), String> {
+        let n = self.catalog.items.len();
+        let c = self.catalog.categories.len();
+        let ok_item = |i: &u32| (*i as usize) < n;
+        let lists_ok = [&self.coviewed, &self.also_bought]
+            .iter()
+            .all(|l| l.len() == n && l.iter().flatten().all(|(i, _)| ok_item(i)));
+        let fine = self.baskets.len() == n
+            && self.recent.len() == n
+            && self.partners.len() == n
+            && self.partners.iter().flatten().all(|(i, _)| ok_item(i))
+            && lists_ok
+            && self.catalog.popular.iter().all(ok_item)
+            && self.catalog.popular_in.len() == c
+            && self.catalog.popular_in.iter().flatten().all(ok_item)
+            && self.catalog.next_categories.len() == c
+            && self
+                .catalog
+                .next_categories
+                .iter()
+                .flatten()
+                .all(|(k, _)| (*k as usize) < c)
+            && self.catalog.items.iter().all(|it| {
+                (it.group as usize) < self.groups.names.len()
+                    && (it.category as usize) < c
+                    && it
+                        .brand
+                        .is_none_or(|b| (b as usize) < self.brands.names.len())
+            });
+        if fine {
+            Ok(())
+        } else {
+            Err("an index is out of range".into())
+        }
+    }
+}
