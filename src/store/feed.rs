@@ -275,32 +275,37 @@ impl Store {
             .await?;
         Ok(v.unwrap_or(0))
     }
+}
 
-    /// Everything a model build needs, read in one consistent snapshot of
-    /// the database (so `as_of_seq` says exactly which changes it holds).
-    /// Offline use: it reads the whole catalog and order history.
+/// A model build's read of the database, pinned to one snapshot: writers go
+/// on committing while it is open (it holds no write lock), and nothing
+/// they commit afterwards is in it; `as_of_seq` says exactly which feed
+/// entries it holds.
+pub struct ModelRead {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    as_of_seq: i64,
+}
+
+impl ModelRead {
+    /// The feed position the read is pinned at.
+    pub fn as_of_seq(&self) -> i64 {
+        self.as_of_seq
+    }
+
+    /// Reads everything the build needs (the whole catalogue and order
+    /// history, and product views since `views_since`) from the pinned
+    /// snapshot.
     #[instrument(skip_all)]
-    pub async fn model_inputs(&self, views_since: Timestamp) -> Result<ModelInputs, Error> {
-        let mut tx = match self.backend {
-            Backend::Sqlite => self.reader.begin().await?,
-            Backend::Postgres => {
-                self.reader
-                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?
-            }
-        };
-        let as_of_seq: i64 = sqlx::query_scalar("SELECT seq FROM change_feed_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-        let catalog = super::reads::catalog_rows_in(&mut tx).await?;
-        let purchases = super::reads::purchase_rows_in(&mut tx).await?;
+    pub async fn finish(mut self, views_since: Timestamp) -> Result<ModelInputs, Error> {
+        let catalog = super::reads::catalog_rows_in(&mut self.tx).await?;
+        let purchases = super::reads::purchase_rows_in(&mut self.tx).await?;
         let rows = sqlx::query(
             "SELECT COALESCE(customer_id, anonymous_id), product_id, occurred_at FROM events \
              WHERE event_type = 'product_viewed' AND product_id IS NOT NULL AND occurred_at >= $1 \
              ORDER BY 1, 3",
         )
         .bind(views_since.millis())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *self.tx)
         .await?;
         let views = rows
             .iter()
@@ -312,13 +317,37 @@ impl Store {
                 })
             })
             .collect::<Result<_, Error>>()?;
-        tx.commit().await?;
+        self.tx.commit().await?;
         Ok(ModelInputs {
-            as_of_seq,
+            as_of_seq: self.as_of_seq,
             catalog,
             purchases,
             views,
         })
+    }
+}
+
+impl Store {
+    /// Starts a model build's read: one read-only transaction whose
+    /// snapshot is pinned by its first statement (the feed position).
+    pub async fn begin_model_read(&self) -> Result<ModelRead, Error> {
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.reader.begin().await?,
+            Backend::Postgres => {
+                self.reader
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        };
+        let as_of_seq: i64 = sqlx::query_scalar("SELECT seq FROM change_feed_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(ModelRead { tx, as_of_seq })
+    }
+
+    /// Everything a model build needs, from one consistent snapshot.
+    pub async fn model_inputs(&self, views_since: Timestamp) -> Result<ModelInputs, Error> {
+        self.begin_model_read().await?.finish(views_since).await
     }
 }
 

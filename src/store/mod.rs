@@ -32,7 +32,7 @@ use sqlx::{
     migrate::Migrator,
 };
 
-pub use feed::{ModelInputs, StoredSnapshot, ViewRow};
+pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
 pub use suggestions::{ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, VariantCounts};
 pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};

@@ -22,7 +22,7 @@ use std::{
 use super::snapshot::{FORMAT, Model, ModelConfig};
 use crate::{
     domain::{ChangeKind, Error, FeedEntry, Timestamp},
-    store::Store,
+    store::{ModelInputs, Store},
 };
 
 /// Feed entries read per round trip.
@@ -202,8 +202,23 @@ impl LiveModel {
 pub async fn build_and_save(store: &Store, config: &ModelConfig) -> Result<BuildSummary, Error> {
     let started = Instant::now();
     let now = Timestamp::now();
-    let inputs = store.model_inputs(now.minus_days(VIEW_DAYS)).await?;
-    let read_secs = started.elapsed().as_secs_f64();
+    let inputs = store
+        .begin_model_read()
+        .await?
+        .finish(now.minus_days(VIEW_DAYS))
+        .await?;
+    save_built(store, inputs, config, started.elapsed().as_secs_f64()).await
+}
+
+/// Builds a model from `inputs` (read by [`Store::begin_model_read`]) and
+/// stores it as the next version.
+pub async fn save_built(
+    store: &Store,
+    inputs: ModelInputs,
+    config: &ModelConfig,
+    read_secs: f64,
+) -> Result<BuildSummary, Error> {
+    let now = Timestamp::now();
     let orders = {
         let mut ids: Vec<&str> = inputs
             .purchases

@@ -95,6 +95,42 @@ impl TestApp {
         live
     }
 
+    /// Another serving replica on the same database (its own process
+    /// state: model, caches, connections), with admin clients.
+    pub async fn replica(&self) -> (Ingest, Context) {
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            database_url: self.database_url.clone(),
+            store: StoreOptions::default(),
+            demo: false,
+            gate: GateConfig::default(),
+            tls: None,
+            suggest: SuggestConfig::default(),
+            model_rebuild_every: None,
+            model: customer_context::suggest::ModelConfig::default(),
+        };
+        let app = Application::build(&config).await.expect("a replica builds");
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("a URI")
+            .connect()
+            .await
+            .expect("connecting");
+        let admin = Key::bearer(
+            &self
+                .store
+                .create_key("replica admin", Role::Admin)
+                .await
+                .expect("a key")
+                .1,
+        );
+        (
+            IngestServiceClient::with_interceptor(channel.clone(), admin.clone()),
+            CustomerContextServiceClient::with_interceptor(channel, admin),
+        )
+    }
+
     /// A new key with `role`.
     pub async fn key(&self, role: Role) -> String {
         self.store

@@ -8,6 +8,7 @@ mod ingest;
 mod lookups;
 mod model;
 mod platform;
+mod replicas;
 mod suggest_props;
 mod suggestions;
 mod trust;

@@ -1,0 +1,289 @@
+//! Several replicas on one database share the suggestion model through it:
+//! a snapshot built through one is served by another, and the change feed
+//! carries orders and stock changes to every replica before its next
+//! answer. A model build never holds up ingestion.
+
+use customer_context::{
+    proto::{self as pb, customer_ref::Identity},
+    suggest::{ModelConfig, live},
+};
+
+use crate::{
+    fixtures::*,
+    harness::{Backend, TestApp, spawn_app},
+    on_both_backends,
+};
+
+on_both_backends!(
+    a_model_built_through_one_replica_is_served_by_another,
+    an_order_through_one_replica_changes_complements_on_another,
+    a_product_out_of_stock_through_one_replica_is_not_suggested_by_another,
+    ingestion_goes_on_while_a_model_is_built,
+);
+
+type Context = crate::harness::Context;
+
+/// Suggestions for someone asking about `anchor` (no history of their own).
+async fn asking_about(context: &mut Context, anchor: &str) -> Vec<(String, pb::ReasonCode)> {
+    let s = context
+        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::AnonymousId("visitor-1".into())),
+            }),
+            anchor_product_ids: vec![anchor.into()],
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("suggestions")
+        .into_inner()
+        .suggestions
+        .expect("a list");
+    s.items
+        .iter()
+        .map(|i| {
+            let id = i
+                .product
+                .as_ref()
+                .map(|p| p.product_id.clone())
+                .unwrap_or_default();
+            (
+                id,
+                i.reason
+                    .as_ref()
+                    .map_or(pb::ReasonCode::Unspecified, |r| r.code()),
+            )
+        })
+        .collect()
+}
+
+/// Two customers buy the shell with socks, through `ingest`.
+async fn shells_with_socks(ingest: &mut crate::harness::Ingest) {
+    let orders = vec![
+        order(
+            "o-1",
+            "c1",
+            60,
+            vec![line("shell-m", 1, 12900), line("socks", 1, 1900)],
+        ),
+        order(
+            "o-2",
+            "c2",
+            50,
+            vec![line("shell-m", 1, 12900), line("socks", 1, 1900)],
+        ),
+    ];
+    let r = ingest
+        .record_orders(pb::RecordOrdersRequest { orders })
+        .await
+        .expect("orders")
+        .into_inner();
+    assert_eq!(r.summary.expect("summary").rejected, 0);
+}
+
+fn bought_together(list: &[(String, pb::ReasonCode)], product: &str) -> bool {
+    list.iter()
+        .any(|(p, r)| p == product && *r == pb::ReasonCode::BoughtTogether)
+}
+
+async fn a_model_built_through_one_replica_is_served_by_another(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&a).await;
+    shells_with_socks(&mut a.ingest.clone()).await;
+    // Built and stored through replica A (as its periodic build does)...
+    let built = a.rebuild_model().await.expect("built");
+    assert_eq!(built.version, 1);
+    // ...loaded by replica B at start: the customer-level "also bought"
+    // exists only in built models.
+    let (_, mut b) = a.replica().await;
+    let list = b
+        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("c3".into())),
+            }),
+            anchor_product_ids: vec!["shell-m".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("suggestions")
+        .into_inner()
+        .suggestions
+        .expect("a list");
+    let socks = list
+        .items
+        .iter()
+        .find(|i| i.product.as_ref().is_some_and(|p| p.product_id == "socks"))
+        .expect("socks go with the shell");
+    assert_eq!(
+        socks.reason.as_ref().expect("reason").code(),
+        pb::ReasonCode::BoughtTogether
+    );
+    let live = a.replica_model().await;
+    assert_eq!(live.version(), 1, "every replica loads the stored version");
+    let also = live.read(|m| {
+        let shell = m.item("shell-m").expect("known");
+        m.also_bought[shell as usize]
+            .iter()
+            .map(|(i, _)| m.catalog.items[*i as usize].product_id.clone())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        also,
+        ["socks"],
+        "customers who bought the shell bought socks"
+    );
+}
+
+async fn an_order_through_one_replica_changes_complements_on_another(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&a).await;
+    a.rebuild_model().await.expect("built");
+    let (_, mut b) = a.replica().await;
+    assert!(
+        !bought_together(&asking_about(&mut b, "shell-m").await, "socks"),
+        "nothing goes with the shell yet"
+    );
+    // Orders through A; the very next answer of B counts them (B checks
+    // the change feed before answering), with no rebuild.
+    shells_with_socks(&mut a.ingest.clone()).await;
+    assert!(bought_together(
+        &asking_about(&mut b, "shell-m").await,
+        "socks"
+    ));
+    // A cancellation through A takes one order back out: a pair seen in
+    // one order only is noise again.
+    let mut cancelled = order(
+        "o-2",
+        "c2",
+        50,
+        vec![line("shell-m", 1, 12900), line("socks", 1, 1900)],
+    );
+    cancelled.status = pb::OrderStatus::Cancelled.into();
+    a.ingest
+        .clone()
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![cancelled],
+        })
+        .await
+        .expect("cancelled");
+    assert!(!bought_together(
+        &asking_about(&mut b, "shell-m").await,
+        "socks"
+    ));
+}
+
+async fn a_product_out_of_stock_through_one_replica_is_not_suggested_by_another(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&a).await;
+    shells_with_socks(&mut a.ingest.clone()).await;
+    a.rebuild_model().await.expect("built");
+    let (_, mut b) = a.replica().await;
+    assert!(bought_together(
+        &asking_about(&mut b, "shell-m").await,
+        "socks"
+    ));
+    let socks = product("socks", "Merino Socks", &["Accessories", "Socks"], 1900, 0);
+    a.ingest
+        .clone()
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![socks],
+        })
+        .await
+        .expect("stock change");
+    let list = asking_about(&mut b, "shell-m").await;
+    assert!(list.iter().all(|(p, _)| p != "socks"), "{list:?}");
+    // Back in stock, back in the list.
+    a.ingest
+        .clone()
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![product(
+                "socks",
+                "Merino Socks",
+                &["Accessories", "Socks"],
+                1900,
+                40,
+            )],
+        })
+        .await
+        .expect("restocked");
+    assert!(bought_together(
+        &asking_about(&mut b, "shell-m").await,
+        "socks"
+    ));
+}
+
+async fn ingestion_goes_on_while_a_model_is_built(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&a).await;
+    shells_with_socks(&mut a.ingest.clone()).await;
+    // A build's read is open (pinned to its snapshot)...
+    let read = a.store.begin_model_read().await.expect("read begins");
+    // ...and an order is acknowledged meanwhile: the build holds no write
+    // lock. (Were it to, this call would never return.)
+    let o3 = order(
+        "o-3",
+        "c3",
+        40,
+        vec![line("shell-m", 1, 12900), line("socks", 1, 1900)],
+    );
+    a.ingest
+        .clone()
+        .record_orders(pb::RecordOrdersRequest { orders: vec![o3] })
+        .await
+        .expect("an order while the model is built");
+    assert!(a.store.feed_head().await.expect("head") > read.as_of_seq());
+    let inputs = read
+        .finish(customer_context::domain::Timestamp::MIN)
+        .await
+        .expect("read");
+    let orders: std::collections::HashSet<&str> = inputs
+        .purchases
+        .iter()
+        .map(|p| p.order_id.as_str())
+        .collect();
+    assert_eq!(orders.len(), 2, "the build sees its snapshot only");
+    live::save_built(&a.store, inputs, &ModelConfig::default(), 0.0)
+        .await
+        .expect("stored");
+    // A replica loading it applies the rest from the feed: every order
+    // counts, once.
+    let live = a.replica_model().await;
+    let (shell, together) = live.read(|m| {
+        let shell = m.item("shell-m").expect("known");
+        let socks = m.item("socks").expect("known");
+        let together = m.partners[shell as usize]
+            .iter()
+            .find(|(b, _)| *b == socks)
+            .map_or(0, |p| p.1);
+        (m.baskets[shell as usize], together)
+    });
+    assert_eq!((shell, together), (3, 3));
+    check_no_loss(&a).await;
+}
+
+/// The customers' totals still agree with their orders.
+async fn check_no_loss(app: &TestApp) {
+    for c in ["c1", "c2", "c3"] {
+        let ctx = app
+            .context
+            .clone()
+            .get_customer_context(pb::GetCustomerContextRequest {
+                customer: Some(pb::CustomerRef {
+                    identity: Some(Identity::CustomerId(c.into())),
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("context")
+            .into_inner();
+        assert_eq!(ctx.profile.expect("profile").order_count, 1, "{c}");
+    }
+}
