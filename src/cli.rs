@@ -184,10 +184,50 @@ pub enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Load a running server with the support desk's calls, each beside the
+    /// health Check, and print calls/s and latency percentiles.
+    Bench(BenchArgs),
     /// Evaluate suggestions offline on the stored order history: hold out
     /// each customer's last order, train on the rest, compare with a
     /// popularity baseline.
     Evaluate(EvaluateArgs),
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Server address.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CUSTOMER_CONTEXT_SERVER")]
+    pub server: String,
+    /// API key (serve it with `--rate-limit-per-key 0`, or the per-key
+    /// limit is what gets measured). Default: the embedded database's
+    /// bootstrap admin key.
+    #[arg(long, env = "CUSTOMER_CONTEXT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// HTTP/2 connections.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Calls in flight at once, spread over the connections.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Seconds measured per phase.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of unmeasured load before each phase.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// The hot customer (default: the one with the most orders).
+    #[arg(long)]
+    pub hot: Option<String>,
+    /// Customers drawn for the random phases (read from the database).
+    #[arg(long, default_value_t = 1000)]
+    pub random: usize,
+    /// Exit with an error when any answer is not OK (for smoke runs).
+    #[arg(long)]
+    pub fail_on_errors: bool,
+    /// The server's database, read for customer ids only.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
 }
 
 /// Arguments of `evaluate`.
@@ -450,6 +490,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Context(args) => context(args).await,
         Command::Evaluate(args) => evaluate(args).await,
+        Command::Bench(args) => bench(args).await,
     }
 }
 
@@ -570,6 +611,54 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
         println!("{}", crate::client::to_json(&context)?);
     } else {
         print!("{}", crate::client::to_text(&context));
+    }
+    Ok(())
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let (hot, random) = store
+        .bench_customers(args.random)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading customer ids: {e:?}"))?;
+    store.close().await;
+    let hot = args
+        .hot
+        .or(hot)
+        .ok_or_else(|| anyhow::anyhow!("the database has no customers to ask about"))?;
+    let api_key = args.api_key.or_else(|| {
+        std::fs::read_to_string(bootstrap_key_path())
+            .ok()
+            .map(|k| k.trim().to_owned())
+    });
+    let config = crate::bench::BenchConfig {
+        server: args.server,
+        api_key,
+        connections: args.connections,
+        concurrency: args.concurrency,
+        duration: std::time::Duration::from_secs_f64(args.duration.max(0.1)),
+        warmup: std::time::Duration::from_secs_f64(args.warmup.max(0.0)),
+        hot,
+        random: if random.is_empty() { vec![] } else { random },
+    };
+    println!(
+        "{} connections, {} calls in flight, {:.0} s per phase after {:.0} s warm-up; {} random customers",
+        config.connections,
+        config.concurrency,
+        config.duration.as_secs_f64(),
+        config.warmup.as_secs_f64(),
+        config.random.len()
+    );
+    let reports = crate::bench::run(&config).await?;
+    print!("{}", crate::bench::table(&reports));
+    let failed: u64 = reports
+        .iter()
+        .flat_map(|r| r.codes.iter())
+        .filter(|(code, _)| code.as_str() != "Ok")
+        .map(|(_, n)| n)
+        .sum();
+    if args.fail_on_errors && failed > 0 {
+        anyhow::bail!("{failed} calls were not answered OK");
     }
     Ok(())
 }

@@ -736,3 +736,24 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Customers for a benchmark: the one with the most orders, and up to
+    /// `n` others with at least one order, spread evenly over the id
+    /// order (deterministic).
+    pub async fn bench_customers(&self, n: usize) -> Result<(Option<String>, Vec<String>), Error> {
+        let hot: Option<String> = sqlx::query_scalar(
+            "SELECT customer_id FROM customers ORDER BY order_count DESC, customer_id LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        let all: Vec<String> = sqlx::query_scalar(
+            "SELECT customer_id FROM customers WHERE order_count > 0 ORDER BY customer_id LIMIT 1000000",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let step = (all.len() / n.max(1)).max(1);
+        let picked = all.into_iter().step_by(step).take(n).collect();
+        Ok((hot, picked))
+    }
+}

@@ -78,6 +78,8 @@ pub struct ExperimentRow {
     pub updated_at: Timestamp,
 }
 
+/// Most styles read as "already bought" for one customer (the newest).
+const BOUGHT_STYLES: i64 = 20_000;
 /// Most rows read for one customer's returned or rejected styles.
 const STYLE_ROWS: i64 = 2000;
 /// Orders containing a suggested style within this many days of the
@@ -167,6 +169,33 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Every style the customer bought, with when each was last bought (the
+    /// newest [`BOUGHT_STYLES`] for an extraordinary history), packed into
+    /// one row: one indexed range read however many there are.
+    #[instrument(skip_all)]
+    pub async fn all_bought_groups(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<HashMap<String, Timestamp>, Error> {
+        let (pack, sep) = packing(self.backend);
+        let fields = pack_fields(sep, &["group_id", "CAST(last_bought_at AS TEXT)"]);
+        let sql = format!(
+            "SELECT {pack}({fields}, {sep}(30)) FROM (SELECT group_id, last_bought_at \
+             FROM customer_groups WHERE customer_id = $1 \
+             ORDER BY last_bought_at DESC LIMIT $2) newest"
+        );
+        let packed: Option<String> = sqlx::query(AssertSqlSafe(sql))
+            .bind(customer.as_str())
+            .bind(BOUGHT_STYLES)
+            .fetch_one(&self.reader)
+            .await?
+            .try_get(0)?;
+        unpack(packed.as_deref(), 2)?
+            .into_iter()
+            .map(|f| Ok((f[0].to_owned(), super::instant(number(f[1])?)?)))
+            .collect()
     }
 
     /// Styles the customer returned since `since` (rejected returns do not

@@ -261,7 +261,7 @@ pub fn evaluate(
         with_two += 1;
         let (history, held_out) = h.orders.split_at(h.orders.len() - 1);
         let mut bought: HashMap<String, Timestamp> = HashMap::new();
-        let mut bought_groups: HashSet<u32> = HashSet::new();
+        let mut bought_groups = super::IxSet::default();
         for p in history.iter().flatten() {
             if let Some(i) = model.item(&p.product_id) {
                 let g = catalog.items[i as usize].group;
@@ -283,11 +283,11 @@ pub fn evaluate(
             continue;
         }
         evaluated += 1;
-        let lines = history_of(&model, history, super::limits::PURCHASE_LINES as usize);
+        let mut lines = history_of(&model, history, super::limits::PURCHASE_LINES as usize);
+        lines.bought_groups = bought;
         let now = lines.lines.first().map_or(Timestamp::MIN, |l| l.placed_at);
         let ask = Ask {
             personal: true,
-            bought_groups: Some(&bought),
             now,
             ..Ask::default()
         };

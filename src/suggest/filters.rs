@@ -1,9 +1,7 @@
 //! The hard filters. Every candidate of every source passes through
 //! [`Filters::check`] before it can be suggested; there is no other path.
 
-use std::collections::HashSet;
-
-use super::{Catalog, ItemIx};
+use super::{Catalog, IxSet};
 
 /// Why a candidate may not be suggested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,21 +24,21 @@ pub enum Blocked {
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     /// Styles bought.
-    pub bought_groups: HashSet<u32>,
+    pub bought_groups: IxSet,
     /// Styles returned within the window.
-    pub returned_groups: HashSet<u32>,
+    pub returned_groups: IxSet,
     /// Styles thumbed down.
-    pub rejected_groups: HashSet<u32>,
+    pub rejected_groups: IxSet,
     /// Items excluded by the request.
-    pub excluded: HashSet<ItemIx>,
+    pub excluded: IxSet,
     /// Styles excluded by the request (every variant of what is in the
     /// cart, asked about or excluded).
-    pub excluded_groups: HashSet<u32>,
+    pub excluded_groups: IxSet,
 }
 
 impl Filters {
     /// Whether `item` may be suggested.
-    pub fn check(&self, catalog: &Catalog, item: ItemIx) -> Result<(), Blocked> {
+    pub fn check(&self, catalog: &Catalog, item: super::ItemIx) -> Result<(), Blocked> {
         let Some(it) = catalog.items.get(item as usize) else {
             return Err(Blocked::Unavailable);
         };

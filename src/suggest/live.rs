@@ -134,19 +134,24 @@ impl LiveModel {
         let Some(stored) = store.newest_snapshot(self.version()).await? else {
             return Ok(());
         };
-        if stored.format != FORMAT {
-            tracing::error!(
-                version = stored.version,
-                format = stored.format,
-                "the stored model has a format this version cannot read; rebuild it"
-            );
-            return Ok(());
-        }
         let body = stored.body;
-        let model = tokio::task::spawn_blocking(move || Model::decode(&body))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?
-            .map_err(|e| Error::Internal(anyhow::anyhow!("decoding the stored model: {e}")))?;
+        let decoded = if stored.format == FORMAT {
+            tokio::task::spawn_blocking(move || Model::decode(&body))
+                .await
+                .map_err(|e| Error::Internal(e.into()))?
+        } else {
+            Err(format!("format {} is not {FORMAT}", stored.format))
+        };
+        let model = match decoded {
+            Ok(model) => model,
+            Err(why) => {
+                // Serve on with what we have; the next build replaces it.
+                // The version is marked seen so it is not decoded again.
+                tracing::error!(version = stored.version, error = %why, "the stored suggestion model cannot be read by this version; serving the previous one until the next build");
+                self.version.store(stored.version, Ordering::Release);
+                return Ok(());
+            }
+        };
         let as_of = model.as_of_seq;
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
         self.version.store(stored.version, Ordering::Release);

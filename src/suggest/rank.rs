@@ -3,9 +3,9 @@
 //! suggestions section and `evaluate` all rank through [`suggest`], so the
 //! offline numbers are the served numbers by construction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use super::{Catalog, Filters, ItemIx, Model};
+use super::{Catalog, Filters, ItemIx, IxMap, IxSet, Model};
 
 /// Source weights and limits: what an A/B variant changes. Stored as JSON
 /// with experiments; fields missing from stored JSON take the defaults.
@@ -199,7 +199,7 @@ type Slot = fn(&mut Candidate) -> (&mut f32, &mut Option<(ItemIx, f32)>);
 /// Adds the neighbours of `seeds` (from `neighbours_of`) to the candidates
 /// through `slot`.
 fn spread(
-    candidates: &mut HashMap<ItemIx, Candidate>,
+    candidates: &mut IxMap<Candidate>,
     neighbours_of: impl Fn(ItemIx) -> Vec<(ItemIx, f32)>,
     mut seeds: Vec<(ItemIx, f32)>,
     slot: Slot,
@@ -248,9 +248,9 @@ fn purchase_seeds(signals: &Signals, weights: &Weights) -> Vec<(ItemIx, f32)> {
 }
 
 /// Every source's candidates, before any filter.
-fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> HashMap<ItemIx, Candidate> {
+fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Candidate> {
     let catalog = &model.catalog;
-    let mut candidates: HashMap<ItemIx, Candidate> = HashMap::new();
+    let mut candidates: IxMap<Candidate> = IxMap::default();
     let seeds = purchase_seeds(signals, weights);
     if weights.complement > 0.0 {
         spread(
@@ -300,7 +300,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> HashMap<It
 /// by their brands) and new categories (best-sellers of where similar
 /// customers went next).
 fn add_category_sources(
-    candidates: &mut HashMap<ItemIx, Candidate>,
+    candidates: &mut IxMap<Candidate>,
     catalog: &Catalog,
     signals: &Signals,
     weights: &Weights,
@@ -464,8 +464,8 @@ pub fn suggest(
         .map(|(item, c)| score(model, signals, weights, *item, c, &top))
         .collect();
     scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
-    let mut per_category: HashMap<u32, usize> = HashMap::new();
-    let mut styles: HashSet<u32> = HashSet::new();
+    let mut per_category: IxMap<usize> = IxMap::default();
+    let mut styles = IxSet::default();
     let mut out = Vec::with_capacity(limit);
     for s in scored {
         let item = &catalog.items[s.item as usize];

@@ -294,9 +294,8 @@ impl SuggestService {
     }
 
     /// Suggestions for a resolved subject: the customer's own bounded
-    /// reads, ranking in memory (twice: once to learn which candidate
-    /// styles to look up in the purchase history, once with the answer),
-    /// and one catalog read that drops anything that went unavailable.
+    /// reads, ranking in memory, and one catalog read that drops anything
+    /// that went unavailable.
     pub(crate) async fn for_subject(&self, r: Request<'_>) -> Result<SuggestionList, Error> {
         let (assignment, ()) = tokio::try_join!(
             self.assignment(r.who),
@@ -316,25 +315,13 @@ impl SuggestService {
             .history(r.subject, customer, personal, r.browsing, r.now)
             .await?;
         let anchors: Vec<&str> = r.anchors.iter().map(|a| a.as_str()).collect();
-        let mut ask = Ask {
+        let ask = Ask {
             anchors: anchors.clone(),
             exclude: r.exclude.iter().map(|e| e.as_str()).collect(),
             personal,
-            bought_groups: None,
             now: r.now,
         };
         let weights = &assignment.weights;
-        let groups = self.live.read(|m| {
-            signals::candidate_group_ids(m, &signals::signals(m, &history, &ask), weights)
-        });
-        let bought = match customer {
-            Some(c) => {
-                let ids: Vec<&str> = groups.iter().map(String::as_str).collect();
-                self.store.bought_groups(c, &ids).await?
-            }
-            None => HashMap::new(),
-        };
-        ask.bought_groups = Some(&bought);
         let want = r.limit + limits::SPARE;
         let (ranked, personalised) = self.live.read(|m| {
             let s = signals::signals(m, &history, &ask);
@@ -376,7 +363,7 @@ impl SuggestService {
             return Ok(History::default());
         };
         let store = &self.store;
-        let (rejected_groups, (viewed, in_cart), lines, returned_groups) = tokio::try_join!(
+        let (rejected_groups, (viewed, in_cart), lines, returned_groups, bought_groups) = tokio::try_join!(
             store.rejected_groups(subject),
             async {
                 match (personal, browsing) {
@@ -400,6 +387,12 @@ impl SuggestService {
                     None => Ok(HashSet::new()),
                 }
             },
+            async {
+                match customer {
+                    Some(c) => store.all_bought_groups(c).await,
+                    None => Ok(HashMap::new()),
+                }
+            },
         )?;
         Ok(History {
             lines,
@@ -407,6 +400,7 @@ impl SuggestService {
             in_cart,
             returned_groups,
             rejected_groups,
+            bought_groups,
         })
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Filters, Model, Signals, price_band};
+use super::{Filters, IxSet, Model, Signals, price_band};
 use crate::{domain::Timestamp, store::PurchasedLine};
 
 /// Distinct purchased products used as item-to-item seeds (the most
@@ -29,6 +29,8 @@ pub struct History {
     pub returned_groups: HashSet<String>,
     /// Styles thumbed down.
     pub rejected_groups: HashSet<String>,
+    /// Styles bought over the whole history, with when last.
+    pub bought_groups: HashMap<String, Timestamp>,
 }
 
 /// One distinct purchased product.
@@ -74,9 +76,6 @@ pub struct Ask<'a> {
     pub exclude: Vec<&'a str>,
     /// Whether the customer's own history may shape the list.
     pub personal: bool,
-    /// Styles bought, with when last, among the candidates (`None` before
-    /// the lookup: only the filters that need no history apply).
-    pub bought_groups: Option<&'a HashMap<String, Timestamp>>,
     /// Now.
     pub now: Timestamp,
 }
@@ -87,7 +86,6 @@ impl Default for Ask<'_> {
             anchors: Vec::new(),
             exclude: Vec::new(),
             personal: false,
-            bought_groups: None,
             now: Timestamp::MIN,
         }
     }
@@ -102,7 +100,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             .item(id)
             .map(|i| model.catalog.items[i as usize].group)
     };
-    let groups = |set: &HashSet<String>| -> HashSet<u32> {
+    let groups = |set: &HashSet<String>| -> IxSet {
         set.iter().filter_map(|g| model.groups.get(g)).collect()
     };
     if ask.personal {
@@ -158,9 +156,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             .collect(),
         ..Filters::default()
     };
-    if let Some(bought) = ask.bought_groups {
-        s.filters.bought_groups = bought_and_not_due(model, bought, ask.now);
-    }
+    s.filters.bought_groups = bought_and_not_due(model, &history.bought_groups, ask.now);
     s
 }
 
@@ -171,45 +167,16 @@ fn bought_and_not_due(
     model: &Model,
     bought: &HashMap<String, Timestamp>,
     now: Timestamp,
-) -> HashSet<u32> {
-    // The replenishment interval of a style: the longest of its products,
-    // none when any of them never comes back.
-    let mut interval: HashMap<u32, Option<u32>> = HashMap::new();
-    let wanted: HashSet<u32> = bought.keys().filter_map(|g| model.groups.get(g)).collect();
-    for it in model
-        .catalog
-        .items
-        .iter()
-        .filter(|it| wanted.contains(&it.group))
-    {
-        let e = interval.entry(it.group).or_insert(it.replenish_days);
-        *e = match (*e, it.replenish_days) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            _ => None,
-        };
-    }
+) -> IxSet {
     bought
         .iter()
         .filter_map(|(g, last)| {
             let gi = model.groups.get(g)?;
-            let due =
-                interval.get(&gi).copied().flatten().is_some_and(|days| {
-                    last.millis() + i64::from(days) * 86_400_000 <= now.millis()
-                });
+            let interval = model.group_replenish.get(gi as usize).copied().flatten();
+            let due = interval.is_some_and(|days| {
+                last.millis() + i64::from(days) * 86_400_000 <= now.millis()
+            });
             (!due).then_some(gi)
         })
-        .collect()
-}
-
-/// Candidate items' styles, as ids (what to look up in the purchase
-/// history).
-pub fn candidate_group_ids(
-    model: &Model,
-    signals: &Signals,
-    weights: &super::Weights,
-) -> Vec<String> {
-    super::candidate_groups(model, signals, weights)
-        .into_iter()
-        .map(|g| model.groups.names[g as usize].clone())
         .collect()
 }

@@ -139,6 +139,10 @@ pub struct Model {
     /// share (the strongest [`NEIGHBOURS`] by cosine at build time, plus
     /// pairs added live since).
     pub partners: Vec<Vec<(ItemIx, u32)>>,
+    /// Per style: days after which it may be suggested again once bought
+    /// (the longest of its products; none when any never comes back).
+    /// Derived from the items, not stored.
+    pub group_replenish: Vec<Option<u32>>,
     /// Per item: items viewed in the same sessions (cosine), strongest first.
     pub coviewed: Vec<Vec<(ItemIx, f32)>>,
     /// Per item: items bought by the same customers (cosine over customers,
@@ -428,7 +432,7 @@ impl Model {
         let mut partners = partners;
         partners.resize(n, Vec::new());
         recent.resize(n, 0.0);
-        Self {
+        let mut model = Self {
             built_at,
             as_of_seq: inputs.as_of_seq,
             catalog,
@@ -436,13 +440,30 @@ impl Model {
             groups,
             brands,
             baskets: popularity,
+            group_replenish: Vec::new(),
             recent,
             recent_as_of: newest,
             half_life_days: config.popularity_half_life_days.max(0.1),
             partners,
             coviewed,
             also_bought,
+        };
+        model.derive_groups();
+        model
+    }
+
+    /// Recomputes what is derived per style from the items.
+    fn derive_groups(&mut self) {
+        let mut replenish: Vec<Option<Option<u32>>> = vec![None; self.groups.names.len()];
+        for it in &self.catalog.items {
+            let e = &mut replenish[it.group as usize];
+            *e = Some(match *e {
+                None => it.replenish_days,
+                Some(Some(a)) => it.replenish_days.map(|b| a.max(b)),
+                Some(None) => None,
+            });
         }
+        self.group_replenish = replenish.into_iter().map(Option::flatten).collect();
     }
 
     /// The index of a product, when the model knows it.
@@ -576,6 +597,7 @@ impl Model {
         let recent = std::mem::take(&mut self.recent);
         self.catalog.rank_popular(&recent);
         self.recent = recent;
+        self.derive_groups();
     }
 
     /// The model as bytes (deflate-compressed), see [`FORMAT`].
@@ -656,7 +678,7 @@ impl Model {
         let partners = r.count_lists()?;
         let coviewed = r.pair_lists(|x| x)?;
         let also_bought = r.pair_lists(|x| x)?;
-        let model = Self {
+        let mut model = Self {
             built_at,
             as_of_seq,
             catalog: Catalog {
@@ -671,6 +693,7 @@ impl Model {
             groups,
             brands,
             baskets,
+            group_replenish: Vec::new(),
             recent,
             recent_as_of,
             half_life_days,
@@ -679,6 +702,7 @@ impl Model {
             also_bought,
         };
         model.check()?;
+        model.derive_groups();
         Ok(model)
     }
 

@@ -1,0 +1,283 @@
+//! The `bench` subcommand: load against a running server, in one run, for
+//! the calls a support desk makes, each beside the cheapest call (the
+//! health `Check`) so the numbers read as a ratio that holds from machine
+//! to machine.
+//!
+//! Phases run one after the other with the same connections and
+//! concurrency: `Check`, then `GetCustomerContext` (default mask, so with
+//! suggestions), the context without suggestions, and `SuggestCrossSells`,
+//! each for one hot customer (the longest history) and for customers drawn
+//! at random. Each phase reports calls/s, p50/p99/p99.9 latency, and
+//! answers other than OK by status code.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::proto::{
+    self as pb, customer_context_service_client::CustomerContextServiceClient,
+    customer_ref::Identity,
+};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// `http://host:port`.
+    pub server: String,
+    /// API key for the customer calls.
+    pub api_key: Option<String>,
+    /// HTTP/2 connections.
+    pub connections: usize,
+    /// Calls in flight at once (spread over the connections).
+    pub concurrency: usize,
+    /// Measured time per phase.
+    pub duration: Duration,
+    /// Unmeasured time before each phase.
+    pub warmup: Duration,
+    /// The hot customer (the longest history).
+    pub hot: String,
+    /// Customers drawn at random, round-robin.
+    pub random: Vec<String>,
+}
+
+/// The calls a phase makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// grpc.health.v1.Health/Check.
+    Check,
+    /// GetCustomerContext with the default (empty) read mask.
+    Context,
+    /// GetCustomerContext with every section but suggestions.
+    ContextWithoutSuggestions,
+    /// SuggestCrossSells, 10 items.
+    Suggest,
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::Check => "Health.Check",
+            Call::Context => "GetCustomerContext",
+            Call::ContextWithoutSuggestions => "GetCustomerContext -suggestions",
+            Call::Suggest => "SuggestCrossSells",
+        }
+    }
+}
+
+/// One phase's numbers.
+#[derive(Debug, Clone)]
+pub struct PhaseReport {
+    /// What was called.
+    pub call: Call,
+    /// For whom ("-", "hot", "random").
+    pub who: &'static str,
+    /// Answers per second (all codes).
+    pub calls_per_sec: f64,
+    /// OK answers per second.
+    pub ok_per_sec: f64,
+    /// Latency percentiles of OK answers, ms: p50, p99, p99.9.
+    pub latency_ms: (f64, f64, f64),
+    /// Answers by status code.
+    pub codes: BTreeMap<String, u64>,
+}
+
+/// Sorted latencies' percentile, in ms.
+fn percentile(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted_us[i]) / 1000.0
+}
+
+fn with_key<T>(message: T, key: &Option<String>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(k) = key
+        && let Ok(v) = format!("Bearer {k}").parse()
+    {
+        request.metadata_mut().insert("authorization", v);
+    }
+    request
+}
+
+fn customer(id: &str) -> Option<pb::CustomerRef> {
+    Some(pb::CustomerRef {
+        identity: Some(Identity::CustomerId(id.to_owned())),
+    })
+}
+
+/// Makes one call; its status code.
+async fn call_once(channel: Channel, call: Call, who: &str, key: &Option<String>) -> Code {
+    let context = |mask: &[&str]| pb::GetCustomerContextRequest {
+        customer: customer(who),
+        read_mask: (!mask.is_empty()).then(|| prost_types::FieldMask {
+            paths: mask.iter().map(|s| (*s).to_owned()).collect(),
+        }),
+        ..Default::default()
+    };
+    let result = match call {
+        Call::Check => HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|_| ()),
+        Call::Context => CustomerContextServiceClient::new(channel)
+            .get_customer_context(with_key(context(&[]), key))
+            .await
+            .map(|_| ()),
+        Call::ContextWithoutSuggestions => CustomerContextServiceClient::new(channel)
+            .get_customer_context(with_key(
+                context(&[
+                    "profile",
+                    "recent_browsing",
+                    "recent_searches",
+                    "recent_orders",
+                    "returns",
+                    "open_tickets",
+                    "agent_brief",
+                ]),
+                key,
+            ))
+            .await
+            .map(|_| ()),
+        Call::Suggest => CustomerContextServiceClient::new(channel)
+            .suggest_cross_sells(with_key(
+                pb::SuggestCrossSellsRequest {
+                    customer: customer(who),
+                    limit: 10,
+                    ..Default::default()
+                },
+                key,
+            ))
+            .await
+            .map(|_| ()),
+    };
+    match result {
+        Ok(()) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+/// Runs `call` with `concurrency` loops over `channels` for `duration`
+/// (after `warmup`); customers taken round-robin from `who`.
+async fn phase(
+    config: &BenchConfig,
+    channels: &[Channel],
+    call: Call,
+    label: &'static str,
+    who: Arc<Vec<String>>,
+) -> PhaseReport {
+    let started = Instant::now();
+    let measure_from = started + config.warmup;
+    let stop_at = measure_from + config.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..config.concurrency.max(1) {
+        let channel = channels[n % channels.len()].clone();
+        let who = who.clone();
+        let key = config.api_key.clone();
+        tasks.spawn(async move {
+            let mut latencies: Vec<u32> = Vec::new();
+            let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+            let mut i = n;
+            loop {
+                let at = Instant::now();
+                if at >= stop_at {
+                    break;
+                }
+                let id = who.get(i % who.len().max(1)).map_or("", String::as_str);
+                i += 7919;
+                let code = call_once(channel.clone(), call, id, &key).await;
+                if at >= measure_from {
+                    *codes.entry(format!("{code:?}")).or_insert(0) += 1;
+                    if code == Code::Ok {
+                        latencies.push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    }
+                }
+            }
+            (latencies, codes)
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((l, c)) = done {
+            latencies.extend(l);
+            for (k, v) in c {
+                *codes.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let secs = config.duration.as_secs_f64().max(1e-9);
+    let total: u64 = codes.values().sum();
+    PhaseReport {
+        call,
+        who: label,
+        calls_per_sec: total as f64 / secs,
+        ok_per_sec: latencies.len() as f64 / secs,
+        latency_ms: (
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 0.999),
+        ),
+        codes,
+    }
+}
+
+/// Runs every phase and returns their reports, `Check` first.
+pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
+    let mut channels = Vec::new();
+    for _ in 0..config.connections.max(1) {
+        channels.push(
+            Channel::from_shared(config.server.clone())
+                .context("parsing the server address")?
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .with_context(|| format!("connecting to {}", config.server))?,
+        );
+    }
+    let hot = Arc::new(vec![config.hot.clone()]);
+    let random = Arc::new(config.random.clone());
+    let mut reports = vec![phase(config, &channels, Call::Check, "-", hot.clone()).await];
+    for call in [Call::Context, Call::ContextWithoutSuggestions, Call::Suggest] {
+        reports.push(phase(config, &channels, call, "hot", hot.clone()).await);
+        reports.push(phase(config, &channels, call, "random", random.clone()).await);
+    }
+    Ok(reports)
+}
+
+/// The reports as a table (Markdown), each phase's OK rate beside the
+/// health `Check`'s.
+pub fn table(reports: &[PhaseReport]) -> String {
+    let base = reports
+        .iter()
+        .find(|r| r.call == Call::Check)
+        .map_or(1.0, |r| r.ok_per_sec.max(1e-9));
+    let mut out = String::from(
+        "| call | customer | OK/s | vs Check | p50 ms | p99 ms | p99.9 ms | answers by code |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for r in reports {
+        let codes: Vec<String> = r.codes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {:.1} % | {:.2} | {:.2} | {:.2} | {} |\n",
+            r.call.name(),
+            r.who,
+            r.ok_per_sec,
+            100.0 * r.ok_per_sec / base,
+            r.latency_ms.0,
+            r.latency_ms.1,
+            r.latency_ms.2,
+            codes.join(", ")
+        ));
+    }
+    out
+}
