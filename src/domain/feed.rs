@@ -26,11 +26,13 @@ pub enum ChangeKind {
     Consent,
     /// Feedback on a suggestion.
     Feedback,
+    /// A customer was erased (the entry names nobody).
+    Erasure,
 }
 
 impl ChangeKind {
     /// Every kind, for parsing.
-    pub const ALL: [ChangeKind; 9] = [
+    pub const ALL: [ChangeKind; 10] = [
         ChangeKind::Basket,
         ChangeKind::Product,
         ChangeKind::Event,
@@ -40,6 +42,7 @@ impl ChangeKind {
         ChangeKind::Customer,
         ChangeKind::Consent,
         ChangeKind::Feedback,
+        ChangeKind::Erasure,
     ];
 
     /// Stored name.
@@ -54,6 +57,7 @@ impl ChangeKind {
             ChangeKind::Customer => "customer",
             ChangeKind::Consent => "consent",
             ChangeKind::Feedback => "feedback",
+            ChangeKind::Erasure => "erasure",
         }
     }
 
@@ -106,6 +110,17 @@ impl Change {
             kind: ChangeKind::Product,
             customer_id: None,
             product_id: Some(product_id.to_owned()),
+            basket: None,
+        }
+    }
+
+    /// Someone was erased: replicas forget whatever they hold per
+    /// customer (the entry cannot say whom without keeping their id).
+    pub fn erasure() -> Self {
+        Self {
+            kind: ChangeKind::Erasure,
+            customer_id: None,
+            product_id: None,
             basket: None,
         }
     }

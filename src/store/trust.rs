@@ -328,10 +328,11 @@ impl Store {
                 _ => orders.push((order_id, placed_at, vec![product])),
             }
         }
-        let changes: Vec<Change> = orders
+        let mut changes: Vec<Change> = orders
             .into_iter()
             .map(|(_, placed_at, products)| Change::basket(false, placed_at, products))
             .collect();
+        changes.push(Change::erasure());
         let mut receipt = ErasureReceipt::default();
         for (table, filter) in CUSTOMER_ROWS {
             let anon = if anonymous.is_empty() {

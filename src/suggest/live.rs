@@ -14,12 +14,15 @@ use std::{
     collections::HashSet,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use super::snapshot::{FORMAT, Model, ModelConfig};
+use super::{
+    memo::Memo,
+    snapshot::{FORMAT, Model, ModelConfig},
+};
 use crate::{
     domain::{ChangeKind, Error, FeedEntry, Timestamp},
     store::{ModelInputs, Store},
@@ -66,7 +69,11 @@ pub struct LiveModel {
     config: ModelConfig,
     version: AtomicI64,
     applied: AtomicI64,
+    /// Moves on whenever the model changes (a batch of counts or products,
+    /// a new snapshot): lists ranked before are not reused.
+    generation: AtomicU64,
     catching_up: tokio::sync::Mutex<()>,
+    memo: Memo,
 }
 
 impl LiveModel {
@@ -77,7 +84,9 @@ impl LiveModel {
             config,
             version: AtomicI64::new(0),
             applied: AtomicI64::new(0),
+            generation: AtomicU64::new(0),
             catching_up: tokio::sync::Mutex::new(()),
+            memo: Memo::default(),
         }
     }
 
@@ -96,6 +105,16 @@ impl LiveModel {
     /// The last feed entry applied.
     pub fn applied(&self) -> i64 {
         self.applied.load(Ordering::Acquire)
+    }
+
+    /// The model state's generation (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// What this replica remembers per customer.
+    pub fn memo(&self) -> &Memo {
+        &self.memo
     }
 
     /// The configuration the model is built and updated with.
@@ -154,6 +173,7 @@ impl LiveModel {
         };
         let as_of = model.as_of_seq;
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.version.store(stored.version, Ordering::Release);
         self.applied.store(as_of, Ordering::Release);
         tracing::info!(
@@ -195,6 +215,15 @@ impl LiveModel {
             .any(|e| matches!(e.change.kind, ChangeKind::Basket | ChangeKind::Product))
         {
             model.refresh_popular();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(model);
+        for e in entries {
+            match (&e.change.customer_id, e.change.kind) {
+                (_, ChangeKind::Erasure) => self.memo.clear(),
+                (Some(c), _) => self.memo.changed(c, e.seq),
+                (None, _) => {}
+            }
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod evaluate;
 pub mod experiment;
 mod filters;
 pub mod live;
+pub mod memo;
 mod model;
 mod rank;
 mod reasons;

@@ -311,9 +311,9 @@ impl SuggestService {
             Some(Subject::Customer(c)) if history_allowed => Some(c),
             _ => None,
         };
-        let history = self
-            .history(r.subject, customer, personal, r.browsing, r.now)
-            .await?;
+        // Remembered per customer when their whole history may be used.
+        let memo_key = customer.filter(|_| personal).map(CustomerId::as_str);
+        let (history, browsing_key) = self.remembered_history(r.subject, customer, personal, memo_key, r.browsing, r.now).await?;
         let anchors: Vec<&str> = r.anchors.iter().map(|a| a.as_str()).collect();
         let ask = Ask {
             anchors: anchors.clone(),
@@ -323,12 +323,33 @@ impl SuggestService {
         };
         let weights = &assignment.weights;
         let want = r.limit + limits::SPARE;
-        let (ranked, personalised) = self.live.read(|m| {
-            let s = signals::signals(m, &history, &ask);
-            let ranked = suggest(m, &s, weights, want);
-            let personalised = personal && (!s.bought.is_empty() || !history.viewed.is_empty());
-            (reasons::to_ids(m, &ranked, &s.brands), personalised)
-        });
+        let list_key = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{want}\u{1f}{}\u{1f}{}\u{1f}{browsing_key}",
+            anchors.join(","),
+            ask.exclude.join(","),
+            r.now.millis() / 86_400_000,
+            assignment.experiment,
+            assignment.variant,
+        );
+        let generation = self.live.generation();
+        let remembered = memo_key.and_then(|c| self.live.memo().list(c, &list_key, generation));
+        let list = match remembered {
+            Some(list) => list,
+            None => {
+                let list = std::sync::Arc::new(self.live.read(|m| {
+                    let s = signals::signals(m, &history, &ask);
+                    let ranked = suggest(m, &s, weights, want);
+                    let personalised =
+                        personal && (!s.bought.is_empty() || !history.viewed.is_empty());
+                    (reasons::to_ids(m, &ranked, &s.brands), personalised)
+                }));
+                if let Some(c) = memo_key {
+                    self.live.memo().put_list(c, list_key, generation, list.clone());
+                }
+                list
+            }
+        };
+        let (ranked, personalised) = (list.0.clone(), list.1);
         let items = self
             .finish(
                 r.subject,
@@ -346,6 +367,47 @@ impl SuggestService {
             variant: assignment.variant,
             personalised,
             note: note(history_allowed, personal, personalised, anchors.is_empty()).to_owned(),
+        })
+    }
+
+    /// The subject's history, from this replica's memory when it holds it
+    /// (`memo_key`); browsing the caller already read replaces the one
+    /// read here. Also a fingerprint of the browsing used, for the ranked
+    /// list's memo key.
+    async fn remembered_history(
+        &self,
+        subject: Option<&Subject>,
+        customer: Option<&CustomerId>,
+        personal: bool,
+        memo_key: Option<&str>,
+        browsing: Option<(Vec<String>, Vec<String>)>,
+        now: Timestamp,
+    ) -> Result<(std::sync::Arc<History>, u64), Error> {
+        let fingerprint = |b: &(Vec<String>, Vec<String>)| {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(b, &mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        let given = browsing.as_ref().map(fingerprint).unwrap_or(0);
+        let history = match memo_key.and_then(|c| self.live.memo().history(c)) {
+            Some(h) => h,
+            None => {
+                let since = self.live.applied();
+                let h = std::sync::Arc::new(self.history(subject, customer, personal, None, now).await?);
+                if let Some(c) = memo_key {
+                    self.live.memo().put_history(c, h.clone(), since);
+                }
+                h
+            }
+        };
+        Ok(match browsing {
+            Some((viewed, in_cart)) => {
+                let mut h = History::clone(&history);
+                h.viewed = viewed;
+                h.in_cart = in_cart;
+                (std::sync::Arc::new(h), given)
+            }
+            None => (history, 0),
         })
     }
 
