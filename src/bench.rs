@@ -247,7 +247,11 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
     let hot = Arc::new(vec![config.hot.clone()]);
     let random = Arc::new(config.random.clone());
     let mut reports = vec![phase(config, &channels, Call::Check, "-", hot.clone()).await];
-    for call in [Call::Context, Call::ContextWithoutSuggestions, Call::Suggest] {
+    for call in [
+        Call::Context,
+        Call::ContextWithoutSuggestions,
+        Call::Suggest,
+    ] {
         reports.push(phase(config, &channels, call, "hot", hot.clone()).await);
         reports.push(phase(config, &channels, call, "random", random.clone()).await);
     }

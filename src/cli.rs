@@ -197,7 +197,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Server address.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CUSTOMER_CONTEXT_SERVER")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:50051",
+        env = "CUSTOMER_CONTEXT_SERVER"
+    )]
     pub server: String,
     /// API key (serve it with `--rate-limit-per-key 0`, or the per-key
     /// limit is what gets measured). Default: the embedded database's

@@ -313,7 +313,9 @@ impl SuggestService {
         };
         // Remembered per customer when their whole history may be used.
         let memo_key = customer.filter(|_| personal).map(CustomerId::as_str);
-        let (history, browsing_key) = self.remembered_history(r.subject, customer, personal, memo_key, r.browsing, r.now).await?;
+        let (history, browsing_key) = self
+            .remembered_history(r.subject, customer, personal, memo_key, r.browsing, r.now)
+            .await?;
         let anchors: Vec<&str> = r.anchors.iter().map(|a| a.as_str()).collect();
         let ask = Ask {
             anchors: anchors.clone(),
@@ -344,7 +346,9 @@ impl SuggestService {
                     (reasons::to_ids(m, &ranked, &s.brands), personalised)
                 }));
                 if let Some(c) = memo_key {
-                    self.live.memo().put_list(c, list_key, generation, list.clone());
+                    self.live
+                        .memo()
+                        .put_list(c, list_key, generation, list.clone());
                 }
                 list
             }
@@ -393,7 +397,9 @@ impl SuggestService {
             Some(h) => h,
             None => {
                 let since = self.live.applied();
-                let h = std::sync::Arc::new(self.history(subject, customer, personal, None, now).await?);
+                let h = std::sync::Arc::new(
+                    self.history(subject, customer, personal, None, now).await?,
+                );
                 if let Some(c) = memo_key {
                     self.live.memo().put_history(c, h.clone(), since);
                 }

@@ -163,19 +163,14 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
 /// The bought styles that may not come back yet: all but those whose
 /// every product is replenishable and whose interval since the last
 /// purchase has passed.
-fn bought_and_not_due(
-    model: &Model,
-    bought: &HashMap<String, Timestamp>,
-    now: Timestamp,
-) -> IxSet {
+fn bought_and_not_due(model: &Model, bought: &HashMap<String, Timestamp>, now: Timestamp) -> IxSet {
     bought
         .iter()
         .filter_map(|(g, last)| {
             let gi = model.groups.get(g)?;
             let interval = model.group_replenish.get(gi as usize).copied().flatten();
-            let due = interval.is_some_and(|days| {
-                last.millis() + i64::from(days) * 86_400_000 <= now.millis()
-            });
+            let due = interval
+                .is_some_and(|days| last.millis() + i64::from(days) * 86_400_000 <= now.millis());
             (!due).then_some(gi)
         })
         .collect()
