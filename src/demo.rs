@@ -334,6 +334,7 @@ fn catalog(rng: &mut Rng) -> anyhow::Result<Vec<Product>> {
                     image_url: format!("https://shop.example.com/img/{group}.jpg"),
                     // Socks wear out: they may be offered again after a season.
                     replenish_after_days: (*cat == "Socks").then_some(90),
+                    merchandise: Default::default(),
                 });
             }
         }

@@ -200,6 +200,7 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
         url,
         image_url,
         replenish_after_days,
+        merchandise,
     } = p;
     let mut v = Violations::new();
     if replenish_after_days > d::MAX_REPLENISH_DAYS {
@@ -243,6 +244,7 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
             url,
             image_url,
             replenish_after_days: (replenish_after_days > 0).then_some(replenish_after_days),
+            merchandise: d::MerchandiseFlag(merchandise),
         }
     })
 }

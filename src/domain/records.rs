@@ -58,6 +58,23 @@ pub struct Product {
     /// Days after a purchase when it may be suggested again (consumables);
     /// `None` when a bought style never comes back.
     pub replenish_after_days: Option<u32>,
+    /// Whether it is merchandise, when the retailer says so.
+    pub merchandise: MerchandiseFlag,
+}
+
+/// Whether a product is merchandise a shopper may be offered, when the
+/// retailer says so (`None`: the deployment's non-merchandise categories
+/// decide). Absent, it adds nothing to a product's fingerprint, so
+/// products stored before the flag existed are not seen as changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MerchandiseFlag(pub Option<bool>);
+
+impl Hash for MerchandiseFlag {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if let Some(b) = self.0 {
+            b.hash(state);
+        }
+    }
 }
 
 /// Longest replenishment interval, in days.

@@ -113,6 +113,10 @@ pub fn product_from_json(o: &Map<String, Value>) -> Result<Product, String> {
             }
             None => None,
         },
+        merchandise: crate::domain::MerchandiseFlag(match text(o, "merchandise") {
+            Some(_) => Some(boolean(o, "merchandise", true)?),
+            None => None,
+        }),
     })
 }
 

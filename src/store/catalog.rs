@@ -30,15 +30,16 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO products (product_id, name, brand, category_path, top_category, price_minor, \
-                 currency, stock_quantity, in_stock, group_id, active, url, image_url, content_hash, updated_at, replenish_days) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 currency, stock_quantity, in_stock, group_id, active, url, image_url, content_hash, updated_at, replenish_days, \
+                 merchandise) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
                  ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, brand = excluded.brand, \
                  category_path = excluded.category_path, top_category = excluded.top_category, \
                  price_minor = excluded.price_minor, currency = excluded.currency, \
                  stock_quantity = excluded.stock_quantity, in_stock = excluded.in_stock, \
                  group_id = excluded.group_id, active = excluded.active, url = excluded.url, \
                  image_url = excluded.image_url, content_hash = excluded.content_hash, \
-                 updated_at = excluded.updated_at, replenish_days = excluded.replenish_days",
+                 updated_at = excluded.updated_at, replenish_days = excluded.replenish_days, \
+                 merchandise = excluded.merchandise",
             )
             .bind(p.product_id.as_str())
             .bind(&p.name)
@@ -56,6 +57,7 @@ impl Store {
             .bind(hash)
             .bind(now)
             .bind(p.replenish_after_days.map(i64::from))
+            .bind(p.merchandise.0.map(flag))
             .execute(&mut *tx)
             .await?;
             changes.push(Change::product(p.product_id.as_str()));

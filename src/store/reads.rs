@@ -639,6 +639,8 @@ pub struct CatalogRow {
     pub brand: String,
     /// Days after which a bought product may be suggested again.
     pub replenish_days: Option<i64>,
+    /// Merchandise or not, when the retailer said so.
+    pub merchandise: Option<bool>,
 }
 
 /// One purchased line of the whole history, for offline evaluation.
@@ -660,7 +662,7 @@ pub(super) async fn catalog_rows_in(
 ) -> Result<Vec<CatalogRow>, Error> {
     let rows = sqlx::query(
         "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand, \
-         replenish_days FROM products ORDER BY product_id",
+         replenish_days, merchandise FROM products ORDER BY product_id",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -675,6 +677,7 @@ pub(super) async fn catalog_rows_in(
                 available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
                 brand: r.try_get(7)?,
                 replenish_days: r.try_get(8)?,
+                merchandise: r.try_get::<Option<i64>, _>(9)?.map(|m| m != 0),
             })
         })
         .collect()
@@ -713,7 +716,7 @@ impl Store {
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
                 "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand, \
-                 replenish_days FROM products WHERE product_id IN ({})",
+                 replenish_days, merchandise FROM products WHERE product_id IN ({})",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -730,6 +733,7 @@ impl Store {
                     available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
                     brand: r.try_get(7)?,
                     replenish_days: r.try_get(8)?,
+                    merchandise: r.try_get::<Option<i64>, _>(9)?.map(|m| m != 0),
                 });
             }
         }

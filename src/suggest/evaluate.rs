@@ -346,6 +346,7 @@ mod tests {
             available: true,
             brand: String::new(),
             replenish_days: None,
+            merchandise: None,
         }
     }
 

@@ -523,6 +523,7 @@ mod tests {
                     available,
                     brand: brand.map(|b| format!("b{b}")).unwrap_or_default(),
                     replenish_days: None,
+                    merchandise: None,
                 },
             )
             .collect();

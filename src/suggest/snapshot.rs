@@ -183,7 +183,9 @@ fn item_of(
         category: categories.intern(&super::category_key(&row.category_path)),
         price_minor: row.price_minor,
         available: row.available,
-        merchandise: config.is_merchandise(&row.category_path),
+        merchandise: row
+            .merchandise
+            .unwrap_or_else(|| config.is_merchandise(&row.category_path)),
         brand: (!row.brand.is_empty()).then(|| brands.intern(&row.brand)),
         replenish_days: row.replenish_days.and_then(|d| u32::try_from(d).ok()),
     }

@@ -37,6 +37,7 @@ pub fn product(id: &str, name: &str, category: &[&str], price: i64, stock: i64) 
         url: String::new(),
         image_url: String::new(),
         replenish_after_days: 0,
+        merchandise: None,
     }
 }
 

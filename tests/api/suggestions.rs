@@ -28,6 +28,7 @@ on_both_backends!(
     reads_are_logged_and_erasure_removes_feedback,
     a_visitors_thumbs_down_follows_them_when_they_sign_in,
     bad_requests_name_their_fields,
+    products_the_retailer_marks_as_not_merchandise_are_never_suggested,
 );
 
 /// (id, name, category, price, stock, group, replenish days, active)
@@ -1191,4 +1192,49 @@ async fn bad_requests_name_their_fields(backend: Backend) {
     .await;
     assert_eq!(r.results[0].violations[0].field, "suggestion_id");
     assert_eq!(r.results[1].violations[0].field, "kind");
+}
+
+/// What a visitor with no history is offered.
+async fn best_sellers(app: &TestApp) -> Vec<String> {
+    let request = pb::SuggestCrossSellsRequest {
+        customer: anonymous("visitor-9"),
+        limit: 50,
+        ..Default::default()
+    };
+    ids(&suggest(app, request).await)
+}
+
+async fn products_the_retailer_marks_as_not_merchandise_are_never_suggested(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    shop(&app).await;
+    assert!(best_sellers(&app).await.contains(&"bottle".to_owned()));
+    // The bottle is a deposit item here: the retailer says so.
+    let mut bottle = product("bottle", "Bottle", &["Equipment", "Bottles"], 1200, 10);
+    bottle.merchandise = Some(false);
+    let upsert = |p: pb::Product| {
+        let mut ingest = app.ingest.clone();
+        async move {
+            ingest
+                .upsert_products(pb::UpsertProductsRequest { products: vec![p] })
+                .await
+                .expect("upsert")
+                .into_inner()
+        }
+    };
+    assert_eq!(
+        upsert(bottle.clone())
+            .await
+            .summary
+            .expect("summary")
+            .updated,
+        1
+    );
+    let list = best_sellers(&app).await;
+    assert!(!list.contains(&"bottle".to_owned()), "{list:?}");
+    // Left unsaid, the category decides again ("Equipment" is merchandise).
+    bottle.merchandise = None;
+    upsert(bottle).await;
+    assert!(best_sellers(&app).await.contains(&"bottle".to_owned()));
 }
