@@ -409,6 +409,7 @@ impl ContextService {
                         browsing: Some(browsing),
                         limit: query.suggestions_limit as usize,
                         now: as_of,
+                        caught_up: false,
                     })
                     .await?,
             )

@@ -28,11 +28,13 @@ pub enum ChangeKind {
     Feedback,
     /// A customer was erased (the entry names nobody).
     Erasure,
+    /// An A/B experiment was created, changed, started or stopped.
+    Experiment,
 }
 
 impl ChangeKind {
     /// Every kind, for parsing.
-    pub const ALL: [ChangeKind; 10] = [
+    pub const ALL: [ChangeKind; 11] = [
         ChangeKind::Basket,
         ChangeKind::Product,
         ChangeKind::Event,
@@ -43,6 +45,7 @@ impl ChangeKind {
         ChangeKind::Consent,
         ChangeKind::Feedback,
         ChangeKind::Erasure,
+        ChangeKind::Experiment,
     ];
 
     /// Stored name.
@@ -58,6 +61,7 @@ impl ChangeKind {
             ChangeKind::Consent => "consent",
             ChangeKind::Feedback => "feedback",
             ChangeKind::Erasure => "erasure",
+            ChangeKind::Experiment => "experiment",
         }
     }
 
@@ -110,6 +114,16 @@ impl Change {
             kind: ChangeKind::Product,
             customer_id: None,
             product_id: Some(product_id.to_owned()),
+            basket: None,
+        }
+    }
+
+    /// A change that names neither a customer nor a product.
+    pub fn of(kind: ChangeKind) -> Self {
+        Self {
+            kind,
+            customer_id: None,
+            product_id: None,
             basket: None,
         }
     }

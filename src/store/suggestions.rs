@@ -363,6 +363,7 @@ impl Store {
         .bind(now.millis())
         .execute(&mut *tx)
         .await?;
+        super::feed::append(&mut tx, &[Change::of(ChangeKind::Experiment)]).await?;
         tx.commit().await?;
         Ok(ExperimentRow {
             name: name.to_owned(),

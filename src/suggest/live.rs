@@ -72,6 +72,8 @@ pub struct LiveModel {
     /// Moves on whenever the model changes (a batch of counts or products,
     /// a new snapshot): lists ranked before are not reused.
     generation: AtomicU64,
+    /// Moves on whenever an experiment changes.
+    experiments: AtomicU64,
     catching_up: tokio::sync::Mutex<()>,
     memo: Memo,
 }
@@ -85,6 +87,7 @@ impl LiveModel {
             version: AtomicI64::new(0),
             applied: AtomicI64::new(0),
             generation: AtomicU64::new(0),
+            experiments: AtomicU64::new(0),
             catching_up: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
         }
@@ -110,6 +113,11 @@ impl LiveModel {
     /// The model state's generation (see the field).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Moves on whenever the feed reports an experiment change.
+    pub fn experiments_epoch(&self) -> u64 {
+        self.experiments.load(Ordering::Acquire)
     }
 
     /// What this replica remembers per customer.
@@ -221,8 +229,14 @@ impl LiveModel {
         for e in entries {
             match (&e.change.customer_id, e.change.kind) {
                 (_, ChangeKind::Erasure) => self.memo.clear(),
-                (Some(c), _) => self.memo.changed(c, e.seq),
+                (_, ChangeKind::Experiment) => {
+                    self.experiments.fetch_add(1, Ordering::AcqRel);
+                }
+                (Some(c), _) => self.memo.customers.changed(c, e.seq),
                 (None, _) => {}
+            }
+            if let Some(p) = &e.change.product_id {
+                self.memo.products.changed(p, e.seq);
             }
         }
         Ok(())

@@ -1,111 +1,195 @@
-//! What one replica remembers per customer between requests: the reads
-//! suggestions make of their history, and the lists ranked from them.
-//! Exact, not timed: an entry is dropped when the change feed reports any
-//! change for that customer (and everything on an erasure), and a ranked
-//! list is used only with the model state it was ranked on. Bounded: when
-//! full, it is emptied and refills with whoever asks next.
+//! What one replica remembers between requests: per customer, the reads
+//! suggestions make of their history (and consents) and the lists ranked
+//! from them; per product, its catalogue row. Exact, not timed: an entry is
+//! dropped when the change feed reports a change for its key (everything on
+//! an erasure), a read that began before such a change is not kept, and a
+//! ranked list is used only with the model state it was ranked on.
+//! Bounded: when full, a cache is emptied and refills with whoever asks
+//! next.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use super::{reasons::Ranked, signals::History};
+use crate::{domain::ConsentRecord, store::ProductRow};
 
 /// Customers remembered at most.
 pub const CUSTOMERS: usize = 20_000;
+/// Products remembered at most.
+pub const PRODUCTS: usize = 100_000;
 /// Ranked lists remembered per customer at most (one per distinct request).
 const LISTS: usize = 4;
 
-/// A ranked list as served from memory.
+/// A ranked list as served from memory, and whether it was personalised.
 pub type List = Arc<(Vec<Ranked>, bool)>;
 
 #[derive(Debug)]
-enum Slot {
-    /// What was read (from feed position `since`) and ranked for them.
-    Known {
-        history: Arc<History>,
-        lists: Vec<(String, u64, List)>,
-    },
+enum Slot<V> {
+    /// What was read.
+    Known(V),
     /// Changed at feed position `at`: a read that began before it is stale.
     Changed { at: i64 },
 }
 
-/// The per-customer memory of one replica.
-#[derive(Debug, Default)]
-pub struct Memo {
-    slots: Mutex<HashMap<String, Slot>>,
+/// Values by key, kept exact by the change feed.
+#[derive(Debug)]
+pub struct Exact<V> {
+    slots: Mutex<HashMap<String, Slot<V>>>,
+    capacity: usize,
 }
 
-impl Memo {
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+impl<V> Exact<V> {
+    /// An empty cache of at most `capacity` keys.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot<V>>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The remembered history of `customer`.
-    pub fn history(&self, customer: &str) -> Option<Arc<History>> {
-        match self.slots().get(customer) {
-            Some(Slot::Known { history, .. }) => Some(history.clone()),
+    /// Runs `f` on the value of `key`, when known.
+    pub fn with<R>(&self, key: &str, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        match self.slots().get_mut(key) {
+            Some(Slot::Known(v)) => Some(f(v)),
             _ => None,
         }
     }
 
-    /// Remembers a history read that began when the feed was applied up to
-    /// `since`, unless the customer changed after that.
-    pub fn put_history(&self, customer: &str, history: Arc<History>, since: i64) {
+    /// Remembers a value read when the feed was applied up to `since`,
+    /// unless the key changed after that.
+    pub fn put(&self, key: &str, value: V, since: i64) {
         let mut slots = self.slots();
-        if let Some(Slot::Changed { at }) = slots.get(customer)
+        if let Some(Slot::Changed { at }) = slots.get(key)
             && *at > since
         {
             return;
         }
-        if slots.len() >= CUSTOMERS {
+        if slots.len() >= self.capacity {
             slots.clear();
         }
-        slots.insert(
-            customer.to_owned(),
-            Slot::Known {
-                history,
-                lists: Vec::new(),
-            },
-        );
+        slots.insert(key.to_owned(), Slot::Known(value));
+    }
+
+    /// The feed reported a change for `key` at position `at`.
+    pub fn changed(&self, key: &str, at: i64) {
+        let mut slots = self.slots();
+        if slots.len() >= self.capacity {
+            slots.clear();
+        }
+        slots.insert(key.to_owned(), Slot::Changed { at });
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.slots().clear();
+    }
+}
+
+/// What is remembered of one customer.
+#[derive(Debug, Default)]
+pub struct Customer {
+    /// Their consents.
+    pub consents: Option<Arc<Vec<ConsentRecord>>>,
+    /// What suggestions read of their history.
+    pub history: Option<Arc<History>>,
+    /// Lists ranked for them: (request key, model generation, list).
+    pub lists: Vec<(String, u64, List)>,
+}
+
+/// One replica's memory.
+#[derive(Debug)]
+pub struct Memo {
+    /// Per customer id.
+    pub customers: Exact<Customer>,
+    /// Catalogue rows per product id.
+    pub products: Exact<Arc<ProductRow>>,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Self {
+            customers: Exact::new(CUSTOMERS),
+            products: Exact::new(PRODUCTS),
+        }
+    }
+}
+
+impl Memo {
+    /// The remembered consents of `customer`.
+    pub fn consents(&self, customer: &str) -> Option<Arc<Vec<ConsentRecord>>> {
+        self.customers
+            .with(customer, |c| c.consents.clone())
+            .flatten()
+    }
+
+    /// Remembers consents read from feed position `since`.
+    pub fn put_consents(&self, customer: &str, consents: Arc<Vec<ConsentRecord>>, since: i64) {
+        let kept = self
+            .customers
+            .with(customer, |c| c.consents = Some(consents.clone()));
+        if kept.is_none() {
+            let entry = Customer {
+                consents: Some(consents),
+                ..Customer::default()
+            };
+            self.customers.put(customer, entry, since);
+        }
+    }
+
+    /// The remembered history of `customer`.
+    pub fn history(&self, customer: &str) -> Option<Arc<History>> {
+        self.customers
+            .with(customer, |c| c.history.clone())
+            .flatten()
+    }
+
+    /// Remembers a history read from feed position `since`.
+    pub fn put_history(&self, customer: &str, history: Arc<History>, since: i64) {
+        let kept = self
+            .customers
+            .with(customer, |c| c.history = Some(history.clone()));
+        if kept.is_none() {
+            let entry = Customer {
+                history: Some(history),
+                ..Customer::default()
+            };
+            self.customers.put(customer, entry, since);
+        }
     }
 
     /// A list ranked for `customer` and request `key` on model state
     /// `generation`.
     pub fn list(&self, customer: &str, key: &str, generation: u64) -> Option<List> {
-        match self.slots().get(customer) {
-            Some(Slot::Known { lists, .. }) => lists
-                .iter()
-                .find(|(k, g, _)| k == key && *g == generation)
-                .map(|(_, _, l)| l.clone()),
-            _ => None,
-        }
+        self.customers
+            .with(customer, |c| {
+                c.lists
+                    .iter()
+                    .find(|(k, g, _)| k == key && *g == generation)
+                    .map(|(_, _, l)| l.clone())
+            })
+            .flatten()
     }
 
-    /// Remembers a ranked list (for a customer whose history is known).
+    /// Remembers a ranked list (for a customer already remembered).
     pub fn put_list(&self, customer: &str, key: String, generation: u64, list: List) {
-        if let Some(Slot::Known { lists, .. }) = self.slots().get_mut(customer) {
-            lists.retain(|(k, g, _)| *k != key && *g == generation);
-            if lists.len() >= LISTS {
-                lists.remove(0);
+        self.customers.with(customer, |c| {
+            c.lists.retain(|(k, g, _)| *k != key && *g == generation);
+            if c.lists.len() >= LISTS {
+                c.lists.remove(0);
             }
-            lists.push((key, generation, list));
-        }
+            c.lists.push((key, generation, list));
+        });
     }
 
-    /// The feed reported a change for `customer` at position `at`.
-    pub fn changed(&self, customer: &str, at: i64) {
-        let mut slots = self.slots();
-        if slots.len() >= CUSTOMERS {
-            slots.clear();
-        }
-        slots.insert(customer.to_owned(), Slot::Changed { at });
-    }
-
-    /// Forgets everyone (an erasure, a new model).
+    /// Forgets everyone (an erasure).
     pub fn clear(&self) {
-        self.slots().clear();
+        self.customers.clear();
     }
 }
 
@@ -122,8 +206,10 @@ mod tests {
         memo.put_list("c1", "k".into(), 1, Arc::new((Vec::new(), true)));
         assert!(memo.list("c1", "k", 1).is_some());
         assert!(memo.list("c1", "k", 2).is_none(), "another model state");
-        memo.changed("c1", 12);
-        assert!(memo.history("c1").is_none());
+        memo.put_consents("c1", Arc::new(Vec::new()), 10);
+        assert!(memo.consents("c1").is_some() && memo.history("c1").is_some());
+        memo.customers.changed("c1", 12);
+        assert!(memo.history("c1").is_none() && memo.consents("c1").is_none());
         // A read that began before the change is not remembered...
         memo.put_history("c1", h.clone(), 11);
         assert!(memo.history("c1").is_none());
@@ -132,5 +218,15 @@ mod tests {
         assert!(memo.history("c1").is_some());
         memo.clear();
         assert!(memo.history("c1").is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache: Exact<u32> = Exact::new(3);
+        for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
+            cache.put(k, i as u32, 0);
+        }
+        assert_eq!(cache.with("d", |v| *v), Some(3));
+        assert_eq!(cache.with("a", |v| *v), None, "emptied when full");
     }
 }

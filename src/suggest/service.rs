@@ -23,7 +23,7 @@ use crate::{
         ConsentRecord, CustomerId, CustomerKey, Error, IdentityKind, ItemResult, ProductId,
         Purpose, Timestamp, Violations, withdrawn,
     },
-    store::{FeedbackRow, Store, Subject},
+    store::{FeedbackRow, ProductRow, Store, Subject},
 };
 
 /// Defaults and maxima of the request's knobs (documented in the proto).
@@ -200,6 +200,9 @@ pub struct SuggestService {
     store: Store,
     config: SuggestConfig,
     live: Arc<LiveModel>,
+    /// The running experiment as last read, with the experiments epoch of
+    /// the change feed it was read at.
+    running: Arc<std::sync::Mutex<Option<(u64, Option<Experiment>)>>>,
 }
 
 /// Who the suggestions are for and what was asked.
@@ -220,6 +223,9 @@ pub(crate) struct Request<'a> {
     pub limit: usize,
     /// Now.
     pub now: Timestamp,
+    /// Whether the live model already caught up with the feed during this
+    /// request.
+    pub caught_up: bool,
 }
 
 impl SuggestService {
@@ -229,6 +235,7 @@ impl SuggestService {
             store,
             config,
             live,
+            running: Default::default(),
         }
     }
 
@@ -242,10 +249,14 @@ impl SuggestService {
     #[tracing::instrument(skip_all)]
     pub async fn suggest(&self, query: &SuggestQuery) -> Result<SuggestOutcome, Error> {
         let as_of = Timestamp::now();
-        let subject = self.store.resolve(&query.key).await?;
+        // First the feed, so what this replica remembers is current.
+        let ((), subject) = tokio::try_join!(
+            self.live.ensure_current(&self.store),
+            self.store.resolve(&query.key)
+        )?;
         let consents = match &subject {
-            Some(Subject::Customer(c)) => self.store.consents(c).await?,
-            _ => Vec::new(),
+            Some(Subject::Customer(c)) => self.consents(c).await?,
+            _ => Arc::new(Vec::new()),
         };
         let known = subject.is_some();
         // A customer or visitor we have no data on yet is still someone:
@@ -277,6 +288,7 @@ impl SuggestService {
                 browsing: None,
                 limit: query.limit as usize,
                 now: as_of,
+                caught_up: true,
             })
             .await?;
         Ok(SuggestOutcome {
@@ -297,10 +309,10 @@ impl SuggestService {
     /// reads, ranking in memory, and one catalog read that drops anything
     /// that went unavailable.
     pub(crate) async fn for_subject(&self, r: Request<'_>) -> Result<SuggestionList, Error> {
-        let (assignment, ()) = tokio::try_join!(
-            self.assignment(r.who),
-            self.live.ensure_current(&self.store)
-        )?;
+        if !r.caught_up {
+            self.live.ensure_current(&self.store).await?;
+        }
+        let assignment = self.assignment(r.who).await?;
         let history_allowed = !withdrawn(r.consents, Purpose::SupportContext);
         let personal = history_allowed
             && r.consents
@@ -491,7 +503,7 @@ impl SuggestService {
         ids.extend(ranked.iter().filter_map(|r| r.with.as_deref()));
         ids.sort_unstable();
         ids.dedup();
-        let (rows, key) = tokio::try_join!(self.store.products(&ids), self.store.hash_key())?;
+        let (rows, key) = tokio::try_join!(self.product_rows(&ids), self.store.hash_key())?;
         let bought_on: HashMap<String, Timestamp> = signals::distinct_purchases(&history.lines)
             .into_iter()
             .map(|b| (b.product_id, b.last))
@@ -552,12 +564,61 @@ impl SuggestService {
         })
     }
 
+    /// The running experiment, read again only after the change feed
+    /// reported an experiment change (call after catching up).
     async fn running_experiment(&self) -> Result<Option<Experiment>, Error> {
-        self.store
+        let epoch = self.live.experiments_epoch();
+        let lock = || self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, running)) = lock().as_ref()
+            && *at == epoch
+        {
+            return Ok(running.clone());
+        }
+        let running = self
+            .store
             .running_experiment()
             .await?
             .map(|row| experiment_of(&row))
-            .transpose()
+            .transpose()?;
+        *lock() = Some((epoch, running.clone()));
+        Ok(running)
+    }
+
+    /// A customer's consents, from this replica's memory when it holds them
+    /// (call after catching up with the feed).
+    async fn consents(&self, customer: &CustomerId) -> Result<Arc<Vec<ConsentRecord>>, Error> {
+        let memo = self.live.memo();
+        if let Some(c) = memo.consents(customer.as_str()) {
+            return Ok(c);
+        }
+        let since = self.live.applied();
+        let consents = Arc::new(self.store.consents(customer).await?);
+        memo.put_consents(customer.as_str(), consents.clone(), since);
+        Ok(consents)
+    }
+
+    /// Catalogue rows of products, from this replica's memory when it holds
+    /// them (kept exact by the feed's product entries).
+    async fn product_rows(&self, ids: &[&str]) -> Result<HashMap<String, ProductRow>, Error> {
+        let memo = &self.live.memo().products;
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match memo.with(id, |row| row.clone()) {
+                Some(row) => {
+                    out.insert((*id).to_owned(), ProductRow::clone(&row));
+                }
+                None => missing.push(*id),
+            }
+        }
+        if !missing.is_empty() {
+            let since = self.live.applied();
+            for (id, row) in self.store.products(&missing).await? {
+                memo.put(&id, Arc::new(row.clone()), since);
+                out.insert(id, row);
+            }
+        }
+        Ok(out)
     }
 
     /// Records feedback: each id is verified; bad ones are rejected with a
@@ -614,6 +675,7 @@ impl SuggestService {
     /// Per-variant numbers of an experiment, or of the suggestions served
     /// outside any.
     pub async fn stats(&self, which: StatsOf<'_>) -> Result<(String, Vec<VariantReport>), Error> {
+        self.live.ensure_current(&self.store).await?;
         let configured = match which {
             StatsOf::Named(name) => Some(
                 self.store
