@@ -194,6 +194,10 @@ pub struct VariantReport {
     pub conversion: (f64, f64, f64),
 }
 
+/// The running experiment (if any), and the feed's experiments epoch it was
+/// read at.
+type RunningAt = (u64, Option<Experiment>);
+
 /// Suggestions, feedback and experiments over a store and a live model.
 #[derive(Debug, Clone)]
 pub struct SuggestService {
@@ -202,7 +206,7 @@ pub struct SuggestService {
     live: Arc<LiveModel>,
     /// The running experiment as last read, with the experiments epoch of
     /// the change feed it was read at.
-    running: Arc<std::sync::Mutex<Option<(u64, Option<Experiment>)>>>,
+    running: Arc<std::sync::Mutex<Option<RunningAt>>>,
 }
 
 /// Who the suggestions are for and what was asked.
