@@ -30,11 +30,14 @@ pub enum ChangeKind {
     Erasure,
     /// An A/B experiment was created, changed, started or stopped.
     Experiment,
+    /// A new suggestion model was stored: replicas load it before their
+    /// next answer.
+    Model,
 }
 
 impl ChangeKind {
     /// Every kind, for parsing.
-    pub const ALL: [ChangeKind; 11] = [
+    pub const ALL: [ChangeKind; 12] = [
         ChangeKind::Basket,
         ChangeKind::Product,
         ChangeKind::Event,
@@ -46,6 +49,7 @@ impl ChangeKind {
         ChangeKind::Feedback,
         ChangeKind::Erasure,
         ChangeKind::Experiment,
+        ChangeKind::Model,
     ];
 
     /// Stored name.
@@ -62,6 +66,7 @@ impl ChangeKind {
             ChangeKind::Feedback => "feedback",
             ChangeKind::Erasure => "erasure",
             ChangeKind::Experiment => "experiment",
+            ChangeKind::Model => "model",
         }
     }
 

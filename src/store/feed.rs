@@ -242,6 +242,8 @@ impl Store {
         .bind(built_at.millis())
         .execute(&mut *tx)
         .await?;
+        // Moves the feed on, so every replica's next request loads it.
+        append(&mut tx, &[Change::of(ChangeKind::Model)]).await?;
         tx.commit().await?;
         Ok(version)
     }
