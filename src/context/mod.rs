@@ -5,6 +5,8 @@ mod brief;
 
 use std::collections::{HashMap, HashSet};
 
+use crate::suggest::memo::ContextReads;
+
 use crate::{
     domain::{AnonymousId, CategoryPath, CustomerId, CustomerKey, Error, EventKind, Timestamp},
     store::{EventRow, OrderRow, ProductRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
@@ -308,41 +310,39 @@ impl ContextService {
         Self { store, suggest }
     }
 
-    /// Assembles the context for `query`. `NotFound` when the identity leads
-    /// to no customer and no browsing.
-    #[tracing::instrument(skip_all)]
-    pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
-        let as_of = Timestamp::now();
-        let subject = self.store.resolve(&query.key).await?.ok_or_else(|| {
-            Error::NotFound("no customer or browsing is known under this identity".into())
-        })?;
-        let since = as_of.minus_days(query.lookback_days);
-        let mut s = query.sections;
-        // Consent is checked now, for this request.
-        let consents = match &subject {
-            Subject::Customer(c) => self.store.consents(c).await?,
-            Subject::Anonymous(_) => Vec::new(),
-        };
-        let history_withheld =
-            crate::domain::withdrawn(&consents, crate::domain::Purpose::SupportContext);
-        if history_withheld {
-            let keep_profile = s.profile;
-            let keep_brief = s.agent_brief;
-            s = Sections::NONE;
-            s.profile = keep_profile || keep_brief;
+    /// The sections' rows: from this replica's memory for a known customer
+    /// (kept exact by the change feed; the window moves by the hour), else
+    /// read concurrently, each on its own pooled connection.
+    async fn reads(
+        &self,
+        subject: &Subject,
+        customer: Option<&CustomerId>,
+        s: Sections,
+        since: Timestamp,
+        query: &ContextQuery,
+    ) -> Result<std::sync::Arc<ContextReads>, Error> {
+        let memo = self.suggest.live().memo();
+        let key = format!(
+            "{s:?}|{}|{}|{}|{}",
+            since.millis() / 3_600_000,
+            query.orders_limit,
+            query.returns_limit,
+            query.tickets_limit
+        );
+        if let Some(c) = customer
+            && let Some(r) = memo.context(c.as_str(), &key)
+        {
+            return Ok(r);
         }
+        let from = self.suggest.live().applied();
+        // Start of the window, by the hour, as remembered reads use it.
+        let since = Timestamp::from_millis(since.millis() / 3_600_000 * 3_600_000).unwrap_or(since);
         let brief = s.agent_brief;
-        let customer = match &subject {
-            Subject::Customer(c) => Some(c.clone()),
-            Subject::Anonymous(_) => None,
-        };
         let need_browsing = s.recent_browsing || s.recent_searches || brief || s.suggestions;
-        // The sections are independent: read them concurrently, each on its
-        // own pooled connection.
         let store = &self.store;
         let (profile, events, orders, returns, tickets) = tokio::try_join!(
             async {
-                match (&customer, s.profile || brief) {
+                match (customer, s.profile || brief) {
                     (Some(c), true) => store.profile(c).await,
                     _ => Ok(None),
                 }
@@ -350,14 +350,14 @@ impl ContextService {
             async {
                 if need_browsing {
                     store
-                        .recent_events(&subject, since, i64::from(limits::EVENT_SCAN))
+                        .recent_events(subject, since, i64::from(limits::EVENT_SCAN))
                         .await
                 } else {
                     Ok(Vec::new())
                 }
             },
             async {
-                match (&customer, s.recent_orders) {
+                match (customer, s.recent_orders) {
                     (Some(c), true) => {
                         store
                             .recent_orders(c, since, i64::from(query.orders_limit))
@@ -367,7 +367,7 @@ impl ContextService {
                 }
             },
             async {
-                match (&customer, s.returns || brief) {
+                match (customer, s.returns || brief) {
                     (Some(c), true) => {
                         store
                             .recent_returns(c, since, i64::from(query.returns_limit.max(1)))
@@ -377,7 +377,7 @@ impl ContextService {
                 }
             },
             async {
-                match (&customer, s.open_tickets || brief) {
+                match (customer, s.open_tickets || brief) {
                     (Some(c), true) => {
                         store
                             .open_tickets(c, i64::from(query.tickets_limit.max(1)))
@@ -387,7 +387,61 @@ impl ContextService {
                 }
             },
         )?;
+        let reads = std::sync::Arc::new(ContextReads {
+            profile,
+            events,
+            orders,
+            returns,
+            tickets,
+        });
+        if let Some(c) = customer {
+            memo.put_context(c.as_str(), key, reads.clone(), from);
+        }
+        Ok(reads)
+    }
 
+    /// Assembles the context for `query`. `NotFound` when the identity leads
+    /// to no customer and no browsing.
+    #[tracing::instrument(skip_all)]
+    pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
+        let as_of = Timestamp::now();
+        // First the change feed, so what this replica remembers is current.
+        let ((), subject) = tokio::try_join!(
+            self.suggest.live().ensure_current(&self.store),
+            self.store.resolve(&query.key)
+        )?;
+        let subject = subject.ok_or_else(|| {
+            Error::NotFound("no customer or browsing is known under this identity".into())
+        })?;
+        let since = as_of.minus_days(query.lookback_days);
+        let mut s = query.sections;
+        // Consent is checked now, for this request.
+        let consents = match &subject {
+            Subject::Customer(c) => self.suggest.consents(c).await?,
+            Subject::Anonymous(_) => Default::default(),
+        };
+        let history_withheld =
+            crate::domain::withdrawn(&consents, crate::domain::Purpose::SupportContext);
+        if history_withheld {
+            let keep_profile = s.profile;
+            let keep_brief = s.agent_brief;
+            s = Sections::NONE;
+            s.profile = keep_profile || keep_brief;
+        }
+        let customer = match &subject {
+            Subject::Customer(c) => Some(c.clone()),
+            Subject::Anonymous(_) => None,
+        };
+        let reads = self
+            .reads(&subject, customer.as_ref(), s, since, query)
+            .await?;
+        let ContextReads {
+            profile,
+            events,
+            orders,
+            returns,
+            tickets,
+        } = ContextReads::clone(&reads);
         let scanned = events.len() as u32;
         // Browsing is folded once: every product for the suggestions, the
         // newest `browsing_limit` for the section.
@@ -409,7 +463,7 @@ impl ContextService {
                         browsing: Some(browsing),
                         limit: query.suggestions_limit as usize,
                         now: as_of,
-                        caught_up: false,
+                        caught_up: true,
                     })
                     .await?,
             )
@@ -434,7 +488,7 @@ impl ContextService {
         let catalog = if ids.is_empty() {
             HashMap::new()
         } else {
-            self.store.products(&ids).await?
+            self.suggest.product_rows(&ids).await?
         };
         let product = |id: &str| {
             catalog.get(id).map_or_else(
@@ -530,7 +584,7 @@ impl ContextService {
             open_tickets: tickets,
             agent_brief: None,
             browsing_events_scanned: scanned,
-            consents,
+            consents: consents.to_vec(),
             history_withheld,
             suggestions,
         };

@@ -13,7 +13,10 @@ use std::{
 };
 
 use super::{reasons::Ranked, signals::History};
-use crate::{domain::ConsentRecord, store::ProductRow};
+use crate::{
+    domain::ConsentRecord,
+    store::{EventRow, OrderRow, ProductRow, ProfileRow, ReturnRow, TicketRow},
+};
 
 /// Customers remembered at most.
 pub const CUSTOMERS: usize = 20_000;
@@ -91,9 +94,27 @@ impl<V> Exact<V> {
     }
 }
 
+/// What the store answered for one customer's context (the sections'
+/// rows, before they are assembled with the catalogue and the clock).
+#[derive(Debug, Clone, Default)]
+pub struct ContextReads {
+    /// The profile row.
+    pub profile: Option<ProfileRow>,
+    /// Browsing events, newest first.
+    pub events: Vec<EventRow>,
+    /// Recent orders with their lines.
+    pub orders: Vec<OrderRow>,
+    /// Recent returns.
+    pub returns: Vec<ReturnRow>,
+    /// Open tickets.
+    pub tickets: Vec<TicketRow>,
+}
+
 /// What is remembered of one customer.
 #[derive(Debug, Default)]
 pub struct Customer {
+    /// Their context's reads, per request shape (sections, limits, window).
+    pub context: Vec<(String, Arc<ContextReads>)>,
     /// Their consents.
     pub consents: Option<Arc<Vec<ConsentRecord>>>,
     /// What suggestions read of their history.
@@ -185,6 +206,36 @@ impl Memo {
             }
             c.lists.push((key, generation, list));
         });
+    }
+
+    /// The remembered context reads of `customer` for request shape `key`.
+    pub fn context(&self, customer: &str, key: &str) -> Option<Arc<ContextReads>> {
+        self.customers
+            .with(customer, |c| {
+                c.context
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, r)| r.clone())
+            })
+            .flatten()
+    }
+
+    /// Remembers context reads made from feed position `since`.
+    pub fn put_context(&self, customer: &str, key: String, reads: Arc<ContextReads>, since: i64) {
+        let kept = self.customers.with(customer, |c| {
+            c.context.retain(|(k, _)| *k != key);
+            if c.context.len() >= LISTS {
+                c.context.remove(0);
+            }
+            c.context.push((key.clone(), reads.clone()));
+        });
+        if kept.is_none() {
+            let entry = Customer {
+                context: vec![(key, reads)],
+                ..Customer::default()
+            };
+            self.customers.put(customer, entry, since);
+        }
     }
 
     /// Forgets everyone (an erasure).

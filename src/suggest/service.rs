@@ -590,7 +590,10 @@ impl SuggestService {
 
     /// A customer's consents, from this replica's memory when it holds them
     /// (call after catching up with the feed).
-    async fn consents(&self, customer: &CustomerId) -> Result<Arc<Vec<ConsentRecord>>, Error> {
+    pub(crate) async fn consents(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Arc<Vec<ConsentRecord>>, Error> {
         let memo = self.live.memo();
         if let Some(c) = memo.consents(customer.as_str()) {
             return Ok(c);
@@ -603,7 +606,10 @@ impl SuggestService {
 
     /// Catalogue rows of products, from this replica's memory when it holds
     /// them (kept exact by the feed's product entries).
-    async fn product_rows(&self, ids: &[&str]) -> Result<HashMap<String, ProductRow>, Error> {
+    pub(crate) async fn product_rows(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, ProductRow>, Error> {
         let memo = &self.live.memo().products;
         let mut out = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();

@@ -19,6 +19,7 @@ on_both_backends!(
     an_order_through_one_replica_changes_complements_on_another,
     a_product_out_of_stock_through_one_replica_is_not_suggested_by_another,
     ingestion_goes_on_while_a_model_is_built,
+    a_remembered_context_follows_writes_through_another_replica,
 );
 
 type Context = crate::harness::Context;
@@ -286,4 +287,74 @@ async fn check_no_loss(app: &TestApp) {
             .into_inner();
         assert_eq!(ctx.profile.expect("profile").order_count, 1, "{c}");
     }
+}
+
+/// The orders a replica's context shows for `customer`, and its order count.
+async fn orders_seen(context: &mut Context, customer: &str) -> (Vec<String>, u64) {
+    let ctx = context
+        .get_customer_context(pb::GetCustomerContextRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId(customer.into())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("context")
+        .into_inner();
+    let ids = ctx
+        .recent_orders
+        .iter()
+        .map(|o| o.order_id.clone())
+        .collect();
+    (ids, ctx.profile.expect("profile").order_count)
+}
+
+async fn a_remembered_context_follows_writes_through_another_replica(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&a).await;
+    shells_with_socks(&mut a.ingest.clone()).await;
+    let (_, mut b) = a.replica().await;
+    // Read twice on B: the second answer comes from B's memory.
+    assert_eq!(orders_seen(&mut b, "c1").await, (vec!["o-1".to_owned()], 1));
+    assert_eq!(orders_seen(&mut b, "c1").await, (vec!["o-1".to_owned()], 1));
+    // An order through A is in B's very next answer.
+    let o = order("o-9", "c1", 5, vec![line("socks", 1, 1900)]);
+    a.ingest
+        .clone()
+        .record_orders(pb::RecordOrdersRequest { orders: vec![o] })
+        .await
+        .expect("order");
+    let (ids, count) = orders_seen(&mut b, "c1").await;
+    assert_eq!((ids.first().map(String::as_str), count), (Some("o-9"), 2));
+    // So is a price change of a product it shows.
+    a.ingest
+        .clone()
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![product(
+                "socks",
+                "Merino Socks",
+                &["Accessories", "Socks"],
+                2500,
+                40,
+            )],
+        })
+        .await
+        .expect("price change");
+    let ctx = b
+        .get_customer_context(pb::GetCustomerContextRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("c1".into())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("context")
+        .into_inner();
+    let socks = ctx.recent_orders[0].lines[0]
+        .product
+        .as_ref()
+        .expect("product");
+    assert_eq!(socks.price.as_ref().map(|p| p.amount_minor), Some(2500));
 }
