@@ -329,8 +329,13 @@ impl SuggestService {
         };
         // Remembered per customer when their whole history may be used.
         let memo_key = customer.filter(|_| personal).map(CustomerId::as_str);
-        let (history, browsing_key) = self
-            .remembered_history(r.subject, customer, personal, memo_key, r.browsing, r.now)
+        let browsing_key = r.browsing.as_ref().map_or(0, |b| {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(b, &mut h);
+            std::hash::Hasher::finish(&h)
+        });
+        let history = self
+            .remembered_history(r.subject, customer, personal, memo_key, r.now)
             .await?;
         let anchors: Vec<&str> = r.anchors.iter().map(|a| a.as_str()).collect();
         let ask = Ask {
@@ -354,6 +359,17 @@ impl SuggestService {
         let list = match remembered {
             Some(list) => list,
             None => {
+                // Browsing the caller already read replaces the one read
+                // here (only when ranking: the copy is not free).
+                let history = match r.browsing {
+                    Some((viewed, in_cart)) => {
+                        let mut h = History::clone(&history);
+                        h.viewed = viewed;
+                        h.in_cart = in_cart;
+                        std::sync::Arc::new(h)
+                    }
+                    None => history.clone(),
+                };
                 let list = std::sync::Arc::new(self.live.read(|m| {
                     let s = signals::signals(m, &history, &ask);
                     let ranked = suggest(m, &s, weights, want);
@@ -391,25 +407,16 @@ impl SuggestService {
     }
 
     /// The subject's history, from this replica's memory when it holds it
-    /// (`memo_key`); browsing the caller already read replaces the one
-    /// read here. Also a fingerprint of the browsing used, for the ranked
-    /// list's memo key.
+    /// (`memo_key`), else read (and remembered).
     async fn remembered_history(
         &self,
         subject: Option<&Subject>,
         customer: Option<&CustomerId>,
         personal: bool,
         memo_key: Option<&str>,
-        browsing: Option<(Vec<String>, Vec<String>)>,
         now: Timestamp,
-    ) -> Result<(std::sync::Arc<History>, u64), Error> {
-        let fingerprint = |b: &(Vec<String>, Vec<String>)| {
-            let mut h = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(b, &mut h);
-            std::hash::Hasher::finish(&h)
-        };
-        let given = browsing.as_ref().map(fingerprint).unwrap_or(0);
-        let history = match memo_key.and_then(|c| self.live.memo().history(c)) {
+    ) -> Result<std::sync::Arc<History>, Error> {
+        Ok(match memo_key.and_then(|c| self.live.memo().history(c)) {
             Some(h) => h,
             None => {
                 let since = self.live.applied();
@@ -421,15 +428,6 @@ impl SuggestService {
                 }
                 h
             }
-        };
-        Ok(match browsing {
-            Some((viewed, in_cart)) => {
-                let mut h = History::clone(&history);
-                h.viewed = viewed;
-                h.in_cart = in_cart;
-                (std::sync::Arc::new(h), given)
-            }
-            None => (history, 0),
         })
     }
 
@@ -508,10 +506,17 @@ impl SuggestService {
         ids.sort_unstable();
         ids.dedup();
         let (rows, key) = tokio::try_join!(self.product_rows(&ids), self.store.hash_key())?;
-        let bought_on: HashMap<String, Timestamp> = signals::distinct_purchases(&history.lines)
-            .into_iter()
-            .map(|b| (b.product_id, b.last))
-            .collect();
+        // When the customer bought what reasons refer to (newest line first).
+        let referred: std::collections::HashSet<&str> =
+            ranked.iter().filter_map(|r| r.with.as_deref()).collect();
+        let mut bought_on: HashMap<String, Timestamp> = HashMap::new();
+        for l in history
+            .lines
+            .iter()
+            .filter(|l| referred.contains(l.product_id.as_str()))
+        {
+            bought_on.entry(l.product_id.clone()).or_insert(l.placed_at);
+        }
         let recipient = match subject {
             Some(Subject::Customer(c)) => Recipient::Customer(c.as_str().to_owned()),
             Some(Subject::Anonymous(a)) => Recipient::Anonymous(a.as_str().to_owned()),
