@@ -271,22 +271,15 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
         );
     }
     // Co-viewed: alternatives to what was looked at and not bought, in the
-    // department of what was viewed (another jacket for a jacket, not socks
-    // for a dress).
-    let department = |i: ItemIx| {
-        catalog
-            .items
-            .get(i as usize)
-            .and_then(|it| catalog.categories.get(it.category as usize))
-            .map(|c| c.split(" > ").next().unwrap_or_default())
-            .filter(|d| !d.is_empty())
-    };
+    // category of what was viewed (another jacket for a jacket, not a
+    // swimsuit for a jacket nor socks for a dress). Category 0 is "none".
+    let category = |i: ItemIx| catalog.items.get(i as usize).map(|it| it.category);
     spread(
         &mut candidates,
         |s| list_of(&model.coviewed, s),
         signals.viewed.iter().map(|&v| (v, 1.0)).collect(),
         |c| (&mut c.coviewed, &mut c.best_viewed),
-        |seed, n| department(seed).is_some() && department(seed) == department(n),
+        |seed, n| category(seed).is_some_and(|c| c != 0) && category(seed) == category(n),
     );
     add_category_sources(&mut candidates, catalog, signals, weights);
     // Popular overall: the fallback that answers a customer with no history.
