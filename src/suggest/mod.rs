@@ -32,9 +32,7 @@ pub use live::LiveModel;
 pub use model::{
     ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, NEXT_CATEGORIES, category_transitions, cosine, count,
 };
-pub use rank::{
-    Reason, Signals, Suggestion, Weights, candidate_groups, next_categories, price_band, suggest,
-};
+pub use rank::{Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest};
 pub use reasons::{ReasonCode, ReasonView};
 pub(crate) use service::Request;
 pub use service::{

@@ -335,24 +335,6 @@ fn add_category_sources(
     }
 }
 
-/// The styles of every candidate that passes the filters which do not
-/// depend on the customer's purchase history: what a caller must look up in
-/// that history (bought, returned) before calling [`suggest`].
-pub fn candidate_groups(model: &Model, signals: &Signals, weights: &Weights) -> Vec<u32> {
-    let none = Filters {
-        excluded: signals.filters.excluded.clone(),
-        ..Filters::default()
-    };
-    let mut groups: Vec<u32> = candidates(model, signals, weights)
-        .into_keys()
-        .filter(|&i| none.check(&model.catalog, i).is_ok())
-        .map(|i| model.catalog.items[i as usize].group)
-        .collect();
-    groups.sort_unstable();
-    groups.dedup();
-    groups
-}
-
 /// A candidate's score, and its reason: the strongest specific source;
 /// "popular" only when nothing more specific applies (an agent can say
 /// more about an item that goes with a purchase than about a best-seller).
