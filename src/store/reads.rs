@@ -660,28 +660,31 @@ pub struct PurchaseRow {
 pub(super) async fn catalog_rows_in(
     conn: &mut sqlx::AnyConnection,
 ) -> Result<Vec<CatalogRow>, Error> {
-    let rows = sqlx::query(
-        "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand, \
-         replenish_days, merchandise FROM products ORDER BY product_id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(CatalogRow {
-                product_id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                group_id: r.try_get(2)?,
-                category_path: r.try_get(3)?,
-                price_minor: r.try_get(4)?,
-                available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
-                brand: r.try_get(7)?,
-                replenish_days: r.try_get(8)?,
-                merchandise: r.try_get::<Option<i64>, _>(9)?.map(|m| m != 0),
-            })
-        })
-        .collect()
+    let sql = format!("SELECT {CATALOG_COLUMNS} FROM products ORDER BY product_id");
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(catalog_row).collect()
 }
+
+/// A catalogue row as model builds and replicas read it (the columns of
+/// [`CATALOG_COLUMNS`], in order).
+fn catalog_row(r: &AnyRow) -> Result<CatalogRow, Error> {
+    Ok(CatalogRow {
+        product_id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        group_id: r.try_get(2)?,
+        category_path: r.try_get(3)?,
+        price_minor: r.try_get(4)?,
+        available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
+        brand: r.try_get(7)?,
+        replenish_days: r.try_get(8)?,
+        merchandise: r.try_get::<Option<i64>, _>(9)?.map(|m| m != 0),
+    })
+}
+
+/// The columns [`catalog_row`] reads.
+const CATALOG_COLUMNS: &str = "product_id, name, group_id, category_path, price_minor, in_stock, active, brand, replenish_days, merchandise";
 
 /// Every purchased line of every non-cancelled order of a known customer,
 /// ordered by customer, time and order, in one read of `conn`.
@@ -715,8 +718,7 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT product_id, name, group_id, category_path, price_minor, in_stock, active, brand, \
-                 replenish_days, merchandise FROM products WHERE product_id IN ({})",
+                "SELECT {CATALOG_COLUMNS} FROM products WHERE product_id IN ({})",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -724,17 +726,7 @@ impl Store {
                 q = q.bind(*id);
             }
             for r in q.fetch_all(&self.reader).await? {
-                out.push(CatalogRow {
-                    product_id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    group_id: r.try_get(2)?,
-                    category_path: r.try_get(3)?,
-                    price_minor: r.try_get(4)?,
-                    available: r.try_get::<i64, _>(5)? != 0 && r.try_get::<i64, _>(6)? != 0,
-                    brand: r.try_get(7)?,
-                    replenish_days: r.try_get(8)?,
-                    merchandise: r.try_get::<Option<i64>, _>(9)?.map(|m| m != 0),
-                });
+                out.push(catalog_row(&r)?);
             }
         }
         Ok(out)
