@@ -118,12 +118,13 @@ impl Store {
             AnyConnectOptions::from_str(url).context("parsing the database URL")?;
         match backend {
             Backend::Sqlite => {
-                if let Some(path) = sqlite_file_of(url)
-                    && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!("creating the data directory {}", dir.display())
-                    })?;
+                if let Some(path) = sqlite_file_of(url) {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).with_context(|| {
+                            format!("creating the data directory {}", dir.display())
+                        })?;
+                    }
+                    create_private(&path)?;
                 }
                 let writer = AnyPoolOptions::new()
                     .max_connections(1)
@@ -224,6 +225,21 @@ impl Store {
     }
 }
 
+/// Creates the database file readable and writable by its owner only (it
+/// holds personal data), when it does not exist yet. SQLite gives its WAL
+/// and shared-memory files the database file's permissions.
+fn create_private(path: &std::path::Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating the database file {}", path.display())),
+    }
+}
+
 /// The file path inside a `sqlite://PATH?...` URL, if it names a file.
 fn sqlite_file_of(url: &str) -> Option<PathBuf> {
     let rest = url
@@ -285,6 +301,26 @@ mod tests {
     fn placeholders_are_numbered() {
         assert_eq!(placeholders(3, 3), "$3, $4, $5");
         assert_eq!(placeholders(1, 0), "");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("data").join("cc.db");
+        let store = Store::connect(&sqlite_url(&path), &StoreOptions::default())
+            .await
+            .expect("opened");
+        store.migrate().await.expect("migrated");
+        for name in ["cc.db", "cc.db-wal", "cc.db-shm"] {
+            let mode = std::fs::metadata(path.with_file_name(name))
+                .expect("the file exists")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        store.close().await;
     }
 
     #[test]
