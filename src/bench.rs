@@ -134,15 +134,7 @@ async fn call_once(channel: Channel, call: Call, who: &str, key: &Option<String>
             .map(|_| ()),
         Call::ContextWithoutSuggestions => CustomerContextServiceClient::new(channel)
             .get_customer_context(with_key(
-                context(&[
-                    "profile",
-                    "recent_browsing",
-                    "recent_searches",
-                    "recent_orders",
-                    "returns",
-                    "open_tickets",
-                    "agent_brief",
-                ]),
+                context(&crate::context::Sections::NAMES[..7]), // every section but suggestions
                 key,
             ))
             .await

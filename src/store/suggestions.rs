@@ -147,30 +147,6 @@ impl Store {
         Ok(lines.into_iter().map(|l| l.2).collect())
     }
 
-    /// Styles among `groups` the customer bought (over their whole history),
-    /// with when each was last bought: primary-key lookups.
-    pub async fn bought_groups(
-        &self,
-        customer: &CustomerId,
-        groups: &[&str],
-    ) -> Result<HashMap<String, Timestamp>, Error> {
-        let mut out = HashMap::new();
-        for chunk in groups.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT group_id, last_bought_at FROM customer_groups WHERE customer_id = $1 AND group_id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
-            for g in chunk {
-                q = q.bind(*g);
-            }
-            for row in q.fetch_all(&self.reader).await? {
-                out.insert(row.try_get(0)?, super::instant(row.try_get(1)?)?);
-            }
-        }
-        Ok(out)
-    }
-
     /// Every style the customer bought, with when each was last bought (the
     /// newest [`BOUGHT_STYLES`] for an extraordinary history), packed into
     /// one row: one indexed range read however many there are.

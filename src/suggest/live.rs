@@ -218,14 +218,21 @@ impl LiveModel {
         for row in &rows {
             model.upsert_product(row, &self.config);
         }
+        drop(model);
         if entries
             .iter()
             .any(|e| matches!(e.change.kind, ChangeKind::Basket | ChangeKind::Product))
         {
-            model.refresh_popular();
+            // Sorting the best-sellers takes milliseconds on a large
+            // catalogue: done under the read lock (only this task, holding
+            // `catching_up`, changes the model), then put in place.
+            let derived = self.read(Model::derived);
+            self.model
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .install(derived);
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
-        drop(model);
         for e in entries {
             match (&e.change.customer_id, e.change.kind) {
                 (_, ChangeKind::Erasure) => self.memo.clear(),

@@ -144,11 +144,17 @@ impl Catalog {
 
     /// (Re)computes the popularity scores and best-seller lists.
     pub fn rank_popular(&mut self, popularity: &[f32]) {
+        self.install(self.popular_lists(popularity));
+    }
+
+    /// The popularity scores and best-seller lists for `popularity`
+    /// (computed without changing the catalog, see [`Catalog::install`]).
+    pub fn popular_lists(&self, popularity: &[f32]) -> PopularLists {
         let items = &self.items;
         let pop = |i: usize| f64::from(popularity.get(i).copied().unwrap_or(0.0).max(0.0));
         let max = (0..items.len()).map(pop).fold(0.0, f64::max);
         let denom = (1.0 + max).ln().max(1e-9);
-        self.popularity_score = (0..items.len())
+        let scores = (0..items.len())
             .map(|i| ((1.0 + pop(i)).ln() / denom) as f32)
             .collect();
         let mut order: Vec<ItemIx> = (0..items.len() as ItemIx)
@@ -163,7 +169,25 @@ impl Catalog {
                 list.push(i);
             }
         }
-        self.popular = order.iter().copied().take(POPULAR_OVERALL).collect();
-        self.popular_in = popular_in;
+        PopularLists {
+            scores,
+            popular: order.iter().copied().take(POPULAR_OVERALL).collect(),
+            popular_in,
+        }
     }
+
+    /// Puts lists from [`Catalog::popular_lists`] in place.
+    pub fn install(&mut self, lists: PopularLists) {
+        self.popularity_score = lists.scores;
+        self.popular = lists.popular;
+        self.popular_in = lists.popular_in;
+    }
+}
+
+/// Popularity scores and best-seller lists of a catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopularLists {
+    scores: Vec<f32>,
+    popular: Vec<ItemIx>,
+    popular_in: Vec<Vec<ItemIx>>,
 }

@@ -169,6 +169,13 @@ pub fn sessions(views: &[ViewRow]) -> Vec<Vec<&str>> {
     out
 }
 
+/// What is derived from the counts and the catalogue between builds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    popular: super::PopularLists,
+    group_replenish: Vec<Option<u32>>,
+}
+
 /// Interns the catalog rows as items.
 fn item_of(
     row: &CatalogRow,
@@ -456,6 +463,11 @@ impl Model {
 
     /// Recomputes what is derived per style from the items.
     fn derive_groups(&mut self) {
+        self.group_replenish = self.group_replenish_days();
+    }
+
+    /// See [`Model::group_replenish`].
+    fn group_replenish_days(&self) -> Vec<Option<u32>> {
         let mut replenish: Vec<Option<Option<u32>>> = vec![None; self.groups.names.len()];
         for it in &self.catalog.items {
             let e = &mut replenish[it.group as usize];
@@ -465,7 +477,7 @@ impl Model {
                 Some(None) => None,
             });
         }
-        self.group_replenish = replenish.into_iter().map(Option::flatten).collect();
+        replenish.into_iter().map(Option::flatten).collect()
     }
 
     /// The index of a product, when the model knows it.
@@ -596,10 +608,23 @@ impl Model {
     /// Recomputes the best-seller lists after live changes (counts or
     /// catalog facts).
     pub fn refresh_popular(&mut self) {
-        let recent = std::mem::take(&mut self.recent);
-        self.catalog.rank_popular(&recent);
-        self.recent = recent;
-        self.derive_groups();
+        let derived = self.derived();
+        self.install(derived);
+    }
+
+    /// What [`Model::refresh_popular`] recomputes, computed without
+    /// changing the model (so a replica can do it under a read lock).
+    pub fn derived(&self) -> Derived {
+        Derived {
+            popular: self.catalog.popular_lists(&self.recent),
+            group_replenish: self.group_replenish_days(),
+        }
+    }
+
+    /// Puts what [`Model::derived`] computed in place.
+    pub fn install(&mut self, derived: Derived) {
+        self.catalog.install(derived.popular);
+        self.group_replenish = derived.group_replenish;
     }
 
     /// The model as bytes (deflate-compressed), see [`FORMAT`].

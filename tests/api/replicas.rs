@@ -270,28 +270,9 @@ async fn ingestion_goes_on_while_a_model_is_built(backend: Backend) {
     check_no_loss(&a).await;
 }
 
-/// The customers' totals still agree with their orders.
-async fn check_no_loss(app: &TestApp) {
-    for c in ["c1", "c2", "c3"] {
-        let ctx = app
-            .context
-            .clone()
-            .get_customer_context(pb::GetCustomerContextRequest {
-                customer: Some(pb::CustomerRef {
-                    identity: Some(Identity::CustomerId(c.into())),
-                }),
-                ..Default::default()
-            })
-            .await
-            .expect("context")
-            .into_inner();
-        assert_eq!(ctx.profile.expect("profile").order_count, 1, "{c}");
-    }
-}
-
-/// The orders a replica's context shows for `customer`, and its order count.
-async fn orders_seen(context: &mut Context, customer: &str) -> (Vec<String>, u64) {
-    let ctx = context
+/// A customer's whole context, through `context`.
+async fn context_of(context: &mut Context, customer: &str) -> pb::CustomerContext {
+    context
         .get_customer_context(pb::GetCustomerContextRequest {
             customer: Some(pb::CustomerRef {
                 identity: Some(Identity::CustomerId(customer.into())),
@@ -300,7 +281,20 @@ async fn orders_seen(context: &mut Context, customer: &str) -> (Vec<String>, u64
         })
         .await
         .expect("context")
-        .into_inner();
+        .into_inner()
+}
+
+/// The customers' totals still agree with their orders.
+async fn check_no_loss(app: &TestApp) {
+    for c in ["c1", "c2", "c3"] {
+        let ctx = context_of(&mut app.context.clone(), c).await;
+        assert_eq!(ctx.profile.expect("profile").order_count, 1, "{c}");
+    }
+}
+
+/// The orders a replica's context shows for `customer`, and its order count.
+async fn orders_seen(context: &mut Context, customer: &str) -> (Vec<String>, u64) {
+    let ctx = context_of(context, customer).await;
     let ids = ctx
         .recent_orders
         .iter()
@@ -342,16 +336,7 @@ async fn a_remembered_context_follows_writes_through_another_replica(backend: Ba
         })
         .await
         .expect("price change");
-    let ctx = b
-        .get_customer_context(pb::GetCustomerContextRequest {
-            customer: Some(pb::CustomerRef {
-                identity: Some(Identity::CustomerId("c1".into())),
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("context")
-        .into_inner();
+    let ctx = context_of(&mut b, "c1").await;
     let socks = ctx.recent_orders[0].lines[0]
         .product
         .as_ref()
