@@ -66,6 +66,19 @@ pub(crate) fn timestamp(
     }
 }
 
+/// A time claimed by the sender: within the years the service accepts and
+/// at most [`d::MAX_CLAIMED_SKEW_MS`] ahead of `now`.
+fn claimed_time(
+    v: &mut Violations,
+    field: &str,
+    t: Option<prost_types::Timestamp>,
+    is_required: bool,
+    now: d::Timestamp,
+) -> Option<d::Timestamp> {
+    let t = timestamp(v, field, t, is_required)?;
+    v.check(field, t.claimed(now))
+}
+
 fn money(
     v: &mut Violations,
     field: &str,
@@ -218,7 +231,15 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
     let category = category(&mut v, "category_path", &category_path, true);
     let price = money(&mut v, "price", price, true);
     let stock = match stock {
-        Some(pb::product::Stock::StockQuantity(q)) => d::Stock::Quantity(q),
+        Some(pb::product::Stock::StockQuantity(q)) => {
+            if q.abs() > d::MAX_STOCK_QUANTITY {
+                v.add(
+                    "stock_quantity",
+                    format!("must be between -{0} and {0}", d::MAX_STOCK_QUANTITY),
+                );
+            }
+            d::Stock::Quantity(q)
+        }
         Some(pb::product::Stock::InStock(f)) => d::Stock::Flag(f),
         None => {
             v.add("stock", "is required: set stock_quantity or in_stock");
@@ -250,7 +271,7 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
 }
 
 /// A customer profile.
-pub fn customer(c: pb::Customer) -> Result<d::Customer, Violations> {
+pub fn customer(c: pb::Customer, now: d::Timestamp) -> Result<d::Customer, Violations> {
     let pb::Customer {
         customer_id,
         display_name,
@@ -273,7 +294,7 @@ pub fn customer(c: pb::Customer) -> Result<d::Customer, Violations> {
     let email = optional(&mut v, "email", &email, d::Email::parse);
     let phone = optional(&mut v, "phone", &phone, d::Phone::parse);
     let loyalty_id = optional(&mut v, "loyalty_id", &loyalty_id, d::LoyaltyId::parse);
-    let customer_since = timestamp(&mut v, "customer_since", customer_since, false);
+    let customer_since = claimed_time(&mut v, "customer_since", customer_since, false, now);
     if anonymous_ids.len() > 100 {
         v.add("anonymous_ids", "at most 100 are allowed per request");
     }
@@ -289,7 +310,7 @@ pub fn customer(c: pb::Customer) -> Result<d::Customer, Violations> {
             )
         })
         .collect();
-    let consents = consent_list(&mut v, "consents", consents, "ingest");
+    let consents = consent_list(&mut v, "consents", consents, "ingest", now);
     v.finish(|| d::Customer {
         customer_id: customer_id.expect("checked"),
         display_name,
@@ -302,12 +323,16 @@ pub fn customer(c: pb::Customer) -> Result<d::Customer, Violations> {
     })
 }
 
-/// Consents sent by a caller (purpose and time required).
+/// Consents sent by a caller (purpose and time required). A consent dated
+/// ahead of `now` (within the allowed skew) counts as recorded `now`: a
+/// later-dated record wins, so a clock running ahead must not let a grant
+/// outrank a withdrawal sent after it.
 pub fn consent_list(
     v: &mut Violations,
     field: &str,
     consents: Vec<pb::Consent>,
     source: &str,
+    now: d::Timestamp,
 ) -> Vec<d::ConsentRecord> {
     if consents.len() > 10 {
         v.add(field, "at most 10 are allowed");
@@ -335,13 +360,19 @@ pub fn consent_list(
                 }
                 None => None,
             };
-        let at = timestamp(v, &format!("{field}[{i}].updated_at"), updated_at, true);
+        let at = claimed_time(
+            v,
+            &format!("{field}[{i}].updated_at"),
+            updated_at,
+            true,
+            now,
+        );
         if let (Some(purpose), Some(updated_at)) = (purpose, at) {
             out.push(d::ConsentRecord {
                 purpose,
                 granted,
                 source: source.to_owned(),
-                updated_at,
+                updated_at: updated_at.min(now),
             });
         }
     }
@@ -484,7 +515,7 @@ pub fn event(e: pb::BrowsingEvent, now: d::Timestamp) -> Result<d::BrowsingEvent
 }
 
 /// An order.
-pub fn order(o: pb::Order) -> Result<d::Order, Violations> {
+pub fn order(o: pb::Order, now: d::Timestamp) -> Result<d::Order, Violations> {
     let pb::Order {
         order_id,
         customer_id,
@@ -508,7 +539,7 @@ pub fn order(o: pb::Order) -> Result<d::Order, Violations> {
         Some(pb::OrderStatus::Refunded) => Some(d::OrderStatus::Refunded),
         None => None,
     };
-    let placed_at = timestamp(&mut v, "placed_at", placed_at, true);
+    let placed_at = claimed_time(&mut v, "placed_at", placed_at, true, now);
     line_count(&mut v, "lines", lines.len());
     let mut currency: Option<d::Currency> = None;
     let mut parsed_lines = Vec::with_capacity(lines.len());
@@ -538,6 +569,9 @@ pub fn order(o: pb::Order) -> Result<d::Order, Violations> {
         let name = text(&mut v, &f("name"), &name, d::MAX_NAME_LEN, false);
         let brand = text(&mut v, &f("brand"), &brand, d::MAX_NAME_LEN, false);
         let category = category(&mut v, &f("category_path"), &category_path, false);
+        if let Some(p) = price {
+            v.check(f("unit_price.amount_minor"), d::line_amount(q, p.minor));
+        }
         if let (Some(product_id), Some(price)) = (product_id, price) {
             parsed_lines.push(d::OrderLine {
                 product_id,
@@ -555,32 +589,41 @@ pub fn order(o: pb::Order) -> Result<d::Order, Violations> {
     {
         v.add("total.currency_code", "differs from the lines' currency");
     }
-    let channel = text(&mut v, "channel", &channel, d::MAX_ID_LEN, false);
-    v.finish(|| {
-        let total_minor = total.map_or_else(
-            || {
-                parsed_lines
-                    .iter()
-                    .map(|l| l.quantity.saturating_mul(l.unit_price_minor))
-                    .fold(0i64, i64::saturating_add)
-            },
-            |t| t.minor,
-        );
-        d::Order {
-            order_id: order_id.expect("checked"),
-            actor: actor.expect("checked"),
-            status: status.expect("checked"),
-            placed_at: placed_at.expect("checked"),
-            currency: currency.expect("at least one line was checked"),
-            total_minor,
-            channel,
-            lines: parsed_lines,
+    let total_minor = match total {
+        Some(t) => t.minor,
+        // Each line was refused on its own already.
+        None if !v.is_empty() => 0,
+        None => {
+            let sum = parsed_lines.iter().try_fold(0i64, |sum, l| {
+                sum.checked_add(l.quantity.checked_mul(l.unit_price_minor)?)
+            });
+            let checked = sum
+                .ok_or_else(|| "is too large".to_string())
+                .and_then(d::bounded_amount)
+                .map_err(|_| {
+                    format!(
+                        "the lines add up to more than the {} minor units an order may total",
+                        d::MAX_AMOUNT_MINOR
+                    )
+                });
+            v.check("lines", checked).unwrap_or_default()
         }
+    };
+    let channel = text(&mut v, "channel", &channel, d::MAX_ID_LEN, false);
+    v.finish(|| d::Order {
+        order_id: order_id.expect("checked"),
+        actor: actor.expect("checked"),
+        status: status.expect("checked"),
+        placed_at: placed_at.expect("checked"),
+        currency: currency.expect("at least one line was checked"),
+        total_minor,
+        channel,
+        lines: parsed_lines,
     })
 }
 
 /// A return.
-pub fn return_(r: pb::Return) -> Result<d::Return, Violations> {
+pub fn return_(r: pb::Return, now: d::Timestamp) -> Result<d::Return, Violations> {
     let pb::Return {
         return_id,
         order_id,
@@ -608,7 +651,7 @@ pub fn return_(r: pb::Return) -> Result<d::Return, Violations> {
     };
     let reason_code = text(&mut v, "reason_code", &reason_code, 64, true);
     let reason_text = text(&mut v, "reason_text", &reason_text, d::MAX_TEXT_LEN, false);
-    let requested_at = timestamp(&mut v, "requested_at", requested_at, true);
+    let requested_at = claimed_time(&mut v, "requested_at", requested_at, true, now);
     line_count(&mut v, "lines", lines.len());
     let mut parsed = Vec::with_capacity(lines.len());
     for (
@@ -648,7 +691,7 @@ pub fn return_(r: pb::Return) -> Result<d::Return, Violations> {
 }
 
 /// A ticket.
-pub fn ticket(t: pb::Ticket) -> Result<d::Ticket, Violations> {
+pub fn ticket(t: pb::Ticket, now: d::Timestamp) -> Result<d::Ticket, Violations> {
     let pb::Ticket {
         ticket_id,
         customer_id,
@@ -682,8 +725,8 @@ pub fn ticket(t: pb::Ticket) -> Result<d::Ticket, Violations> {
     };
     let channel = text(&mut v, "channel", &channel, d::MAX_ID_LEN, false);
     let order_id = optional(&mut v, "order_id", &order_id, d::OrderId::parse);
-    let created_at = timestamp(&mut v, "created_at", created_at, true);
-    let updated_at = timestamp(&mut v, "updated_at", updated_at, false);
+    let created_at = claimed_time(&mut v, "created_at", created_at, true, now);
+    let updated_at = claimed_time(&mut v, "updated_at", updated_at, false, now);
     if let (Some(c), Some(u)) = (created_at, updated_at)
         && u < c
     {

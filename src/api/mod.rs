@@ -167,7 +167,11 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     ) -> Result<Response<pb::UpsertCustomersResponse>, Status> {
         let pb::UpsertCustomersRequest { customers } = request.into_inner();
         check_batch("customers", customers.len())?;
-        let batch = Batch::parse(customers, |c| c.customer_id.clone(), convert::customer);
+        let batch = Batch::parse(
+            customers,
+            |c| c.customer_id.clone(),
+            |c| convert::customer(c, d::Timestamp::now()),
+        );
         let outcomes = self.store.upsert_customers(&batch.valid).await?;
         let (results, summary) = batch.finish(outcomes);
         Ok(Response::new(pb::UpsertCustomersResponse {
@@ -259,7 +263,11 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     ) -> Result<Response<pb::RecordOrdersResponse>, Status> {
         let pb::RecordOrdersRequest { orders } = request.into_inner();
         check_batch("orders", orders.len())?;
-        let batch = Batch::parse(orders, |o| o.order_id.clone(), convert::order);
+        let batch = Batch::parse(
+            orders,
+            |o| o.order_id.clone(),
+            |o| convert::order(o, d::Timestamp::now()),
+        );
         let outcomes = self.store.record_orders(&batch.valid).await?;
         let (results, summary) = batch.finish(outcomes);
         Ok(Response::new(pb::RecordOrdersResponse {
@@ -275,7 +283,11 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     ) -> Result<Response<pb::RecordReturnsResponse>, Status> {
         let pb::RecordReturnsRequest { returns } = request.into_inner();
         check_batch("returns", returns.len())?;
-        let batch = Batch::parse(returns, |r| r.return_id.clone(), convert::return_);
+        let batch = Batch::parse(
+            returns,
+            |r| r.return_id.clone(),
+            |r| convert::return_(r, d::Timestamp::now()),
+        );
         let outcomes = self.store.record_returns(&batch.valid).await?;
         let (results, summary) = batch.finish(outcomes);
         Ok(Response::new(pb::RecordReturnsResponse {
@@ -291,7 +303,11 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     ) -> Result<Response<pb::UpsertTicketsResponse>, Status> {
         let pb::UpsertTicketsRequest { tickets } = request.into_inner();
         check_batch("tickets", tickets.len())?;
-        let batch = Batch::parse(tickets, |t| t.ticket_id.clone(), convert::ticket);
+        let batch = Batch::parse(
+            tickets,
+            |t| t.ticket_id.clone(),
+            |t| convert::ticket(t, d::Timestamp::now()),
+        );
         let outcomes = all_ok(self.store.upsert_tickets(&batch.valid).await?);
         let (results, summary) = batch.finish(outcomes);
         Ok(Response::new(pb::UpsertTicketsResponse {
@@ -414,6 +430,12 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
             outside_experiments,
         } = request.into_inner();
         let name = experiment.trim();
+        if !name.is_empty() && !crate::suggest::experiment::valid_name(name) {
+            return Err(invalid_argument(&d::Violations::single(
+                "experiment",
+                "must be 1 to 64 letters, digits, '-' or '_'",
+            )));
+        }
         let which = match (name.is_empty(), outside_experiments) {
             (true, false) => crate::suggest::StatsOf::Running,
             (true, true) => crate::suggest::StatsOf::OutsideExperiments,

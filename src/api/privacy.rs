@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{caller_of, convert, invalid_argument};
 use crate::{
     audit::AccessLog,
-    domain::{CustomerId, CustomerKey, Error, Violations},
+    domain::{CustomerId, CustomerKey, Error, Timestamp, Violations},
     proto as pb,
     store::{Store, Subject},
 };
@@ -83,7 +83,7 @@ impl pb::privacy_service_server::PrivacyService for PrivacyApi {
         if consents.is_empty() {
             v.add("consents", "needs at least one consent");
         }
-        let consents = convert::consent_list(&mut v, "consents", consents, "api");
+        let consents = convert::consent_list(&mut v, "consents", consents, "api", Timestamp::now());
         if !v.is_empty() {
             return Err(invalid_argument(&v));
         }

@@ -3,7 +3,10 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::{Error, Violations};
+use crate::domain::{Error, Violations, clip};
+
+/// Longest message a caller is sent (messages may quote their input).
+const MAX_MESSAGE: usize = 500;
 
 /// Converts a core error into a status. Client errors carry a message for
 /// the caller (and field violations as `google.rpc.BadRequest`); server
@@ -12,10 +15,12 @@ pub fn to_status(error: Error) -> Status {
     match error {
         Error::InvalidArgument(violations) => invalid_argument(&violations),
         Error::NotFound(message) => {
+            let message = clip(&message, MAX_MESSAGE).into_owned();
             tracing::info!(%message, "not found");
             Status::not_found(message)
         }
         Error::FailedPrecondition(message) => {
+            let message = clip(&message, MAX_MESSAGE).into_owned();
             tracing::info!(%message, "failed precondition");
             Status::failed_precondition(message)
         }

@@ -11,6 +11,13 @@ pub struct FieldViolation {
     pub description: String,
 }
 
+/// Longest field path kept in a violation.
+pub const MAX_FIELD_PATH: usize = 200;
+/// Longest description kept in a violation.
+pub const MAX_DESCRIPTION: usize = 300;
+/// Most violations kept for one item.
+pub const MAX_VIOLATIONS: usize = 50;
+
 /// Collects field violations while parsing a whole item, so the caller hears
 /// about every bad field at once rather than one per round trip.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,11 +36,18 @@ impl Violations {
         v
     }
 
-    /// Records a violation.
+    /// Records a violation. Paths and descriptions are clipped (to
+    /// [`MAX_FIELD_PATH`] and [`MAX_DESCRIPTION`] characters), and at most
+    /// [`MAX_VIOLATIONS`] are kept: a description that quotes input never
+    /// makes an error as large as the input.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        if self.0.len() >= MAX_VIOLATIONS {
+            return;
+        }
+        let (field, description) = (field.into(), description.into());
         self.0.push(FieldViolation {
-            field: field.into(),
-            description: description.into(),
+            field: super::clip(&field, MAX_FIELD_PATH).into_owned(),
+            description: super::clip(&description, MAX_DESCRIPTION).into_owned(),
         });
     }
 

@@ -327,6 +327,8 @@ pub struct OrderLine {
     pub category: CategoryPath,
 }
 
+/// Largest stock quantity accepted (either sign; below zero is a backlog).
+pub const MAX_STOCK_QUANTITY: i64 = 1_000_000_000;
 /// Largest quantity accepted on one line.
 pub const MAX_LINE_QUANTITY: i64 = 100_000;
 /// Most lines accepted on one order or return.

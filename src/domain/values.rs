@@ -13,6 +13,25 @@ pub const MAX_TEXT_LEN: usize = 4000;
 pub const MAX_URL_LEN: usize = 2048;
 /// Most levels in a category path.
 pub const MAX_CATEGORY_DEPTH: usize = 8;
+/// Largest amount accepted anywhere (a price, a line, an order total, a
+/// refund), in minor units: 10^12, i.e. ten billion of a two-digit
+/// currency. Sums of bounded amounts stay far inside 64 bits, so no stored
+/// total can overflow.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+/// How far in the future a time claimed by a sender (an order's, a
+/// return's, a ticket's, a consent's, `customer_since`) may lie: 24 hours,
+/// enough for any time-zone mistake, not enough to outrank later records.
+pub const MAX_CLAIMED_SKEW_MS: i64 = 24 * 3600 * 1000;
+
+/// Cuts text to at most `max` characters (adding `…` when it did), for
+/// echoing input in an error message or a log line without echoing
+/// whatever size the sender chose.
+pub fn clip(raw: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match raw.char_indices().nth(max) {
+        None => raw.into(),
+        Some((at, _)) => format!("{}…", &raw[..at]).into(),
+    }
+}
 
 /// Checks a piece of text against a maximum length (in characters) and
 /// rejects control characters. Leading and trailing white space is removed.
@@ -322,11 +341,9 @@ pub struct Money {
 }
 
 impl Money {
-    /// A non-negative amount.
+    /// An amount between 0 and [`MAX_AMOUNT_MINOR`].
     pub fn non_negative(currency: Currency, minor: i64) -> Result<Self, String> {
-        if minor < 0 {
-            return Err("must not be negative".into());
-        }
+        bounded_amount(minor)?;
         Ok(Self { currency, minor })
     }
 
@@ -339,7 +356,9 @@ impl Money {
             return Err("must be a non-negative number".into());
         }
         if amount >= 1e15 {
-            return Err("is too large".into());
+            return Err(format!(
+                "is too large: at most {MAX_AMOUNT_MINOR} minor units are allowed"
+            ));
         }
         let text = amount.to_string();
         let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
@@ -352,8 +371,34 @@ impl Money {
         if frac.get(digits).is_some_and(|d| *d >= 5) {
             minor += 1;
         }
-        Ok(Self { currency, minor })
+        Self::non_negative(currency, minor)
     }
+}
+
+/// Checks an amount in minor units: 0 to [`MAX_AMOUNT_MINOR`].
+pub fn bounded_amount(minor: i64) -> Result<i64, String> {
+    if minor < 0 {
+        return Err("must not be negative".into());
+    }
+    if minor > MAX_AMOUNT_MINOR {
+        return Err(format!(
+            "is {minor} minor units; at most {MAX_AMOUNT_MINOR} are allowed"
+        ));
+    }
+    Ok(minor)
+}
+
+/// What a line of `quantity` items at `unit_minor` each amounts to, within
+/// [`MAX_AMOUNT_MINOR`].
+pub fn line_amount(quantity: i64, unit_minor: i64) -> Result<i64, String> {
+    quantity
+        .checked_mul(unit_minor)
+        .ok_or_else(|| "is too large".to_string())
+        .and_then(|amount| {
+            bounded_amount(amount).map_err(|_| {
+                format!("quantity × unit price is above the {MAX_AMOUNT_MINOR} minor units allowed")
+            })
+        })
 }
 
 impl fmt::Display for Money {
@@ -522,6 +567,18 @@ impl Timestamp {
             self.0.div_euclid(1000),
             (self.0.rem_euclid(1000) * 1_000_000) as i32,
         )
+    }
+
+    /// Checks a time claimed by a sender: at most [`MAX_CLAIMED_SKEW_MS`]
+    /// after `now` (the floor, 1970, holds for every `Timestamp`).
+    pub fn claimed(self, now: Timestamp) -> Result<Self, String> {
+        if self > now.plus_millis(MAX_CLAIMED_SKEW_MS) {
+            return Err(format!(
+                "lies more than 24 hours in the future (the service's clock reads {})",
+                now.to_rfc3339()
+            ));
+        }
+        Ok(self)
     }
 
     /// This instant minus a number of days, clamped at the epoch.

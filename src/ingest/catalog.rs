@@ -72,8 +72,15 @@ pub fn product_from_json(o: &Map<String, Value>) -> Result<Product, String> {
     let stock = match text(o, "stock_quantity") {
         Some(q) => Stock::Quantity(
             q.trim()
-                .parse()
-                .map_err(|_| "stock_quantity: must be a whole number".to_string())?,
+                .parse::<i64>()
+                .ok()
+                .filter(|q| q.abs() <= MAX_STOCK_QUANTITY)
+                .ok_or_else(|| {
+                    format!(
+                        "stock_quantity: must be a whole number between -{0} and {0}",
+                        MAX_STOCK_QUANTITY
+                    )
+                })?,
         ),
         None => Stock::Flag(boolean(o, "in_stock", true)?),
     };

@@ -105,12 +105,15 @@ fn currency(props: &Obj) -> Result<Currency, String> {
         .map_err(|e| format!("properties.currency: {e}"))
 }
 
-fn timestamp(root: &Obj) -> Result<Timestamp, String> {
+/// The call's time, at most [`MAX_CLAIMED_SKEW_MS`] ahead of `now`.
+fn timestamp(root: &Obj, now: Timestamp) -> Result<Timestamp, String> {
     let raw = s(root, "timestamp")
         .or_else(|| s(root, "originalTimestamp"))
         .or_else(|| s(root, "sentAt"))
         .ok_or("timestamp: is required")?;
-    Timestamp::parse_rfc3339(raw).map_err(|e| format!("timestamp: {e}"))
+    Timestamp::parse_rfc3339(raw)
+        .and_then(|t| t.claimed(now))
+        .map_err(|e| format!("timestamp: {e}"))
 }
 
 fn actor(root: &Obj) -> Result<Actor, String> {
@@ -131,7 +134,7 @@ pub fn parse_line(line: &str, now: Timestamp) -> Result<Record, String> {
         ""
     });
     match kind {
-        "identify" => identify(&root),
+        "identify" => identify(&root, now),
         "track" => track(&root, now),
         other => Err(format!(
             "type: {other:?} is not supported (use track or identify)"
@@ -139,7 +142,7 @@ pub fn parse_line(line: &str, now: Timestamp) -> Result<Record, String> {
     }
 }
 
-fn identify(root: &Obj) -> Result<Record, String> {
+fn identify(root: &Obj, now: Timestamp) -> Result<Record, String> {
     let empty = Obj::new();
     let traits = root
         .get("traits")
@@ -165,9 +168,11 @@ fn identify(root: &Obj) -> Result<Record, String> {
         "loyaltyId"
     };
     let since = match s(traits, "createdAt").or_else(|| s(traits, "created_at")) {
-        Some(raw) => {
-            Some(Timestamp::parse_rfc3339(raw).map_err(|e| format!("traits.createdAt: {e}"))?)
-        }
+        Some(raw) => Some(
+            Timestamp::parse_rfc3339(raw)
+                .and_then(|t| t.claimed(now))
+                .map_err(|e| format!("traits.createdAt: {e}"))?,
+        ),
         None => None,
     };
     Ok(Record::Customer(Customer {
@@ -180,17 +185,18 @@ fn identify(root: &Obj) -> Result<Record, String> {
         anonymous_ids: opt(root, "anonymousId", "", AnonymousId::parse)?
             .into_iter()
             .collect(),
-        consents: consents(root, traits)?,
+        consents: consents(root, traits, now)?,
     }))
 }
 
 /// `traits.consent`: `{"support_context": true, "personalised_suggestions": false}`,
-/// recorded as of the call's timestamp.
-fn consents(root: &Obj, traits: &Obj) -> Result<Vec<ConsentRecord>, String> {
+/// recorded as of the call's timestamp (or `now`, when that lies ahead:
+/// a clock running fast must not let a grant outrank a later withdrawal).
+fn consents(root: &Obj, traits: &Obj, now: Timestamp) -> Result<Vec<ConsentRecord>, String> {
     let Some(given) = traits.get("consent").and_then(Value::as_object) else {
         return Ok(Vec::new());
     };
-    let at = timestamp(root)?;
+    let at = timestamp(root, now)?.min(now);
     let mut out = Vec::new();
     for (name, value) in given {
         let purpose = Purpose::from_stored(name).ok_or_else(|| {
@@ -241,7 +247,7 @@ fn track(root: &Obj, now: Timestamp) -> Result<Record, String> {
             kind,
             target,
             channel,
-            timestamp(root)?,
+            timestamp(root, now)?,
             now,
         )
         .map(Record::Event)
@@ -253,11 +259,11 @@ fn track(root: &Obj, now: Timestamp) -> Result<Record, String> {
         "Product Removed" => browse(EventKind::RemovedFromCart),
         "Products Searched" => browse(EventKind::Searched),
         "Product Added to Wishlist" => browse(EventKind::AddedToWishlist),
-        "Order Completed" => order(root, props, OrderStatus::Placed),
-        "Order Cancelled" => order(root, props, OrderStatus::Cancelled),
-        "Order Refunded" => refund(root, props),
-        "Return Requested" => return_requested(root, props),
-        "Ticket Updated" => ticket(root, props),
+        "Order Completed" => order(root, props, OrderStatus::Placed, now),
+        "Order Cancelled" => order(root, props, OrderStatus::Cancelled, now),
+        "Order Refunded" => refund(root, props, now),
+        "Return Requested" => return_requested(root, props, now),
+        "Ticket Updated" => ticket(root, props, now),
         other => Err(format!("event: {other:?} is not supported")),
     }
 }
@@ -292,7 +298,7 @@ fn quantity(p: &Obj, path: &str) -> Result<i64, String> {
     Ok(q)
 }
 
-fn order(root: &Obj, props: &Obj, status: OrderStatus) -> Result<Record, String> {
+fn order(root: &Obj, props: &Obj, status: OrderStatus, now: Timestamp) -> Result<Record, String> {
     let currency = currency(props)?;
     let mut lines = Vec::new();
     for (i, item) in products(props)?.iter().enumerate() {
@@ -301,12 +307,15 @@ fn order(root: &Obj, props: &Obj, status: OrderStatus) -> Result<Record, String>
             .as_object()
             .ok_or_else(|| format!("{path}: must be an object"))?;
         let price = number(p, "price").unwrap_or(0.0);
+        let quantity = quantity(p, &path)?;
+        let unit_price_minor = Money::from_decimal(currency, price)
+            .map_err(|e| format!("{path}price: {e}"))?
+            .minor;
+        line_amount(quantity, unit_price_minor).map_err(|e| format!("{path}price: {e}"))?;
         lines.push(OrderLine {
             product_id: req(p, "product_id", &path, ProductId::parse)?,
-            quantity: quantity(p, &path)?,
-            unit_price_minor: Money::from_decimal(currency, price)
-                .map_err(|e| format!("{path}price: {e}"))?
-                .minor,
+            quantity,
+            unit_price_minor,
             name: bounded(p, "name", &path, MAX_NAME_LEN, false)?,
             brand: bounded(p, "brand", &path, MAX_NAME_LEN, false)?,
             category: category_of(p.get("category"), &format!("{path}category"))?,
@@ -318,7 +327,14 @@ fn order(root: &Obj, props: &Obj, status: OrderStatus) -> Result<Record, String>
                 .map_err(|e| format!("properties.total: {e}"))?
                 .minor
         }
-        None => lines.iter().map(|l| l.quantity * l.unit_price_minor).sum(),
+        None => lines
+            .iter()
+            .map(|l| l.quantity * l.unit_price_minor)
+            .try_fold(0i64, i64::checked_add)
+            .ok_or_else(|| "properties.products: the order total is too large".to_string())
+            .and_then(|t| {
+                bounded_amount(t).map_err(|e| format!("properties.products: the total {e}"))
+            })?,
     };
     let channel = s(props, "channel")
         .or_else(|| s(props, "affiliation"))
@@ -328,7 +344,7 @@ fn order(root: &Obj, props: &Obj, status: OrderStatus) -> Result<Record, String>
         order_id: req(props, "order_id", "properties.", OrderId::parse)?,
         actor: actor(root)?,
         status,
-        placed_at: timestamp(root)?,
+        placed_at: timestamp(root, now)?,
         currency,
         total_minor: total,
         channel: bounded_text(channel, MAX_ID_LEN, false)
@@ -352,7 +368,7 @@ fn return_lines(props: &Obj) -> Result<Vec<ReturnLine>, String> {
     Ok(lines)
 }
 
-fn refund(root: &Obj, props: &Obj) -> Result<Record, String> {
+fn refund(root: &Obj, props: &Obj, now: Timestamp) -> Result<Record, String> {
     let currency = currency(props)?;
     let message_id = req(root, "messageId", "", MessageId::parse)?;
     let refund = match number(props, "total").or_else(|| number(props, "revenue")) {
@@ -373,13 +389,13 @@ fn refund(root: &Obj, props: &Obj) -> Result<Record, String> {
         reason_code: bounded_text(s(props, "reason_code").unwrap_or("refunded"), 64, true)
             .map_err(|e| format!("properties.reason_code: {e}"))?,
         reason_text: bounded(props, "reason", "properties.", MAX_TEXT_LEN, false)?,
-        requested_at: timestamp(root)?,
+        requested_at: timestamp(root, now)?,
         lines: return_lines(props)?,
         refund,
     }))
 }
 
-fn return_requested(root: &Obj, props: &Obj) -> Result<Record, String> {
+fn return_requested(root: &Obj, props: &Obj, now: Timestamp) -> Result<Record, String> {
     let status = match s(props, "status").unwrap_or("requested") {
         "requested" => ReturnStatus::Requested,
         "approved" => ReturnStatus::Approved,
@@ -406,13 +422,13 @@ fn return_requested(root: &Obj, props: &Obj) -> Result<Record, String> {
         status,
         reason_code: bounded(props, "reason_code", "properties.", 64, true)?,
         reason_text: bounded(props, "reason_text", "properties.", MAX_TEXT_LEN, false)?,
-        requested_at: timestamp(root)?,
+        requested_at: timestamp(root, now)?,
         lines: return_lines(props)?,
         refund,
     }))
 }
 
-fn ticket(root: &Obj, props: &Obj) -> Result<Record, String> {
+fn ticket(root: &Obj, props: &Obj, now: Timestamp) -> Result<Record, String> {
     let status = match s(props, "status").unwrap_or("open") {
         "new" | "open" => TicketStatus::Open,
         "pending" | "hold" | "on-hold" => TicketStatus::Pending,
@@ -435,7 +451,7 @@ fn ticket(root: &Obj, props: &Obj) -> Result<Record, String> {
             ));
         }
     };
-    let updated_at = timestamp(root)?;
+    let updated_at = timestamp(root, now)?;
     let created_at = match s(props, "created_at") {
         Some(raw) => {
             Timestamp::parse_rfc3339(raw).map_err(|e| format!("properties.created_at: {e}"))?

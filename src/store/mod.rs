@@ -18,6 +18,7 @@ mod feed;
 mod model;
 mod orders;
 mod reads;
+mod repair;
 mod returns;
 mod suggestions;
 mod tickets;
@@ -189,6 +190,9 @@ impl Store {
             .run(&self.writer)
             .await
             .context("applying database migrations")?;
+        self.repair()
+            .await
+            .map_err(|e| anyhow::anyhow!("repairing stored records: {e:?}"))?;
         // Create (or load) the hashing key now, so no later request has to
         // write it while holding a transaction.
         self.hash_key()
@@ -264,6 +268,11 @@ fn instant(ms: i64) -> Result<crate::domain::Timestamp, domain::Error> {
     crate::domain::Timestamp::from_millis(ms)
         .map_err(|e| domain::Error::Internal(anyhow::anyhow!("stored instant {e}")))
 }
+
+/// The ceiling of every running total (spend, units): far above anything
+/// bounded input can reach, and far enough below `i64::MAX` that adding one
+/// more bounded order can never overflow.
+const MAX_TOTAL: i64 = 4_000_000_000_000_000_000;
 
 /// Longest list bound into one `IN (...)`; longer lists are split.
 const IN_CHUNK: usize = 500;

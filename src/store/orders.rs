@@ -105,8 +105,11 @@ async fn apply(
             .execute(&mut *conn)
             .await?;
     }
+    // Running totals saturate at MAX_TOTAL instead of overflowing: on
+    // SQLite an overflowing `+` would store a float that no read accepts.
     sqlx::query(
-        "UPDATE customers SET order_count = order_count + $2, units_purchased = units_purchased + $3, \
+        "UPDATE customers SET order_count = order_count + $2, \
+         units_purchased = CASE WHEN units_purchased > $5 - $3 THEN $5 ELSE units_purchased + $3 END, \
          last_order_at = CASE WHEN last_order_at IS NULL OR last_order_at < $4 THEN $4 ELSE last_order_at END \
          WHERE customer_id = $1",
     )
@@ -114,15 +117,19 @@ async fn apply(
     .bind(sign)
     .bind(sign * c.units)
     .bind(c.placed_at)
+    .bind(super::MAX_TOTAL)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
         "INSERT INTO customer_spend (customer_id, currency, spend_minor) VALUES ($1, $2, $3) \
-         ON CONFLICT (customer_id, currency) DO UPDATE SET spend_minor = customer_spend.spend_minor + excluded.spend_minor",
+         ON CONFLICT (customer_id, currency) DO UPDATE SET spend_minor = CASE \
+         WHEN customer_spend.spend_minor > $4 - excluded.spend_minor THEN $4 \
+         ELSE customer_spend.spend_minor + excluded.spend_minor END",
     )
     .bind(customer)
     .bind(&c.currency)
     .bind(sign * c.total_minor)
+    .bind(super::MAX_TOTAL)
     .execute(&mut *conn)
     .await?;
     for ((kind, name), units) in &c.affinities {

@@ -60,8 +60,9 @@ impl Assignment {
     }
 }
 
-/// Whether `s` is a valid experiment or variant name.
-fn valid_name(s: &str) -> bool {
+/// Whether `s` is a valid experiment or variant name: 1 to 64 ASCII
+/// letters, digits, `-` or `_`.
+pub fn valid_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

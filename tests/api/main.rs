@@ -2,6 +2,7 @@
 //! fresh database, on SQLite and on PostgreSQL (the same cases: this is the
 //! backends' contract suite).
 
+mod bounds;
 mod fixtures;
 mod harness;
 mod ingest;
