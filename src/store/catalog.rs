@@ -3,18 +3,23 @@
 use sqlx::Row;
 use tracing::instrument;
 
-use super::{Store, flag};
+use super::{Store, flag, in_request_order, lock_order};
 use crate::domain::{Change, Error, Product, Timestamp, WriteOutcome, fingerprint};
 
 impl Store {
     /// Creates or replaces products, in one transaction.
     #[instrument(skip_all, fields(count = products.len()))]
     pub async fn upsert_products(&self, products: &[Product]) -> Result<Vec<WriteOutcome>, Error> {
+        self.retrying(|| self.upsert_products_once(products)).await
+    }
+
+    async fn upsert_products_once(&self, products: &[Product]) -> Result<Vec<WriteOutcome>, Error> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(products.len());
         let mut changes = Vec::new();
-        for p in products {
+        let order = lock_order(products, |p| p.product_id.as_str());
+        for p in order.iter().map(|&i| &products[i]) {
             let hash = fingerprint(p);
             let stored = sqlx::query("SELECT content_hash FROM products WHERE product_id = $1")
                 .bind(p.product_id.as_str())
@@ -69,6 +74,6 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(in_request_order(&order, outcomes))
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::{AnyConnection, Row};
 use tracing::instrument;
 
-use super::Store;
+use super::{Store, in_request_order, lock_order};
 use crate::domain::{
     AnonymousId, Change, ChangeKind, Customer, CustomerId, Error, Identity, IdentityKind,
     ItemResult, Timestamp, Violations, WriteOutcome, fingerprint,
@@ -152,12 +152,21 @@ impl Store {
     /// whose identity belongs to someone else is rejected whole.
     #[instrument(skip_all, fields(count = customers.len()))]
     pub async fn upsert_customers(&self, customers: &[Customer]) -> Result<Vec<ItemResult>, Error> {
+        self.retrying(|| self.upsert_customers_once(customers))
+            .await
+    }
+
+    async fn upsert_customers_once(
+        &self,
+        customers: &[Customer],
+    ) -> Result<Vec<ItemResult>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(customers.len());
         let mut changes = Vec::new();
-        for c in customers {
+        let order = lock_order(customers, |c| c.customer_id.as_str());
+        for c in order.iter().map(|&i| &customers[i]) {
             let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
             if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
@@ -174,7 +183,7 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(in_request_order(&order, results))
     }
 
     /// Links one identity to a customer, creating the customer if needed.

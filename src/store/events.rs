@@ -1,13 +1,14 @@
 //! Browsing events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::AnyConnection;
 use tracing::instrument;
 
 use super::{
-    Store,
+    Store, actor_key,
     customers::{customer_of_anonymous, link, touch_customer},
+    in_request_order, lock_order,
 };
 use crate::domain::{
     AnonymousId, BrowsingEvent, Change, ChangeKind, CustomerId, Error, EventTarget, Identity,
@@ -20,6 +21,13 @@ impl Store {
     /// linked yet links it, as the shop's own identify call would.
     #[instrument(skip_all, fields(count = events.len()))]
     pub async fn record_events(
+        &self,
+        events: &[BrowsingEvent],
+    ) -> Result<Vec<WriteOutcome>, Error> {
+        self.retrying(|| self.record_events_once(events)).await
+    }
+
+    async fn record_events_once(
         &self,
         events: &[BrowsingEvent],
     ) -> Result<Vec<WriteOutcome>, Error> {
@@ -42,10 +50,12 @@ async fn record_events_in(
 ) -> Result<Vec<WriteOutcome>, Error> {
     let received_at = Timestamp::now().millis();
     let mut owners: HashMap<AnonymousId, Option<CustomerId>> = HashMap::new();
-    let mut spans: HashMap<CustomerId, (Timestamp, Timestamp)> = HashMap::new();
+    // Customers are touched in key order at the end (see `lock_order`).
+    let mut spans: BTreeMap<CustomerId, (Timestamp, Timestamp)> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(events.len());
     let mut suppressed: HashMap<(Option<CustomerId>, Option<AnonymousId>), bool> = HashMap::new();
-    for e in events {
+    let order = lock_order(events, |e| (actor_key(&e.actor), e.message_id.as_str()));
+    for e in order.iter().map(|&i| &events[i]) {
         let who = (
             e.actor.customer_id().cloned(),
             e.actor.anonymous_id().cloned(),
@@ -129,5 +139,5 @@ async fn record_events_in(
         touch_customer(conn, &customer, first, last).await?;
         changes.push(Change::customer(ChangeKind::Event, customer.as_str()));
     }
-    Ok(outcomes)
+    Ok(in_request_order(&order, outcomes))
 }

@@ -229,6 +229,87 @@ impl Store {
     }
 }
 
+/// Most attempts at one write transaction when the database aborts it as a
+/// deadlock victim or a serialization failure (nothing of it was kept).
+const WRITE_ATTEMPTS: u32 = 6;
+
+impl Store {
+    /// Runs `write` (one whole transaction) again when PostgreSQL aborted
+    /// it to break a deadlock or a serialization conflict, or SQLite found
+    /// the file locked: up to [`WRITE_ATTEMPTS`] times with a short,
+    /// randomised, growing pause, before the caller hears UNAVAILABLE.
+    async fn retrying<T, F, Fut>(&self, mut write: F) -> Result<T, domain::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, domain::Error>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match write().await {
+                Err(e) if attempt < WRITE_ATTEMPTS && is_conflict(&e) => {
+                    tracing::debug!(attempt, "write aborted by a conflict; retrying");
+                    tokio::time::sleep(retry_pause(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Whether an error is a transaction aborted by a lock conflict.
+fn is_conflict(e: &domain::Error) -> bool {
+    let domain::Error::Unavailable(source) = e else {
+        return false;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(|e| match e {
+            sqlx::Error::Database(db) => db.code(),
+            _ => None,
+        })
+        .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "5" | "517"))
+}
+
+/// 2^attempt × (2..4) ms: a few milliseconds, spread so that the two
+/// writers that collided do not collide again.
+fn retry_pause(attempt: u32) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    let base = 2u64 << attempt.min(8);
+    Duration::from_micros(base * 1000 + base * 1000 * u64::from(byte[0]) / 255)
+}
+
+/// The order in which a batch's items are written: by `key` (customer
+/// first, then the item's own id), so that concurrent batches lock the rows
+/// they share in one global order and cannot deadlock each other. The sort
+/// is stable: two versions of one item keep their request order.
+fn lock_order<'a, T, K: Ord>(items: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|a, b| key(&items[*a]).cmp(&key(&items[*b])));
+    order
+}
+
+/// The lock-order key of whoever did something: the customer when known,
+/// else the anonymous id (customers sort before anonymous visitors).
+fn actor_key(actor: &domain::Actor) -> (u8, &str) {
+    match (actor.customer_id(), actor.anonymous_id()) {
+        (Some(c), _) => (0, c.as_str()),
+        (None, Some(a)) => (1, a.as_str()),
+        (None, None) => (2, ""),
+    }
+}
+
+/// Results computed in `order` (from [`lock_order`]), put back in request
+/// order.
+fn in_request_order<R>(order: &[usize], results: Vec<R>) -> Vec<R> {
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(order.len()).collect();
+    for (&i, r) in order.iter().zip(results) {
+        slots[i] = Some(r);
+    }
+    slots.into_iter().flatten().collect()
+}
+
 /// Creates the database file readable and writable by its owner only (it
 /// holds personal data), when it does not exist yet. SQLite gives its WAL
 /// and shared-memory files the database file's permissions.
@@ -305,6 +386,15 @@ impl From<sqlx::Error> for domain::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_written_in_key_order_and_answered_in_request_order() {
+        let items = ["c", "a", "b", "a"];
+        let order = lock_order(&items, |s| *s);
+        assert_eq!(order, [1, 3, 2, 0]);
+        let results: Vec<String> = order.iter().map(|&i| format!("{}{i}", items[i])).collect();
+        assert_eq!(in_request_order(&order, results), ["c0", "a1", "b2", "a3"]);
+    }
 
     #[test]
     fn placeholders_are_numbered() {

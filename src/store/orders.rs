@@ -6,9 +6,9 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tracing::instrument;
 
 use super::{
-    IN_CHUNK, Store,
+    IN_CHUNK, Store, actor_key,
     customers::{customer_of_anonymous, link, touch_customer},
-    placeholders,
+    in_request_order, lock_order, placeholders,
 };
 use crate::domain::{
     CategoryPath, Change, ChangeKind, CustomerId, Error, Identity, ItemResult, Order, OrderStatus,
@@ -264,12 +264,17 @@ impl Store {
     /// (a status change) replaces the stored one and its totals.
     #[instrument(skip_all, fields(count = orders.len()))]
     pub async fn record_orders(&self, orders: &[Order]) -> Result<Vec<ItemResult>, Error> {
+        self.retrying(|| self.record_orders_once(orders)).await
+    }
+
+    async fn record_orders_once(&self, orders: &[Order]) -> Result<Vec<ItemResult>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(orders.len());
         let mut changes = Vec::new();
-        for o in orders {
+        let order = lock_order(orders, |o| (actor_key(&o.actor), o.order_id.as_str()));
+        for o in order.iter().map(|&i| &orders[i]) {
             let identities: Vec<Identity> = o
                 .actor
                 .anonymous_id()
@@ -286,7 +291,7 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(in_request_order(&order, results))
     }
 }
 

@@ -3,7 +3,7 @@
 use sqlx::{AnyConnection, Row};
 use tracing::instrument;
 
-use super::{Store, customers::touch_customer};
+use super::{Store, customers::touch_customer, in_request_order, lock_order};
 use crate::domain::{
     Change, ChangeKind, CustomerId, Error, ItemResult, Return, ReturnStatus, Timestamp, Violations,
     WriteOutcome, fingerprint,
@@ -15,12 +15,22 @@ impl Store {
     /// is rejected (the sender can resend it with a customer id).
     #[instrument(skip_all, fields(count = returns.len()))]
     pub async fn record_returns(&self, returns: &[Return]) -> Result<Vec<ItemResult>, Error> {
+        self.retrying(|| self.record_returns_once(returns)).await
+    }
+
+    async fn record_returns_once(&self, returns: &[Return]) -> Result<Vec<ItemResult>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut results = Vec::with_capacity(returns.len());
         let mut changes = Vec::new();
-        for r in returns {
+        let order = lock_order(returns, |r| {
+            (
+                r.customer_id.as_ref().map(CustomerId::as_str),
+                r.return_id.as_str(),
+            )
+        });
+        for r in order.iter().map(|&i| &returns[i]) {
             let keys = super::trust::suppression_keys(r.customer_id.as_ref(), &[]);
             if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
@@ -30,7 +40,7 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(in_request_order(&order, results))
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{AssertSqlSafe, Row};
 use tracing::instrument;
 
-use super::{IN_CHUNK, Store, Subject, placeholders};
+use super::{IN_CHUNK, Store, Subject, in_request_order, lock_order, placeholders};
 use crate::domain::{Change, ChangeKind, CustomerId, Error, Timestamp, WriteOutcome};
 
 /// One purchased line of a customer, newest first.
@@ -221,11 +221,16 @@ impl Store {
     /// stored is a duplicate.
     #[instrument(skip_all, fields(count = rows.len()))]
     pub async fn record_feedback(&self, rows: &[FeedbackRow]) -> Result<Vec<WriteOutcome>, Error> {
+        self.retrying(|| self.record_feedback_once(rows)).await
+    }
+
+    async fn record_feedback_once(&self, rows: &[FeedbackRow]) -> Result<Vec<WriteOutcome>, Error> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(rows.len());
         let mut changes = Vec::new();
-        for f in rows {
+        let order = lock_order(rows, |f| f.suggestion_id.as_str());
+        for f in order.iter().map(|&i| &rows[i]) {
             let n = sqlx::query(
                 "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
                  group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at) \
@@ -260,7 +265,7 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(out)
+        Ok(in_request_order(&order, out))
     }
 
     /// Distinct suggestions per outcome and variant of an experiment.

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use tracing::instrument;
 
-use super::{Store, customers::touch_customer};
+use super::{Store, customers::touch_customer, in_request_order, lock_order};
 use crate::domain::{Change, ChangeKind, Error, Ticket, WriteOutcome, fingerprint};
 
 impl Store {
@@ -12,12 +12,17 @@ impl Store {
     /// ignored, so a ticket never rolls back.
     #[instrument(skip_all, fields(count = tickets.len()))]
     pub async fn upsert_tickets(&self, tickets: &[Ticket]) -> Result<Vec<WriteOutcome>, Error> {
+        self.retrying(|| self.upsert_tickets_once(tickets)).await
+    }
+
+    async fn upsert_tickets_once(&self, tickets: &[Ticket]) -> Result<Vec<WriteOutcome>, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
         let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
         let mut outcomes = Vec::with_capacity(tickets.len());
         let mut changes = Vec::new();
-        for t in tickets {
+        let order = lock_order(tickets, |t| (t.customer_id.as_str(), t.ticket_id.as_str()));
+        for t in order.iter().map(|&i| &tickets[i]) {
             let keys = super::trust::suppression_keys(Some(&t.customer_id), &[]);
             if suppression.check(&mut tx, &keys).await? {
                 outcomes.push(WriteOutcome::Suppressed);
@@ -71,6 +76,6 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(in_request_order(&order, outcomes))
     }
 }

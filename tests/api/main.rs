@@ -3,6 +3,7 @@
 //! backends' contract suite).
 
 mod bounds;
+mod concurrency;
 mod fixtures;
 mod harness;
 mod ingest;
