@@ -167,6 +167,14 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Rewrite the tables that hold personal data so no erased value survives
+    /// in the database files' free space (SQLite: VACUUM and a truncated
+    /// log; PostgreSQL: VACUUM FULL of those tables, each locked while it is
+    /// rewritten). Run it after erasures, at a quiet hour.
+    Scrub {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Load a product catalog and Segment-style event files into the store.
     Import(crate::ingest::ImportArgs),
     /// Manage API keys.
@@ -463,6 +471,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = db.open().await?;
             store.close().await;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Scrub { db } => {
+            let store = db.open().await?;
+            let started = std::time::Instant::now();
+            let tables = store
+                .scrub()
+                .await
+                .map_err(|e| anyhow::anyhow!("scrubbing the database: {e:?}"))?;
+            store.close().await;
+            tracing::info!(
+                tables = tables.len(),
+                secs = started.elapsed().as_secs_f64(),
+                "tables holding personal data rewritten"
+            );
             Ok(())
         }
         Command::Import(args) => {

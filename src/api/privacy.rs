@@ -121,6 +121,7 @@ impl pb::privacy_service_server::PrivacyService for PrivacyApi {
                 .map(|(table, rows)| pb::TableCount { table, rows })
                 .collect(),
             suppressed_identities: receipt.suppressed_identities,
+            storage: receipt.storage,
         }))
     }
 

@@ -9,7 +9,9 @@
 //! only after its commit reached the disk, so it survives a crash or a power
 //! loss. Writes go through a single connection (SQLite allows one writer at a
 //! time; queueing in the pool beats `SQLITE_BUSY` retries) and reads through
-//! a pool of read-only connections that never wait for the writer.
+//! a pool of read-only connections that never wait for the writer. The
+//! writer runs with `secure_delete`: what is deleted or overwritten is
+//! zeroed in the file, so an erased customer leaves no readable residue.
 
 mod catalog;
 mod customers;
@@ -134,7 +136,8 @@ impl Store {
                         Box::pin(async move {
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA secure_delete = ON;",
                             )
                             .await?;
                             Ok(())

@@ -6,7 +6,7 @@ use anyhow::{Context as _, anyhow};
 use sqlx::{AnyConnection, AssertSqlSafe, Column, Row, any::AnyRow};
 use tracing::instrument;
 
-use super::{Store, placeholders};
+use super::{Backend, Store, placeholders};
 use crate::{
     auth::{Role, keys},
     domain::{
@@ -60,7 +60,16 @@ pub struct ErasureReceipt {
     pub deleted: BTreeMap<String, u64>,
     /// Identities added to the suppression list.
     pub suppressed_identities: u64,
+    /// What became of the deleted rows' bytes in the database files.
+    pub storage: String,
 }
+
+/// The receipt's storage note on SQLite, once the log was truncated.
+const SQLITE_ERASED: &str = "Deleted rows were overwritten with zeros in the database file     (secure_delete) and the write-ahead log was checkpointed and truncated: no erased value     remains in the database files.";
+/// The receipt's storage note on SQLite when readers kept the log busy.
+const SQLITE_LOG_BUSY: &str = "Deleted rows were overwritten with zeros in the database file     (secure_delete); the write-ahead log was busy and still holds their earlier versions until     the next checkpoint (run `customer-context scrub` to force it).";
+/// The receipt's storage note on PostgreSQL.
+const POSTGRES_ERASED: &str = "Rows deleted. PostgreSQL keeps the bytes of deleted rows in     the free space of its table files until they are reused; run `customer-context scrub`     (VACUUM FULL of the tables that hold personal data) to rewrite those files.";
 
 /// The tables that hold a customer's data and how to find their rows:
 /// `(table, WHERE clause)` with `$1` the customer id and `{anon}` the
@@ -365,7 +374,52 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
+        receipt.storage = match self.backend {
+            Backend::Sqlite if self.checkpoint_sqlite().await? => SQLITE_ERASED,
+            Backend::Sqlite => SQLITE_LOG_BUSY,
+            Backend::Postgres => POSTGRES_ERASED,
+        }
+        .to_owned();
         Ok(receipt)
+    }
+
+    /// Copies SQLite's write-ahead log into the database file and truncates
+    /// it, so earlier versions of erased rows leave the log. `false` when
+    /// readers kept it busy through every attempt.
+    async fn checkpoint_sqlite(&self) -> Result<bool, Error> {
+        for _ in 0..5 {
+            let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.writer)
+                .await?;
+            if busy == 0 {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(false)
+    }
+
+    /// Rewrites the storage of every table that holds personal data, so no
+    /// erased value survives in free space: `VACUUM` on SQLite (the whole
+    /// file, then the log is truncated), `VACUUM FULL` of those tables on
+    /// PostgreSQL (each is locked while it is rewritten). A maintenance
+    /// task for a quiet hour (`customer-context scrub`).
+    pub async fn scrub(&self) -> Result<Vec<&'static str>, Error> {
+        let tables: Vec<&'static str> = CUSTOMER_ROWS.iter().map(|(t, _)| *t).collect();
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::query("VACUUM").execute(&self.writer).await?;
+                self.checkpoint_sqlite().await?;
+            }
+            Backend::Postgres => {
+                for table in &tables {
+                    sqlx::query(AssertSqlSafe(format!("VACUUM FULL {table}")))
+                        .execute(&self.writer)
+                        .await?;
+                }
+            }
+        }
+        Ok(tables)
     }
 
     /// Everything stored about a customer, table by table, as JSON rows.

@@ -11,6 +11,7 @@ mod lookups;
 mod model;
 mod platform;
 mod replicas;
+mod residue;
 mod suggest_props;
 mod suggestions;
 mod trust;
