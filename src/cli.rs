@@ -45,6 +45,11 @@ pub struct DatabaseArgs {
     /// Most database connections in the pool.
     #[arg(long, default_value_t = 8, env = "DATABASE_MAX_CONNECTIONS")]
     pub max_connections: u32,
+    /// How long a call waits for a database connection, in ms: a busy pool
+    /// answers RESOURCE_EXHAUSTED after it, an unreachable database
+    /// UNAVAILABLE.
+    #[arg(long, default_value_t = 250, env = "DATABASE_ACQUIRE_TIMEOUT_MS")]
+    pub acquire_timeout_ms: u64,
 }
 
 impl DatabaseArgs {
@@ -58,7 +63,7 @@ impl DatabaseArgs {
     fn options(&self) -> StoreOptions {
         StoreOptions {
             max_connections: self.max_connections,
-            ..StoreOptions::default()
+            acquire_timeout: std::time::Duration::from_millis(self.acquire_timeout_ms.max(1)),
         }
     }
 
@@ -91,9 +96,20 @@ pub struct SecurityArgs {
     /// on loopback).
     #[arg(long)]
     pub insecure_no_auth: bool,
-    /// Most calls in flight; more are refused at once with RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = 512, env = "MAX_IN_FLIGHT")]
-    pub max_in_flight: usize,
+    /// Unary calls running at once; more wait in a short queue.
+    #[arg(long, default_value_t = 16, env = "MAX_RUNNING_CALLS")]
+    pub max_running_calls: usize,
+    /// Calls waiting for a place at once; more are refused at once with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 64, env = "MAX_QUEUED_CALLS")]
+    pub max_queued_calls: usize,
+    /// Longest a call waits for a place, in ms (never past the caller's
+    /// own deadline; a call whose deadline passed never starts).
+    #[arg(long, default_value_t = 250, env = "MAX_QUEUE_WAIT_MS")]
+    pub max_queue_wait_ms: u64,
+    /// Streaming calls (StreamEvents, ExportCustomerData) open at once.
+    #[arg(long, default_value_t = 256, env = "MAX_STREAMS")]
+    pub max_streams: usize,
     /// Sustained calls per second per API key (0 = unlimited).
     #[arg(long, default_value_t = 200.0, env = "RATE_LIMIT_PER_KEY")]
     pub rate_limit_per_key: f64,
@@ -442,7 +458,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let gate = GateConfig {
                 auth: !security.insecure_no_auth,
-                max_in_flight: security.max_in_flight,
+                max_running: security.max_running_calls,
+                max_queued: security.max_queued_calls,
+                max_queue_wait: std::time::Duration::from_millis(security.max_queue_wait_ms),
+                max_streams: security.max_streams,
                 rate_per_key: security.rate_limit_per_key,
                 burst_per_key: security.rate_burst_per_key,
             };

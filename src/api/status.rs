@@ -28,6 +28,7 @@ pub fn to_status(error: Error) -> Status {
             tracing::error!(error = format!("{source:#}"), "database unavailable");
             Status::unavailable("the service's database is unavailable; retry later")
         }
+        Error::Busy(_) => Status::resource_exhausted("the service is busy; retry with backoff"),
         Error::Internal(source) => {
             tracing::error!(error = format!("{source:#}"), "internal error");
             Status::internal("internal error")

@@ -1,6 +1,7 @@
-//! The gate every call passes before its message is decoded: load
-//! shedding, authentication, authorization and per-key rate limiting, in
-//! that order. One place, so no RPC can be reached around it.
+//! The gate every call passes before its message is decoded: a database
+//! outage check, admission (load shedding by waiting time and deadline),
+//! authentication, authorization and per-key rate limiting, in that order.
+//! One place, so no RPC can be reached around it.
 
 use std::{
     collections::HashMap,
@@ -16,6 +17,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use super::{
+    admission::{Admission, Limits, Refusal, RefusalLog, Refused, grpc_timeout},
     keys,
     roles::{Access, Caller, access_for},
 };
@@ -26,8 +28,15 @@ use crate::store::Store;
 pub struct GateConfig {
     /// `false` only for local development (`serve --insecure-no-auth`).
     pub auth: bool,
-    /// Most calls in flight on this server; more are refused at once.
-    pub max_in_flight: usize,
+    /// Unary calls running at once on this server.
+    pub max_running: usize,
+    /// Unary calls waiting for a place at once; more are refused at once.
+    pub max_queued: usize,
+    /// Longest a call waits for a place (never past its own deadline).
+    pub max_queue_wait: std::time::Duration,
+    /// Streaming calls (event streams, exports) open at once; they do not
+    /// take a place among the running unary calls. More are refused.
+    pub max_streams: usize,
     /// Sustained calls per second allowed per key (0 = unlimited).
     pub rate_per_key: f64,
     /// Calls a key may make in a burst above the sustained rate.
@@ -38,7 +47,10 @@ impl Default for GateConfig {
     fn default() -> Self {
         Self {
             auth: true,
-            max_in_flight: 512,
+            max_running: 16,
+            max_queued: 64,
+            max_queue_wait: std::time::Duration::from_millis(250),
+            max_streams: 256,
             rate_per_key: 200.0,
             burst_per_key: 400.0,
         }
@@ -53,7 +65,9 @@ struct Bucket {
 struct State {
     store: Store,
     config: GateConfig,
-    in_flight: Arc<Semaphore>,
+    admission: Admission,
+    streams: Arc<Semaphore>,
+    refusals: RefusalLog,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -66,12 +80,19 @@ pub struct GateLayer {
 impl GateLayer {
     /// A gate over `store` with `config`.
     pub fn new(store: Store, config: GateConfig) -> Self {
-        let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        let admission = Admission::new(Limits {
+            running: config.max_running,
+            queued: config.max_queued,
+            max_wait: config.max_queue_wait,
+        });
+        let streams = Arc::new(Semaphore::new(config.max_streams));
         Self {
             state: Arc::new(State {
                 store,
                 config,
-                in_flight,
+                admission,
+                streams,
+                refusals: RefusalLog::default(),
                 buckets: Mutex::new(HashMap::new()),
             }),
         }
@@ -93,6 +114,14 @@ impl<S> Layer<S> for GateLayer {
 pub struct Gate<S> {
     inner: S,
     state: Arc<State>,
+}
+
+/// Whether a method streams (and may stay open for long).
+fn is_streaming(path: &str) -> bool {
+    matches!(
+        path.rsplit('/').next(),
+        Some("StreamEvents" | "ExportCustomerData")
+    )
 }
 
 fn token_of<B>(req: &http::Request<B>) -> Option<String> {
@@ -144,17 +173,15 @@ impl State {
         let Some((key_id, secret)) = keys::parse(&token) else {
             return Err(invalid());
         };
-        let found = self.store.find_key(key_id).await.map_err(|e| {
-            tracing::error!(error = %e, "api key lookup failed");
-            Status::unavailable("the service's database is unavailable; retry later")
-        })?;
+        let found = self
+            .store
+            .find_key(key_id)
+            .await
+            .map_err(crate::api::to_status)?;
         let Some(stored) = found else {
             return Err(invalid());
         };
-        let hash_key = self.store.hash_key().await.map_err(|e| {
-            tracing::error!(error = %e, "hash key unavailable");
-            Status::unavailable("the service's database is unavailable; retry later")
-        })?;
+        let hash_key = self.store.hash_key().await.map_err(crate::api::to_status)?;
         if stored.revoked
             || !keys::same_hash(&keys::hash_secret(&hash_key, secret), &stored.secret_hash)
         {
@@ -167,20 +194,51 @@ impl State {
         })
     }
 
-    /// Decides a call: the caller and the in-flight permit, or a status.
+    /// A place to run: among the streams for a streaming method, else in
+    /// the admission queue.
+    async fn place(
+        &self,
+        path: &str,
+        deadline: Option<Instant>,
+    ) -> Result<OwnedSemaphorePermit, Status> {
+        if !self.store.reachable() {
+            self.refusals.note(Refused::Unavailable);
+            return Err(Status::unavailable(
+                "the service's database is unavailable; retry later",
+            ));
+        }
+        let overloaded =
+            || Status::resource_exhausted("the server is overloaded; retry with backoff");
+        if is_streaming(path) {
+            return self.streams.clone().try_acquire_owned().map_err(|_| {
+                self.refusals.note(Refused::Overloaded);
+                overloaded()
+            });
+        }
+        self.admission.admit(deadline).await.map_err(|r| match r {
+            Refusal::Overloaded => {
+                self.refusals.note(Refused::Overloaded);
+                overloaded()
+            }
+            Refusal::DeadlinePassed => {
+                self.refusals.note(Refused::DeadlinePassed);
+                Status::deadline_exceeded("the deadline passed before the call could start")
+            }
+        })
+    }
+
+    /// Decides a call: the caller and its place, or a status.
     async fn admit(
         &self,
         path: &str,
         token: Option<String>,
+        deadline: Option<Instant>,
     ) -> Result<(Option<Caller>, Option<OwnedSemaphorePermit>), Status> {
         let access = access_for(path);
         if access == Access::Open {
             return Ok((None, None));
         }
-        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            tracing::warn!("load shed: too many calls in flight");
-            Status::resource_exhausted("the server is overloaded; retry with backoff")
-        })?;
+        let permit = self.place(path, deadline).await?;
         let caller = if self.config.auth {
             self.authenticate(token).await?
         } else {
@@ -229,7 +287,13 @@ where
         Box::pin(async move {
             let path = req.uri().path().to_owned();
             let token = token_of(&req);
-            match state.admit(&path, token).await {
+            let deadline = req
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(grpc_timeout)
+                .map(|t| Instant::now() + t);
+            match state.admit(&path, token, deadline).await {
                 Ok((caller, permit)) => {
                     if let Some(caller) = caller {
                         req.extensions_mut().insert(caller);

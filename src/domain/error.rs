@@ -129,10 +129,13 @@ pub enum Error {
     /// message is safe to show to the caller.
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
-    /// The database could not be reached or is overloaded; retrying later
-    /// may succeed.
+    /// The database could not be reached; retrying later may succeed.
     #[error("unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The database is reachable but every connection stayed busy for the
+    /// whole acquire timeout: backpressure, retry with backoff.
+    #[error("busy")]
+    Busy(#[source] anyhow::Error),
     /// A bug or an unexpected storage failure. Logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),

@@ -60,16 +60,22 @@ pub enum Backend {
 pub struct StoreOptions {
     /// Most connections in the read pool (and, on PostgreSQL, the one pool).
     pub max_connections: u32,
-    /// How long a request waits for a free connection before failing with
-    /// UNAVAILABLE.
+    /// How long a request waits for a connection (a free one, or a new one
+    /// while the database is unreachable) before it fails: RESOURCE_EXHAUSTED
+    /// when the pool was merely busy, UNAVAILABLE when the database does not
+    /// answer. Short, so an outage fails fast.
     pub acquire_timeout: Duration,
 }
+
+/// How long SQLite writes may queue for the one writer connection: queueing
+/// there is the design (SQLite has one writer), not a sign of an outage.
+const SQLITE_WRITE_QUEUE: Duration = Duration::from_secs(5);
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 8,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_millis(250),
         }
     }
 }
@@ -101,6 +107,10 @@ pub struct Store {
     backend: Backend,
     reader: AnyPool,
     writer: AnyPool,
+    /// One connection of its own for health checks.
+    health: AnyPool,
+    /// What the last health check found.
+    reachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The deployment's hashing key, read once from the database.
     hash_key: std::sync::Arc<tokio::sync::OnceCell<[u8; 32]>>,
 }
@@ -131,7 +141,7 @@ impl Store {
                 }
                 let writer = AnyPoolOptions::new()
                     .max_connections(1)
-                    .acquire_timeout(options.acquire_timeout)
+                    .acquire_timeout(options.acquire_timeout.max(SQLITE_WRITE_QUEUE))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
@@ -151,21 +161,27 @@ impl Store {
                     .acquire()
                     .await
                     .context("opening the SQLite database")?;
-                let reader = AnyPoolOptions::new()
-                    .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(options.acquire_timeout)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -32768;")
-                                .await?;
-                            Ok(())
+                let reader_options = |max: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(options.acquire_timeout)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -32768;")
+                                    .await?;
+                                Ok(())
+                            })
                         })
-                    })
-                    .connect_lazy_with(connect_options);
+                };
+                let reader = reader_options(options.max_connections.max(1))
+                    .connect_lazy_with(connect_options.clone());
+                let health = reader_options(1).connect_lazy_with(connect_options);
                 Ok(Self {
                     backend,
                     reader,
                     writer,
+                    health,
+                    reachable: std::sync::Arc::new(true.into()),
                     hash_key: Default::default(),
                 })
             }
@@ -173,13 +189,19 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(options.max_connections.max(2))
                     .acquire_timeout(options.acquire_timeout)
-                    .connect_with(connect_options)
+                    .connect_with(connect_options.clone())
                     .await
                     .context("connecting to PostgreSQL")?;
+                let health = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy_with(connect_options);
                 Ok(Self {
                     backend,
                     reader: pool.clone(),
                     writer: pool,
+                    health,
+                    reachable: std::sync::Arc::new(true.into()),
                     hash_key: Default::default(),
                 })
             }
@@ -209,16 +231,32 @@ impl Store {
         self.backend
     }
 
-    /// Whether the database answers (for the health service).
-    pub async fn ping(&self) -> Result<(), domain::Error> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+    /// Whether the database answers, through a connection of its own (so
+    /// a pool busy with requests does not read as an outage), within
+    /// `within`. Records the answer for [`Store::reachable`].
+    pub async fn ping(&self, within: Duration) -> bool {
+        let ok = tokio::time::timeout(within, async {
+            let mut conn = self.health.acquire().await?;
+            sqlx::query("SELECT 1").execute(&mut *conn).await
+        })
+        .await
+        .is_ok_and(|r| r.is_ok());
+        self.reachable
+            .store(ok, std::sync::atomic::Ordering::Relaxed);
+        ok
+    }
+
+    /// Whether the last [`Store::ping`] reached the database (true until
+    /// the first ping).
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Closes every connection, waiting for the ones in use.
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        self.health.close().await;
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once
@@ -369,9 +407,11 @@ fn flag(b: bool) -> i64 {
 impl From<sqlx::Error> for domain::Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                domain::Error::Unavailable(e.into())
-            }
+            // Every connection stayed busy (or none could be opened: while
+            // the database is down, the health check turns the service
+            // NOT_SERVING and the gate answers UNAVAILABLE before this).
+            sqlx::Error::PoolTimedOut => domain::Error::Busy(e.into()),
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) => domain::Error::Unavailable(e.into()),
             // Deadlock victim or serialization failure (PostgreSQL), busy
             // database (SQLite): nothing was written; a retry may succeed.
             sqlx::Error::Database(ref db)

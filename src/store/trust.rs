@@ -399,6 +399,35 @@ impl Store {
         Ok(false)
     }
 
+    /// Waits (up to a minute) until every transaction that was running
+    /// when the scrub began has ended, and no session of this database
+    /// holds a snapshot from before it: a rewrite keeps every deleted row
+    /// that such a snapshot could still see. (A snapshot's horizon is the
+    /// oldest transaction running anywhere in the cluster, hence the first
+    /// condition.)
+    async fn wait_for_older_transactions(&self) -> Result<(), Error> {
+        let began: i64 = sqlx::query_scalar("SELECT txid_current()")
+            .fetch_one(&self.writer)
+            .await?;
+        for _ in 0..1200 {
+            let clear: bool = sqlx::query_scalar(
+                "SELECT txid_snapshot_xmin(txid_current_snapshot()) > $1 AND NOT EXISTS ( \
+                 SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() \
+                 AND age(backend_xmin) >= age((($1::bigint) % 4294967296)::text::xid))",
+            )
+            .bind(began)
+            .fetch_one(&self.writer)
+            .await?;
+            if clear {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tracing::warn!("transactions older than the scrub kept running; their rows may survive it");
+        Ok(())
+    }
+
     /// Rewrites the storage of every table that holds personal data, so no
     /// erased value survives in free space: `VACUUM` on SQLite (the whole
     /// file, then the log is truncated), `VACUUM FULL` of those tables on
@@ -412,6 +441,7 @@ impl Store {
                 self.checkpoint_sqlite().await?;
             }
             Backend::Postgres => {
+                self.wait_for_older_transactions().await?;
                 for table in &tables {
                     sqlx::query(AssertSqlSafe(format!("VACUUM FULL {table}")))
                         .execute(&self.writer)

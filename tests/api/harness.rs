@@ -265,6 +265,23 @@ pub async fn spawn_with_suggest(backend: Backend, suggest: SuggestConfig) -> Opt
     spawn_full(backend, false, GateConfig::default(), None, suggest).await
 }
 
+/// A server whose database URL is `reach(url)` (for example through a
+/// proxy the test controls); the app's `database_url` stays the real one.
+pub async fn spawn_reaching(
+    backend: Backend,
+    reach: impl FnOnce(&str) -> String,
+) -> Option<TestApp> {
+    spawn_inner(
+        backend,
+        false,
+        GateConfig::default(),
+        None,
+        SuggestConfig::default(),
+        reach,
+    )
+    .await
+}
+
 async fn spawn_full(
     backend: Backend,
     demo: bool,
@@ -272,11 +289,22 @@ async fn spawn_full(
     tls: Option<TlsFiles>,
     suggest: SuggestConfig,
 ) -> Option<TestApp> {
+    spawn_inner(backend, demo, gate, tls, suggest, str::to_owned).await
+}
+
+async fn spawn_inner(
+    backend: Backend,
+    demo: bool,
+    gate: GateConfig,
+    tls: Option<TlsFiles>,
+    suggest: SuggestConfig,
+    reach: impl FnOnce(&str) -> String,
+) -> Option<TestApp> {
     let (database_url, guard) = fresh_database(backend).await?;
     let with_tls = tls.is_some();
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),
-        database_url: database_url.clone(),
+        database_url: reach(&database_url),
         store: StoreOptions::default(),
         demo,
         gate,

@@ -9,6 +9,7 @@ mod harness;
 mod ingest;
 mod lookups;
 mod model;
+mod outage;
 mod platform;
 mod replicas;
 mod residue;

@@ -172,6 +172,7 @@ async fn import_is_idempotent_and_reports_bad_lines(backend: Backend) {
         db: DatabaseArgs {
             database_url: Some(app.database_url.clone()),
             max_connections: 2,
+            acquire_timeout_ms: 250,
         },
         model: Default::default(),
     };

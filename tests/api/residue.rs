@@ -151,10 +151,12 @@ async fn erasure_leaves_no_readable_residue(backend: Backend) {
             let receipt = erase(&app).await;
             assert!(receipt.storage.contains("scrub"), "{}", receipt.storage);
             app.store.scrub().await.expect("scrubbed");
+            let left = found(&relation_bytes(&mut conn).await);
             assert_eq!(
-                found(&relation_bytes(&mut conn).await),
+                left,
                 Vec::<&str>::new(),
-                "left in the table files"
+                "left in the table files: {:?}",
+                relations_holding(&mut conn).await
             );
         }
     }
@@ -182,5 +184,26 @@ async fn relation_bytes(conn: &mut sqlx::PgConnection) -> Vec<u8> {
     rows.iter()
         .filter_map(|r| r.try_get::<Option<Vec<u8>>, _>(0).ok().flatten())
         .flatten()
+        .collect()
+}
+
+/// The relations whose files hold a needle (to say where, on failure).
+async fn relations_holding(conn: &mut sqlx::PgConnection) -> Vec<String> {
+    let rows = sqlx::query(
+        "SELECT c.relname, pg_read_binary_file(f.path) FROM (SELECT c.oid, pg_relation_filepath(c.oid) AS path \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'i', 't') AND n.nspname NOT IN ('pg_catalog', 'information_schema')) f \
+         JOIN pg_class c ON c.oid = f.oid \
+         WHERE f.path IS NOT NULL AND (pg_stat_file(f.path, true)).size IS NOT NULL",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("relation files");
+    rows.iter()
+        .filter_map(|r| {
+            let name: String = r.try_get(0).ok()?;
+            let bytes: Vec<u8> = r.try_get(1).ok()?;
+            (!found(&bytes).is_empty()).then(|| format!("{name}: {:?}", found(&bytes)))
+        })
         .collect()
 }

@@ -903,9 +903,9 @@ async fn access_log_answers_who_looked(backend: Backend) {
 }
 
 async fn overload_and_rate_limits_answer_resource_exhausted(backend: Backend) {
-    // One call in flight at most: a client stream held open fills it.
+    // One stream open at most: a client stream held open fills it.
     let gate = GateConfig {
-        max_in_flight: 1,
+        max_streams: 1,
         ..GateConfig::default()
     };
     let Some(app) = spawn_configured(backend, false, gate, None).await else {
@@ -943,14 +943,25 @@ async fn overload_and_rate_limits_answer_resource_exhausted(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(admitted, "the stream's first batch was committed");
+    let (_tx2, rx2) = tokio::sync::mpsc::channel::<pb::BrowsingEvent>(1);
     let shed = app
-        .context
+        .ingest
         .clone()
-        .get_customer_context(by(Identity::CustomerId("c1".into())))
+        .stream_events(tokio_stream::wrappers::ReceiverStream::new(rx2))
         .await
         .expect_err("shed");
     assert_eq!(shed.code(), Code::ResourceExhausted);
     assert!(shed.message().contains("overloaded"), "{}", shed.message());
+    // An open stream does not take a unary call's place.
+    assert_eq!(
+        code(
+            app.context
+                .clone()
+                .get_customer_context(by(Identity::CustomerId("c1".into())))
+                .await
+        ),
+        Code::Ok
+    );
     drop(tx);
     let done = held
         .await
