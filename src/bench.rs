@@ -166,11 +166,23 @@ async fn phase(
     label: &'static str,
     who: Arc<Vec<String>>,
 ) -> PhaseReport {
+    phase_at(config, channels, call, label, who, config.concurrency).await
+}
+
+/// [`phase`] with `concurrency` calls in flight.
+async fn phase_at(
+    config: &BenchConfig,
+    channels: &[Channel],
+    call: Call,
+    label: &'static str,
+    who: Arc<Vec<String>>,
+    concurrency: usize,
+) -> PhaseReport {
     let started = Instant::now();
     let measure_from = started + config.warmup;
     let stop_at = measure_from + config.duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..config.concurrency.max(1) {
+    for n in 0..concurrency.max(1) {
         let channel = channels[n % channels.len()].clone();
         let who = who.clone();
         let key = config.api_key.clone();
@@ -223,8 +235,68 @@ async fn phase(
     }
 }
 
-/// Runs every phase and returns their reports, `Check` first.
-pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
+/// The overload test's three phases of `GetCustomerContext` for random
+/// customers: one call in flight (unloaded), the configured concurrency
+/// (saturated), and five times it (overloaded).
+#[derive(Debug, Clone)]
+pub struct OverloadReport {
+    /// One call in flight.
+    pub unloaded: PhaseReport,
+    /// The configured concurrency.
+    pub saturated: PhaseReport,
+    /// Five times the configured concurrency.
+    pub overloaded: PhaseReport,
+    /// The configured concurrency.
+    pub concurrency: usize,
+}
+
+/// Runs the overload test.
+pub async fn overload(config: &BenchConfig) -> anyhow::Result<OverloadReport> {
+    let channels = connect(config).await?;
+    let random = Arc::new(config.random.clone());
+    let at = |label, n| phase_at(config, &channels, Call::Context, label, random.clone(), n);
+    Ok(OverloadReport {
+        unloaded: at("random, 1 in flight", 1).await,
+        saturated: at("random, saturated", config.concurrency).await,
+        overloaded: at("random, 5x saturated", config.concurrency * 5).await,
+        concurrency: config.concurrency,
+    })
+}
+
+/// The overload test as a table, with the two ratios it is judged by.
+pub fn overload_table(r: &OverloadReport) -> String {
+    let mut out = String::from(
+        "| phase | in flight | OK/s | OK/s vs saturated | p50 ms | p99 ms (OK only) | answers by code |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    let base = r.saturated.ok_per_sec.max(1e-9);
+    for (p, n) in [
+        (&r.unloaded, 1),
+        (&r.saturated, r.concurrency),
+        (&r.overloaded, r.concurrency * 5),
+    ] {
+        let codes: Vec<String> = p.codes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!(
+            "| {} | {n} | {:.0} | {:.1} % | {:.2} | {:.2} | {} |\n",
+            p.who,
+            p.ok_per_sec,
+            100.0 * p.ok_per_sec / base,
+            p.latency_ms.0,
+            p.latency_ms.1,
+            codes.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "\noverloaded OK rate: {:.1} % of saturated (target >= 80 %); admitted p99: {:.1}x the \
+         unloaded p99, {:.1}x the saturated p99 (target <= 3x)\n",
+        100.0 * r.overloaded.ok_per_sec / base,
+        r.overloaded.latency_ms.1 / r.unloaded.latency_ms.1.max(1e-9),
+        r.overloaded.latency_ms.1 / r.saturated.latency_ms.1.max(1e-9),
+    ));
+    out
+}
+
+async fn connect(config: &BenchConfig) -> anyhow::Result<Vec<Channel>> {
     let mut channels = Vec::new();
     for _ in 0..config.connections.max(1) {
         channels.push(
@@ -236,6 +308,12 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
                 .with_context(|| format!("connecting to {}", config.server))?,
         );
     }
+    Ok(channels)
+}
+
+/// Runs every phase and returns their reports, `Check` first.
+pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
+    let channels = connect(config).await?;
     let hot = Arc::new(vec![config.hot.clone()]);
     let random = Arc::new(config.random.clone());
     let mut reports = vec![phase(config, &channels, Call::Check, "-", hot.clone()).await];

@@ -253,6 +253,11 @@ pub struct BenchArgs {
     /// Exit with an error when any answer is not OK (for smoke runs).
     #[arg(long)]
     pub fail_on_errors: bool,
+    /// Run the overload test instead: GetCustomerContext for random
+    /// customers with 1 call in flight, with `--concurrency` (choose the
+    /// saturating one) and with five times it.
+    #[arg(long)]
+    pub overload: bool,
     /// The server's database, read for customer ids only.
     #[command(flatten)]
     pub db: DatabaseArgs,
@@ -695,6 +700,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         config.warmup.as_secs_f64(),
         config.random.len()
     );
+    if args.overload {
+        let report = crate::bench::overload(&config).await?;
+        print!("{}", crate::bench::overload_table(&report));
+        return Ok(());
+    }
     let reports = crate::bench::run(&config).await?;
     print!("{}", crate::bench::table(&reports));
     let failed: u64 = reports

@@ -1,18 +1,23 @@
-//! Admission by waiting time: a bounded number of calls run at once; a few
-//! more wait (first come, first served) for a bounded time and never past
-//! their own deadline; the rest are refused at once. Under overload the
-//! server keeps running at its saturated rate and admitted calls keep
-//! their latency, instead of every call slowing down together.
+//! Admission by waiting time: a bounded number of calls run at once; more
+//! wait for a bounded time, never past their own deadline, and beyond a
+//! bounded queue they are refused at once. While the queue is short it is
+//! served first come, first served; once it is longer than the number of
+//! running calls (an overload, not a burst) the newest waiter is served
+//! first ("adaptive LIFO"): the calls that are admitted start at once and
+//! keep their latency, and the ones that waited longest, whose callers are
+//! the likeliest to have given up, are the ones that time out. Under
+//! overload the server keeps running at its saturated rate.
 
 use std::{
+    collections::VecDeque,
     sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 /// Why a call was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,61 +39,115 @@ pub struct Limits {
     pub max_wait: Duration,
 }
 
+struct Waiter {
+    id: u64,
+    wake: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct Queue {
+    running: usize,
+    waiting: VecDeque<Waiter>,
+    next_id: u64,
+}
+
 /// The admission queue.
 pub struct Admission {
     limits: Limits,
-    places: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    queue: Mutex<Queue>,
 }
 
-/// Decrements the waiting count however the wait ends.
-struct Waiting<'a>(&'a AtomicUsize);
+/// A place to run; given to the next waiter (or freed) when dropped.
+pub struct Place(Arc<Admission>);
 
-impl Drop for Waiting<'_> {
+impl Drop for Place {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.release();
     }
 }
 
 impl Admission {
     /// An empty queue with `limits`.
-    pub fn new(limits: Limits) -> Self {
-        Self {
+    pub fn new(limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
             limits,
-            places: Arc::new(Semaphore::new(limits.running)),
-            waiting: AtomicUsize::new(0),
+            queue: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a finished call's place to a waiter, or frees it.
+    fn release(&self) {
+        let mut q = self.lock();
+        loop {
+            let lifo = q.waiting.len() > self.limits.running;
+            let next = if lifo {
+                q.waiting.pop_back()
+            } else {
+                q.waiting.pop_front()
+            };
+            match next {
+                // The place moves to the waiter: `running` is unchanged.
+                Some(w) => {
+                    if w.wake.send(()).is_ok() {
+                        return;
+                    }
+                }
+                None => {
+                    q.running = q.running.saturating_sub(1);
+                    return;
+                }
+            }
         }
     }
 
     /// A place to run, or why not. `deadline` is the caller's own (from
     /// `grpc-timeout`), if any.
-    pub async fn admit(&self, deadline: Option<Instant>) -> Result<OwnedSemaphorePermit, Refusal> {
-        if let Ok(place) = self.places.clone().try_acquire_owned() {
-            return Ok(place);
-        }
+    pub async fn admit(self: &Arc<Self>, deadline: Option<Instant>) -> Result<Place, Refusal> {
         let now = Instant::now();
-        let budget = match deadline {
-            Some(d) => d.saturating_duration_since(now).min(self.limits.max_wait),
-            None => self.limits.max_wait,
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(Refusal::DeadlinePassed);
+        }
+        let budget = deadline.map_or(self.limits.max_wait, |d| {
+            (d - now).min(self.limits.max_wait)
+        });
+        let (id, woken) = {
+            let mut q = self.lock();
+            if q.running < self.limits.running {
+                q.running += 1;
+                return Ok(Place(self.clone()));
+            }
+            if q.waiting.len() >= self.limits.queued {
+                q.waiting.retain(|w| !w.wake.is_closed());
+                if q.waiting.len() >= self.limits.queued {
+                    return Err(Refusal::Overloaded);
+                }
+            }
+            let (wake, woken) = oneshot::channel();
+            let id = q.next_id;
+            q.next_id += 1;
+            q.waiting.push_back(Waiter { id, wake });
+            (id, woken)
         };
-        if budget.is_zero() {
-            return Err(if deadline.is_some_and(|d| d <= now) {
-                Refusal::DeadlinePassed
-            } else {
-                Refusal::Overloaded
-            });
+        let mut woken = woken;
+        if let Ok(Ok(())) = tokio::time::timeout(budget, &mut woken).await {
+            return Ok(Place(self.clone()));
         }
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.limits.queued {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refusal::Overloaded);
+        // Timed out; a place may have been handed over meanwhile (under the
+        // lock, so it is seen here).
+        let mut q = self.lock();
+        if woken.try_recv().is_ok() {
+            return Ok(Place(self.clone()));
         }
-        let _waiting = Waiting(&self.waiting);
-        match tokio::time::timeout(budget, self.places.clone().acquire_owned()).await {
-            Ok(Ok(place)) => Ok(place),
-            Ok(Err(_)) => Err(Refusal::Overloaded),
-            Err(_) if deadline.is_some_and(|d| d <= Instant::now()) => Err(Refusal::DeadlinePassed),
-            Err(_) => Err(Refusal::Overloaded),
-        }
+        q.waiting.retain(|w| w.id != id);
+        Err(if deadline.is_some_and(|d| d <= Instant::now()) {
+            Refusal::DeadlinePassed
+        } else {
+            Refusal::Overloaded
+        })
     }
 }
 
@@ -185,39 +244,82 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_full_queue_refuses_at_once_and_a_freed_place_goes_to_the_first_waiter() {
-        let admission = Arc::new(Admission::new(limits(1, 1)));
-        let running = admission.admit(None).await.expect("a free place");
-        let waiter = {
-            let admission = admission.clone();
-            tokio::spawn(async move { admission.admit(None).await.map(drop) })
-        };
-        while admission.waiting.load(Ordering::Relaxed) == 0 {
+    fn waiting(a: &Admission) -> usize {
+        a.lock().waiting.len()
+    }
+
+    /// Starts a waiter and returns once it is queued.
+    async fn queued_waiter(
+        admission: &Arc<Admission>,
+        tag: usize,
+    ) -> tokio::task::JoinHandle<(usize, Place)> {
+        let before = waiting(admission);
+        let a = admission.clone();
+        let task = tokio::spawn(async move {
+            let place = a.admit(None).await.expect("admitted");
+            (tag, place)
+        });
+        while waiting(admission) == before {
             tokio::task::yield_now().await;
         }
+        task
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_a_freed_place_goes_to_a_waiter() {
+        let admission = Admission::new(limits(1, 1));
+        let running = admission.admit(None).await.expect("a free place");
+        let waiter = queued_waiter(&admission, 1).await;
         assert_eq!(
             admission.admit(None).await.map(drop),
             Err(Refusal::Overloaded),
             "one running and one waiting: the third is refused without waiting"
         );
         drop(running);
-        assert_eq!(waiter.await.expect("joined"), Ok(()));
-        assert_eq!(admission.waiting.load(Ordering::Relaxed), 0);
+        let (tag, place) = waiter.await.expect("joined");
+        assert_eq!(tag, 1);
+        assert_eq!(waiting(&admission), 0);
+        assert_eq!(admission.lock().running, 1, "the place moved to the waiter");
+        drop(place);
+        assert_eq!(admission.lock().running, 0, "and was freed");
+    }
+
+    #[tokio::test]
+    async fn a_short_queue_is_first_come_first_served_a_long_one_newest_first() {
+        let admission = Admission::new(limits(1, 10));
+        let running = admission.admit(None).await.expect("a free place");
+        let first = queued_waiter(&admission, 1).await;
+        // One waiter for one running call: first come, first served.
+        drop(running);
+        let (tag, running) = first.await.expect("joined");
+        assert_eq!(tag, 1);
+        drop(running);
+
+        let running = admission.admit(None).await.expect("a free place");
+        let oldest = queued_waiter(&admission, 1).await;
+        let middle = queued_waiter(&admission, 2).await;
+        let newest = queued_waiter(&admission, 3).await;
+        // Three waiting for one place: an overload, so the newest goes first.
+        drop(running);
+        let (tag, _held) = newest.await.expect("joined");
+        assert_eq!(tag, 3);
+        assert!(!oldest.is_finished() && !middle.is_finished());
+        assert_eq!(waiting(&admission), 2);
+        oldest.abort();
+        middle.abort();
     }
 
     #[tokio::test]
     async fn a_call_whose_deadline_has_passed_never_starts() {
         let admission = Admission::new(limits(1, 10));
-        let _running = admission.admit(None).await.expect("a free place");
         let past = Instant::now() - Duration::from_millis(1);
         assert_eq!(
             admission.admit(Some(past)).await.map(drop),
             Err(Refusal::DeadlinePassed)
         );
-        let no_queue = Admission::new(limits(0, 0));
+        let no_room = Admission::new(limits(0, 0));
         assert_eq!(
-            no_queue.admit(None).await.map(drop),
+            no_room.admit(None).await.map(drop),
             Err(Refusal::Overloaded)
         );
     }

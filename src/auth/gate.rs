@@ -17,7 +17,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use super::{
-    admission::{Admission, Limits, Refusal, RefusalLog, Refused, grpc_timeout},
+    admission::{Admission, Limits, Place, Refusal, RefusalLog, Refused, grpc_timeout},
     keys,
     roles::{Access, Caller, access_for},
 };
@@ -65,7 +65,7 @@ struct Bucket {
 struct State {
     store: Store,
     config: GateConfig,
-    admission: Admission,
+    admission: Arc<Admission>,
     streams: Arc<Semaphore>,
     refusals: RefusalLog,
     buckets: Mutex<HashMap<String, Bucket>>,
@@ -114,6 +114,14 @@ impl<S> Layer<S> for GateLayer {
 pub struct Gate<S> {
     inner: S,
     state: Arc<State>,
+}
+
+/// What an admitted call holds until it ends.
+enum Held {
+    /// A place among the open streams.
+    Stream(#[allow(dead_code)] OwnedSemaphorePermit),
+    /// A place among the running unary calls.
+    Call(#[allow(dead_code)] Place),
 }
 
 /// Whether a method streams (and may stay open for long).
@@ -196,11 +204,7 @@ impl State {
 
     /// A place to run: among the streams for a streaming method, else in
     /// the admission queue.
-    async fn place(
-        &self,
-        path: &str,
-        deadline: Option<Instant>,
-    ) -> Result<OwnedSemaphorePermit, Status> {
+    async fn place(&self, path: &str, deadline: Option<Instant>) -> Result<Held, Status> {
         if !self.store.reachable() {
             self.refusals.note(Refused::Unavailable);
             return Err(Status::unavailable(
@@ -210,21 +214,30 @@ impl State {
         let overloaded =
             || Status::resource_exhausted("the server is overloaded; retry with backoff");
         if is_streaming(path) {
-            return self.streams.clone().try_acquire_owned().map_err(|_| {
-                self.refusals.note(Refused::Overloaded);
-                overloaded()
-            });
+            return self
+                .streams
+                .clone()
+                .try_acquire_owned()
+                .map(Held::Stream)
+                .map_err(|_| {
+                    self.refusals.note(Refused::Overloaded);
+                    overloaded()
+                });
         }
-        self.admission.admit(deadline).await.map_err(|r| match r {
-            Refusal::Overloaded => {
-                self.refusals.note(Refused::Overloaded);
-                overloaded()
-            }
-            Refusal::DeadlinePassed => {
-                self.refusals.note(Refused::DeadlinePassed);
-                Status::deadline_exceeded("the deadline passed before the call could start")
-            }
-        })
+        self.admission
+            .admit(deadline)
+            .await
+            .map(Held::Call)
+            .map_err(|r| match r {
+                Refusal::Overloaded => {
+                    self.refusals.note(Refused::Overloaded);
+                    overloaded()
+                }
+                Refusal::DeadlinePassed => {
+                    self.refusals.note(Refused::DeadlinePassed);
+                    Status::deadline_exceeded("the deadline passed before the call could start")
+                }
+            })
     }
 
     /// Decides a call: the caller and its place, or a status.
@@ -233,7 +246,7 @@ impl State {
         path: &str,
         token: Option<String>,
         deadline: Option<Instant>,
-    ) -> Result<(Option<Caller>, Option<OwnedSemaphorePermit>), Status> {
+    ) -> Result<(Option<Caller>, Option<Held>), Status> {
         let access = access_for(path);
         if access == Access::Open {
             return Ok((None, None));
