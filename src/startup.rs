@@ -290,24 +290,35 @@ async fn rebuild_model_every(store: Store, config: ModelConfig, every: Duration)
 }
 
 /// How often the database is pinged for the health service.
-const HEALTH_EVERY: Duration = Duration::from_millis(250);
-/// How long a ping may take before the database counts as unreachable.
-const HEALTH_WITHIN: Duration = Duration::from_millis(500);
+const HEALTH_EVERY: Duration = Duration::from_millis(200);
+/// How long a ping may take before it counts as failed.
+const HEALTH_WITHIN: Duration = Duration::from_millis(300);
+/// Failed pings in a row that make the database unreachable (one slow
+/// ping on a loaded machine is not an outage).
+const HEALTH_FAILURES: u32 = 2;
 
 /// Reports NOT_SERVING on the health service while the database does not
 /// answer, so load balancers and Kubernetes probes route around us (and the
 /// gate answers UNAVAILABLE at once instead of waiting for a connection):
-/// within [`HEALTH_EVERY`] + [`HEALTH_WITHIN`] of an outage, and within
-/// [`HEALTH_EVERY`] of the database's return.
+/// after [`HEALTH_FAILURES`] failed pings, so within a second of an outage
+/// (sooner when connections are refused or closed), and at the first ping
+/// that succeeds after it.
 async fn watch_database(store: Store, reporter: tonic_health::server::HealthReporter) {
     let mut healthy = true;
+    let mut failures = 0;
     let mut ticks = tokio::time::interval(HEALTH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let ok = store.ping(HEALTH_WITHIN).await;
+        failures = if store.ping(HEALTH_WITHIN).await {
+            0
+        } else {
+            failures + 1
+        };
+        let ok = failures < HEALTH_FAILURES;
         if ok != healthy {
             healthy = ok;
+            store.set_reachable(ok);
             let status = if ok {
                 ServingStatus::Serving
             } else {

@@ -194,7 +194,8 @@ impl Store {
                     .context("connecting to PostgreSQL")?;
                 let health = AnyPoolOptions::new()
                     .max_connections(1)
-                    .acquire_timeout(options.acquire_timeout)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .connect_lazy_with(connect_options);
                 Ok(Self {
                     backend,
@@ -231,23 +232,27 @@ impl Store {
         self.backend
     }
 
-    /// Whether the database answers, through a connection of its own (so
-    /// a pool busy with requests does not read as an outage), within
-    /// `within`. Records the answer for [`Store::reachable`].
+    /// Whether the database answers within `within`, through a connection
+    /// of its own (so a pool busy with requests does not read as an
+    /// outage).
     pub async fn ping(&self, within: Duration) -> bool {
-        let ok = tokio::time::timeout(within, async {
+        tokio::time::timeout(within, async {
             let mut conn = self.health.acquire().await?;
             sqlx::query("SELECT 1").execute(&mut *conn).await
         })
         .await
-        .is_ok_and(|r| r.is_ok());
-        self.reachable
-            .store(ok, std::sync::atomic::Ordering::Relaxed);
-        ok
+        .is_ok_and(|r| r.is_ok())
     }
 
-    /// Whether the last [`Store::ping`] reached the database (true until
-    /// the first ping).
+    /// Records what the health watch concluded (see [`Store::reachable`]).
+    pub fn set_reachable(&self, reachable: bool) {
+        self.reachable
+            .store(reachable, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the health watch last found the database reachable (true
+    /// until it finds otherwise). While it is not, calls are refused at
+    /// once instead of waiting for a connection.
     pub fn reachable(&self) -> bool {
         self.reachable.load(std::sync::atomic::Ordering::Relaxed)
     }
