@@ -101,7 +101,7 @@ pub struct SecurityArgs {
     pub max_running_calls: usize,
     /// Calls waiting for a place at once; more are refused at once with
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = 64, env = "MAX_QUEUED_CALLS")]
+    #[arg(long, default_value_t = 4096, env = "MAX_QUEUED_CALLS")]
     pub max_queued_calls: usize,
     /// Longest a call waits for a place, in ms (never past the caller's
     /// own deadline; a call whose deadline passed never starts).

@@ -1,8 +1,9 @@
 //! Admission by waiting time: a bounded number of calls run at once; more
 //! wait for a bounded time, never past their own deadline, and beyond a
 //! bounded queue they are refused at once. While the queue is short it is
-//! served first come, first served; once it is longer than the number of
-//! running calls (an overload, not a burst) the newest waiter is served
+//! served first come, first served; once it holds more than
+//! [`LIFO_AFTER`] times the running calls (an overload, not a burst) the
+//! newest waiter is served
 //! first ("adaptive LIFO"): the calls that are admitted start at once and
 //! keep their latency, and the ones that waited longest, whose callers are
 //! the likeliest to have given up, are the ones that time out. Under
@@ -18,6 +19,10 @@ use std::{
 };
 
 use tokio::sync::oneshot;
+
+/// Waiting calls, per running call, beyond which the newest waiter goes
+/// first.
+pub const LIFO_AFTER: usize = 4;
 
 /// Why a call was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +88,7 @@ impl Admission {
     fn release(&self) {
         let mut q = self.lock();
         loop {
-            let lifo = q.waiting.len() > self.limits.running;
+            let lifo = q.waiting.len() > LIFO_AFTER * self.limits.running.max(1);
             let next = if lifo {
                 q.waiting.pop_back()
             } else {
@@ -288,25 +293,25 @@ mod tests {
     async fn a_short_queue_is_first_come_first_served_a_long_one_newest_first() {
         let admission = Admission::new(limits(1, 10));
         let running = admission.admit(None).await.expect("a free place");
-        let first = queued_waiter(&admission, 1).await;
-        // One waiter for one running call: first come, first served.
+        let mut waiters = Vec::new();
+        for tag in 0..LIFO_AFTER {
+            waiters.push(queued_waiter(&admission, tag).await);
+        }
+        // As many waiting as LIFO_AFTER allows: first come, first served.
         drop(running);
-        let (tag, running) = first.await.expect("joined");
-        assert_eq!(tag, 1);
-        drop(running);
+        let (tag, running) = waiters.remove(0).await.expect("joined");
+        assert_eq!(tag, 0);
 
-        let running = admission.admit(None).await.expect("a free place");
-        let oldest = queued_waiter(&admission, 1).await;
-        let middle = queued_waiter(&admission, 2).await;
-        let newest = queued_waiter(&admission, 3).await;
-        // Three waiting for one place: an overload, so the newest goes first.
+        for tag in LIFO_AFTER..LIFO_AFTER + 2 {
+            waiters.push(queued_waiter(&admission, tag).await);
+        }
+        // More than that: an overload, so the newest goes first.
         drop(running);
-        let (tag, _held) = newest.await.expect("joined");
-        assert_eq!(tag, 3);
-        assert!(!oldest.is_finished() && !middle.is_finished());
-        assert_eq!(waiting(&admission), 2);
-        oldest.abort();
-        middle.abort();
+        let (tag, _held) = waiters.pop().expect("a waiter").await.expect("joined");
+        assert_eq!(tag, LIFO_AFTER + 1);
+        assert!(waiters.iter().all(|w| !w.is_finished()));
+        assert_eq!(waiting(&admission), LIFO_AFTER);
+        waiters.iter().for_each(|w| w.abort());
     }
 
     #[tokio::test]

@@ -48,7 +48,7 @@ impl Default for GateConfig {
         Self {
             auth: true,
             max_running: 16,
-            max_queued: 64,
+            max_queued: 4096,
             max_queue_wait: std::time::Duration::from_millis(250),
             max_streams: 256,
             rate_per_key: 200.0,
