@@ -61,7 +61,7 @@ fn parse_page_token(token: &str) -> Result<Option<(i64, String)>, Status> {
     };
     let (at, id) = token.split_once('.').ok_or_else(bad)?;
     let at: i64 = at.parse().map_err(|_| bad())?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     Ok(Some((at, id.to_owned())))

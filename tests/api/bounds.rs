@@ -343,6 +343,21 @@ async fn strings_are_bounded_and_never_echoed_whole(backend: Backend) {
         .sum();
     assert!(echoed < 1000, "{echoed} bytes echoed");
     assert!(orders_of(&app, "c-s").await.is_none(), "nothing was stored");
+
+    let status = app
+        .privacy
+        .clone()
+        .list_access_log(pb::ListAccessLogRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("c-s".into())),
+            }),
+            page_size: 10,
+            page_token: format!("1.{}", "a".repeat(1 << 20)),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(violated_fields(&status), ["page_token"]);
+    assert!(status.message().len() < 1000);
 }
 
 async fn overflowed_totals_are_repaired_on_upgrade(backend: Backend) {
