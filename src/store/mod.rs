@@ -192,11 +192,15 @@ impl Store {
                     .connect_with(connect_options.clone())
                     .await
                     .context("connecting to PostgreSQL")?;
+                // Opened now, so the first health check does not have to
+                // open it within its own short timeout on a loaded machine.
                 let health = AnyPoolOptions::new()
                     .max_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .connect_lazy_with(connect_options);
+                    .connect_with(connect_options)
+                    .await
+                    .context("connecting to PostgreSQL")?;
                 Ok(Self {
                     backend,
                     reader: pool.clone(),
