@@ -142,15 +142,33 @@ impl LiveModel {
     /// Loads a newer snapshot when one was stored, then applies every feed
     /// entry after what was applied.
     pub async fn catch_up(&self, store: &Store) -> Result<(), Error> {
-        let _one_at_a_time = self.catching_up.lock().await;
-        if store.snapshot_version().await? > self.version() {
-            self.load_newest(store).await?;
+        {
+            let _one_at_a_time = self.catching_up.lock().await;
+            if store.snapshot_version().await? > self.version() {
+                self.load_newest(store).await?;
+            }
         }
+        self.follow_feed(store).await
+    }
+
+    /// Applies every feed entry after what was applied; a model stored
+    /// meanwhile (announced by a feed entry) is loaded, not stepped over.
+    pub async fn follow_feed(&self, store: &Store) -> Result<(), Error> {
+        let _one_at_a_time = self.catching_up.lock().await;
         loop {
             let entries = store.changes_since(self.applied(), FEED_BATCH).await?;
             let Some(last) = entries.last().map(|e| e.seq) else {
                 return Ok(());
             };
+            // A model stored after the check above: load it (it rewinds to
+            // the feed position it was built at) and read on from there,
+            // rather than step over it.
+            if entries.iter().any(|e| e.change.kind == ChangeKind::Model)
+                && store.snapshot_version().await? > self.version()
+            {
+                self.load_newest(store).await?;
+                continue;
+            }
             self.apply(store, &entries).await?;
             self.applied.store(last, Ordering::Release);
         }

@@ -20,6 +20,7 @@ on_both_backends!(
     a_product_out_of_stock_through_one_replica_is_not_suggested_by_another,
     ingestion_goes_on_while_a_model_is_built,
     a_remembered_context_follows_writes_through_another_replica,
+    a_model_stored_while_a_replica_reads_the_feed_is_loaded,
 );
 
 type Context = crate::harness::Context;
@@ -342,4 +343,30 @@ async fn a_remembered_context_follows_writes_through_another_replica(backend: Ba
         .as_ref()
         .expect("product");
     assert_eq!(socks.price.as_ref().map(|p| p.amount_minor), Some(2500));
+}
+
+/// A replica that checked for a new model just before one was stored, then
+/// reads the feed: the feed's entry for the new model makes it load it (it
+/// used to step over it and serve the old model until the next build).
+async fn a_model_stored_while_a_replica_reads_the_feed_is_loaded(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&a).await;
+    shells_with_socks(&mut a.ingest.clone()).await;
+    let live = a.replica_model().await;
+    let before = live.version();
+    let summary = a.rebuild_model().await.expect("built");
+    // The feed alone, as after a version check that came too early.
+    live.follow_feed(&a.store).await.expect("followed");
+    assert_eq!(live.version(), summary.version);
+    assert!(live.version() > before);
+    let also = live.read(|m| {
+        let shell = m.item("shell-m").expect("known");
+        m.also_bought[shell as usize].len()
+    });
+    assert_eq!(
+        also, 1,
+        "the built model's bought-together pairs are served"
+    );
 }
