@@ -1148,7 +1148,69 @@ pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::C
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Amounts from the ordinary to the hostile.
+    fn amount() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            0i64..100_000,
+            Just(d::MAX_AMOUNT_MINOR),
+            Just(d::MAX_AMOUNT_MINOR + 1),
+            Just(1i64 << 62),
+            Just(i64::MAX),
+            Just(i64::MIN),
+            any::<i64>(),
+        ]
+    }
+
+    fn quantity() -> impl Strategy<Value = i64> {
+        prop_oneof![1i64..10, Just(d::MAX_LINE_QUANTITY), Just(0), any::<i64>()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        /// Whatever a sender puts in an order, an accepted one has every
+        /// line and its total within the bound, so no number of accepted
+        /// orders can overflow a customer's running totals (their ceiling
+        /// is 4×10^18; each order adds at most 10^12 and 10^8 units).
+        #[test]
+        fn an_accepted_order_is_bounded(
+            lines in prop::collection::vec((quantity(), amount()), 1..5),
+            total in prop::option::of(amount()),
+        ) {
+            let order = pb::Order {
+                order_id: "o1".into(),
+                customer_id: "c1".into(),
+                anonymous_id: String::new(),
+                status: pb::OrderStatus::Placed.into(),
+                placed_at: Some(ts(d::Timestamp::now())),
+                lines: lines
+                    .iter()
+                    .map(|(q, p)| pb::OrderLine {
+                        product_id: "p1".into(),
+                        quantity: *q,
+                        unit_price: Some(pb_money("USD", *p)),
+                        name: String::new(),
+                        brand: String::new(),
+                        category_path: vec![],
+                    })
+                    .collect(),
+                total: total.map(|t| pb_money("USD", t)),
+                channel: String::new(),
+            };
+            if let Ok(o) = super::order(order, d::Timestamp::now()) {
+                prop_assert!((0..=d::MAX_AMOUNT_MINOR).contains(&o.total_minor));
+                for l in &o.lines {
+                    prop_assert!((1..=d::MAX_LINE_QUANTITY).contains(&l.quantity));
+                    let amount = l.quantity.checked_mul(l.unit_price_minor);
+                    prop_assert!(amount.is_some_and(|a| (0..=d::MAX_AMOUNT_MINOR).contains(&a)));
+                }
+            }
+        }
+    }
 
     #[test]
     fn masking_keeps_enough_to_confirm_identity() {
