@@ -189,6 +189,15 @@ pub enum Refused {
     Unavailable,
 }
 
+impl From<Refusal> for Refused {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Overloaded => Refused::Overloaded,
+            Refusal::DeadlinePassed => Refused::DeadlinePassed,
+        }
+    }
+}
+
 impl RefusalLog {
     /// Counts one refusal; logs the counts of the last second or more when
     /// no line was written for a second.

@@ -228,14 +228,13 @@ impl State {
             .admit(deadline)
             .await
             .map(Held::Call)
-            .map_err(|r| match r {
-                Refusal::Overloaded => {
-                    self.refusals.note(Refused::Overloaded);
-                    overloaded()
-                }
-                Refusal::DeadlinePassed => {
-                    self.refusals.note(Refused::DeadlinePassed);
-                    Status::deadline_exceeded("the deadline passed before the call could start")
+            .map_err(|r| {
+                self.refusals.note(r.into());
+                match r {
+                    Refusal::Overloaded => overloaded(),
+                    Refusal::DeadlinePassed => {
+                        Status::deadline_exceeded("the deadline passed before the call could start")
+                    }
                 }
             })
     }

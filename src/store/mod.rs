@@ -314,11 +314,18 @@ fn is_conflict(e: &domain::Error) -> bool {
     };
     source
         .downcast_ref::<sqlx::Error>()
-        .and_then(|e| match e {
-            sqlx::Error::Database(db) => db.code(),
-            _ => None,
-        })
-        .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "5" | "517"))
+        .is_some_and(aborted_by_conflict)
+}
+
+/// A deadlock victim or serialization failure (PostgreSQL), or a busy
+/// database (SQLite): nothing was written; a retry may succeed.
+fn aborted_by_conflict(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "5" | "517")),
+        _ => false,
+    }
 }
 
 /// 2^attempt × (2..4) ms: a few milliseconds, spread so that the two
@@ -421,15 +428,7 @@ impl From<sqlx::Error> for domain::Error {
             // NOT_SERVING and the gate answers UNAVAILABLE before this).
             sqlx::Error::PoolTimedOut => domain::Error::Busy(e.into()),
             sqlx::Error::PoolClosed | sqlx::Error::Io(_) => domain::Error::Unavailable(e.into()),
-            // Deadlock victim or serialization failure (PostgreSQL), busy
-            // database (SQLite): nothing was written; a retry may succeed.
-            sqlx::Error::Database(ref db)
-                if db
-                    .code()
-                    .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "5" | "517")) =>
-            {
-                domain::Error::Unavailable(e.into())
-            }
+            ref conflict if aborted_by_conflict(conflict) => domain::Error::Unavailable(e.into()),
             other => domain::Error::Internal(other.into()),
         }
     }

@@ -30,6 +30,30 @@ fn rejected(r: &pb::ItemResult) -> Vec<String> {
     r.violations.iter().map(|v| v.field.clone()).collect()
 }
 
+/// The fields at fault when one return is sent alone (it must be refused).
+async fn rejected_return(app: &TestApp, r: pb::Return) -> Vec<String> {
+    let response = app
+        .ingest
+        .clone()
+        .record_returns(pb::RecordReturnsRequest { returns: vec![r] })
+        .await
+        .expect("a batch")
+        .into_inner();
+    rejected(&response.results[0])
+}
+
+/// The fields at fault when one ticket is sent alone (it must be refused).
+async fn rejected_ticket(app: &TestApp, t: pb::Ticket) -> Vec<String> {
+    let response = app
+        .ingest
+        .clone()
+        .upsert_tickets(pb::UpsertTicketsRequest { tickets: vec![t] })
+        .await
+        .expect("a batch")
+        .into_inner();
+    rejected(&response.results[0])
+}
+
 async fn orders_of(app: &TestApp, customer: &str) -> Option<pb::CustomerContext> {
     context(app, by(Identity::CustomerId(customer.into())))
         .await
@@ -90,14 +114,10 @@ async fn money_and_quantities_are_bounded(backend: Backend) {
 
     let mut refund = return_("r-big", "o-none", "c-m", "shell-m", 5);
     refund.refund_amount = usd(max + 1);
-    let r = ingest
-        .record_returns(pb::RecordReturnsRequest {
-            returns: vec![refund],
-        })
-        .await
-        .expect("a batch")
-        .into_inner();
-    assert_eq!(rejected(&r.results[0]), ["refund_amount.amount_minor"]);
+    assert_eq!(
+        rejected_return(&app, refund).await,
+        ["refund_amount.amount_minor"]
+    );
 
     let mut stock = product("p-stock", "Tee", &["Apparel"], 100, 1);
     stock.stock = Some(pb::product::Stock::StockQuantity(i64::MAX));
@@ -177,22 +197,12 @@ async fn claimed_times_are_bounded_and_future_consents_do_not_outrank_withdrawal
 
     let mut ret = return_("r-9999", "o-x", "c-t", "shell-m", 0);
     ret.requested_at = Some(year_9999);
-    let r = ingest
-        .record_returns(pb::RecordReturnsRequest { returns: vec![ret] })
-        .await
-        .expect("a batch")
-        .into_inner();
-    assert_eq!(rejected(&r.results[0]), ["requested_at"]);
+    assert_eq!(rejected_return(&app, ret).await, ["requested_at"]);
 
     let mut t = ticket("t-9999", "c-t", pb::TicketStatus::Open, "", 0);
     t.created_at = Some(year_9999);
     t.updated_at = Some(year_9999);
-    let r = ingest
-        .upsert_tickets(pb::UpsertTicketsRequest { tickets: vec![t] })
-        .await
-        .expect("a batch")
-        .into_inner();
-    assert_eq!(rejected(&r.results[0]), ["created_at", "updated_at"]);
+    assert_eq!(rejected_ticket(&app, t).await, ["created_at", "updated_at"]);
 
     let mut c = customer("c-t", "Tess", "tess@example.com", "", "");
     c.customer_since = Some(year_9999);
@@ -286,25 +296,11 @@ async fn strings_are_bounded_and_never_echoed_whole(backend: Backend) {
 
     let mut long_subject = ticket("t-long", "c-s", pb::TicketStatus::Open, "", 5);
     long_subject.subject = "s".repeat(513);
-    let r = ingest
-        .upsert_tickets(pb::UpsertTicketsRequest {
-            tickets: vec![long_subject],
-        })
-        .await
-        .expect("a batch")
-        .into_inner();
-    assert_eq!(rejected(&r.results[0]), ["subject"]);
+    assert_eq!(rejected_ticket(&app, long_subject).await, ["subject"]);
 
     let mut long_reason = return_("r-long", "o-x", "c-s", "shell-m", 5);
     long_reason.reason_text = "r".repeat(4001);
-    let r = ingest
-        .record_returns(pb::RecordReturnsRequest {
-            returns: vec![long_reason],
-        })
-        .await
-        .expect("a batch")
-        .into_inner();
-    assert_eq!(rejected(&r.results[0]), ["reason_text"]);
+    assert_eq!(rejected_return(&app, long_reason).await, ["reason_text"]);
 
     let r = ingest
         .upsert_customers(pb::UpsertCustomersRequest {
