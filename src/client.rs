@@ -196,6 +196,11 @@ pub fn to_text(c: &pb::CustomerContext) -> String {
             .map(|a| format!("{} ({})", a.name, a.units))
             .collect();
         let _ = writeln!(s, "  likes     {} | {}", cats.join(", "), brands.join(", "));
+        for (k, e) in p.sizes.iter().enumerate() {
+            let domain = e.category.rsplit(" > ").next().unwrap_or(&e.category);
+            let label = if k == 0 { "sizes" } else { "" };
+            let _ = writeln!(s, "  {label:<9} {}: {}", domain.to_lowercase(), e.summary);
+        }
         let _ = writeln!(
             s,
             "  last seen {}   last order {}",

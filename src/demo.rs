@@ -7,7 +7,9 @@
 //!
 //! The showcase customer is Maya Chen (`maya.chen@example.com`, customer
 //! id `demo-c0001`): a rain shell returned as too small, an open ticket
-//! about its refund, and the larger size in her cart right now.
+//! about its refund, and the larger size in her cart right now. Sized
+//! styles carry their sizes (letters for apparel, numbers for shoes); she
+//! keeps 9 in shoes, M in tops and L in jackets.
 
 use anyhow::Context as _;
 
@@ -335,6 +337,9 @@ fn catalog(rng: &mut Rng) -> anyhow::Result<Vec<Product>> {
                     // Socks wear out: they may be offered again after a season.
                     replenish_after_days: (*cat == "Socks").then_some(90),
                     merchandise: Default::default(),
+                    size: ProductSize(
+                        Size::parse_optional(size, None).map_err(anyhow::Error::msg)?,
+                    ),
                 });
             }
         }
@@ -437,6 +442,8 @@ fn showcase(
             .collect(),
     });
     let p = |pid: &str| product_named(catalog, pid);
+    // Sizes: 9 in shoes, M in tops, L in jackets (the M rain shell she
+    // sent back was too small).
     b.orders.push(order(
         "demo-o-maya-1",
         &c,
@@ -445,8 +452,17 @@ fn showcase(
         vec![
             line(p("demo-hikingboot-9")?, 1),
             line(p("demo-merinohikingsocks")?, 2),
+            line(p("demo-downjacket-l")?, 1),
         ],
         "web",
+    )?);
+    b.orders.push(order(
+        "demo-o-maya-0",
+        &c,
+        at(now, 300 * DAY),
+        OrderStatus::Delivered,
+        vec![line(p("demo-oxfordshirt-m")?, 1)],
+        "app",
     )?);
     b.orders.push(order(
         "demo-o-maya-2",

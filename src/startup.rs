@@ -266,7 +266,10 @@ async fn rebuild_model_every(store: Store, config: ModelConfig, every: Duration)
     let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
     let check = every.min(Duration::from_secs(300));
     loop {
-        match store.claim_rebuild(every_ms).await {
+        match store
+            .claim_rebuild(every_ms, crate::suggest::snapshot::FORMAT)
+            .await
+        {
             Ok(true) => {
                 let started = std::time::Instant::now();
                 match live::build_and_save(&store, &config).await {

@@ -214,8 +214,11 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
         image_url,
         replenish_after_days,
         merchandise,
+        size,
+        size_system,
     } = p;
     let mut v = Violations::new();
+    let size = product_size(&mut v, &size, size_system);
     if replenish_after_days > d::MAX_REPLENISH_DAYS {
         v.add(
             "replenish_after_days",
@@ -266,8 +269,45 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
             image_url,
             replenish_after_days: (replenish_after_days > 0).then_some(replenish_after_days),
             merchandise: d::MerchandiseFlag(merchandise),
+            size,
         }
     })
+}
+
+/// A product's size from its label and system (violations name `size` or
+/// `size_system`).
+fn product_size(v: &mut Violations, label: &str, system: i32) -> d::ProductSize {
+    let system = match pb::SizeSystem::try_from(system) {
+        Ok(pb::SizeSystem::Unspecified) => None,
+        Ok(pb::SizeSystem::Alpha) => Some(d::SizeSystem::Alpha),
+        Ok(pb::SizeSystem::Numeric) => Some(d::SizeSystem::Numeric),
+        Ok(pb::SizeSystem::WaistLength) => Some(d::SizeSystem::WaistLength),
+        Ok(pb::SizeSystem::Other) => Some(d::SizeSystem::Other),
+        Err(_) => {
+            v.add(
+                "size_system",
+                format!("{system} is not a known size system"),
+            );
+            return d::ProductSize(None);
+        }
+    };
+    match d::Size::parse_optional(label, system) {
+        Ok(size) => d::ProductSize(size),
+        Err(e) => {
+            v.add("size", e);
+            d::ProductSize(None)
+        }
+    }
+}
+
+/// The proto form of a size system.
+pub fn size_system_to_proto(system: d::SizeSystem) -> pb::SizeSystem {
+    match system {
+        d::SizeSystem::Alpha => pb::SizeSystem::Alpha,
+        d::SizeSystem::Numeric => pb::SizeSystem::Numeric,
+        d::SizeSystem::WaistLength => pb::SizeSystem::WaistLength,
+        d::SizeSystem::Other => pb::SizeSystem::Other,
+    }
 }
 
 /// A customer profile.
@@ -934,6 +974,7 @@ pub(crate) fn product_snapshot(p: ProductView) -> pb::ProductSnapshot {
         group_id,
         url,
         image_url,
+        size,
     } = p;
     pb::ProductSnapshot {
         product_id,
@@ -947,6 +988,12 @@ pub(crate) fn product_snapshot(p: ProductView) -> pb::ProductSnapshot {
         group_id,
         url,
         image_url,
+        size: size
+            .as_ref()
+            .map_or_else(String::new, |s| s.label().to_owned()),
+        size_system: size.map_or(pb::SizeSystem::Unspecified, |s| {
+            size_system_to_proto(s.system())
+        }) as i32,
     }
 }
 
@@ -958,6 +1005,7 @@ fn affinity(a: AffinityRow) -> pb::Affinity {
     }
 }
 
+/// The profile without its sizes (see [`context_response`]).
 fn profile(p: ProfileRow) -> pb::Profile {
     let ProfileRow {
         display_name,
@@ -994,6 +1042,34 @@ fn profile(p: ProfileRow) -> pb::Profile {
         top_brands: top_brands.into_iter().map(affinity).collect(),
         last_activity_at: last_activity_at.map(ts),
         last_order_at: last_order_at.map(ts),
+        sizes: Vec::new(),
+    }
+}
+
+fn size_estimate(e: crate::fit::Estimate) -> pb::SizeEstimate {
+    let summary = e.summary();
+    let crate::fit::Estimate {
+        domain,
+        size,
+        confidence,
+        kept,
+        kept_in_size,
+        too_small,
+        too_large,
+        last_at,
+    } = e;
+    let labels = |v: Vec<d::Size>| v.iter().map(|s| s.label().to_owned()).collect();
+    pb::SizeEstimate {
+        category: domain.category,
+        size_system: size_system_to_proto(domain.system).into(),
+        size: size.map(|s| s.label().to_owned()).unwrap_or_default(),
+        confidence: super::suggestions::size_confidence(confidence).into(),
+        kept_items: kept,
+        kept_in_size,
+        returned_too_small: labels(too_small),
+        returned_too_large: labels(too_large),
+        summary,
+        last_evidence_at: Some(ts(last_at)),
     }
 }
 
@@ -1110,8 +1186,12 @@ pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::C
             consents,
             history_withheld,
             suggestions,
+            sizes,
         } = c;
-        let mut profile_pb = p.map(profile);
+        let mut profile_pb = p.map(|p| pb::Profile {
+            sizes: sizes.into_iter().map(size_estimate).collect(),
+            ..profile(p)
+        });
         if let Some(p) = profile_pb.as_mut().filter(|_| !show_contact_details) {
             p.email = mask_email(&p.email);
             p.phone = mask_phone(&p.phone);

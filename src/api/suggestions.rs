@@ -4,10 +4,11 @@
 use super::convert::{bounded, customer_in, product_snapshot, timestamp, ts};
 use crate::{
     domain::{self as d, Violations},
+    fit::Confidence,
     proto as pb,
     suggest::{
-        FeedbackInput, FeedbackKind, ReasonCode, SuggestQuery, SuggestedItem, SuggestionList,
-        VariantReport, Weights,
+        FeedbackInput, FeedbackKind, Fit, FitView, ReasonCode, SuggestQuery, SuggestedItem,
+        SuggestionList, VariantReport, Weights,
         experiment::{Experiment, Variant},
         limits,
     },
@@ -82,12 +83,14 @@ fn item(i: SuggestedItem) -> pb::SuggestedItem {
         rank,
         score,
         reason,
+        fit,
     } = i;
     pb::SuggestedItem {
         suggestion_id,
         product: Some(product_snapshot(product)),
         rank,
         score,
+        fit: Some(size_choice(fit)),
         reason: Some(pb::SuggestionReason {
             code: reason_code(reason.code).into(),
             product_ids: reason.product_ids,
@@ -95,6 +98,42 @@ fn item(i: SuggestedItem) -> pb::SuggestedItem {
             from_category: reason.from_category,
             text: reason.text,
         }),
+    }
+}
+
+/// The proto form of how an item's size was chosen.
+fn size_choice(f: FitView) -> pb::SizeChoice {
+    let FitView {
+        fit,
+        size,
+        domain,
+        confidence,
+        sizes_in_stock,
+        text,
+    } = f;
+    pb::SizeChoice {
+        status: match fit {
+            Fit::NotSized => pb::SizeFit::NotSized,
+            Fit::CustomerSize => pb::SizeFit::CustomerSize,
+            Fit::Unknown => pb::SizeFit::Unknown,
+        }
+        .into(),
+        size,
+        size_domain: domain,
+        confidence: confidence
+            .map_or(pb::SizeConfidence::Unspecified, size_confidence)
+            .into(),
+        sizes_in_stock,
+        text,
+    }
+}
+
+/// The proto form of a size estimate's confidence.
+pub fn size_confidence(c: Confidence) -> pb::SizeConfidence {
+    match c {
+        Confidence::Low => pb::SizeConfidence::Low,
+        Confidence::Medium => pb::SizeConfidence::Medium,
+        Confidence::High => pb::SizeConfidence::High,
     }
 }
 

@@ -1,8 +1,11 @@
 //! The agent brief: two or three sentences an agent reads in five seconds.
 //! Who this is, what just happened, what they are looking at now.
 
-use super::CustomerContext;
-use crate::domain::{Currency, Money, TicketPriority, TicketStatus, Timestamp};
+use super::{CustomerContext, ProductView};
+use crate::{
+    domain::{Currency, Money, ReturnStatus, SizeDomain, TicketPriority, TicketStatus, Timestamp},
+    fit::{Confidence, Outcome, size_reason},
+};
 
 /// A return or browsing this recent counts as "just happened" / "now".
 const RECENT_RETURN_DAYS: i64 = 30;
@@ -30,7 +33,84 @@ pub fn agent_brief(ctx: &CustomerContext) -> String {
     if let Some(s) = browsing_now(ctx, now) {
         sentences.push(s);
     }
+    if let Some(s) = fit(ctx) {
+        sentences.push(s);
+    }
     sentences.join(" ")
+}
+
+/// The size a customer keeps in a product's domain, when known with at
+/// least one item kept.
+fn kept_size<'a>(ctx: &'a CustomerContext, p: &ProductView) -> Option<(SizeDomain, &'a str)> {
+    let size = p.size.as_ref()?;
+    let domain = SizeDomain::of(&p.category, size.system());
+    let e = ctx.sizes.iter().find(|e| e.domain == domain)?;
+    let kept = e
+        .size
+        .as_ref()
+        .filter(|_| e.confidence >= Confidence::Medium)?;
+    Some((domain, kept.label()))
+}
+
+/// A product's name with its size, unless the name already says it.
+fn sized_name(p: &ProductView) -> String {
+    let name = p.display_name();
+    match &p.size {
+        Some(s) if !name.contains(s.label()) => format!("{name} ({})", s.label()),
+        _ => name.to_owned(),
+    }
+}
+
+/// Fit, when it bears on the conversation: an open return for size, and
+/// items in the cart or just browsed in a size other than the one the
+/// customer keeps.
+fn fit(ctx: &CustomerContext) -> Option<String> {
+    let mut parts = Vec::new();
+    let open_size_return = ctx.returns.iter().find_map(|r| {
+        let open = matches!(
+            r.ret.status,
+            ReturnStatus::Requested | ReturnStatus::Approved | ReturnStatus::Received
+        );
+        let how = match size_reason(&r.ret.reason_code)? {
+            Outcome::TooSmall => "too small",
+            Outcome::TooLarge => "too large",
+            Outcome::Kept => return None,
+        };
+        let (p, _) = r.lines.iter().find(|(p, _)| p.size.is_some())?;
+        open.then_some((p, how))
+    });
+    if let Some((p, how)) = open_size_return {
+        let keep = kept_size(ctx, p)
+            .filter(|(_, kept)| Some(*kept) != p.size.as_ref().map(|s| s.label()))
+            .map(|(d, kept)| format!("; they keep {kept} in {}", d.spoken()))
+            .unwrap_or_default();
+        parts.push(format!("{} came back {how}{keep}", sized_name(p)));
+    }
+    for b in ctx.recent_browsing.iter().take(5) {
+        let Some((domain, kept)) = kept_size(ctx, &b.product) else {
+            continue;
+        };
+        if b.product.size.as_ref().is_some_and(|s| s.label() != kept) {
+            let where_ = if b.in_cart {
+                "in the cart"
+            } else {
+                "just viewed"
+            };
+            parts.push(format!(
+                "{} {where_} is not the {kept} they keep in {}",
+                sized_name(&b.product),
+                domain.spoken()
+            ));
+        }
+        if parts.len() >= 3 {
+            break;
+        }
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(format!("Fit: {}.", parts.join("; ")))
+    }
 }
 
 fn money(currency: &str, minor: i64) -> String {
@@ -249,6 +329,7 @@ mod tests {
             group_id: String::new(),
             url: String::new(),
             image_url: String::new(),
+            size: None,
         }
     }
 
@@ -321,6 +402,7 @@ mod tests {
             consents: vec![],
             history_withheld: false,
             suggestions: None,
+            sizes: vec![],
         }
     }
 
@@ -334,6 +416,47 @@ mod tests {
              Returned Rain Shell on 10 Nov (too small), received. \
              Browsing now: Trail Runner 2 (viewed 3×); Trail Runner 2 is in the cart, not bought."
         );
+    }
+
+    fn sized(name: &str, category: &[&str], size: &str) -> ProductView {
+        ProductView {
+            category: CategoryPath::parse(category, true).unwrap(),
+            size: Some(crate::domain::Size::parse(size, None).unwrap()),
+            ..product(name)
+        }
+    }
+
+    #[test]
+    fn brief_mentions_fit_when_it_bears_on_the_conversation() {
+        let jackets = ["Apparel", "Jackets"];
+        let mut ctx = context();
+        ctx.returns[0].lines = vec![(sized("Rain Shell (M)", &jackets, "M"), 1)];
+        ctx.recent_browsing[0].product = sized("Fleece Jacket", &jackets, "XXL");
+        ctx.sizes = vec![crate::fit::Estimate {
+            domain: SizeDomain::of(
+                &CategoryPath::parse(&jackets, true).unwrap(),
+                crate::domain::SizeSystem::Alpha,
+            ),
+            size: Some(crate::domain::Size::parse("L", None).unwrap()),
+            confidence: Confidence::Medium,
+            kept: 1,
+            kept_in_size: 1,
+            too_small: vec![crate::domain::Size::parse("M", None).unwrap()],
+            too_large: vec![],
+            last_at: at("2026-11-10T00:00:00Z"),
+        }];
+        let brief = agent_brief(&ctx);
+        assert!(
+            brief.ends_with(
+                "Fit: Rain Shell (M) came back too small; they keep L in jackets; \
+                 Fleece Jacket (XXL) in the cart is not the L they keep in jackets."
+            ),
+            "{brief}"
+        );
+        // In their size, and the return settled: nothing to say.
+        ctx.recent_browsing[0].product = sized("Fleece Jacket", &jackets, "L");
+        ctx.returns[0].ret.status = ReturnStatus::Refunded;
+        assert!(!agent_brief(&ctx).contains("Fit:"));
     }
 
     #[test]

@@ -156,6 +156,8 @@ pub struct ProductView {
     pub url: String,
     /// Image link.
     pub image_url: String,
+    /// Its size, for a variant of a sized style.
+    pub size: Option<crate::domain::Size>,
 }
 
 impl ProductView {
@@ -173,6 +175,7 @@ impl ProductView {
             group_id: p.group_id.clone(),
             url: p.url.clone(),
             image_url: p.image_url.clone(),
+            size: p.size.clone(),
         }
     }
 
@@ -189,6 +192,7 @@ impl ProductView {
             group_id: String::new(),
             url: String::new(),
             image_url: String::new(),
+            size: None,
         }
     }
 
@@ -295,6 +299,9 @@ pub struct CustomerContext {
     pub history_withheld: bool,
     /// Suggestions, when selected.
     pub suggestions: Option<crate::suggest::SuggestionList>,
+    /// The sizes the customer keeps (with the profile), latest evidence
+    /// first.
+    pub sizes: Vec<crate::fit::Estimate>,
 }
 
 /// Builds customer contexts.
@@ -340,7 +347,8 @@ impl ContextService {
         let brief = s.agent_brief;
         let need_browsing = s.recent_browsing || s.recent_searches || brief || s.suggestions;
         let store = &self.store;
-        let (profile, events, orders, returns, tickets) = tokio::try_join!(
+        let sized = self.suggest.live().read(crate::suggest::Model::has_sizes);
+        let (profile, events, orders, returns, tickets, sizes) = tokio::try_join!(
             async {
                 match (customer, s.profile || brief) {
                     (Some(c), true) => store.profile(c).await,
@@ -386,6 +394,12 @@ impl ContextService {
                     _ => Ok(Vec::new()),
                 }
             },
+            async {
+                match (customer, (s.profile || brief) && sized) {
+                    (Some(c), true) => store.size_evidence(c).await,
+                    _ => Ok((Vec::new(), Vec::new())),
+                }
+            },
         )?;
         let reads = std::sync::Arc::new(ContextReads {
             profile,
@@ -393,6 +407,7 @@ impl ContextService {
             orders,
             returns,
             tickets,
+            size_evidence: crate::fit::evidence(&sizes.0, &sizes.1),
         });
         if let Some(c) = customer {
             memo.put_context(c.as_str(), key, reads.clone(), from);
@@ -441,7 +456,15 @@ impl ContextService {
             orders,
             returns,
             tickets,
+            size_evidence,
         } = ContextReads::clone(&reads);
+        let mut sizes = self
+            .suggest
+            .live()
+            .read(|m| crate::fit::infer(&size_evidence, &|d| m.catalogue_sizes(d), as_of));
+        sizes
+            .estimates
+            .sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.domain.cmp(&b.domain)));
         let scanned = events.len() as u32;
         // Browsing is folded once: every product for the suggestions, the
         // newest `browsing_limit` for the section.
@@ -587,6 +610,7 @@ impl ContextService {
             consents: consents.to_vec(),
             history_withheld,
             suggestions,
+            sizes: sizes.estimates,
         };
         if history_withheld {
             // Account details stay; numbers drawn from the history go.
@@ -600,6 +624,7 @@ impl ContextService {
                 p.last_order_at = None;
                 p.last_activity_at = None;
             }
+            ctx.sizes.clear();
         }
         if query.sections.agent_brief {
             ctx.agent_brief = Some(agent_brief(&ctx));

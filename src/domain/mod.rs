@@ -4,9 +4,11 @@
 mod error;
 mod feed;
 mod records;
+mod size;
 mod values;
 
 pub use error::{Error, FieldViolation, Violations};
 pub use feed::{BasketChange, Change, ChangeKind, FeedEntry};
 pub use records::*;
+pub use size::*;
 pub use values::*;

@@ -3,7 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use super::values::*;
+use super::{size::ProductSize, values::*};
 
 /// Whether a product can be sold, as the retailer tracks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +60,8 @@ pub struct Product {
     pub replenish_after_days: Option<u32>,
     /// Whether it is merchandise, when the retailer says so.
     pub merchandise: MerchandiseFlag,
+    /// Its size, for a variant of a sized style.
+    pub size: ProductSize,
 }
 
 /// Whether a product is merchandise a shopper may be offered, when the

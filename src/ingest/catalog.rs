@@ -4,7 +4,9 @@
 //! ("A > B > C"), `price` (decimal, e.g. 19.99) or `price_minor`
 //! (integer cents), `currency` (default USD), `stock_quantity` or `in_stock`
 //! (true/false; default true), `group_id`, `active` (default true), `url`,
-//! `image_url`. Unknown keys are ignored.
+//! `image_url`, `size` (or Segment's product property `variant`) and
+//! `size_system` (alpha, numeric, waist_length, other; recognised from the
+//! label when absent). Unknown keys are ignored.
 
 use std::collections::HashMap;
 
@@ -124,7 +126,23 @@ pub fn product_from_json(o: &Map<String, Value>) -> Result<Product, String> {
             Some(_) => Some(boolean(o, "merchandise", true)?),
             None => None,
         }),
+        size: size_of(o)?,
     })
+}
+
+/// `size` (or Segment's `variant`) with `size_system`.
+fn size_of(o: &Map<String, Value>) -> Result<ProductSize, String> {
+    let system = text(o, "size_system")
+        .map(|s| SizeSystem::parse(&s).map_err(|e| format!("size_system: {e}")))
+        .transpose()?;
+    let (key, label) = match (text(o, "size"), text(o, "variant")) {
+        (Some(s), _) => ("size", s),
+        (None, Some(v)) => ("variant", v),
+        (None, None) => return Ok(ProductSize(None)),
+    };
+    Size::parse_optional(&label, system)
+        .map(ProductSize)
+        .map_err(|e| format!("{key}: {e}"))
 }
 
 /// Maps one JSON Lines line.
@@ -154,6 +172,30 @@ pub fn product_from_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_come_from_size_or_variant() {
+        let line = |extra: &str| {
+            product_from_line(&format!(
+                r#"{{"product_id": "p", "name": "Shell", "category": "Apparel > Jackets", "price": 1{extra}}}"#
+            ))
+        };
+        let size = |p: Product| p.size.0.map(|s| (s.label().to_owned(), s.system()));
+        assert_eq!(
+            size(line(r#", "size": "xl""#).unwrap()),
+            Some(("XL".into(), SizeSystem::Alpha))
+        );
+        assert_eq!(
+            size(line(r#", "variant": "9.5""#).unwrap()),
+            Some(("9.5".into(), SizeSystem::Numeric))
+        );
+        assert_eq!(size(line(r#", "variant": "One Size""#).unwrap()), None);
+        assert_eq!(size(line("").unwrap()), None);
+        let err = line(r#", "size": "M", "size_system": "numeric""#).unwrap_err();
+        assert!(err.starts_with("size: "), "{err}");
+        let err = line(r#", "size": "M", "size_system": "cups""#).unwrap_err();
+        assert!(err.starts_with("size_system: "), "{err}");
+    }
 
     #[test]
     fn shared_data_set_line() {

@@ -36,7 +36,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO products (product_id, name, brand, category_path, top_category, price_minor, \
                  currency, stock_quantity, in_stock, group_id, active, url, image_url, content_hash, updated_at, replenish_days, \
-                 merchandise) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                 merchandise, size_label, size_system) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
                  ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, brand = excluded.brand, \
                  category_path = excluded.category_path, top_category = excluded.top_category, \
                  price_minor = excluded.price_minor, currency = excluded.currency, \
@@ -44,7 +45,8 @@ impl Store {
                  group_id = excluded.group_id, active = excluded.active, url = excluded.url, \
                  image_url = excluded.image_url, content_hash = excluded.content_hash, \
                  updated_at = excluded.updated_at, replenish_days = excluded.replenish_days, \
-                 merchandise = excluded.merchandise",
+                 merchandise = excluded.merchandise, size_label = excluded.size_label, \
+                 size_system = excluded.size_system",
             )
             .bind(p.product_id.as_str())
             .bind(&p.name)
@@ -63,6 +65,8 @@ impl Store {
             .bind(now)
             .bind(p.replenish_after_days.map(i64::from))
             .bind(p.merchandise.0.map(flag))
+            .bind(p.size.0.as_ref().map(|s| s.label().to_owned()))
+            .bind(p.size.0.as_ref().map(|s| s.system().as_str()))
             .execute(&mut *tx)
             .await?;
             changes.push(Change::product(p.product_id.as_str()));

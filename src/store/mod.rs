@@ -22,6 +22,7 @@ mod orders;
 mod reads;
 mod repair;
 mod returns;
+mod sizes;
 mod suggestions;
 mod tickets;
 mod trust;
@@ -37,6 +38,7 @@ use sqlx::{
 
 pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
+pub use sizes::{SIZED_LINES, SIZED_RETURNS, SizedPurchase, SizedReturn};
 pub use suggestions::{ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, VariantCounts};
 pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
 

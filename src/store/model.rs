@@ -5,9 +5,10 @@ use crate::domain::{Error, Timestamp};
 
 impl Store {
     /// Claims the periodic rebuild for this replica when the last one (or
-    /// the last claim) is older than `every_ms`: at most one replica
+    /// the last claim) is older than `every_ms`, or when the newest stored
+    /// model is in a format older than `format`: at most one replica
     /// rebuilds per period, whichever claims first.
-    pub async fn claim_rebuild(&self, every_ms: i64) -> Result<bool, Error> {
+    pub async fn claim_rebuild(&self, every_ms: i64, format: i64) -> Result<bool, Error> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         sqlx::query(
@@ -20,7 +21,19 @@ impl Store {
             sqlx::query_scalar("SELECT value FROM model_state WHERE name = 'rebuilt_at'")
                 .fetch_optional(&mut *tx)
                 .await?;
-        let due = rebuilt.is_none_or(|at| at <= now - every_ms);
+        // A model stored in an older format than this version reads is
+        // rebuilt at once (a minute between claims), not at the next period.
+        let stored_format: Option<i64> =
+            sqlx::query_scalar("SELECT format FROM model_snapshots ORDER BY version DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let outdated = stored_format.is_some_and(|f| f < format);
+        let every_ms = if outdated {
+            every_ms.min(60_000)
+        } else {
+            every_ms
+        };
+        let due = outdated || rebuilt.is_none_or(|at| at <= now - every_ms);
         let claimed = due && sqlx::query(
             "UPDATE model_state SET value = $1 WHERE name = 'rebuild_claimed_at' AND value <= $2",
         )

@@ -12,7 +12,7 @@ use tracing::instrument;
 use super::{IN_CHUNK, Store, instant, placeholders};
 use crate::domain::{
     AnonymousId, CustomerId, CustomerKey, Error, EventKind, IdentityKind, OrderStatus,
-    ReturnStatus, TicketPriority, TicketStatus, Timestamp,
+    ReturnStatus, Size, TicketPriority, TicketStatus, Timestamp,
 };
 
 /// Whom an identity leads to.
@@ -110,6 +110,8 @@ pub struct ProductRow {
     pub image_url: String,
     /// Days after which a bought product may be suggested again.
     pub replenish_days: Option<i64>,
+    /// Its size, for a variant of a sized style.
+    pub size: Option<Size>,
 }
 
 /// An order with (some of) its lines.
@@ -219,7 +221,13 @@ fn product_row(row: &AnyRow) -> Result<ProductRow, Error> {
         url: row.try_get(10)?,
         image_url: row.try_get(11)?,
         replenish_days: row.try_get(12)?,
+        size: stored_size(row.try_get(13)?, row.try_get(14)?),
     })
+}
+
+/// A size as stored in two columns (both NULL for none).
+fn stored_size(label: Option<String>, system: Option<String>) -> Option<Size> {
+    label.map(|l| Size::from_stored(&l, system.as_deref().unwrap_or("other")))
 }
 
 impl Store {
@@ -604,7 +612,7 @@ impl Store {
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
                 "SELECT product_id, name, brand, category_path, price_minor, currency, stock_quantity, in_stock, \
-                 group_id, active, url, image_url, replenish_days FROM products WHERE product_id IN ({})",
+                 group_id, active, url, image_url, replenish_days, size_label, size_system FROM products WHERE product_id IN ({})",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -641,6 +649,8 @@ pub struct CatalogRow {
     pub replenish_days: Option<i64>,
     /// Merchandise or not, when the retailer said so.
     pub merchandise: Option<bool>,
+    /// Its size, for a variant of a sized style.
+    pub size: Option<Size>,
 }
 
 /// One purchased line of the whole history, for offline evaluation.
@@ -680,11 +690,12 @@ fn catalog_row(r: &AnyRow) -> Result<CatalogRow, Error> {
         brand: r.try_get(7)?,
         replenish_days: r.try_get(8)?,
         merchandise: r.try_get::<Option<i64>, _>(9)?.map(|m| m != 0),
+        size: stored_size(r.try_get(10)?, r.try_get(11)?),
     })
 }
 
 /// The columns [`catalog_row`] reads.
-const CATALOG_COLUMNS: &str = "product_id, name, group_id, category_path, price_minor, in_stock, active, brand, replenish_days, merchandise";
+const CATALOG_COLUMNS: &str = "product_id, name, group_id, category_path, price_minor, in_stock, active, brand, replenish_days, merchandise, size_label, size_system";
 
 /// Every purchased line of every non-cancelled order of a known customer,
 /// ordered by customer, time and order, in one read of `conn`.

@@ -347,6 +347,7 @@ mod tests {
             brand: String::new(),
             replenish_days: None,
             merchandise: None,
+            size: None,
         }
     }
 

@@ -108,6 +108,8 @@ pub struct ContextReads {
     pub returns: Vec<ReturnRow>,
     /// Open tickets.
     pub tickets: Vec<TicketRow>,
+    /// What the customer kept and sent back for its size.
+    pub size_evidence: Vec<crate::fit::Evidence>,
 }
 
 /// What is remembered of one customer.

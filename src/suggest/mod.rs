@@ -32,8 +32,10 @@ pub use live::LiveModel;
 pub use model::{
     ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, NEXT_CATEGORIES, category_transitions, cosine, count,
 };
-pub use rank::{Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest};
-pub use reasons::{ReasonCode, ReasonView};
+pub use rank::{
+    Fit, NO_SUCH_SIZE, Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest,
+};
+pub use reasons::{FitView, ReasonCode, ReasonView};
 pub(crate) use service::Request;
 pub use service::{
     FeedbackInput, FeedbackKind, StatsOf, SuggestConfig, SuggestOutcome, SuggestQuery,
@@ -104,6 +106,17 @@ pub struct ItemInfo {
     /// Days after which a bought product may be suggested again
     /// (consumables); `None` when it never comes back.
     pub replenish_days: Option<u32>,
+    /// Its size, for a variant of a sized style.
+    pub size: Option<ItemSize>,
+}
+
+/// A variant's size in the model's indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ItemSize {
+    /// Its size domain (index into [`Model::size_domains`]).
+    pub domain: u32,
+    /// Its label (index into [`Model::size_labels`]).
+    pub label: u32,
 }
 
 /// The catalog with its popularity lists.

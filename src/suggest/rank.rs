@@ -87,6 +87,28 @@ pub struct Signals {
     pub brands: Vec<(u32, f32)>,
     /// The hard filters.
     pub filters: Filters,
+    /// The size the customer keeps per size domain (domain index to label
+    /// index; [`NO_SUCH_SIZE`] for a size no product has). A sized style
+    /// is offered in that size or not at all; in a domain absent here, its
+    /// size is unknown.
+    pub sizes: IxMap<u32>,
+    /// The customer's size profile the indexes above come from (for the
+    /// sentences).
+    pub size_profile: crate::fit::SizeProfile,
+}
+
+/// A size label no product of the model has.
+pub const NO_SUCH_SIZE: u32 = u32::MAX;
+
+/// How a suggested item's size was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// It has no size.
+    NotSized,
+    /// The variant in the size the customer keeps in its domain.
+    CustomerSize,
+    /// The customer's size in its domain is unknown: one available variant.
+    Unknown,
 }
 
 /// Why an item is suggested.
@@ -116,6 +138,8 @@ pub struct Suggestion {
     pub score: f32,
     /// The main reason.
     pub reason: Reason,
+    /// How its size was chosen.
+    pub fit: Fit,
 }
 
 /// A candidate's evidence from each source: the total and the seed (or
@@ -401,6 +425,7 @@ fn score(
         item,
         score,
         reason,
+        fit: Fit::NotSized,
     }
 }
 
@@ -418,10 +443,39 @@ fn strongest(candidates: &[(ItemIx, Candidate)]) -> Candidate {
     top
 }
 
+/// The variant of `item`'s style to offer: for a sized style, the one in
+/// the customer's size for its domain that passes the filters (`None`:
+/// not in stock in their size, so the style is not offered), or `item`
+/// itself when their size there is unknown.
+fn in_their_size(model: &Model, signals: &Signals, item: ItemIx) -> Option<(ItemIx, Fit)> {
+    let catalog = &model.catalog;
+    let it = &catalog.items[item as usize];
+    let Some(size) = it.size else {
+        return Some((item, Fit::NotSized));
+    };
+    let Some(&label) = signals.sizes.get(&size.domain) else {
+        return Some((item, Fit::Unknown));
+    };
+    let wanted = super::ItemSize {
+        domain: size.domain,
+        label,
+    };
+    model
+        .variants
+        .get(it.group as usize)?
+        .iter()
+        .copied()
+        .find(|&v| {
+            catalog.items[v as usize].size == Some(wanted)
+                && signals.filters.check(catalog, v).is_ok()
+        })
+        .map(|v| (v, Fit::CustomerSize))
+}
+
 /// Ranks suggestions: every source adds candidates, every candidate passes
-/// the hard filters, then one item per style and a per-category cap keep
-/// the list diverse. Deterministic for the same input (ties break on item
-/// index).
+/// the hard filters, then one item per style (in the customer's size, see
+/// [`in_their_size`]) and a per-category cap keep the list diverse.
+/// Deterministic for the same input (ties break on item index).
 pub fn suggest(
     model: &Model,
     signals: &Signals,
@@ -451,9 +505,16 @@ pub fn suggest(
         if *n >= weights.per_category {
             continue;
         }
-        *n += 1;
         styles.insert(item.group);
-        out.push(s);
+        let Some((chosen, fit)) = in_their_size(model, signals, s.item) else {
+            continue;
+        };
+        *n += 1;
+        out.push(Suggestion {
+            item: chosen,
+            fit,
+            ..s
+        });
         if out.len() == limit {
             break;
         }
@@ -481,11 +542,30 @@ mod tests {
         baskets: &[Vec<ItemIx>],
         sessions: &[Vec<ItemIx>],
     ) -> Model {
+        model_with_sizes(items, &[], baskets, sessions)
+    }
+
+    /// Letter sizes items may have in generated worlds.
+    const SIZES: [&str; 4] = ["S", "M", "L", "XL"];
+
+    /// [`model_of`] with item `i` in size `SIZES[sizes[i]]` (none where
+    /// absent); category `c` is the path "C{c} > x".
+    fn model_with_sizes(
+        items: &[(u32, u32, bool, bool, Option<u32>)],
+        sizes: &[Option<usize>],
+        baskets: &[Vec<ItemIx>],
+        sessions: &[Vec<ItemIx>],
+    ) -> Model {
         let catalog = items
             .iter()
             .enumerate()
             .map(
                 |(i, &(group, category, available, merchandise, brand))| CatalogRow {
+                    size: sizes
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .map(|s| crate::domain::Size::parse(SIZES[s], None).expect("a size")),
                     product_id: format!("p{i}"),
                     name: format!("Item {i}"),
                     group_id: format!("g{group}"),
@@ -545,6 +625,8 @@ mod tests {
     #[derive(Debug, Clone)]
     struct World {
         items: Vec<(u32, u32, bool, bool)>, // (group, category, available, merchandise)
+        sizes: Vec<Option<usize>>,          // per item, into SIZES
+        customer_sizes: Vec<(u32, usize)>,  // (category, SIZES index or beyond: none sold)
         baskets: Vec<Vec<ItemIx>>,
         bought: Vec<ItemIx>,
         anchors: Vec<ItemIx>,
@@ -566,7 +648,11 @@ mod tests {
             let ix = 0..(n as ItemIx);
             let group = 0..(n as u32);
             (
-                prop::collection::vec(item, n),
+                (
+                    prop::collection::vec(item, n),
+                    prop::collection::vec(prop::option::weighted(0.6, 0usize..4), n),
+                    prop::collection::vec((0u32..5, 0usize..5), 0..4),
+                ),
                 prop::collection::vec(prop::collection::vec(ix.clone(), 1..8), 0..60),
                 prop::collection::vec(ix.clone(), 0..10),
                 prop::collection::vec(ix.clone(), 0..3),
@@ -584,7 +670,7 @@ mod tests {
             )
                 .prop_map(
                     |(
-                        items,
+                        (items, sizes, customer_sizes),
                         baskets,
                         bought,
                         anchors,
@@ -595,6 +681,8 @@ mod tests {
                         weights,
                     )| World {
                         items,
+                        sizes,
+                        customer_sizes,
                         baskets,
                         bought,
                         anchors,
@@ -622,7 +710,7 @@ mod tests {
             .take(w.baskets.len() / 2)
             .cloned()
             .collect();
-        let model = model_of(&items, &w.baskets, &sessions);
+        let model = model_with_sizes(&items, &w.sizes, &w.baskets, &sessions);
         let mut counts: HashMap<ItemIx, u32> = HashMap::new();
         for &b in &w.bought {
             *counts.entry(b).or_insert(0) += 1;
@@ -648,6 +736,8 @@ mod tests {
             price_band: w.limit.is_multiple_of(2).then_some((50, 150)),
             brands: vec![(0, 0.5), (1, 1.0)],
             filters,
+            sizes: customer_sizes(&model, &w.customer_sizes),
+            size_profile: Default::default(),
         };
         let (c, a, p, ab, cap) = w.weights;
         let weights = Weights {
@@ -660,6 +750,26 @@ mod tests {
         };
         let out = suggest(&model, &signals, &weights, w.limit);
         (model, signals, out, cap)
+    }
+
+    /// The customer's sizes in the model's indexes: (category, size) with
+    /// a size beyond [`SIZES`] standing for one no product has.
+    fn customer_sizes(model: &Model, sizes: &[(u32, usize)]) -> IxMap<u32> {
+        sizes
+            .iter()
+            .filter_map(|&(c, s)| {
+                let domain = crate::domain::SizeDomain {
+                    category: format!("C{c} > x"),
+                    system: crate::domain::SizeSystem::Alpha,
+                };
+                let d = model.size_domains.get(&domain.key())?;
+                let label = SIZES
+                    .get(s)
+                    .and_then(|l| model.size_labels.get(l))
+                    .unwrap_or(super::NO_SUCH_SIZE);
+                Some((d, label))
+            })
+            .collect()
     }
 
     proptest! {
@@ -706,6 +816,21 @@ mod tests {
             }
             prop_assert!(out.len() <= w.limit);
             prop_assert!(per_category.values().all(|n| *n <= cap));
+            // Sizes: a sized style comes in the customer's size for its
+            // domain, or says the size is unknown; never another size.
+            for s in &out {
+                let item = &model.catalog.items[s.item as usize];
+                match (item.size, s.fit) {
+                    (None, Fit::NotSized) => {}
+                    (Some(size), Fit::CustomerSize) => {
+                        prop_assert_eq!(signals.sizes.get(&size.domain), Some(&size.label), "{:?}", s);
+                    }
+                    (Some(size), Fit::Unknown) => {
+                        prop_assert!(!signals.sizes.contains_key(&size.domain), "{:?}", s);
+                    }
+                    (size, fit) => prop_assert!(false, "{:?} with size {:?} is {:?}", s, size, fit),
+                }
+            }
             let (_, _, again, _) = run(&w);
             prop_assert_eq!(out, again);
         }
@@ -799,6 +924,45 @@ mod tests {
         model.apply_basket(false, 0, &ids(&["p0", "p2", "p-new"]));
         assert!(model.complements(0).is_empty());
         assert_eq!(model.baskets[2], 2);
+    }
+
+    #[test]
+    fn a_sized_style_comes_in_the_customers_size_or_not_at_all() {
+        // One style (group 0, category 0) in S, M (out of stock) and L; a
+        // best-seller, so every customer is offered it if anything.
+        let items = vec![
+            (0, 0, true, true, None),
+            (0, 0, false, true, None),
+            (0, 0, true, true, None),
+        ];
+        let model = model_with_sizes(
+            &items,
+            &[Some(0), Some(1), Some(2)],
+            &[vec![0], vec![0], vec![2]],
+            &[],
+        );
+        let offered = |size: Option<usize>| {
+            let signals = Signals {
+                sizes: customer_sizes(
+                    &model,
+                    &size.map(|s| (0, s)).into_iter().collect::<Vec<_>>(),
+                ),
+                ..Signals::default()
+            };
+            suggest(&model, &signals, &Weights::default(), 5)
+                .into_iter()
+                .map(|s| (s.item, s.fit))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offered(Some(0)), [(0, Fit::CustomerSize)]);
+        assert_eq!(
+            offered(Some(2)),
+            [(2, Fit::CustomerSize)],
+            "not the best-selling S"
+        );
+        assert_eq!(offered(Some(1)), [], "M is out of stock: not another size");
+        assert_eq!(offered(Some(4)), [], "a size the shop does not sell");
+        assert_eq!(offered(None), [(0, Fit::Unknown)], "unknown stays unknown");
     }
 
     #[test]

@@ -3,8 +3,12 @@
 
 use std::collections::HashMap;
 
-use super::{Model, Reason, Suggestion};
-use crate::{domain::Timestamp, store::ProductRow};
+use super::{Fit, Model, Reason, Signals, Suggestion};
+use crate::{
+    domain::{Size, Timestamp},
+    fit::{Confidence, Estimate},
+    store::ProductRow,
+};
 
 /// Machine-readable reason codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +56,36 @@ pub struct ReasonView {
     pub text: String,
 }
 
+/// How a suggested item's size was chosen, ready to show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitView {
+    /// How.
+    pub fit: Fit,
+    /// The item's size ("" when it has none).
+    pub size: String,
+    /// Its size domain's category ("" when it has no size).
+    pub domain: String,
+    /// How sure the customer's size is (for [`Fit::CustomerSize`]).
+    pub confidence: Option<Confidence>,
+    /// The style's sizes that pass the filters, smallest first.
+    pub sizes_in_stock: Vec<String>,
+    /// The sentence ("" when it has no size).
+    pub text: String,
+}
+
+impl Default for FitView {
+    fn default() -> Self {
+        Self {
+            fit: Fit::NotSized,
+            size: String::new(),
+            domain: String::new(),
+            confidence: None,
+            sizes_in_stock: Vec::new(),
+            text: String::new(),
+        }
+    }
+}
+
 /// A ranked item in ids (outliving the model it was ranked on).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranked {
@@ -69,10 +103,80 @@ pub struct Ranked {
     pub from_category: String,
     /// For a category best-seller: the customer's brand, when it is one.
     pub brand: Option<String>,
+    /// Its size.
+    pub fit: FitView,
+}
+
+/// The size sentence and facts of one suggested item.
+fn fit_view(model: &Model, signals: &Signals, s: &Suggestion) -> FitView {
+    let Some((domain, size)) = model.size_of(s.item) else {
+        return FitView::default();
+    };
+    let group = model.catalog.items[s.item as usize].group;
+    let sizes_in_stock: Vec<String> = model
+        .variants
+        .get(group as usize)
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter(|&&v| signals.filters.check(&model.catalog, v).is_ok())
+        .filter_map(|&v| model.size_of(v))
+        .filter(|(d, _)| *d == domain)
+        .map(|(_, size)| size.label().to_owned())
+        .fold(Vec::new(), |mut v, l| {
+            if !v.contains(&l) {
+                v.push(l);
+            }
+            v
+        });
+    let estimate = signals.size_profile.get(&domain);
+    let (confidence, text) = match (s.fit, estimate) {
+        (Fit::CustomerSize, Some(e)) => (Some(e.confidence), in_size(&size, e)),
+        _ => (
+            None,
+            format!(
+                "Their size in {} is not known yet: ask. In stock in {}.",
+                domain.spoken(),
+                sizes_in_stock.join(", ")
+            ),
+        ),
+    };
+    FitView {
+        fit: s.fit,
+        size: if s.fit == Fit::CustomerSize {
+            size.label().to_owned()
+        } else {
+            String::new()
+        },
+        domain: domain.category,
+        confidence,
+        sizes_in_stock,
+        text,
+    }
+}
+
+/// "In L, the size you kept in jackets."
+fn in_size(size: &Size, e: &Estimate) -> String {
+    let label = size.label();
+    let spoken = e.domain.spoken();
+    if e.kept_in_size > 0 {
+        return format!("In {label}, the size you kept in {spoken}.");
+    }
+    match (e.too_small.first(), e.too_large.first()) {
+        (Some(back), _) => format!(
+            "In {label}, one size up from the {} you sent back as too small.",
+            back.label()
+        ),
+        (None, Some(back)) => format!(
+            "In {label}, one size down from the {} you sent back as too large.",
+            back.label()
+        ),
+        (None, None) => format!("In {label}, your size in {spoken}."),
+    }
 }
 
 /// Translates a ranked list out of the model's indexes.
-pub fn to_ids(model: &Model, ranked: &[Suggestion], customer_brands: &[(u32, f32)]) -> Vec<Ranked> {
+pub fn to_ids(model: &Model, ranked: &[Suggestion], signals: &Signals) -> Vec<Ranked> {
+    let customer_brands = &signals.brands;
     let id = |i: u32| model.catalog.items[i as usize].product_id.clone();
     let category = |c: u32| {
         model
@@ -117,6 +221,7 @@ pub fn to_ids(model: &Model, ranked: &[Suggestion], customer_brands: &[(u32, f32
                 category: category(item.category),
                 from_category,
                 brand,
+                fit: fit_view(model, signals, s),
             }
         })
         .collect()
@@ -182,6 +287,10 @@ pub fn explain(
             ),
         },
         ReasonCode::Popular => "One of the shop's best-sellers right now.".into(),
+    };
+    let text = match r.fit.fit {
+        Fit::CustomerSize | Fit::Unknown => format!("{text} {}", r.fit.text),
+        Fit::NotSized => text,
     };
     ReasonView {
         code: r.code,

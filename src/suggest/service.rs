@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{
-    LiveModel,
+    LiveModel, Model,
     experiment::{Assignment, Experiment, Variant, wilson},
     reasons::{self, Ranked, ReasonView},
     signals::{self, Ask, History},
@@ -92,6 +92,8 @@ pub struct SuggestedItem {
     pub score: f64,
     /// Why.
     pub reason: ReasonView,
+    /// Its size.
+    pub fit: reasons::FitView,
 }
 
 /// A ranked list with the strategy that made it.
@@ -375,7 +377,7 @@ impl SuggestService {
                     let ranked = suggest(m, &s, weights, want);
                     let personalised =
                         personal && (!s.bought.is_empty() || !history.viewed.is_empty());
-                    (reasons::to_ids(m, &ranked, &s.brands), personalised)
+                    (reasons::to_ids(m, &ranked, &s), personalised)
                 }));
                 if let Some(c) = memo_key {
                     self.live
@@ -445,7 +447,8 @@ impl SuggestService {
             return Ok(History::default());
         };
         let store = &self.store;
-        let (rejected_groups, (viewed, in_cart), lines, returned_groups, bought_groups) = tokio::try_join!(
+        let sized = self.live.read(Model::has_sizes);
+        let (rejected_groups, (viewed, in_cart), lines, returned_groups, bought_groups, sizes) = tokio::try_join!(
             store.rejected_groups(subject),
             async {
                 match (personal, browsing) {
@@ -475,6 +478,12 @@ impl SuggestService {
                     None => Ok(HashMap::new()),
                 }
             },
+            async {
+                match customer {
+                    Some(c) if sized => store.size_evidence(c).await,
+                    _ => Ok((Vec::new(), Vec::new())),
+                }
+            },
         )?;
         Ok(History {
             lines,
@@ -483,6 +492,7 @@ impl SuggestService {
             returned_groups,
             rejected_groups,
             bought_groups,
+            size_evidence: crate::fit::evidence(&sizes.0, &sizes.1),
         })
     }
 
@@ -546,6 +556,7 @@ impl SuggestService {
                 rank: out.len() as u32 + 1,
                 score: f64::from(r.score),
                 reason,
+                fit: r.fit.clone(),
             });
             if out.len() == limit {
                 break;

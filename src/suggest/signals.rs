@@ -31,6 +31,8 @@ pub struct History {
     pub rejected_groups: HashSet<String>,
     /// Styles bought over the whole history, with when last.
     pub bought_groups: HashMap<String, Timestamp>,
+    /// What the customer kept and sent back for its size.
+    pub size_evidence: Vec<crate::fit::Evidence>,
 }
 
 /// One distinct purchased product.
@@ -157,7 +159,32 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
         ..Filters::default()
     };
     s.filters.bought_groups = bought_and_not_due(model, &history.bought_groups, ask.now);
+    s.size_profile = crate::fit::infer(
+        &history.size_evidence,
+        &|d| model.catalogue_sizes(d),
+        ask.now,
+    );
+    s.sizes = sizes_in_model(model, &s.size_profile);
     s
+}
+
+/// The profile's sizes in the model's indexes: per domain the catalogue
+/// has, the label of the customer's size ([`super::rank::NO_SUCH_SIZE`]
+/// when no product has it).
+fn sizes_in_model(model: &Model, profile: &crate::fit::SizeProfile) -> super::IxMap<u32> {
+    profile
+        .estimates
+        .iter()
+        .filter_map(|e| {
+            let domain = model.size_domains.get(&e.domain.key())?;
+            let size = e.size.as_ref()?;
+            let label = model
+                .size_labels
+                .get(size.label())
+                .unwrap_or(super::rank::NO_SUCH_SIZE);
+            Some((domain, label))
+        })
+        .collect()
 }
 
 /// The bought styles that may not come back yet: all but those whose

@@ -12,13 +12,13 @@ use super::{
     count,
 };
 use crate::{
-    domain::CategoryPath,
+    domain::{CategoryPath, Size, SizeDomain},
     store::{CatalogRow, ModelInputs, ViewRow},
 };
 
 /// Format of [`Model::encode`]; a replica refuses formats it does not know
 /// (and builds its own model instead).
-pub const FORMAT: i64 = 1;
+pub const FORMAT: i64 = 2;
 
 /// A gap longer than this between two views of one visitor starts a new
 /// browsing session.
@@ -125,6 +125,16 @@ pub struct Model {
     pub groups: Names,
     /// Brands.
     pub brands: Names,
+    /// Size domains, as [`SizeDomain::key`].
+    pub size_domains: Names,
+    /// Size labels.
+    pub size_labels: Names,
+    /// Per style: its sized variants, smallest size first. Derived from the
+    /// items, not stored.
+    pub variants: Vec<Vec<ItemIx>>,
+    /// Per size domain: the labels the catalogue sells, smallest first.
+    /// Derived from the items, not stored.
+    pub domain_sizes: Vec<Vec<u32>>,
     /// Counted orders containing each item.
     pub baskets: Vec<u32>,
     /// Orders containing each item weighted by recency as of
@@ -174,17 +184,32 @@ pub fn sessions(views: &[ViewRow]) -> Vec<Vec<&str>> {
 pub struct Derived {
     popular: super::PopularLists,
     group_replenish: Vec<Option<u32>>,
+    variants: Vec<Vec<ItemIx>>,
+    domain_sizes: Vec<Vec<u32>>,
+}
+
+/// The names items are interned into.
+#[derive(Default)]
+struct Interned {
+    groups: Names,
+    brands: Names,
+    categories: Names,
+    size_domains: Names,
+    size_labels: Names,
 }
 
 /// Interns the catalog rows as items.
-fn item_of(
-    row: &CatalogRow,
-    config: &ModelConfig,
-    groups: &mut Names,
-    brands: &mut Names,
-    categories: &mut Names,
-) -> ItemInfo {
+fn item_of(row: &CatalogRow, config: &ModelConfig, n: &mut Interned) -> ItemInfo {
+    let (groups, brands, categories) = (&mut n.groups, &mut n.brands, &mut n.categories);
+    let size = row.size.as_ref().map(|s| {
+        let domain = SizeDomain::of(&CategoryPath::from_stored(&row.category_path), s.system());
+        super::ItemSize {
+            domain: n.size_domains.intern(&domain.key()),
+            label: n.size_labels.intern(s.label()),
+        }
+    });
     ItemInfo {
+        size,
         product_id: row.product_id.clone(),
         group: groups.intern(&row.group_id),
         category: categories.intern(&super::category_key(&row.category_path)),
@@ -210,6 +235,7 @@ fn unknown_item(product_id: &str, groups: &mut Names) -> ItemInfo {
         merchandise: false,
         brand: None,
         replenish_days: None,
+        size: None,
     }
 }
 
@@ -334,22 +360,21 @@ impl Model {
     /// [`crate::store::Store::model_inputs`] reads them).
     pub fn build(inputs: &ModelInputs, config: &ModelConfig, built_at: i64) -> Self {
         let mut products = Names::default();
-        let mut groups = Names::default();
-        let mut brands = Names::default();
-        let mut categories = Names::default();
+        let mut names = Interned::default();
         // Category 0 is "none": items known only from history have it.
-        categories.intern("");
+        names.categories.intern("");
         let mut items: Vec<ItemInfo> = Vec::with_capacity(inputs.catalog.len());
         for row in &inputs.catalog {
             products.intern(&row.product_id);
-            items.push(item_of(
-                row,
-                config,
-                &mut groups,
-                &mut brands,
-                &mut categories,
-            ));
+            items.push(item_of(row, config, &mut names));
         }
+        let Interned {
+            mut groups,
+            brands,
+            categories,
+            size_domains,
+            size_labels,
+        } = names;
         let mut ix = |id: &str, items: &mut Vec<ItemInfo>, groups: &mut Names| -> ItemIx {
             let i = products.intern(id);
             if i as usize == items.len() {
@@ -448,6 +473,10 @@ impl Model {
             products,
             groups,
             brands,
+            size_domains,
+            size_labels,
+            variants: Vec::new(),
+            domain_sizes: Vec::new(),
             baskets: popularity,
             group_replenish: Vec::new(),
             recent,
@@ -464,6 +493,81 @@ impl Model {
     /// Recomputes what is derived per style from the items.
     fn derive_groups(&mut self) {
         self.group_replenish = self.group_replenish_days();
+        (self.variants, self.domain_sizes) = self.sized_variants();
+    }
+
+    /// See [`Model::variants`] and [`Model::domain_sizes`].
+    fn sized_variants(&self) -> (Vec<Vec<ItemIx>>, Vec<Vec<u32>>) {
+        let mut variants: Vec<Vec<ItemIx>> = vec![Vec::new(); self.groups.names.len()];
+        let mut labels: Vec<Vec<u32>> = vec![Vec::new(); self.size_domains.names.len()];
+        for (i, it) in self.catalog.items.iter().enumerate() {
+            if let Some(size) = it.size {
+                variants[it.group as usize].push(i as ItemIx);
+                let l = &mut labels[size.domain as usize];
+                if !l.contains(&size.label) {
+                    l.push(size.label);
+                }
+            }
+        }
+        let rank = |domain: u32, label: u32| {
+            let (system, label) = (
+                SizeDomain::from_key(&self.size_domains.names[domain as usize]).system,
+                &self.size_labels.names[label as usize],
+            );
+            Size::from_stored(label, system.as_str())
+                .rank()
+                .unwrap_or(f64::MAX)
+        };
+        for list in &mut variants {
+            list.sort_by(|&a, &b| {
+                let (x, y) = (
+                    self.catalog.items[a as usize].size,
+                    self.catalog.items[b as usize].size,
+                );
+                let key =
+                    |s: Option<super::ItemSize>| s.map_or(f64::MAX, |s| rank(s.domain, s.label));
+                key(x).total_cmp(&key(y)).then(a.cmp(&b))
+            });
+        }
+        for (d, list) in labels.iter_mut().enumerate() {
+            list.sort_by(|&a, &b| {
+                rank(d as u32, a)
+                    .total_cmp(&rank(d as u32, b))
+                    .then(a.cmp(&b))
+            });
+        }
+        (variants, labels)
+    }
+
+    /// The size of an item, when it has one.
+    pub fn size_of(&self, item: ItemIx) -> Option<(SizeDomain, Size)> {
+        let s = self.catalog.items.get(item as usize)?.size?;
+        let domain = SizeDomain::from_key(&self.size_domains.names[s.domain as usize]);
+        let size = Size::from_stored(
+            &self.size_labels.names[s.label as usize],
+            domain.system.as_str(),
+        );
+        Some((domain, size))
+    }
+
+    /// The sizes the catalogue sells in a domain, smallest first.
+    pub fn catalogue_sizes(&self, domain: &SizeDomain) -> Vec<Size> {
+        let Some(d) = self.size_domains.get(&domain.key()) else {
+            return Vec::new();
+        };
+        self.domain_sizes
+            .get(d as usize)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&l| {
+                Size::from_stored(&self.size_labels.names[l as usize], domain.system.as_str())
+            })
+            .collect()
+    }
+
+    /// Whether any product has a size (else nobody's sizes need reading).
+    pub fn has_sizes(&self) -> bool {
+        !self.size_domains.names.is_empty()
     }
 
     /// See [`Model::group_replenish`].
@@ -587,15 +691,19 @@ impl Model {
     /// next request ranks with its new facts.
     pub fn upsert_product(&mut self, row: &CatalogRow, config: &ModelConfig) {
         let i = self.item_or_add(&row.product_id) as usize;
-        let mut categories = Names::from_names(std::mem::take(&mut self.catalog.categories));
-        let item = item_of(
-            row,
-            config,
-            &mut self.groups,
-            &mut self.brands,
-            &mut categories,
-        );
-        self.catalog.categories = categories.names;
+        let mut names = Interned {
+            groups: std::mem::take(&mut self.groups),
+            brands: std::mem::take(&mut self.brands),
+            categories: Names::from_names(std::mem::take(&mut self.catalog.categories)),
+            size_domains: std::mem::take(&mut self.size_domains),
+            size_labels: std::mem::take(&mut self.size_labels),
+        };
+        let item = item_of(row, config, &mut names);
+        self.groups = names.groups;
+        self.brands = names.brands;
+        self.size_domains = names.size_domains;
+        self.size_labels = names.size_labels;
+        self.catalog.categories = names.categories.names;
         self.catalog
             .next_categories
             .resize(self.catalog.categories.len(), Vec::new());
@@ -615,9 +723,12 @@ impl Model {
     /// What [`Model::refresh_popular`] recomputes, computed without
     /// changing the model (so a replica can do it under a read lock).
     pub fn derived(&self) -> Derived {
+        let (variants, domain_sizes) = self.sized_variants();
         Derived {
             popular: self.catalog.popular_lists(&self.recent),
             group_replenish: self.group_replenish_days(),
+            variants,
+            domain_sizes,
         }
     }
 
@@ -625,6 +736,8 @@ impl Model {
     pub fn install(&mut self, derived: Derived) {
         self.catalog.install(derived.popular);
         self.group_replenish = derived.group_replenish;
+        self.variants = derived.variants;
+        self.domain_sizes = derived.domain_sizes;
     }
 
     /// The model as bytes (deflate-compressed), see [`FORMAT`].
@@ -656,6 +769,17 @@ impl Model {
         w.count_lists(&self.partners);
         w.pair_lists(&self.coviewed, |x| x);
         w.pair_lists(&self.also_bought, |x| x);
+        w.strings(&self.size_domains.names);
+        w.strings(&self.size_labels.names);
+        let size = |f: fn(super::ItemSize) -> u32| -> Vec<u32> {
+            self.catalog
+                .items
+                .iter()
+                .map(|it| it.size.map_or(u32::MAX, f))
+                .collect()
+        };
+        w.u32s(&size(|s| s.domain));
+        w.u32s(&size(|s| s.label));
         codec::deflate(&w.into_bytes())
     }
 
@@ -696,6 +820,7 @@ impl Model {
                 merchandise: flags & 2 != 0,
                 brand: (brand != u32::MAX).then_some(brand),
                 replenish_days: (replenish != u32::MAX).then_some(replenish),
+                size: None,
             });
         }
         let baskets = r.u32s()?;
@@ -705,6 +830,24 @@ impl Model {
         let partners = r.count_lists()?;
         let coviewed = r.pair_lists(|x| x)?;
         let also_bought = r.pair_lists(|x| x)?;
+        let size_domains = Names::from_names(r.strings()?);
+        let size_labels = Names::from_names(r.strings()?);
+        let (domains, labels) = (r.u32s()?, r.u32s()?);
+        if domains.len() != n || labels.len() != n {
+            return Err("size count does not match the items".into());
+        }
+        for ((it, d), l) in items.iter_mut().zip(domains).zip(labels) {
+            if d == u32::MAX {
+                continue;
+            }
+            if d as usize >= size_domains.names.len() || l as usize >= size_labels.names.len() {
+                return Err("a size index is out of range".into());
+            }
+            it.size = Some(super::ItemSize {
+                domain: d,
+                label: l,
+            });
+        }
         let mut model = Self {
             built_at,
             as_of_seq,
@@ -719,6 +862,10 @@ impl Model {
             products: Names::from_names(product_names),
             groups,
             brands,
+            size_domains,
+            size_labels,
+            variants: Vec::new(),
+            domain_sizes: Vec::new(),
             baskets,
             group_replenish: Vec::new(),
             recent,

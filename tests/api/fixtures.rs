@@ -38,6 +38,24 @@ pub fn product(id: &str, name: &str, category: &[&str], price: i64, stock: i64) 
         image_url: String::new(),
         replenish_after_days: 0,
         merchandise: None,
+        size: String::new(),
+        size_system: 0,
+    }
+}
+
+/// A variant of style `group` in `size` (the system recognised from it).
+pub fn sized(
+    id: &str,
+    group: &str,
+    name: &str,
+    category: &[&str],
+    size: &str,
+    stock: i64,
+) -> pb::Product {
+    pb::Product {
+        group_id: group.into(),
+        size: size.into(),
+        ..product(id, &format!("{name} ({size})"), category, 5000, stock)
     }
 }
 

@@ -1,7 +1,10 @@
 //! The suggestion model in the database: live updates from orders, a full
 //! rebuild that agrees with them, and erasure taking a customer's share out.
 
-use customer_context::proto::{self as pb, customer_ref::Identity};
+use customer_context::{
+    proto::{self as pb, customer_ref::Identity},
+    suggest::snapshot::FORMAT,
+};
 
 use crate::{
     fixtures::*,
@@ -251,11 +254,11 @@ async fn one_replica_claims_each_periodic_rebuild(backend: Backend) {
     };
     let hour = 3_600_000;
     // Never rebuilt: due, and the first to ask claims it; the next does not.
-    assert!(app.store.claim_rebuild(hour).await.expect("claim"));
-    assert!(!app.store.claim_rebuild(hour).await.expect("claim"));
+    assert!(app.store.claim_rebuild(hour, FORMAT).await.expect("claim"));
+    assert!(!app.store.claim_rebuild(hour, FORMAT).await.expect("claim"));
     // Rebuilt just now: not due, whatever the claim.
     app.rebuild_model().await.expect("rebuild");
-    assert!(!app.store.claim_rebuild(hour).await.expect("claim"));
+    assert!(!app.store.claim_rebuild(hour, FORMAT).await.expect("claim"));
     // A period of zero is always due, and each claim moves the mark on.
-    assert!(app.store.claim_rebuild(0).await.expect("claim"));
+    assert!(app.store.claim_rebuild(0, FORMAT).await.expect("claim"));
 }

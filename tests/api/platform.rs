@@ -255,8 +255,66 @@ async fn demo_data_is_meaningful_and_loads_once() {
     )
     .await;
     assert_eq!(ctx.customer_id, "demo-c0001");
-    assert_eq!(ctx.profile.as_ref().expect("profile").order_count, 5);
+    assert_eq!(ctx.profile.as_ref().expect("profile").order_count, 6);
     assert!(ctx.returns.iter().any(|r| r.reason_code == "too_small"));
+    // Her sizes, and suggestions in them.
+    let sizes: Vec<(&str, &str)> = ctx
+        .profile
+        .as_ref()
+        .expect("profile")
+        .sizes
+        .iter()
+        .map(|e| (e.category.as_str(), e.size.as_str()))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("Apparel > Jackets", "L"),
+            ("Footwear > Running", "9"),
+            ("Apparel > Tops", "M"),
+            ("Footwear > Boots", "9"),
+        ]
+    );
+    assert!(
+        ctx.agent_brief
+            .contains("Fit: Rain Shell (M) came back too small; they keep L in jackets."),
+        "{}",
+        ctx.agent_brief
+    );
+    let offered = app
+        .context
+        .clone()
+        .suggest_cross_sells(customer_context::proto::SuggestCrossSellsRequest {
+            customer: Some(customer_context::proto::CustomerRef {
+                identity: Some(Identity::Email(
+                    customer_context::demo::SHOWCASE_EMAIL.into(),
+                )),
+            }),
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .expect("suggestions")
+        .into_inner()
+        .suggestions
+        .expect("a list");
+    let in_her_size: Vec<(String, String)> = offered
+        .items
+        .iter()
+        .filter_map(|i| i.fit.as_ref())
+        .filter(|f| f.status() == customer_context::proto::SizeFit::CustomerSize)
+        .map(|f| (f.size_domain.clone(), f.size.clone()))
+        .collect();
+    let wanted = |domain: &str| sizes.iter().find(|(d, _)| *d == domain).map(|(_, s)| *s);
+    for (domain, size) in &in_her_size {
+        assert_eq!(wanted(domain), Some(size.as_str()), "{domain}");
+    }
+    for domain in ["Footwear > Running", "Apparel > Jackets", "Apparel > Tops"] {
+        assert!(
+            in_her_size.iter().any(|(d, _)| d == domain),
+            "nothing offered in {domain}: {in_her_size:?}"
+        );
+    }
     assert_eq!(ctx.open_tickets.len(), 1);
     assert!(ctx.recent_browsing.iter().any(|b| b.abandoned_cart));
     assert!(
@@ -276,7 +334,7 @@ async fn demo_data_is_meaningful_and_loads_once() {
         Identity::Email(customer_context::demo::SHOWCASE_EMAIL.into()),
     )
     .await;
-    assert_eq!(again.profile.expect("profile").order_count, 5);
+    assert_eq!(again.profile.expect("profile").order_count, 6);
     assert_eq!(again.recent_browsing.len(), ctx.recent_browsing.len());
 }
 
