@@ -215,6 +215,24 @@ pub enum Command {
     /// each customer's last order, train on the rest, compare with a
     /// popularity baseline.
     Evaluate(EvaluateArgs),
+    /// Measure size choice on generated shops: every customer has a true
+    /// size per size domain and sometimes buys (and returns) the wrong one;
+    /// prints the share of sized suggestions in the true size.
+    EvaluateFit(EvaluateFitArgs),
+}
+
+/// Arguments of `evaluate-fit`.
+#[derive(Debug, Args)]
+pub struct EvaluateFitArgs {
+    /// Customers per generated shop.
+    #[arg(long, default_value_t = 20_000)]
+    pub customers: usize,
+    /// Seeds: one generated shop each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Share of purchases made in a size one off the true size.
+    #[arg(long, default_value_t = 0.25)]
+    pub wrong_size_share: f64,
 }
 
 /// Arguments of `bench`.
@@ -541,6 +559,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Context(args) => context(args).await,
         Command::Evaluate(args) => evaluate(args).await,
+        Command::EvaluateFit(args) => {
+            evaluate_fit(&args);
+            Ok(())
+        }
         Command::Bench(args) => bench(args).await,
     }
 }
@@ -717,6 +739,37 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("{failed} calls were not answered OK");
     }
     Ok(())
+}
+
+fn evaluate_fit(args: &EvaluateFitArgs) {
+    use crate::suggest::evaluate_fit::{FitEvalConfig, evaluate_fit};
+    println!(
+        "{} customers per shop, {:.0}% of purchases in a wrong size; sized suggestions (10 per customer)",
+        args.customers,
+        args.wrong_size_share * 100.0
+    );
+    println!("seed  kept in domain  offered in a size  in the true size  share    size unknown");
+    for &seed in &args.seeds {
+        let started = std::time::Instant::now();
+        let r = evaluate_fit(&FitEvalConfig {
+            customers: args.customers,
+            seed,
+            wrong_size_share: args.wrong_size_share,
+        });
+        for (k, b) in r.by_kept.iter().enumerate() {
+            let kept = ["0", "1", "2+"][k];
+            let share = b.in_true_size as f64 / b.offered.max(1) as f64 * 100.0;
+            println!(
+                "{seed:<5} {kept:<15} {:<18} {:<17} {share:>5.1} %  {}",
+                b.offered, b.in_true_size, b.unknown
+            );
+        }
+        println!(
+            "{seed:<5} (not sized: {}; {:.1}s)",
+            r.not_sized,
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {

@@ -11,10 +11,13 @@
 //! * [`signals`]: the customer's own bounded reads, turned into signals;
 //! * [`reasons`]: the sentences an agent can say;
 //! * [`service`]: the RPCs' core (suggest, feedback, experiments);
-//! * [`evaluate`]: the offline numbers, through the same model and core.
+//! * [`evaluate`]: the offline numbers, through the same model and core;
+//! * [`evaluate_fit`]: how often sized suggestions come in the true size,
+//!   on generated shops, through the same code.
 
 mod codec;
 pub mod evaluate;
+pub mod evaluate_fit;
 pub mod experiment;
 mod filters;
 pub mod live;
