@@ -79,10 +79,15 @@ fn fit(ctx: &CustomerContext) -> Option<String> {
         let (p, _) = r.lines.iter().find(|(p, _)| p.size.is_some())?;
         open.then_some((p, how))
     });
+    let mut returned_in = None;
     if let Some((p, how)) = open_size_return {
         let keep = kept_size(ctx, p)
             .filter(|(_, kept)| Some(*kept) != p.size.as_ref().map(|s| s.label()))
-            .map(|(d, kept)| format!("; they keep {kept} in {}", d.spoken()))
+            .map(|(d, kept)| {
+                let said = format!("; they keep {kept} in {}", d.spoken());
+                returned_in = Some(d);
+                said
+            })
             .unwrap_or_default();
         parts.push(format!("{} came back {how}{keep}", sized_name(p)));
     }
@@ -90,7 +95,14 @@ fn fit(ctx: &CustomerContext) -> Option<String> {
         let Some((domain, kept)) = kept_size(ctx, &b.product) else {
             continue;
         };
-        if b.product.size.as_ref().is_some_and(|s| s.label() != kept) {
+        let theirs = b.product.size.as_ref().is_some_and(|s| s.label() == kept);
+        if theirs && b.in_cart && returned_in.as_ref() == Some(&domain) {
+            // The replacement for what came back, in the right size.
+            parts.push(format!(
+                "{} in the cart is their size",
+                sized_name(&b.product)
+            ));
+        } else if !theirs {
             let where_ = if b.in_cart {
                 "in the cart"
             } else {
@@ -453,8 +465,17 @@ mod tests {
             ),
             "{brief}"
         );
-        // In their size, and the return settled: nothing to say.
+        // The right size in the cart while the return is open.
         ctx.recent_browsing[0].product = sized("Fleece Jacket", &jackets, "L");
+        assert!(
+            agent_brief(&ctx).ends_with(
+                "Fit: Rain Shell (M) came back too small; they keep L in jackets; \
+                 Fleece Jacket (L) in the cart is their size."
+            ),
+            "{}",
+            agent_brief(&ctx)
+        );
+        // In their size, and the return settled: nothing to say.
         ctx.returns[0].ret.status = ReturnStatus::Refunded;
         assert!(!agent_brief(&ctx).contains("Fit:"));
     }

@@ -17,6 +17,7 @@ on_both_backends!(
     erasure_removes_a_customers_share_of_the_model,
     bought_styles_are_known_for_the_whole_history,
     one_replica_claims_each_periodic_rebuild,
+    a_model_in_an_older_format_is_rebuilt_at_once,
 );
 
 /// A product's bought-together partners with the orders they share, as
@@ -261,4 +262,27 @@ async fn one_replica_claims_each_periodic_rebuild(backend: Backend) {
     assert!(!app.store.claim_rebuild(hour, FORMAT).await.expect("claim"));
     // A period of zero is always due, and each claim moves the mark on.
     assert!(app.store.claim_rebuild(0, FORMAT).await.expect("claim"));
+}
+
+async fn a_model_in_an_older_format_is_rebuilt_at_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let hour = 3_600_000;
+    app.rebuild_model().await.expect("rebuild");
+    assert!(!app.store.claim_rebuild(hour, FORMAT).await.expect("claim"));
+    // A version that reads a newer format than the one stored: due now,
+    // claimed by one replica, and at most once a minute.
+    assert!(
+        app.store
+            .claim_rebuild(hour, FORMAT + 1)
+            .await
+            .expect("claim")
+    );
+    assert!(
+        !app.store
+            .claim_rebuild(hour, FORMAT + 1)
+            .await
+            .expect("claim")
+    );
 }

@@ -277,7 +277,7 @@ async fn demo_data_is_meaningful_and_loads_once() {
     );
     assert!(
         ctx.agent_brief
-            .contains("Fit: Rain Shell (M) came back too small; they keep L in jackets."),
+            .ends_with("Fit: Rain Shell (M) came back too small; they keep L in jackets; Rain Shell (L) in the cart is their size."),
         "{}",
         ctx.agent_brief
     );
