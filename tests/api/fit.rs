@@ -43,35 +43,15 @@ async fn shop(app: &TestApp) {
         ),
         sized("trail-9", "trail", "Trail Shoe", &RUNNING, "9", 5),
     ];
-    for size in ["S", "M", "L", "XL"] {
-        products.push(sized(
-            &format!("fleece-{size}"),
-            "fleece",
-            "Fleece",
-            &JACKETS,
-            size,
-            5,
-        ));
-    }
+    products.extend(style("fleece", "Fleece", &JACKETS, &["S", "M", "L", "XL"]));
     // The parka is sold out in L.
     products.push(sized("parka-m", "parka", "Parka", &JACKETS, "M", 5));
     products.push(sized("parka-l", "parka", "Parka", &JACKETS, "L", 0));
-    for size in ["8", "9", "10"] {
-        products.push(sized(
-            &format!("racer-{size}"),
-            "racer",
-            "Racer",
-            &RUNNING,
-            size,
-            5,
-        ));
-    }
+    products.extend(style("racer", "Racer", &RUNNING, &["8", "9", "10"]));
     // The tempo is sold out in 9.
     products.push(sized("tempo-9", "tempo", "Tempo", &RUNNING, "9", 0));
     products.push(sized("tempo-10", "tempo", "Tempo", &RUNNING, "10", 5));
-    for size in ["S", "M", "L"] {
-        products.push(sized(&format!("tee-{size}"), "tee", "Tee", &TOPS, size, 5));
-    }
+    products.extend(style("tee", "Tee", &TOPS, &["S", "M", "L"]));
     products.push(product(
         "daypack",
         "Daypack",
@@ -126,6 +106,30 @@ async fn shop(app: &TestApp) {
         })
         .await
         .expect("returns");
+}
+
+/// A style in stock in every one of `sizes` (variant ids `{group}-{size}`).
+fn style(group: &str, name: &str, category: &[&str], sizes: &[&str]) -> Vec<pb::Product> {
+    sizes
+        .iter()
+        .map(|size| sized(&format!("{group}-{size}"), group, name, category, size, 5))
+        .collect()
+}
+
+/// Up to 50 suggestions for `who` through SuggestCrossSells.
+async fn suggest_for(app: &TestApp, who: Option<pb::CustomerRef>) -> pb::Suggestions {
+    app.context
+        .clone()
+        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
+            customer: who,
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .expect("suggestions")
+        .into_inner()
+        .suggestions
+        .expect("a list")
 }
 
 fn maya() -> Option<pb::CustomerRef> {
@@ -213,20 +217,7 @@ async fn suggestions_come_in_the_size_the_customer_keeps(backend: Backend) {
         return;
     };
     shop(&app).await;
-    let s = app
-        .context
-        .clone()
-        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
-            customer: maya(),
-            limit: 50,
-            ..Default::default()
-        })
-        .await
-        .expect("suggestions")
-        .into_inner()
-        .suggestions
-        .expect("a list");
-    assert_offered_in_her_size(&s);
+    assert_offered_in_her_size(&suggest_for(&app, maya()).await);
     // The same through the context's section.
     let ctx = app
         .context
@@ -242,21 +233,10 @@ async fn suggestions_come_in_the_size_the_customer_keeps(backend: Backend) {
     assert_offered_in_her_size(ctx.suggestions.as_ref().expect("suggestions"));
     // A visitor with no history: every sized style says its size is
     // unknown, and none is left out for it.
-    let cold = app
-        .context
-        .clone()
-        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
-            customer: Some(pb::CustomerRef {
-                identity: Some(Identity::AnonymousId("never-seen".into())),
-            }),
-            limit: 50,
-            ..Default::default()
-        })
-        .await
-        .expect("suggestions")
-        .into_inner()
-        .suggestions
-        .expect("a list");
+    let visitor = Some(pb::CustomerRef {
+        identity: Some(Identity::AnonymousId("never-seen".into())),
+    });
+    let cold = suggest_for(&app, visitor).await;
     let got = offered(&cold);
     for style in ["fleece", "parka", "racer", "tempo", "tee"] {
         assert_eq!(got[style].1.status(), pb::SizeFit::Unknown, "{style}");
@@ -327,22 +307,8 @@ async fn a_new_size_return_moves_the_size_without_a_rebuild(backend: Backend) {
         return;
     };
     shop(&app).await;
-    let fleece = |s: &pb::Suggestions| offered(s)["fleece"].0.clone();
-    let ask = || pb::SuggestCrossSellsRequest {
-        customer: maya(),
-        limit: 50,
-        ..Default::default()
-    };
-    let before = app
-        .context
-        .clone()
-        .suggest_cross_sells(ask())
-        .await
-        .expect("ok");
-    assert_eq!(
-        fleece(before.get_ref().suggestions.as_ref().expect("l")),
-        "fleece-L"
-    );
+    let before = suggest_for(&app, maya()).await;
+    assert_eq!(offered(&before)["fleece"].0, "fleece-L");
     // The windbreaker in L goes back as too small too: XL now.
     let mut r = return_("r-maya-2", "o-maya-1", "maya", "windbreaker-l", 60);
     r.reason_code = "too_small".into();
@@ -351,14 +317,7 @@ async fn a_new_size_return_moves_the_size_without_a_rebuild(backend: Backend) {
         .record_returns(pb::RecordReturnsRequest { returns: vec![r] })
         .await
         .expect("a return");
-    let after = app
-        .context
-        .clone()
-        .suggest_cross_sells(ask())
-        .await
-        .expect("ok");
-    let s = after.into_inner().suggestions.expect("a list");
-    let got = offered(&s);
+    let got = offered(&suggest_for(&app, maya()).await);
     assert_eq!(got["fleece"].0, "fleece-XL");
     assert_eq!(got["fleece"].1.confidence(), pb::SizeConfidence::Low);
     assert_eq!(
