@@ -3,7 +3,7 @@
 //!
 //! The crate is laid out by concern: [`domain`] (validated records, the
 //! error type), [`store`] (SQL, SQLite or PostgreSQL), [`ingest`] (import of
-//! Segment-shaped files), [`context`] (assembling the agent's view), [`fit`] (customers' sizes), [`api`]
+//! Segment-shaped files), [`context`] (assembling the agent's view), [`fit`] (customers' sizes), [`curate`] (stylists' curations), [`api`]
 //! (thin gRPC adapters), [`startup`] (wiring and serving), [`cli`] (the
 //! command line) and [`client`] (the `context` subcommand).
 
@@ -14,6 +14,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod context;
+pub mod curate;
 pub mod demo;
 pub mod domain;
 pub mod fit;

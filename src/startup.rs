@@ -8,13 +8,15 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::T
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{ContextApi, IngestApi, MAX_MESSAGE_BYTES, PrivacyApi},
+    api::{ContextApi, IngestApi, MAX_MESSAGE_BYTES, PrivacyApi, StylistApi},
     audit::AccessLog,
     auth::{GateConfig, GateLayer},
     context::ContextService,
+    curate::CurateService,
     proto::{
         self, customer_context_service_server::CustomerContextServiceServer,
         ingest_service_server::IngestServiceServer, privacy_service_server::PrivacyServiceServer,
+        stylist_service_server::StylistServiceServer,
     },
     store::{Store, StoreOptions},
     suggest::{LiveModel, ModelConfig, SuggestConfig, SuggestService, live},
@@ -170,6 +172,9 @@ impl Application {
         reporter
             .set_serving::<PrivacyServiceServer<PrivacyApi>>()
             .await;
+        reporter
+            .set_serving::<StylistServiceServer<StylistApi>>()
+            .await;
         let watchdog = tokio::spawn(watch_database(store.clone(), reporter));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -186,6 +191,11 @@ impl Application {
         let ingest = IngestServiceServer::new(IngestApi::new(store.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let suggest = SuggestService::new(store.clone(), suggest_config, live);
+        let stylist = StylistServiceServer::new(StylistApi::new(
+            CurateService::new(store.clone(), suggest.clone()),
+            audit.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let context = CustomerContextServiceServer::new(ContextApi::new(
             ContextService::new(store.clone(), suggest.clone()),
             suggest,
@@ -216,6 +226,7 @@ impl Application {
             .add_service(ingest)
             .add_service(context)
             .add_service(privacy)
+            .add_service(stylist)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         watchdog.abort();
@@ -333,6 +344,7 @@ async fn watch_database(store: Store, reporter: tonic_health::server::HealthRepo
                 "customer_context.v1.CustomerContextService",
                 "customer_context.v1.IngestService",
                 "customer_context.v1.PrivacyService",
+                "customer_context.v1.StylistService",
             ] {
                 reporter.set_service_status(service, status).await;
             }

@@ -15,7 +15,7 @@ use crate::{
 // ---------- small parsers that record violations ----------
 
 /// A required field: its parsed value, or `None` with a violation.
-fn required<T>(
+pub(crate) fn required<T>(
     v: &mut Violations,
     field: &str,
     raw: &str,
@@ -29,7 +29,7 @@ fn required<T>(
 }
 
 /// An optional field: `None` when empty; a violation when malformed.
-fn optional<T>(
+pub(crate) fn optional<T>(
     v: &mut Violations,
     field: &str,
     raw: &str,
@@ -42,7 +42,13 @@ fn optional<T>(
 }
 
 /// Free text within a length bound.
-fn text(v: &mut Violations, field: &str, raw: &str, max: usize, is_required: bool) -> String {
+pub(crate) fn text(
+    v: &mut Violations,
+    field: &str,
+    raw: &str,
+    max: usize,
+    is_required: bool,
+) -> String {
     v.check(field, d::bounded_text(raw, max, is_required))
         .unwrap_or_default()
 }

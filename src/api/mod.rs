@@ -4,12 +4,14 @@
 pub mod convert;
 mod privacy;
 mod status;
+mod stylist;
 mod suggestions;
 
 use tonic::{Request, Response, Status, Streaming};
 
 pub use privacy::PrivacyApi;
 pub use status::{invalid_argument, to_status};
+pub use stylist::StylistApi;
 
 /// The authenticated caller, attached by the gate.
 fn caller_of<T>(request: &Request<T>) -> Result<crate::auth::Caller, Status> {

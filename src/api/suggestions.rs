@@ -15,7 +15,12 @@ use crate::{
 };
 
 /// Product ids of a request list, at most `max`.
-fn product_ids(v: &mut Violations, field: &str, raw: &[String], max: usize) -> Vec<d::ProductId> {
+pub(crate) fn product_ids(
+    v: &mut Violations,
+    field: &str,
+    raw: &[String],
+    max: usize,
+) -> Vec<d::ProductId> {
     if raw.len() > max {
         v.add(
             field,
@@ -73,6 +78,7 @@ fn reason_code(c: ReasonCode) -> pb::ReasonCode {
         ReasonCode::PopularInCategory => pb::ReasonCode::PopularInCategory,
         ReasonCode::Popular => pb::ReasonCode::Popular,
         ReasonCode::AlsoBought => pb::ReasonCode::AlsoBought,
+        ReasonCode::Curated => pb::ReasonCode::Curated,
     }
 }
 
@@ -84,6 +90,7 @@ fn item(i: SuggestedItem) -> pb::SuggestedItem {
         score,
         reason,
         fit,
+        curated,
     } = i;
     pb::SuggestedItem {
         suggestion_id,
@@ -91,6 +98,12 @@ fn item(i: SuggestedItem) -> pb::SuggestedItem {
         rank,
         score,
         fit: Some(size_choice(fit)),
+        curated: curated.map(|c| pb::CuratedBy {
+            curation_id: c.curation_id,
+            title: c.title,
+            stylist: c.stylist,
+            note: c.note,
+        }),
         reason: Some(pb::SuggestionReason {
             code: reason_code(reason.code).into(),
             product_ids: reason.product_ids,
@@ -209,6 +222,8 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
         brand_affinity,
         affinity_categories,
         new_categories,
+        also_bought,
+        curated,
     }) = w
     else {
         return out;
@@ -225,6 +240,8 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
     set(&mut out.new_category, new_category);
     set(&mut out.price_fit, price_fit);
     set(&mut out.brand, brand_affinity);
+    set(&mut out.also_bought, also_bought);
+    set(&mut out.curated, curated);
     if let Some(n) = per_category {
         out.per_category = n as usize;
     }
@@ -288,6 +305,8 @@ pub fn experiment_out(e: Experiment, updated_at: d::Timestamp) -> pb::Experiment
                     brand_affinity: Some(v.weights.brand),
                     affinity_categories: Some(v.weights.affinity_categories as u32),
                     new_categories: Some(v.weights.new_categories as u32),
+                    also_bought: Some(v.weights.also_bought),
+                    curated: Some(v.weights.curated),
                 }),
             })
             .collect(),

@@ -130,6 +130,19 @@ pub fn access_for(path: &str) -> Access {
         | "grpc.reflection.v1.ServerReflection"
         | "grpc.reflection.v1alpha.ServerReflection" => Access::Open,
         "customer_context.v1.IngestService" => Access::Needs(Permission::Ingest),
+        "customer_context.v1.StylistService" => {
+            let method = path.rsplit('/').next().unwrap_or_default();
+            match method {
+                "CreateCuration" | "UpdateCuration" | "ArchiveCuration" => {
+                    Access::Needs(Permission::Curate)
+                }
+                // Agents and CRM plugins read curations and serve them.
+                "ListCurations" | "GetCuratedCrossSells" => {
+                    Access::Needs(Permission::ReadSuggestions)
+                }
+                _ => Access::Unknown,
+            }
+        }
         "customer_context.v1.PrivacyService" => Access::Needs(Permission::Privacy),
         "customer_context.v1.CustomerContextService" => {
             let method = path.rsplit('/').next().unwrap_or_default();
@@ -221,5 +234,13 @@ mod tests {
             Access::Unknown
         );
         assert_eq!(access_for("/evil.Service/Do"), Access::Unknown);
+        assert_eq!(
+            access_for("/customer_context.v1.StylistService/CreateCuration"),
+            Access::Needs(Permission::Curate)
+        );
+        assert_eq!(
+            access_for("/customer_context.v1.StylistService/GetCuratedCrossSells"),
+            Access::Needs(Permission::ReadSuggestions)
+        );
     }
 }

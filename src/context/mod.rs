@@ -487,6 +487,7 @@ impl ContextService {
                         limit: query.suggestions_limit as usize,
                         now: as_of,
                         caught_up: true,
+                        curated_first: false,
                     })
                     .await?,
             )

@@ -33,11 +33,13 @@ pub enum ChangeKind {
     /// A new suggestion model was stored: replicas load it before their
     /// next answer.
     Model,
+    /// A stylist's curation was created, changed or archived.
+    Curation,
 }
 
 impl ChangeKind {
     /// Every kind, for parsing.
-    pub const ALL: [ChangeKind; 12] = [
+    pub const ALL: [ChangeKind; 13] = [
         ChangeKind::Basket,
         ChangeKind::Product,
         ChangeKind::Event,
@@ -50,6 +52,7 @@ impl ChangeKind {
         ChangeKind::Erasure,
         ChangeKind::Experiment,
         ChangeKind::Model,
+        ChangeKind::Curation,
     ];
 
     /// Stored name.
@@ -67,6 +70,7 @@ impl ChangeKind {
             ChangeKind::Erasure => "erasure",
             ChangeKind::Experiment => "experiment",
             ChangeKind::Model => "model",
+            ChangeKind::Curation => "curation",
         }
     }
 

@@ -14,6 +14,7 @@
 //! zeroed in the file, so an erased customer leaves no readable residue.
 
 mod catalog;
+mod curations;
 mod customers;
 mod events;
 mod feed;
@@ -36,6 +37,7 @@ use sqlx::{
     migrate::Migrator,
 };
 
+pub use curations::{CurationCounts, CurationFilter, CurationQuery, LIVE_CURATIONS};
 pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
 pub use sizes::{SIZED_LINES, SIZED_RETURNS, SizedPurchase, SizedReturn};

@@ -48,6 +48,8 @@ pub struct FeedbackRow {
     pub issued_at: Timestamp,
     /// When the feedback happened.
     pub occurred_at: Timestamp,
+    /// The curation the suggestion came from, for a curated item.
+    pub curation_id: Option<String>,
 }
 
 /// Distinct suggestions per outcome, for one variant.
@@ -233,8 +235,9 @@ impl Store {
         for f in order.iter().map(|&i| &rows[i]) {
             let n = sqlx::query(
                 "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
-                 group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at, \
+                 curation_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (suggestion_id, kind) DO NOTHING",
             )
             .bind(f.suggestion_id.as_str())
@@ -249,6 +252,7 @@ impl Store {
             .bind(f.issued_at.millis())
             .bind(f.occurred_at.millis())
             .bind(now)
+            .bind(f.curation_id.as_deref())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -378,9 +382,11 @@ pub(super) async fn attribute_order(
     for chunk in groups.chunks(IN_CHUNK) {
         let sql = format!(
             "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
-             group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at, order_id) \
+             group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at, order_id, \
+             curation_id) \
              SELECT suggestion_id, 'purchased', MIN(customer_id), MIN(anonymous_id), MIN(product_id), \
-             MIN(group_id), MIN(experiment), MIN(variant), MIN(reason_code), MIN(issued_at), $2, $3, $4 \
+             MIN(group_id), MIN(experiment), MIN(variant), MIN(reason_code), MIN(issued_at), $2, $3, $4, \
+             MIN(curation_id) \
              FROM suggestion_feedback WHERE customer_id = $1 AND kind <> 'thumbs_down' \
              AND issued_at <= $6 AND issued_at >= $5 AND group_id IN ({}) \
              GROUP BY suggestion_id \

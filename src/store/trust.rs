@@ -98,6 +98,7 @@ const CUSTOMER_ROWS: &[(&str, &str)] = &[
         "customer_id = $1 OR anonymous_id IN ({anon})",
     ),
     ("identities", "customer_id = $1"),
+    ("curation_customers", "customer_id = $1"),
     ("customers", "customer_id = $1"),
 ];
 

@@ -109,6 +109,8 @@ impl Experiment {
                 ("viewed_together", w.coviewed),
                 ("new_category", w.new_category),
                 ("brand_affinity", w.brand),
+                ("also_bought", w.also_bought),
+                ("curated", w.curated),
             ] {
                 if !(0.0..=MAX_WEIGHT).contains(&value) {
                     v.add(

@@ -74,6 +74,8 @@ pub struct LiveModel {
     generation: AtomicU64,
     /// Moves on whenever an experiment changes.
     experiments: AtomicU64,
+    /// Moves on whenever a curation changes.
+    curations: AtomicU64,
     catching_up: tokio::sync::Mutex<()>,
     memo: Memo,
 }
@@ -88,6 +90,7 @@ impl LiveModel {
             applied: AtomicI64::new(0),
             generation: AtomicU64::new(0),
             experiments: AtomicU64::new(0),
+            curations: AtomicU64::new(0),
             catching_up: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
         }
@@ -118,6 +121,11 @@ impl LiveModel {
     /// Moves on whenever the feed reports an experiment change.
     pub fn experiments_epoch(&self) -> u64 {
         self.experiments.load(Ordering::Acquire)
+    }
+
+    /// Moves on whenever the feed reports a curation change.
+    pub fn curations_epoch(&self) -> u64 {
+        self.curations.load(Ordering::Acquire)
     }
 
     /// What this replica remembers per customer.
@@ -256,6 +264,9 @@ impl LiveModel {
                 (_, ChangeKind::Erasure) => self.memo.clear(),
                 (_, ChangeKind::Experiment) => {
                     self.experiments.fetch_add(1, Ordering::AcqRel);
+                }
+                (_, ChangeKind::Curation) => {
+                    self.curations.fetch_add(1, Ordering::AcqRel);
                 }
                 (Some(c), _) => self.memo.customers.changed(c, e.seq),
                 (None, _) => {}

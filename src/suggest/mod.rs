@@ -16,6 +16,7 @@
 //!   on generated shops, through the same code.
 
 mod codec;
+pub mod curated;
 pub mod evaluate;
 pub mod evaluate_fit;
 pub mod experiment;

@@ -42,6 +42,8 @@ pub struct Weights {
     pub new_categories: usize,
     /// Extra seed weight of recent purchases (1 = none).
     pub recent_boost: f32,
+    /// Stylists' curated items whose anchor matches the customer.
+    pub curated: f32,
 }
 
 impl Default for Weights {
@@ -63,6 +65,7 @@ impl Default for Weights {
             affinity_categories: 8,
             new_categories: 3,
             recent_boost: 1.0,
+            curated: 1.0,
         }
     }
 }
@@ -95,6 +98,9 @@ pub struct Signals {
     /// The customer's size profile the indexes above come from (for the
     /// sentences).
     pub size_profile: crate::fit::SizeProfile,
+    /// Items of the stylists' curations that match the customer, most
+    /// specific match first, in each curation's order.
+    pub curated: Vec<super::curated::CuratedCandidate>,
 }
 
 /// A size label no product of the model has.
@@ -127,6 +133,12 @@ pub enum Reason {
     PopularInCategory { category: u32 },
     /// Popular overall.
     Popular,
+    /// Picked by a stylist (the request's curation `curation`), matched
+    /// through `anchor` when a product anchor matched.
+    Curated {
+        curation: u32,
+        anchor: Option<ItemIx>,
+    },
 }
 
 /// One suggested item.
@@ -157,6 +169,8 @@ struct Candidate {
     new_category: f32,
     moved: Option<(u32, u32)>,
     popular: f32,
+    curated: f32,
+    curation: Option<(u32, Option<ItemIx>)>,
 }
 
 /// The usual price band of a customer from the prices of what they bought:
@@ -310,6 +324,15 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
     for &i in &catalog.popular {
         candidates.entry(i).or_default().popular = catalog.popularity_score[i as usize];
     }
+    // Curated: the stylists' order, the most specific match first.
+    let n = signals.curated.len() as f32;
+    for (k, c) in signals.curated.iter().enumerate() {
+        let e = candidates.entry(c.item).or_default();
+        if e.curation.is_none() {
+            e.curated = 1.0 - k as f32 / (n + 1.0);
+            e.curation = Some((c.curation, c.anchor));
+        }
+    }
     candidates
 }
 
@@ -386,6 +409,7 @@ fn score(
         ),
         (weights.affinity, norm(c.affinity, top.affinity), 1),
         (weights.popular, norm(c.popular, top.popular), 2),
+        (weights.curated, norm(c.curated, top.curated), 6),
     ];
     let mut score = parts.iter().map(|p| p.0 * p.1).sum::<f32>();
     let price = model.catalog.items[item as usize].price_minor;
@@ -406,6 +430,15 @@ fn score(
             _ => Some((p.1, p.2)),
         })
         .map_or(2, |(_, code)| code);
+    // A stylist's pick says so: the note is the better sentence.
+    if let Some((curation, anchor)) = c.curation.filter(|_| weights.curated > 0.0) {
+        return Suggestion {
+            item,
+            score,
+            reason: Reason::Curated { curation, anchor },
+            fit: Fit::NotSized,
+        };
+    }
     let reason = match (
         main,
         c.best_seed,
@@ -439,6 +472,7 @@ fn strongest(candidates: &[(ItemIx, Candidate)]) -> Candidate {
         top.affinity = top.affinity.max(c.affinity);
         top.new_category = top.new_category.max(c.new_category);
         top.popular = top.popular.max(c.popular);
+        top.curated = top.curated.max(c.curated);
     }
     top
 }
@@ -447,7 +481,11 @@ fn strongest(candidates: &[(ItemIx, Candidate)]) -> Candidate {
 /// the customer's size for its domain that passes the filters (`None`:
 /// not in stock in their size, so the style is not offered), or `item`
 /// itself when their size there is unknown.
-fn in_their_size(model: &Model, signals: &Signals, item: ItemIx) -> Option<(ItemIx, Fit)> {
+pub(crate) fn in_their_size(
+    model: &Model,
+    signals: &Signals,
+    item: ItemIx,
+) -> Option<(ItemIx, Fit)> {
     let catalog = &model.catalog;
     let it = &catalog.items[item as usize];
     let Some(size) = it.size else {
@@ -627,6 +665,7 @@ mod tests {
         items: Vec<(u32, u32, bool, bool)>, // (group, category, available, merchandise)
         sizes: Vec<Option<usize>>,          // per item, into SIZES
         customer_sizes: Vec<(u32, usize)>,  // (category, SIZES index or beyond: none sold)
+        curated: Vec<ItemIx>,               // a stylist's items, in order
         baskets: Vec<Vec<ItemIx>>,
         bought: Vec<ItemIx>,
         anchors: Vec<ItemIx>,
@@ -652,6 +691,7 @@ mod tests {
                     prop::collection::vec(item, n),
                     prop::collection::vec(prop::option::weighted(0.6, 0usize..4), n),
                     prop::collection::vec((0u32..5, 0usize..5), 0..4),
+                    prop::collection::vec(ix.clone(), 0..6),
                 ),
                 prop::collection::vec(prop::collection::vec(ix.clone(), 1..8), 0..60),
                 prop::collection::vec(ix.clone(), 0..10),
@@ -670,7 +710,7 @@ mod tests {
             )
                 .prop_map(
                     |(
-                        (items, sizes, customer_sizes),
+                        (items, sizes, customer_sizes, curated),
                         baskets,
                         bought,
                         anchors,
@@ -683,6 +723,7 @@ mod tests {
                         items,
                         sizes,
                         customer_sizes,
+                        curated,
                         baskets,
                         bought,
                         anchors,
@@ -696,7 +737,9 @@ mod tests {
         })
     }
 
-    fn run(w: &World) -> (Model, Signals, Vec<Suggestion>, usize) {
+    /// Ranks a world: the computed list, or (`curated_first`) the curated
+    /// items first as GetCuratedCrossSells does.
+    fn run(w: &World, curated_first: bool) -> (Model, Signals, Vec<Suggestion>, usize) {
         let items: Vec<(u32, u32, bool, bool, Option<u32>)> = w
             .items
             .iter()
@@ -738,6 +781,20 @@ mod tests {
             filters,
             sizes: customer_sizes(&model, &w.customer_sizes),
             size_profile: Default::default(),
+            // Curated items straight from the stylist, not pre-filtered:
+            // the ranking must hold the filters on its own.
+            curated: w
+                .curated
+                .iter()
+                .enumerate()
+                .map(|(k, &item)| super::super::curated::CuratedCandidate {
+                    item,
+                    curation: 0,
+                    position: k as u32,
+                    matched: super::super::curated::Match::Bought,
+                    anchor: None,
+                })
+                .collect(),
         };
         let (c, a, p, ab, cap) = w.weights;
         let weights = Weights {
@@ -748,7 +805,11 @@ mod tests {
             per_category: cap,
             ..Weights::default()
         };
-        let out = suggest(&model, &signals, &weights, w.limit);
+        let out = if curated_first {
+            super::super::curated::curated_first(&model, &signals, &weights, w.limit)
+        } else {
+            suggest(&model, &signals, &weights, w.limit)
+        };
         (model, signals, out, cap)
     }
 
@@ -779,8 +840,8 @@ mod tests {
         /// style), returned, thumbed down, excluded, unavailable or not
         /// merchandise; the list is bounded, unique, diverse, deterministic.
         #[test]
-        fn hard_filters_hold_for_every_source(w in world()) {
-            let (model, signals, out, cap) = run(&w);
+        fn hard_filters_hold_for_every_source(w in world(), curated_first in prop::bool::ANY) {
+            let (model, signals, out, cap) = run(&w, curated_first);
             let bought_groups: HashSet<u32> =
                 w.bought.iter().map(|i| w.items[*i as usize].0).collect();
             let mut seen = HashSet::new();
@@ -795,7 +856,11 @@ mod tests {
                 prop_assert!(available && merchandise, "unavailable: {:?}", s);
                 prop_assert!(seen.insert(s.item), "duplicate: {:?}", s);
                 prop_assert!(styles.insert(group), "two items of one style: {:?}", s);
-                *per_category.entry(model.catalog.items[s.item as usize].category).or_insert(0) += 1;
+                // The cap is the ranker's; a stylist's curated items keep
+                // their order whatever their categories.
+                if !curated_first || !matches!(s.reason, Reason::Curated { .. }) {
+                    *per_category.entry(model.catalog.items[s.item as usize].category).or_insert(0) += 1;
+                }
                 let bought = |i: ItemIx| signals.bought.iter().any(|(b, _)| *b == i);
                 match s.reason {
                     Reason::Complement { with } | Reason::AlsoBought { with } => {
@@ -812,6 +877,10 @@ mod tests {
                         prop_assert_eq!(category, model.catalog.items[s.item as usize].category);
                     }
                     Reason::PopularInCategory { .. } | Reason::Popular => {}
+                    Reason::Curated { curation, .. } => {
+                        prop_assert_eq!(curation, 0);
+                        prop_assert!(w.curated.iter().any(|&c| w.items[c as usize].0 == group));
+                    }
                 }
             }
             prop_assert!(out.len() <= w.limit);
@@ -831,14 +900,14 @@ mod tests {
                     (size, fit) => prop_assert!(false, "{:?} with size {:?} is {:?}", s, size, fit),
                 }
             }
-            let (_, _, again, _) = run(&w);
+            let (_, _, again, _) = run(&w, curated_first);
             prop_assert_eq!(out, again);
         }
 
         /// A model survives its encoding unchanged.
         #[test]
         fn the_model_round_trips_through_its_encoding(w in world()) {
-            let (model, ..) = run(&w);
+            let (model, ..) = run(&w, false);
             let back = Model::decode(&model.encode());
             prop_assert_eq!(back.as_ref(), Ok(&model));
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{Fit, Model, Reason, Signals, Suggestion};
 use crate::{
-    domain::{Size, Timestamp},
+    domain::{Curation, Size, Timestamp},
     fit::{Confidence, Estimate},
     store::ProductRow,
 };
@@ -25,6 +25,8 @@ pub enum ReasonCode {
     PopularInCategory,
     /// A best-seller overall.
     Popular,
+    /// Picked by a stylist.
+    Curated,
 }
 
 impl ReasonCode {
@@ -37,6 +39,7 @@ impl ReasonCode {
             ReasonCode::NewCategory => "new_category",
             ReasonCode::PopularInCategory => "popular_in_category",
             ReasonCode::Popular => "popular",
+            ReasonCode::Curated => "curated",
         }
     }
 }
@@ -54,6 +57,19 @@ pub struct ReasonView {
     pub from_category: String,
     /// A sentence an agent can say.
     pub text: String,
+}
+
+/// The curation a curated item comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CuratedView {
+    /// Its id.
+    pub curation_id: String,
+    /// Its title.
+    pub title: String,
+    /// Who curated it.
+    pub stylist: String,
+    /// The item's note, or the curation's.
+    pub note: String,
 }
 
 /// How a suggested item's size was chosen, ready to show.
@@ -105,6 +121,8 @@ pub struct Ranked {
     pub brand: Option<String>,
     /// Its size.
     pub fit: FitView,
+    /// The curation, for a curated item.
+    pub curated: Option<CuratedView>,
 }
 
 /// The size sentence and facts of one suggested item.
@@ -174,8 +192,33 @@ fn in_size(size: &Size, e: &Estimate) -> String {
     }
 }
 
-/// Translates a ranked list out of the model's indexes.
-pub fn to_ids(model: &Model, ranked: &[Suggestion], signals: &Signals) -> Vec<Ranked> {
+/// The curation of a curated item, with the note for this item.
+fn curated_view(curation: &Curation, item: &str, group: &str) -> CuratedView {
+    let note = curation
+        .draft
+        .items
+        .iter()
+        .zip(&curation.item_groups)
+        .find(|(i, g)| i.product_id.as_str() == item || g.as_str() == group)
+        .map(|(i, _)| i.note.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| curation.draft.note.clone());
+    CuratedView {
+        curation_id: curation.curation_id.clone(),
+        title: curation.draft.title.clone(),
+        stylist: curation.draft.stylist.clone(),
+        note,
+    }
+}
+
+/// Translates a ranked list out of the model's indexes; `curations` are
+/// the request's (curated reasons index into them).
+pub fn to_ids(
+    model: &Model,
+    ranked: &[Suggestion],
+    signals: &Signals,
+    curations: &[&Curation],
+) -> Vec<Ranked> {
     let customer_brands = &signals.brands;
     let id = |i: u32| model.catalog.items[i as usize].product_id.clone();
     let category = |c: u32| {
@@ -205,6 +248,19 @@ pub fn to_ids(model: &Model, ranked: &[Suggestion], signals: &Signals) -> Vec<Ra
                     (ReasonCode::PopularInCategory, None, String::new())
                 }
                 Reason::Popular => (ReasonCode::Popular, None, String::new()),
+                Reason::Curated { anchor, .. } => {
+                    (ReasonCode::Curated, anchor.map(id), String::new())
+                }
+            };
+            let curated = match s.reason {
+                Reason::Curated { curation, .. } => curations.get(curation as usize).map(|c| {
+                    curated_view(
+                        c,
+                        &item.product_id,
+                        &model.groups.names[item.group as usize],
+                    )
+                }),
+                _ => None,
             };
             let brand = item
                 .brand
@@ -222,6 +278,7 @@ pub fn to_ids(model: &Model, ranked: &[Suggestion], signals: &Signals) -> Vec<Ra
                 from_category,
                 brand,
                 fit: fit_view(model, signals, s),
+                curated,
             }
         })
         .collect()
@@ -287,6 +344,7 @@ pub fn explain(
             ),
         },
         ReasonCode::Popular => "One of the shop's best-sellers right now.".into(),
+        ReasonCode::Curated => curated_sentence(r, &name(with), asked),
     };
     let text = match r.fit.fit {
         Fit::CustomerSize | Fit::Unknown => format!("{text} {}", r.fit.text),
@@ -298,6 +356,22 @@ pub fn explain(
         category: r.category.clone(),
         from_category: r.from_category.clone(),
         text,
+    }
+}
+
+/// "Picked by Ana to go with the Trail Runner 2: “Keeps feet dry.”"
+fn curated_sentence(r: &Ranked, anchor_name: &str, asked: bool) -> String {
+    let Some(c) = &r.curated else {
+        return "Picked by the shop's stylists.".into();
+    };
+    let with = match (&r.with, asked) {
+        (Some(_), _) => format!(" to go with the {anchor_name}"),
+        (None, _) => format!(" ({})", c.title),
+    };
+    if c.note.is_empty() {
+        format!("Picked by {}{with}.", c.stylist)
+    } else {
+        format!("Picked by {}{with}: \u{201c}{}\u{201d}", c.stylist, c.note)
     }
 }
 

@@ -20,8 +20,8 @@ use super::{
 use crate::{
     context::ProductView,
     domain::{
-        ConsentRecord, CustomerId, CustomerKey, Error, IdentityKind, ItemResult, ProductId,
-        Purpose, Timestamp, Violations, withdrawn,
+        ConsentRecord, Curation, CurationState, CustomerId, CustomerKey, Error, IdentityKind,
+        ItemResult, ProductId, Purpose, Timestamp, Violations, withdrawn,
     },
     store::{FeedbackRow, ProductRow, Store, Subject},
 };
@@ -94,6 +94,8 @@ pub struct SuggestedItem {
     pub reason: ReasonView,
     /// Its size.
     pub fit: reasons::FitView,
+    /// The curation, for a curated item.
+    pub curated: Option<reasons::CuratedView>,
 }
 
 /// A ranked list with the strategy that made it.
@@ -209,7 +211,13 @@ pub struct SuggestService {
     /// The running experiment as last read, with the experiments epoch of
     /// the change feed it was read at.
     running: Arc<std::sync::Mutex<Option<RunningAt>>>,
+    /// The curations not archived or ended as last read, with the
+    /// curations epoch of the change feed they were read at.
+    curations: Arc<std::sync::Mutex<Option<CurationsAt>>>,
 }
+
+/// The live curations, and the feed's curations epoch they were read at.
+type CurationsAt = (u64, Arc<Vec<Curation>>);
 
 /// Who the suggestions are for and what was asked.
 pub(crate) struct Request<'a> {
@@ -232,6 +240,8 @@ pub(crate) struct Request<'a> {
     /// Whether the live model already caught up with the feed during this
     /// request.
     pub caught_up: bool,
+    /// Curated items first, then ranked ones (GetCuratedCrossSells).
+    pub curated_first: bool,
 }
 
 impl SuggestService {
@@ -242,6 +252,7 @@ impl SuggestService {
             config,
             live,
             running: Default::default(),
+            curations: Default::default(),
         }
     }
 
@@ -254,6 +265,21 @@ impl SuggestService {
     /// the cold-start answer.
     #[tracing::instrument(skip_all)]
     pub async fn suggest(&self, query: &SuggestQuery) -> Result<SuggestOutcome, Error> {
+        self.answer(query, false).await
+    }
+
+    /// Answers GetCuratedCrossSells: the matching curations' items first,
+    /// then ranked suggestions.
+    #[tracing::instrument(skip_all)]
+    pub async fn curated(&self, query: &SuggestQuery) -> Result<SuggestOutcome, Error> {
+        self.answer(query, true).await
+    }
+
+    async fn answer(
+        &self,
+        query: &SuggestQuery,
+        curated_first: bool,
+    ) -> Result<SuggestOutcome, Error> {
         let as_of = Timestamp::now();
         // First the feed, so what this replica remembers is current.
         let ((), subject) = tokio::try_join!(
@@ -295,6 +321,7 @@ impl SuggestService {
                 limit: query.limit as usize,
                 now: as_of,
                 caught_up: true,
+                curated_first,
             })
             .await?;
         Ok(SuggestOutcome {
@@ -340,21 +367,38 @@ impl SuggestService {
             .remembered_history(r.subject, customer, personal, memo_key, r.now)
             .await?;
         let anchors: Vec<&str> = r.anchors.iter().map(|a| a.as_str()).collect();
+        let all_curations = self.live_curations(r.now).await?;
+        let curations: Vec<&Curation> = all_curations
+            .iter()
+            .filter(|c| c.state(r.now) == CurationState::Active)
+            .collect();
         let ask = Ask {
             anchors: anchors.clone(),
             exclude: r.exclude.iter().map(|e| e.as_str()).collect(),
             personal,
             now: r.now,
+            customer: customer.map(CustomerId::as_str),
+            curations,
         };
         let weights = &assignment.weights;
         let want = r.limit + limits::SPARE;
+        // Which curations are active is part of the answer: one starting or
+        // ending changes it without any write.
+        let curations_key = {
+            let mut h = std::hash::DefaultHasher::new();
+            for c in &ask.curations {
+                std::hash::Hash::hash(&(&c.curation_id, c.updated_at.millis()), &mut h);
+            }
+            std::hash::Hasher::finish(&h)
+        };
         let list_key = format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{want}\u{1f}{}\u{1f}{}\u{1f}{browsing_key}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{want}\u{1f}{}\u{1f}{}\u{1f}{browsing_key}\u{1f}{curations_key}\u{1f}{}",
             anchors.join(","),
             ask.exclude.join(","),
             r.now.millis() / 86_400_000,
             assignment.experiment,
             assignment.variant,
+            r.curated_first,
         );
         let generation = self.live.generation();
         let remembered = memo_key.and_then(|c| self.live.memo().list(c, &list_key, generation));
@@ -374,10 +418,17 @@ impl SuggestService {
                 };
                 let list = std::sync::Arc::new(self.live.read(|m| {
                     let s = signals::signals(m, &history, &ask);
-                    let ranked = suggest(m, &s, weights, want);
+                    let ranked = if r.curated_first {
+                        super::curated::curated_first(m, &s, weights, want)
+                    } else {
+                        suggest(m, &s, weights, want)
+                    };
                     let personalised =
                         personal && (!s.bought.is_empty() || !history.viewed.is_empty());
-                    (reasons::to_ids(m, &ranked, &s), personalised)
+                    (
+                        reasons::to_ids(m, &ranked, &s, &ask.curations),
+                        personalised,
+                    )
                 }));
                 if let Some(c) = memo_key {
                     self.live
@@ -549,6 +600,7 @@ impl SuggestService {
                 variant: assignment.variant.clone(),
                 reason_code: reason.code.as_str().to_owned(),
                 issued_at: now,
+                curation_id: r.curated.as_ref().map(|c| c.curation_id.clone()),
             };
             out.push(SuggestedItem {
                 suggestion_id: token.encode(&key),
@@ -557,6 +609,7 @@ impl SuggestService {
                 score: f64::from(r.score),
                 reason,
                 fit: r.fit.clone(),
+                curated: r.curated.clone(),
             });
             if out.len() == limit {
                 break;
@@ -602,6 +655,21 @@ impl SuggestService {
             .transpose()?;
         *lock() = Some((epoch, running.clone()));
         Ok(running)
+    }
+
+    /// The curations not archived or ended, read again only after the
+    /// change feed reported a curation change (call after catching up).
+    async fn live_curations(&self, now: Timestamp) -> Result<Arc<Vec<Curation>>, Error> {
+        let epoch = self.live.curations_epoch();
+        let lock = || self.curations.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, list)) = lock().as_ref()
+            && *at == epoch
+        {
+            return Ok(list.clone());
+        }
+        let list = Arc::new(self.store.live_curations(now).await?);
+        *lock() = Some((epoch, list.clone()));
+        Ok(list)
     }
 
     /// A customer's consents, from this replica's memory when it holds them
@@ -686,6 +754,7 @@ impl SuggestService {
                         reason_code: t.reason_code,
                         issued_at: t.issued_at,
                         occurred_at,
+                        curation_id: t.curation_id,
                     });
                 }
                 Err(why) => results.push(Err(Violations::single("suggestion_id", why))),

@@ -80,6 +80,10 @@ pub struct Ask<'a> {
     pub personal: bool,
     /// Now.
     pub now: Timestamp,
+    /// The customer (for curations that name them).
+    pub customer: Option<&'a str>,
+    /// The stylists' curations active now, newest first.
+    pub curations: Vec<&'a crate::domain::Curation>,
 }
 
 impl Default for Ask<'_> {
@@ -89,6 +93,8 @@ impl Default for Ask<'_> {
             exclude: Vec::new(),
             personal: false,
             now: Timestamp::MIN,
+            customer: None,
+            curations: Vec::new(),
         }
     }
 }
@@ -144,6 +150,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             .collect();
     }
     s.anchors = ask.anchors.iter().filter_map(|a| model.item(a)).collect();
+    let browsed = s.viewed.clone();
     s.viewed.extend(s.anchors.iter().copied());
     s.filters = Filters {
         returned_groups: groups(&history.returned_groups),
@@ -165,6 +172,25 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
         ask.now,
     );
     s.sizes = sizes_in_model(model, &s.size_profile);
+    if !ask.curations.is_empty() {
+        let bought: Vec<super::ItemIx> = s.bought.iter().map(|b| b.0).collect();
+        let mut categories: Vec<String> = Vec::new();
+        if ask.personal {
+            for l in history.lines.iter().take(SEEDS) {
+                if !categories.contains(&l.category_path) {
+                    categories.push(l.category_path.clone());
+                }
+            }
+        }
+        let interest = super::curated::Interest {
+            customer: ask.customer.filter(|_| ask.personal),
+            asked: &s.anchors,
+            browsed: &browsed,
+            bought: &bought,
+            bought_categories: &categories,
+        };
+        s.curated = super::curated::candidates(model, &ask.curations, &interest, &s.filters);
+    }
     s
 }
 

@@ -40,6 +40,8 @@ pub struct SuggestionToken {
     pub reason_code: String,
     /// When suggested.
     pub issued_at: Timestamp,
+    /// The curation a curated item came from.
+    pub curation_id: Option<String>,
 }
 
 fn mac(key: &[u8; 32], payload: &[u8]) -> [u8; MAC_BYTES] {
@@ -60,7 +62,7 @@ impl SuggestionToken {
             Recipient::Unknown => ("u", ""),
         };
         let issued = self.issued_at.millis().to_string();
-        let payload = [
+        let mut fields = vec![
             kind,
             id,
             &self.product_id,
@@ -69,8 +71,13 @@ impl SuggestionToken {
             &self.variant,
             &self.reason_code,
             &issued,
-        ]
-        .join(&SEPARATOR.to_string());
+        ];
+        // Only curated items carry a ninth field, so ids of computed items
+        // read as before.
+        if let Some(c) = &self.curation_id {
+            fields.push(c);
+        }
+        let payload = fields.join(&SEPARATOR.to_string());
         format!(
             "{PREFIX}{}.{}",
             URL_SAFE_NO_PAD.encode(payload.as_bytes()),
@@ -99,7 +106,11 @@ impl SuggestionToken {
             return Err(NOT_OURS.into());
         }
         let payload = String::from_utf8(payload).map_err(|_| NOT_OURS)?;
-        let fields: Vec<&str> = payload.split(SEPARATOR).collect();
+        let mut fields: Vec<&str> = payload.split(SEPARATOR).collect();
+        let curation_id = match fields.len() {
+            9 => fields.pop().map(str::to_owned),
+            _ => None,
+        };
         let [
             kind,
             id,
@@ -136,6 +147,7 @@ impl SuggestionToken {
             variant: variant.to_owned(),
             reason_code: reason.to_owned(),
             issued_at,
+            curation_id,
         })
     }
 }
@@ -153,6 +165,7 @@ mod tests {
             variant: "b".into(),
             reason_code: "bought_together".into(),
             issued_at: Timestamp::from_millis(1_700_000_000_000).unwrap(),
+            curation_id: None,
         }
     }
 
@@ -162,6 +175,15 @@ mod tests {
         let now = Timestamp::from_millis(1_700_000_100_000).unwrap();
         let id = token().encode(&key);
         assert_eq!(SuggestionToken::decode(&key, &id, now), Ok(token()));
+        let curated = SuggestionToken {
+            curation_id: Some("cur_0123".into()),
+            ..token()
+        };
+        let id_of_curated = curated.encode(&key);
+        assert_eq!(
+            SuggestionToken::decode(&key, &id_of_curated, now),
+            Ok(curated)
+        );
         assert!(
             SuggestionToken::decode(&[8u8; 32], &id, now).is_err(),
             "other key"

@@ -1,0 +1,408 @@
+//! StylistService: curations in and out of their protos, and the thin
+//! handlers over [`CurateService`].
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    caller_of,
+    convert::{self, bounded, customer_in, required, text, timestamp, ts},
+    invalid_argument, suggestions,
+};
+use crate::{
+    curate::{CurateService, CurationView, ListFilter, ListQuery, PAGE_SIZE},
+    domain::{self as d, Violations},
+    proto as pb,
+    suggest::{SuggestQuery, limits},
+};
+
+/// The handlers.
+#[derive(Debug, Clone)]
+pub struct StylistApi {
+    curate: CurateService,
+    audit: crate::audit::AccessLog,
+}
+
+impl StylistApi {
+    /// An adapter over `curate`, recording reads of customers in `audit`.
+    pub fn new(curate: CurateService, audit: crate::audit::AccessLog) -> Self {
+        Self { curate, audit }
+    }
+}
+
+/// A curation's content from its proto (fields named under `curation.`).
+fn draft(c: Option<pb::Curation>) -> Result<(String, d::CurationDraft), Violations> {
+    let mut v = Violations::new();
+    let Some(pb::Curation {
+        curation_id,
+        title,
+        stylist,
+        note,
+        anchor,
+        items,
+        starts_at,
+        ends_at,
+        state: _,
+        create_time: _,
+        update_time: _,
+        stats: _,
+    }) = c
+    else {
+        return Err(Violations::single("curation", "is required"));
+    };
+    let title = text(&mut v, "curation.title", &title, d::MAX_TITLE_LEN, true);
+    let stylist = text(
+        &mut v,
+        "curation.stylist",
+        &stylist,
+        d::MAX_STYLIST_LEN,
+        true,
+    );
+    let note = text(
+        &mut v,
+        "curation.note",
+        &note,
+        d::MAX_CURATION_NOTE_LEN,
+        false,
+    );
+    let anchor = anchor_in(&mut v, anchor);
+    if items.is_empty() || items.len() > d::MAX_CURATED_ITEMS {
+        v.add(
+            "curation.items",
+            format!(
+                "has {} items; a curation has 1 to {}",
+                items.len(),
+                d::MAX_CURATED_ITEMS
+            ),
+        );
+    }
+    let items: Vec<d::CuratedItem> = items
+        .into_iter()
+        .take(d::MAX_CURATED_ITEMS)
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let field = |f: &str| format!("curation.items[{i}].{f}");
+            let note = text(
+                &mut v,
+                &field("note"),
+                &item.note,
+                d::MAX_ITEM_NOTE_LEN,
+                false,
+            );
+            required(
+                &mut v,
+                &field("product_id"),
+                &item.product_id,
+                d::ProductId::parse,
+            )
+            .map(|product_id| d::CuratedItem { product_id, note })
+        })
+        .collect();
+    let starts_at = timestamp(&mut v, "curation.starts_at", starts_at, false);
+    let ends_at = timestamp(&mut v, "curation.ends_at", ends_at, false);
+    if let (Some(s), Some(e)) = (starts_at, ends_at)
+        && e <= s
+    {
+        v.add("curation.ends_at", "must be after starts_at");
+    }
+    v.finish(|| {
+        (
+            curation_id,
+            d::CurationDraft {
+                title,
+                stylist,
+                note,
+                anchor: anchor.expect("checked"),
+                items,
+                starts_at,
+                ends_at,
+            },
+        )
+    })
+}
+
+fn anchor_in(v: &mut Violations, a: Option<pb::CurationAnchor>) -> Option<d::Anchor> {
+    use pb::curation_anchor::Anchor as A;
+    let field = "curation.anchor";
+    match a.and_then(|a| a.anchor) {
+        None => {
+            v.add(field, "is required: products, a category or customers");
+            None
+        }
+        Some(A::Products(p)) => {
+            let f = "curation.anchor.products.product_ids";
+            if p.product_ids.is_empty() {
+                v.add(f, "needs at least one product");
+            }
+            let ids = suggestions::product_ids(v, f, &p.product_ids, d::MAX_ANCHOR_PRODUCTS);
+            Some(d::Anchor::Products(ids))
+        }
+        Some(A::Category(c)) => {
+            let levels: Vec<&str> = c.split('>').map(str::trim).collect();
+            v.check(
+                "curation.anchor.category",
+                d::CategoryPath::parse(&levels, true),
+            )
+            .map(d::Anchor::Category)
+        }
+        Some(A::Customers(c)) => {
+            let f = "curation.anchor.customers.customer_ids";
+            if c.customer_ids.is_empty() || c.customer_ids.len() > d::MAX_ANCHOR_CUSTOMERS {
+                v.add(
+                    f,
+                    format!(
+                        "has {} ids; 1 to {} are allowed",
+                        c.customer_ids.len(),
+                        d::MAX_ANCHOR_CUSTOMERS
+                    ),
+                );
+                return None;
+            }
+            let ids = c
+                .customer_ids
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| v.check(format!("{f}[{i}]"), d::CustomerId::parse(id)))
+                .collect();
+            Some(d::Anchor::Customers(ids))
+        }
+    }
+}
+
+fn state(s: d::CurationState) -> pb::CurationState {
+    match s {
+        d::CurationState::Active => pb::CurationState::Active,
+        d::CurationState::Scheduled => pb::CurationState::Scheduled,
+        d::CurationState::Ended => pb::CurationState::Ended,
+        d::CurationState::Archived => pb::CurationState::Archived,
+    }
+}
+
+/// The proto form of a listed curation.
+fn curation(view: CurationView) -> pb::Curation {
+    let CurationView {
+        curation: c,
+        state: s,
+        available,
+        counts,
+    } = view;
+    use pb::curation_anchor::Anchor as A;
+    let anchor = match c.draft.anchor {
+        d::Anchor::Products(ids) => A::Products(pb::ProductIds {
+            product_ids: ids.iter().map(|p| p.as_str().to_owned()).collect(),
+        }),
+        d::Anchor::Category(path) => A::Category(path.levels().join(" > ")),
+        d::Anchor::Customers(ids) => A::Customers(pb::CustomerIds {
+            customer_ids: ids.iter().map(|c| c.as_str().to_owned()).collect(),
+        }),
+    };
+    pb::Curation {
+        curation_id: c.curation_id,
+        title: c.draft.title,
+        stylist: c.draft.stylist,
+        note: c.draft.note,
+        anchor: Some(pb::CurationAnchor {
+            anchor: Some(anchor),
+        }),
+        items: c
+            .draft
+            .items
+            .into_iter()
+            .zip(c.item_groups)
+            .zip(available)
+            .map(|((i, group_id), available)| pb::CuratedItem {
+                product_id: i.product_id.as_str().to_owned(),
+                note: i.note,
+                group_id,
+                available,
+            })
+            .collect(),
+        starts_at: c.draft.starts_at.map(ts),
+        ends_at: c.draft.ends_at.map(ts),
+        state: state(s).into(),
+        create_time: Some(ts(c.created_at)),
+        update_time: Some(ts(c.updated_at)),
+        stats: Some(pb::CurationStats {
+            shown: counts.shown,
+            accepted: counts.accepted,
+            purchased: counts.purchased,
+            rejected: counts.rejected,
+        }),
+    }
+}
+
+fn curation_id(raw: &str) -> Result<String, Status> {
+    let mut v = Violations::new();
+    let id = text(&mut v, "curation_id", raw, 64, true);
+    if v.is_empty() {
+        Ok(id)
+    } else {
+        Err(invalid_argument(&v))
+    }
+}
+
+fn list_query(r: pb::ListCurationsRequest) -> Result<ListQuery, Violations> {
+    let pb::ListCurationsRequest {
+        page_size,
+        page_token,
+        stylist,
+        anchor_product_id,
+        anchor_category,
+        filter,
+    } = r;
+    let mut v = Violations::new();
+    let page_size = bounded(&mut v, "page_size", page_size, PAGE_SIZE);
+    let stylist = text(&mut v, "stylist", &stylist, d::MAX_STYLIST_LEN, false);
+    let product = convert::optional(
+        &mut v,
+        "anchor_product_id",
+        &anchor_product_id,
+        d::ProductId::parse,
+    )
+    .map(|p| p.as_str().to_owned());
+    let category = match anchor_category.trim() {
+        "" => None,
+        c => {
+            let levels: Vec<&str> = c.split('>').map(str::trim).collect();
+            v.check("anchor_category", d::CategoryPath::parse(&levels, true))
+                .map(|p| p.to_stored())
+        }
+    };
+    let filter = match pb::CurationFilter::try_from(filter) {
+        Ok(pb::CurationFilter::Unspecified) => ListFilter::NotArchived,
+        Ok(pb::CurationFilter::Active) => ListFilter::Active,
+        Ok(pb::CurationFilter::Archived) => ListFilter::Archived,
+        Ok(pb::CurationFilter::All) => ListFilter::All,
+        Err(_) => {
+            v.add("filter", format!("{filter} is not a known filter"));
+            ListFilter::NotArchived
+        }
+    };
+    if page_token.len() > 512 {
+        v.add("page_token", "is not a token of this listing");
+    }
+    v.finish(|| ListQuery {
+        page_size,
+        page_token,
+        stylist: (!stylist.is_empty()).then_some(stylist),
+        anchor_product: product,
+        anchor_category: category,
+        filter,
+    })
+}
+
+fn curated_query(r: pb::GetCuratedCrossSellsRequest) -> Result<SuggestQuery, Violations> {
+    let pb::GetCuratedCrossSellsRequest {
+        customer,
+        anchor_product_ids,
+        limit,
+    } = r;
+    let mut v = Violations::new();
+    let key = customer_in(&mut v, "customer", customer);
+    let anchors = suggestions::product_ids(
+        &mut v,
+        "anchor_product_ids",
+        &anchor_product_ids,
+        limits::ANCHORS,
+    );
+    let limit = bounded(&mut v, "limit", limit, limits::ITEMS);
+    v.finish(|| SuggestQuery {
+        key: key.expect("checked"),
+        anchors,
+        exclude: Vec::new(),
+        limit,
+    })
+}
+
+#[tonic::async_trait]
+impl pb::stylist_service_server::StylistService for StylistApi {
+    #[tracing::instrument(skip_all, name = "CreateCuration")]
+    async fn create_curation(
+        &self,
+        request: Request<pb::CreateCurationRequest>,
+    ) -> Result<Response<pb::Curation>, Status> {
+        let pb::CreateCurationRequest {
+            curation: c,
+            request_id,
+        } = request.into_inner();
+        let mut v = Violations::new();
+        let request_id = text(&mut v, "request_id", &request_id, 128, false);
+        let (_, draft) = match (draft(c), v.is_empty()) {
+            (Ok(p), true) => p,
+            (Ok(_), false) => return Err(invalid_argument(&v)),
+            (Err(e), _) => {
+                for fv in e.into_vec() {
+                    v.add(fv.field, fv.description);
+                }
+                return Err(invalid_argument(&v));
+            }
+        };
+        let id = (!request_id.is_empty()).then_some(request_id.as_str());
+        Ok(Response::new(curation(
+            self.curate.create(&draft, id).await?,
+        )))
+    }
+
+    #[tracing::instrument(skip_all, name = "UpdateCuration")]
+    async fn update_curation(
+        &self,
+        request: Request<pb::UpdateCurationRequest>,
+    ) -> Result<Response<pb::Curation>, Status> {
+        let (id, draft) = draft(request.into_inner().curation).map_err(|v| invalid_argument(&v))?;
+        let id = curation_id(&id).map_err(|_| {
+            invalid_argument(&Violations::single("curation.curation_id", "is required"))
+        })?;
+        Ok(Response::new(curation(
+            self.curate.update(&id, &draft).await?,
+        )))
+    }
+
+    #[tracing::instrument(skip_all, name = "ArchiveCuration")]
+    async fn archive_curation(
+        &self,
+        request: Request<pb::ArchiveCurationRequest>,
+    ) -> Result<Response<pb::Curation>, Status> {
+        let id = curation_id(&request.into_inner().curation_id)?;
+        Ok(Response::new(curation(self.curate.archive(&id).await?)))
+    }
+
+    #[tracing::instrument(skip_all, name = "ListCurations")]
+    async fn list_curations(
+        &self,
+        request: Request<pb::ListCurationsRequest>,
+    ) -> Result<Response<pb::ListCurationsResponse>, Status> {
+        let q = list_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let (page, next_page_token) = self.curate.list(&q).await?;
+        Ok(Response::new(pb::ListCurationsResponse {
+            curations: page.into_iter().map(curation).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "GetCuratedCrossSells")]
+    async fn get_curated_cross_sells(
+        &self,
+        request: Request<pb::GetCuratedCrossSellsRequest>,
+    ) -> Result<Response<pb::GetCuratedCrossSellsResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let query = curated_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let out = self.curate.curated(&query).await?;
+        if out.customer_id.is_some() || out.anonymous_id.is_some() {
+            self.audit
+                .record(
+                    &caller,
+                    "/customer_context.v1.StylistService/GetCuratedCrossSells",
+                    out.customer_id.as_ref().map(|c| c.as_str()),
+                    out.anonymous_id.as_deref(),
+                )
+                .await?;
+        }
+        Ok(Response::new(pb::GetCuratedCrossSellsResponse {
+            customer_id: out
+                .customer_id
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            as_of: Some(ts(out.as_of)),
+            suggestions: Some(suggestions::suggestions(out.list)),
+        }))
+    }
+}
