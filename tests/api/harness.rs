@@ -8,6 +8,7 @@ use customer_context::{
     proto::{
         customer_context_service_client::CustomerContextServiceClient,
         ingest_service_client::IngestServiceClient, privacy_service_client::PrivacyServiceClient,
+        stylist_service_client::StylistServiceClient,
     },
     startup::{Application, ServeConfig, TlsFiles},
     store::{Store, StoreOptions, sqlite_url},
@@ -52,6 +53,7 @@ impl Interceptor for Key {
 pub type Ingest = IngestServiceClient<InterceptedService<Channel, Key>>;
 pub type Context = CustomerContextServiceClient<InterceptedService<Channel, Key>>;
 pub type Privacy = PrivacyServiceClient<InterceptedService<Channel, Key>>;
+pub type Stylist = StylistServiceClient<InterceptedService<Channel, Key>>;
 
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +152,15 @@ impl TestApp {
 
     pub fn privacy_as(&self, key: Key) -> Privacy {
         PrivacyServiceClient::with_interceptor(self.channel.clone(), key)
+    }
+
+    pub fn stylist_as(&self, key: Key) -> Stylist {
+        StylistServiceClient::with_interceptor(self.channel.clone(), key)
+    }
+
+    /// A stylist's client (a new `stylist` key).
+    pub async fn stylist(&self) -> Stylist {
+        self.stylist_as(Key::bearer(&self.key(Role::Stylist).await))
     }
 }
 

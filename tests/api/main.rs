@@ -4,6 +4,7 @@
 
 mod bounds;
 mod concurrency;
+mod curations;
 mod fit;
 mod fixtures;
 mod harness;
