@@ -2,7 +2,9 @@
 //! catalogue and history (purchases, returns, browsing, thumbs down, a
 //! model rebuilt or only live), no suggestion is already bought (any
 //! variant of the style), returned, out of stock, inactive, excluded by the
-//! request or thumbed down; and no style appears twice.
+//! request or thumbed down; and no style appears twice. A stylist's
+//! curation naming every customer feeds curated items into both RPCs and
+//! GetCuratedCrossSells, which the same checks cover.
 
 use std::collections::{HashMap, HashSet};
 
@@ -33,6 +35,8 @@ struct World {
     anchors: Vec<usize>,
     excluded: Vec<usize>,
     rebuild: bool,
+    /// Products a stylist curated for every customer.
+    curated: Vec<usize>,
 }
 
 fn world() -> impl Strategy<Value = World> {
@@ -54,10 +58,19 @@ fn world() -> impl Strategy<Value = World> {
             prop::collection::vec(0usize..3, 4),
             prop::collection::vec(0..n, 0..3),
             prop::collection::vec(0..n, 0..3),
-            any::<bool>(),
+            (any::<bool>(), prop::collection::vec(0..n, 0..5)),
         )
             .prop_map(
-                |(products, orders, returned, views, thumbs_down, anchors, excluded, rebuild)| {
+                |(
+                    products,
+                    orders,
+                    returned,
+                    views,
+                    thumbs_down,
+                    anchors,
+                    excluded,
+                    (rebuild, curated),
+                )| {
                     World {
                         products,
                         orders,
@@ -67,6 +80,7 @@ fn world() -> impl Strategy<Value = World> {
                         anchors,
                         excluded,
                         rebuild,
+                        curated,
                     }
                 },
             )
@@ -162,6 +176,38 @@ async fn check(app: &TestApp, case: usize, w: &World, known: &mut Known) -> Resu
             .await
             .map_err(|e| e.to_string())?;
     }
+    // One item per style, as a curation requires.
+    let mut curated_styles = HashSet::new();
+    let items: Vec<pb::CuratedItem> = w
+        .curated
+        .iter()
+        .filter(|&&i| curated_styles.insert(style(i)))
+        .map(|&i| pb::CuratedItem {
+            product_id: p(i),
+            ..Default::default()
+        })
+        .collect();
+    if !items.is_empty() {
+        let curation = pb::Curation {
+            title: format!("Case {case}"),
+            stylist: "Ana".into(),
+            anchor: Some(pb::CurationAnchor {
+                anchor: Some(pb::curation_anchor::Anchor::Customers(pb::CustomerIds {
+                    customer_ids: (0..4).map(c).collect(),
+                })),
+            }),
+            items,
+            ..Default::default()
+        };
+        app.stylist()
+            .await
+            .create_curation(pb::CreateCurationRequest {
+                curation: Some(curation),
+                request_id: String::new(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     if w.rebuild {
         app.rebuild_model().await.map_err(|e| format!("{e:?}"))?;
     }
@@ -223,8 +269,27 @@ async fn check(app: &TestApp, case: usize, w: &World, known: &mut Known) -> Resu
                 ..Default::default()
             })
             .await;
+        let curated = app
+            .stylist()
+            .await
+            .get_curated_cross_sells(pb::GetCuratedCrossSellsRequest {
+                customer: Some(pb::CustomerRef {
+                    identity: Some(Identity::CustomerId(c(who))),
+                }),
+                anchor_product_ids: anchors.clone(),
+                limit: 50,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner()
+            .suggestions
+            .ok_or("no list")?;
         let owned = bought.get(&who).cloned().unwrap_or_default();
-        let mut lists = vec![("SuggestCrossSells", first, true), ("again", again, true)];
+        let mut lists = vec![
+            ("SuggestCrossSells", first, true),
+            ("again", again, true),
+            ("GetCuratedCrossSells", curated, false),
+        ];
         match in_context {
             Ok(ctx) => lists.push((
                 "GetCustomerContext",
@@ -262,7 +327,9 @@ async fn check(app: &TestApp, case: usize, w: &World, known: &mut Known) -> Resu
                 if *with_request && excluded.contains(group) {
                     return fail("the request excluded it");
                 }
-                if *with_request && anchors.iter().any(|a| known.products[a].0 == *group) {
+                if anchors.iter().any(|a| known.products[a].0 == *group)
+                    && *rpc != "GetCustomerContext"
+                {
                     return fail("it is what they asked about");
                 }
                 if n > 0 && rejected_styles.contains(group) {
