@@ -801,6 +801,86 @@ fn browse(
     Ok(())
 }
 
+/// A stylist's curations: one anchored on a shoe, one on a category, one
+/// for Maya, and one that starts next month.
+async fn curations(store: &Store, now: Timestamp) -> anyhow::Result<()> {
+    let p = |s: &str| id(ProductId::parse, s);
+    let item = |s: &str, note: &str| -> anyhow::Result<CuratedItem> {
+        Ok(CuratedItem {
+            product_id: p(s)?,
+            note: note.into(),
+        })
+    };
+    let looks = [
+        (
+            "Trail day kit",
+            "Grounded for long trail runs: what our runners pack.",
+            Anchor::Products(vec![p("demo-trailrunner2-9")?, p("demo-roadracer-9")?]),
+            vec![
+                item("demo-runningsocks3pack", "Cushioned where trail shoes rub.")?,
+                item("demo-trailcap", "Light, and it dries in minutes.")?,
+                item("demo-hippack", "Keys, phone and a gel, nothing bounces.")?,
+                item("demo-gpsrunningwatch", "")?,
+            ],
+            None,
+        ),
+        (
+            "Rain-ready layers",
+            "For a customer buying a jacket: finish the outfit for wet days.",
+            Anchor::Category(
+                CategoryPath::parse(&["Apparel", "Jackets"], true).map_err(anyhow::Error::msg)?,
+            ),
+            vec![
+                item("demo-woolbeanie", "Warm even when damp.")?,
+                item("demo-trailpants-m", "Quick-drying; pairs with any shell.")?,
+                item("demo-merinohikingsocks", "")?,
+            ],
+            None,
+        ),
+        (
+            "After the rain shell",
+            "Maya sent the rain shell back as too small: layers that fit her.",
+            Anchor::Customers(vec![id(CustomerId::parse, "demo-c0001")?]),
+            vec![
+                item("demo-fleecejacket-m", "Roomy enough over a tee.")?,
+                item("demo-merinocrewsweater-m", "")?,
+            ],
+            None,
+        ),
+        (
+            "Winter layering",
+            "Starts next month.",
+            Anchor::Category(
+                CategoryPath::parse(&["Apparel", "Knitwear"], true).map_err(anyhow::Error::msg)?,
+            ),
+            vec![item("demo-winterboot-9", "")?],
+            Some(at(now, -30 * DAY)),
+        ),
+    ];
+    for (n, (title, note, anchor, items, starts_at)) in looks.into_iter().enumerate() {
+        let draft = CurationDraft {
+            title: title.into(),
+            stylist: "Ines Moreau".into(),
+            note: note.into(),
+            anchor,
+            items,
+            starts_at,
+            ends_at: None,
+        };
+        let mut bytes = [0u8; 10];
+        bytes[9] = n as u8 + 1;
+        store
+            .create_curation(
+                &curation_id_from(bytes),
+                Some(&format!("demo-curation-{n}")),
+                &draft,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("demo curation {title}: {e:?}"))?;
+    }
+    Ok(())
+}
+
 fn count_rejected(results: &[ItemResult], what: &str) -> anyhow::Result<()> {
     if let Some(Err(v)) = results.iter().find(|r| r.is_err()) {
         anyhow::bail!("demo {what} rejected: {v}");
@@ -827,6 +907,7 @@ pub async fn load(store: &Store, model: &crate::suggest::ModelConfig) -> anyhow:
     for chunk in catalog.chunks(1000) {
         store.upsert_products(chunk).await?;
     }
+    curations(store, now).await?;
     // Customers last: the showcase customer marks the load as complete.
     let (showcase_customer, others) = built.customers.split_at(1);
     for chunk in others.chunks(1000) {

@@ -144,15 +144,16 @@ pub fn candidates(
             if styles.contains(&g) {
                 continue;
             }
+            // The variant the stylist named when it can be sold, else any
+            // that can (the customer's size is chosen later).
             let named = model.item(curations[k].draft.items[position].product_id.as_str());
             let variants = model
                 .variants
                 .get(g as usize)
                 .map_or(&[][..], Vec::as_slice);
-            let item = variants
-                .iter()
-                .copied()
-                .chain(named)
+            let item = named
+                .into_iter()
+                .chain(variants.iter().copied())
                 .find(|&v| filters.check(&model.catalog, v).is_ok());
             if let Some(item) = item {
                 styles.insert(g);

@@ -324,13 +324,26 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
     for &i in &catalog.popular {
         candidates.entry(i).or_default().popular = catalog.popularity_score[i as usize];
     }
-    // Curated: the stylists' order, the most specific match first.
+    // Curated: the stylists' order, the most specific match first. The
+    // pick is the style's: every variant other sources found carries it.
     let n = signals.curated.len() as f32;
     for (k, c) in signals.curated.iter().enumerate() {
-        let e = candidates.entry(c.item).or_default();
-        if e.curation.is_none() {
-            e.curated = 1.0 - k as f32 / (n + 1.0);
-            e.curation = Some((c.curation, c.anchor));
+        let group = catalog.items.get(c.item as usize).map(|it| it.group);
+        let variants = group
+            .and_then(|g| model.variants.get(g as usize))
+            .map_or(&[][..], Vec::as_slice);
+        let found: Vec<ItemIx> = variants
+            .iter()
+            .copied()
+            .filter(|v| *v != c.item && candidates.contains_key(v))
+            .chain([c.item])
+            .collect();
+        for v in found {
+            let e = candidates.entry(v).or_default();
+            if e.curation.is_none() {
+                e.curated = 1.0 - k as f32 / (n + 1.0);
+                e.curation = Some((c.curation, c.anchor));
+            }
         }
     }
     candidates

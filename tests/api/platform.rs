@@ -322,6 +322,24 @@ async fn demo_data_is_meaningful_and_loads_once() {
         "{}",
         ctx.agent_brief
     );
+    // Stylists' curations: four, one of them for Maya, who sees its items.
+    let mut stylist = app.stylist_as(crate::harness::Key::bearer(
+        &app.key(customer_context::auth::Role::Stylist).await,
+    ));
+    let curations = stylist
+        .list_curations(customer_context::proto::ListCurationsRequest::default())
+        .await
+        .expect("curations")
+        .into_inner()
+        .curations;
+    assert_eq!(curations.len(), 4);
+    let curated = offered
+        .items
+        .iter()
+        .filter_map(|i| i.curated.as_ref())
+        .map(|c| c.title.as_str())
+        .collect::<Vec<_>>();
+    assert!(curated.contains(&"After the rain shell"), "{curated:?}");
     // A second load is skipped: nothing doubles.
     customer_context::demo::load(
         &app.store,
