@@ -545,6 +545,36 @@ async fn curated_items_pass_the_hard_filters_and_come_in_their_size(backend: Bac
         return;
     };
     shop(&app).await;
+    // Bottles and caps may be bought again after a day; c1 bought both
+    // three weeks ago and sent the bottle back.
+    let mut ingest = app.ingest.clone();
+    let again = |id: &str, name: &str| pb::Product {
+        replenish_after_days: 1,
+        ..product(id, name, &["Accessories", "Refills"], 1200, 20)
+    };
+    ingest
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![again("bottle", "Bottle"), again("cap", "Trail Cap")],
+        })
+        .await
+        .expect("products");
+    ingest
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![order(
+                "o-refill",
+                "c1",
+                21 * DAY,
+                vec![line("bottle", 1, 1200), line("cap", 1, 1200)],
+            )],
+        })
+        .await
+        .expect("an order");
+    let mut r = return_("r-refill", "o-refill", "c1", "bottle", 20 * DAY);
+    r.reason_code = "damaged".into();
+    ingest
+        .record_returns(pb::RecordReturnsRequest { returns: vec![r] })
+        .await
+        .expect("a return");
     let mut stylist = app.stylist().await;
     // c1 bought the tee (M) and the trail shoe; the gaiter is sold out.
     let kit = create(
@@ -558,6 +588,8 @@ async fn curated_items_pass_the_hard_filters_and_come_in_their_size(backend: Bac
                 ("gaiter", ""),
                 ("hoodie-S", ""),
                 ("trail-9", ""),
+                ("bottle", ""),
+                ("cap", ""),
                 ("socks", ""),
             ],
         ),
@@ -566,9 +598,10 @@ async fn curated_items_pass_the_hard_filters_and_come_in_their_size(backend: Bac
     let s = curated(&app, "c1", &[]).await;
     let items = curated_items(&s);
     let products: Vec<&str> = items.iter().map(|(p, _)| p.as_str()).collect();
-    // Not the tee or the shoe (bought), not the gaiter (out of stock); the
+    // Not the tee or the shoe (bought), not the gaiter (out of stock), not
+    // the bottle (returned, though due again); the cap is due again; the
     // hoodie in M, the size c1 kept in tops, whatever variant was named.
-    assert_eq!(products, ["hoodie-M", "socks"]);
+    assert_eq!(products, ["hoodie-M", "cap", "socks"]);
     let hoodie = &s.items[0];
     let fit = hoodie.fit.as_ref().expect("fit");
     assert_eq!(
@@ -580,7 +613,7 @@ async fn curated_items_pass_the_hard_filters_and_come_in_their_size(backend: Bac
         .clone()
         .record_suggestion_feedback(pb::RecordSuggestionFeedbackRequest {
             feedback: vec![pb::SuggestionFeedback {
-                suggestion_id: s.items[1].suggestion_id.clone(),
+                suggestion_id: s.items[2].suggestion_id.clone(),
                 kind: pb::FeedbackKind::ThumbsDown.into(),
                 occurred_at: None,
             }],
@@ -590,7 +623,10 @@ async fn curated_items_pass_the_hard_filters_and_come_in_their_size(backend: Bac
     let after = curated(&app, "c1", &[]).await;
     assert_eq!(
         curated_items(&after),
-        [("hoodie-M".to_string(), kit.curation_id.clone())]
+        [
+            ("hoodie-M".to_string(), kit.curation_id.clone()),
+            ("cap".to_string(), kit.curation_id.clone())
+        ]
     );
 }
 
