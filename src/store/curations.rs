@@ -83,22 +83,18 @@ impl Store {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         let groups = item_groups(&mut tx, draft).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO curations (curation_id, request_id, title, stylist, note, anchor_kind, \
-             anchor_category, starts_at, ends_at, archived, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10) \
-             ON CONFLICT (request_id) DO NOTHING",
+        let inserted = with_draft(
+            sqlx::query(
+                "INSERT INTO curations (curation_id, title, stylist, note, anchor_kind, \
+                 anchor_category, starts_at, ends_at, created_at, updated_at, archived, request_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 0, $10) \
+                 ON CONFLICT (request_id) DO NOTHING",
+            ),
+            curation_id,
+            draft,
+            now,
         )
-        .bind(curation_id)
         .bind(request_id)
-        .bind(&draft.title)
-        .bind(&draft.stylist)
-        .bind(&draft.note)
-        .bind(anchor_kind(&draft.anchor))
-        .bind(anchor_category(&draft.anchor))
-        .bind(draft.starts_at.map(|t| t.millis()))
-        .bind(draft.ends_at.map(|t| t.millis()))
-        .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -141,20 +137,16 @@ impl Store {
             Some(_) => {}
         }
         let groups = item_groups(&mut tx, draft).await?;
-        sqlx::query(
-            "UPDATE curations SET title = $2, stylist = $3, note = $4, anchor_kind = $5, \
-             anchor_category = $6, starts_at = $7, ends_at = $8, updated_at = $9 \
-             WHERE curation_id = $1",
+        with_draft(
+            sqlx::query(
+                "UPDATE curations SET title = $2, stylist = $3, note = $4, anchor_kind = $5, \
+                 anchor_category = $6, starts_at = $7, ends_at = $8, updated_at = $9 \
+                 WHERE curation_id = $1",
+            ),
+            curation_id,
+            draft,
+            now,
         )
-        .bind(curation_id)
-        .bind(&draft.title)
-        .bind(&draft.stylist)
-        .bind(&draft.note)
-        .bind(anchor_kind(&draft.anchor))
-        .bind(anchor_category(&draft.anchor))
-        .bind(draft.starts_at.map(|t| t.millis()))
-        .bind(draft.ends_at.map(|t| t.millis()))
-        .bind(now)
         .execute(&mut *tx)
         .await?;
         for table in ["curation_items", "curation_products", "curation_customers"] {
@@ -430,6 +422,24 @@ impl Store {
 
 fn stored<T>(parsed: Result<T, String>) -> Result<T, Error> {
     parsed.map_err(|e| Error::Internal(anyhow::anyhow!("a stored curation id is invalid: {e}")))
+}
+
+/// Binds $1 (the id) to $9 (the time) of a curation's row.
+fn with_draft<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    curation_id: &'q str,
+    draft: &'q CurationDraft,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(curation_id)
+        .bind(draft.title.as_str())
+        .bind(draft.stylist.as_str())
+        .bind(draft.note.as_str())
+        .bind(anchor_kind(&draft.anchor))
+        .bind(anchor_category(&draft.anchor))
+        .bind(draft.starts_at.map(|t| t.millis()))
+        .bind(draft.ends_at.map(|t| t.millis()))
+        .bind(now)
 }
 
 fn anchor_kind(a: &Anchor) -> &'static str {
