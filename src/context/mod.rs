@@ -395,9 +395,10 @@ impl ContextService {
                 }
             },
             async {
-                match (customer, (s.profile || brief) && sized) {
-                    (Some(c), true) => store.size_evidence(c).await,
-                    _ => Ok((Vec::new(), Vec::new())),
+                // With suggestions, their history read brings the sizes.
+                match (customer, (s.profile || brief) && sized && !s.suggestions) {
+                    (Some(c), true) => self.suggest.size_evidence(c, Timestamp::now()).await,
+                    _ => Ok(Vec::new()),
                 }
             },
         )?;
@@ -407,7 +408,7 @@ impl ContextService {
             orders,
             returns,
             tickets,
-            size_evidence: crate::fit::evidence(&sizes.0, &sizes.1),
+            size_evidence: sizes,
         });
         if let Some(c) = customer {
             memo.put_context(c.as_str(), key, reads.clone(), from);
@@ -469,28 +470,30 @@ impl ContextService {
         // Browsing is folded once: every product for the suggestions, the
         // newest `browsing_limit` for the section.
         let (mut browsing, searches) = summarise_browsing(&events, usize::MAX);
+        let mut size_evidence = size_evidence;
         let suggestions = if s.suggestions {
             let who = match &subject {
                 Subject::Customer(c) => c.as_str(),
                 Subject::Anonymous(a) => a.as_str(),
             };
             let browsing = browsing_signals(&browsing);
-            Some(
-                self.suggest
-                    .for_subject(crate::suggest::Request {
-                        subject: Some(&subject),
-                        who,
-                        consents: &consents,
-                        anchors: &[],
-                        exclude: &[],
-                        browsing: Some(browsing),
-                        limit: query.suggestions_limit as usize,
-                        now: as_of,
-                        caught_up: true,
-                        curated_first: false,
-                    })
-                    .await?,
-            )
+            let (list, history) = self
+                .suggest
+                .with_history(crate::suggest::Request {
+                    subject: Some(&subject),
+                    who,
+                    consents: &consents,
+                    anchors: &[],
+                    exclude: &[],
+                    browsing: Some(browsing),
+                    limit: query.suggestions_limit as usize,
+                    now: as_of,
+                    caught_up: true,
+                    curated_first: false,
+                })
+                .await?;
+            size_evidence = history.size_evidence.clone();
+            Some(list)
         } else {
             None
         };
@@ -498,6 +501,14 @@ impl ContextService {
         if let Some(c) = &customer {
             mark_bought(&self.store, c, &mut browsing).await?;
         }
+
+        let mut sizes = self
+            .suggest
+            .live()
+            .read(|m| crate::fit::infer(&size_evidence, &|d| m.catalogue_sizes(d), as_of));
+        sizes
+            .estimates
+            .sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.domain.cmp(&b.domain)));
 
         // One catalog read for every product any section shows.
         let mut ids: HashSet<&str> = HashSet::new();

@@ -13,16 +13,49 @@
 
 use std::collections::BTreeMap;
 
-use crate::{
-    domain::{CategoryPath, Size, SizeDomain, SizeSystem, Timestamp},
-    store::{SizedPurchase, SizedReturn},
-};
+use crate::domain::{CategoryPath, Size, SizeDomain, SizeSystem, Timestamp};
 
 /// Evidence this old counts half as much as evidence from today.
 pub const HALF_LIFE_DAYS: f64 = 365.0;
 /// How much a size return says about the neighbouring size, relative to a
 /// kept item (the customer did not try that size on).
 const NEIGHBOUR_VOTE: f64 = 0.75;
+
+/// One purchased line of a sized product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizedPurchase {
+    /// The order.
+    pub order_id: String,
+    /// The product (a variant).
+    pub product_id: String,
+    /// Units bought.
+    pub quantity: i64,
+    /// Its size, as the catalogue says.
+    pub size: Size,
+    /// Its stored category path, as the catalogue says.
+    pub category_path: String,
+    /// When the order was placed.
+    pub placed_at: Timestamp,
+}
+
+/// One returned line of a sized product (rejected returns left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizedReturn {
+    /// The order it came from.
+    pub order_id: String,
+    /// The product (a variant).
+    pub product_id: String,
+    /// Units returned.
+    pub quantity: i64,
+    /// Its size, as the catalogue says.
+    pub size: Size,
+    /// Its stored category path, as the catalogue says.
+    pub category_path: String,
+    /// The return's reason code.
+    pub reason_code: String,
+    /// When the return was requested.
+    pub requested_at: Timestamp,
+}
 
 /// What became of one sized item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

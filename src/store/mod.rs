@@ -23,7 +23,6 @@ mod orders;
 mod reads;
 mod repair;
 mod returns;
-mod sizes;
 mod suggestions;
 mod tickets;
 mod trust;
@@ -40,8 +39,9 @@ use sqlx::{
 pub use curations::{CurationCounts, CurationFilter, CurationQuery, LIVE_CURATIONS};
 pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
-pub use sizes::{SIZED_LINES, SIZED_RETURNS, SizedPurchase, SizedReturn};
-pub use suggestions::{ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, VariantCounts};
+pub use suggestions::{
+    ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, ReturnedLine, VariantCounts,
+};
 pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
 
 use crate::domain;

@@ -21,6 +21,27 @@ pub struct PurchasedLine {
     pub unit_price_minor: i64,
     /// When the order was placed.
     pub placed_at: Timestamp,
+    /// The order.
+    pub order_id: String,
+    /// Units bought.
+    pub quantity: i64,
+}
+
+/// One returned line, with its product's style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnedLine {
+    /// The order it came from.
+    pub order_id: String,
+    /// The product.
+    pub product_id: String,
+    /// Its style (the product id when the catalogue does not know it).
+    pub group_id: String,
+    /// Units returned.
+    pub quantity: i64,
+    /// The return's reason code.
+    pub reason_code: String,
+    /// When the return was requested.
+    pub requested_at: Timestamp,
 }
 
 /// Feedback as stored: one (suggestion, kind).
@@ -109,11 +130,12 @@ impl Store {
                 "placed_at",
                 "order_id",
                 "line_no",
+                "quantity",
             ],
         );
         let sql = format!(
             "SELECT {pack}({fields}, {sep}(30)) FROM (SELECT l.product_id, l.category_path, \
-             l.unit_price_minor, o.placed_at, l.order_id, l.line_no FROM orders o \
+             l.unit_price_minor, o.placed_at, l.order_id, l.line_no, l.quantity FROM orders o \
              JOIN order_lines l ON l.order_id = o.order_id \
              WHERE o.customer_id = $1 AND o.status <> 'cancelled' \
              ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $2) newest"
@@ -124,7 +146,7 @@ impl Store {
             .fetch_one(&self.reader)
             .await?
             .try_get(0)?;
-        let mut lines = unpack(packed.as_deref(), 6)?
+        let mut lines = unpack(packed.as_deref(), 7)?
             .into_iter()
             .map(|f| {
                 Ok((
@@ -135,6 +157,8 @@ impl Store {
                         category_path: f[1].to_owned(),
                         unit_price_minor: number(f[2])?,
                         placed_at: super::instant(number(f[3])?)?,
+                        order_id: f[4].to_owned(),
+                        quantity: number(f[6])?,
                     },
                 ))
             })
@@ -173,6 +197,41 @@ impl Store {
         unpack(packed.as_deref(), 2)?
             .into_iter()
             .map(|f| Ok((f[0].to_owned(), super::instant(number(f[1])?)?)))
+            .collect()
+    }
+
+    /// The customer's returned lines since `since`, newest first (rejected
+    /// returns do not count), with each product's style: the returned
+    /// styles and the size returns in one read.
+    pub async fn returned_lines(
+        &self,
+        customer: &CustomerId,
+        since: Timestamp,
+    ) -> Result<Vec<ReturnedLine>, Error> {
+        let rows = sqlx::query(
+            "SELECT r.order_id, rl.product_id, COALESCE(p.group_id, rl.product_id), rl.quantity, \
+             r.reason_code, r.requested_at FROM returns r \
+             JOIN return_lines rl ON rl.return_id = r.return_id \
+             LEFT JOIN products p ON p.product_id = rl.product_id \
+             WHERE r.customer_id = $1 AND r.requested_at >= $2 AND r.status <> 'rejected' \
+             ORDER BY r.requested_at DESC, r.return_id, rl.line_no LIMIT $3",
+        )
+        .bind(customer.as_str())
+        .bind(since.millis())
+        .bind(STYLE_ROWS)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReturnedLine {
+                    order_id: r.try_get(0)?,
+                    product_id: r.try_get(1)?,
+                    group_id: r.try_get(2)?,
+                    quantity: r.try_get(3)?,
+                    reason_code: r.try_get(4)?,
+                    requested_at: super::instant(r.try_get(5)?)?,
+                })
+            })
             .collect()
     }
 

@@ -149,6 +149,8 @@ fn history_of(model: &Model, orders: &[Vec<&PurchaseRow>], max_lines: usize) -> 
                 .item(&p.product_id)
                 .map_or(0, |i| model.catalog.items[i as usize].price_minor);
             lines.push(PurchasedLine {
+                order_id: p.order_id.clone(),
+                quantity: 1,
                 product_id: p.product_id.clone(),
                 category_path: String::new(),
                 unit_price_minor: price,

@@ -2,8 +2,8 @@
 //! generated shop where every customer has a true size per size domain and
 //! sometimes buys the wrong one (and usually sends it back saying so).
 //! The customers' histories go through the served code: the same evidence
-//! ([`crate::fit::evidence`]), signals ([`super::signals::signals`]) and
-//! ranking core ([`super::suggest`]) on a model built by
+//! ([`super::signals::size_evidence`]), signals ([`super::signals::signals`])
+//! and ranking core ([`super::suggest`]) on a model built by
 //! [`Model::build`].
 
 use std::collections::{HashMap, HashSet};
@@ -16,7 +16,7 @@ use super::{
 use crate::{
     demo::Rng,
     domain::{CategoryPath, Size, SizeDomain, Timestamp},
-    store::{CatalogRow, ModelInputs, PurchaseRow, PurchasedLine, SizedPurchase, SizedReturn},
+    store::{CatalogRow, ModelInputs, PurchaseRow, PurchasedLine, ReturnedLine},
 };
 
 /// The generated shop's size domains: (department, category, sizes).
@@ -134,12 +134,11 @@ fn catalogue(rng: &mut Rng) -> Vec<CatalogRow> {
     rows
 }
 
-/// One generated customer's purchases, returns and history.
+/// One generated customer's purchases and returns.
 struct Customer {
     truth: Vec<usize>,
-    purchases: Vec<SizedPurchase>,
-    returns: Vec<SizedReturn>,
     lines: Vec<PurchasedLine>,
+    returns: Vec<ReturnedLine>,
 }
 
 /// A style picked with a power-law popularity (style 0 sells most).
@@ -152,9 +151,8 @@ fn customer(rng: &mut Rng, id: usize, config: &FitEvalConfig, now: i64) -> Custo
     let truth = true_sizes(rng);
     let mut c = Customer {
         truth,
-        purchases: Vec::new(),
-        returns: Vec::new(),
         lines: Vec::new(),
+        returns: Vec::new(),
     };
     let items = 1 + rng.below(6) + rng.below(6);
     for k in 0..items {
@@ -162,7 +160,8 @@ fn customer(rng: &mut Rng, id: usize, config: &FitEvalConfig, now: i64) -> Custo
         let order_id = format!("c{id}-o{k}");
         if rng.chance(15) {
             let product_id = format!("bag-{}", popular_style(rng));
-            c.lines.push(line(&product_id, "Accessories > Bags", at));
+            c.lines
+                .push(line(&order_id, &product_id, "Accessories > Bags", at));
             continue;
         }
         let d = rng.below(DOMAINS.len());
@@ -176,18 +175,9 @@ fn customer(rng: &mut Rng, id: usize, config: &FitEvalConfig, now: i64) -> Custo
             (true, _) if true_ix > 0 => (true_ix - 1, false),
             (true, _) => (true_ix + 1, true),
         };
-        let size = Size::parse(sizes[ix], None).unwrap_or_else(|_| Size::from_stored("M", "alpha"));
         let product_id = format!("d{d}-s{style}-{}", sizes[ix]);
         let path = format!("{dept} > {cat}");
-        c.lines.push(line(&product_id, &path, at));
-        c.purchases.push(SizedPurchase {
-            order_id: order_id.clone(),
-            product_id: product_id.clone(),
-            quantity: 1,
-            size: size.clone(),
-            category_path: path.clone(),
-            placed_at: Timestamp::from_millis(at).unwrap_or(Timestamp::MIN),
-        });
+        c.lines.push(line(&order_id, &product_id, &path, at));
         // A wrong size usually comes back saying why; sometimes for no
         // stated reason, sometimes it is kept. A right one rarely comes back.
         let reason = match (ix != true_ix, rng.below(100)) {
@@ -198,25 +188,25 @@ fn customer(rng: &mut Rng, id: usize, config: &FitEvalConfig, now: i64) -> Custo
             _ => None,
         };
         if let Some(reason) = reason {
-            c.returns.push(SizedReturn {
+            c.returns.push(ReturnedLine {
                 order_id,
+                group_id: format!("d{d}-s{style}"),
                 product_id,
                 quantity: 1,
-                size,
-                category_path: path,
                 reason_code: reason.into(),
                 requested_at: Timestamp::from_millis(at + 7 * 86_400_000).unwrap_or(Timestamp::MIN),
             });
         }
     }
     c.lines.sort_by_key(|l| std::cmp::Reverse(l.placed_at));
-    c.purchases.sort_by_key(|p| std::cmp::Reverse(p.placed_at));
     c.returns.sort_by_key(|r| std::cmp::Reverse(r.requested_at));
     c
 }
 
-fn line(product_id: &str, path: &str, at: i64) -> PurchasedLine {
+fn line(order_id: &str, product_id: &str, path: &str, at: i64) -> PurchasedLine {
     PurchasedLine {
+        order_id: order_id.into(),
+        quantity: 1,
         product_id: product_id.into(),
         category_path: path.into(),
         unit_price_minor: 5000,
@@ -224,8 +214,9 @@ fn line(product_id: &str, path: &str, at: i64) -> PurchasedLine {
     }
 }
 
-/// The history the service would read for a generated customer.
-fn history_of(c: &Customer) -> History {
+/// The history the service would read for a generated customer, its size
+/// evidence found as serving finds it.
+fn history_of(model: &Model, c: &Customer) -> History {
     let style = |p: &str| p.rsplit_once('-').map_or(p, |(s, _)| s).to_owned();
     let style = |p: &str| {
         if p.starts_with("bag-") {
@@ -248,7 +239,7 @@ fn history_of(c: &Customer) -> History {
             .map(|r| style(&r.product_id))
             .collect::<HashSet<_>>(),
         bought_groups,
-        size_evidence: crate::fit::evidence(&c.purchases, &c.returns),
+        size_evidence: super::signals::size_evidence(model, &c.lines, &c.returns),
         ..History::default()
     }
 }
@@ -289,7 +280,7 @@ pub fn evaluate_fit(config: &FitEvalConfig) -> FitReport {
         ..FitReport::default()
     };
     for c in &customers {
-        let history = history_of(c);
+        let history = history_of(&model, c);
         let ask = Ask {
             personal: true,
             now,

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{
-    LiveModel, Model,
+    LiveModel,
     experiment::{Assignment, Experiment, Variant, wilson},
     reasons::{self, Ranked, ReasonView},
     signals::{self, Ask, History},
@@ -342,6 +342,15 @@ impl SuggestService {
     /// reads, ranking in memory, and one catalog read that drops anything
     /// that went unavailable.
     pub(crate) async fn for_subject(&self, r: Request<'_>) -> Result<SuggestionList, Error> {
+        Ok(self.with_history(r).await?.0)
+    }
+
+    /// [`SuggestService::for_subject`], and the customer's history it read
+    /// (or remembered): the context takes their sizes from it.
+    pub(crate) async fn with_history(
+        &self,
+        r: Request<'_>,
+    ) -> Result<(SuggestionList, Arc<History>), Error> {
         if !r.caught_up {
             self.live.ensure_current(&self.store).await?;
         }
@@ -450,13 +459,14 @@ impl SuggestService {
                 r.now,
             )
             .await?;
-        Ok(SuggestionList {
+        let list = SuggestionList {
             items,
             experiment: assignment.experiment,
             variant: assignment.variant,
             personalised,
             note: note(history_allowed, personal, personalised, anchors.is_empty()).to_owned(),
-        })
+        };
+        Ok((list, history))
     }
 
     /// The subject's history, from this replica's memory when it holds it
@@ -498,8 +508,7 @@ impl SuggestService {
             return Ok(History::default());
         };
         let store = &self.store;
-        let sized = self.live.read(Model::has_sizes);
-        let (rejected_groups, (viewed, in_cart), lines, returned_groups, bought_groups, sizes) = tokio::try_join!(
+        let (rejected_groups, (viewed, in_cart), lines, returned, bought_groups) = tokio::try_join!(
             store.rejected_groups(subject),
             async {
                 match (personal, browsing) {
@@ -518,9 +527,9 @@ impl SuggestService {
                 match customer {
                     Some(c) => {
                         let since = now.minus_days(self.config.return_window_days);
-                        store.returned_groups(c, since).await
+                        store.returned_lines(c, since).await
                     }
-                    None => Ok(HashSet::new()),
+                    None => Ok(Vec::new()),
                 }
             },
             async {
@@ -529,13 +538,12 @@ impl SuggestService {
                     None => Ok(HashMap::new()),
                 }
             },
-            async {
-                match customer {
-                    Some(c) if sized => store.size_evidence(c).await,
-                    _ => Ok((Vec::new(), Vec::new())),
-                }
-            },
         )?;
+        let returned_groups: HashSet<String> =
+            returned.iter().map(|r| r.group_id.clone()).collect();
+        let size_evidence = self
+            .live
+            .read(|m| signals::size_evidence(m, &lines, &returned));
         Ok(History {
             lines,
             viewed,
@@ -543,7 +551,7 @@ impl SuggestService {
             returned_groups,
             rejected_groups,
             bought_groups,
-            size_evidence: crate::fit::evidence(&sizes.0, &sizes.1),
+            size_evidence,
         })
     }
 
@@ -655,6 +663,26 @@ impl SuggestService {
             .transpose()?;
         *lock() = Some((epoch, running.clone()));
         Ok(running)
+    }
+
+    /// What a customer kept and sent back for its size, from the same reads
+    /// (and the same bounds) as their suggestion history: the newest
+    /// [`limits::PURCHASE_LINES`] purchase lines and the returns of the
+    /// return window.
+    pub(crate) async fn size_evidence(
+        &self,
+        customer: &CustomerId,
+        now: Timestamp,
+    ) -> Result<Vec<crate::fit::Evidence>, Error> {
+        let since = now.minus_days(self.config.return_window_days);
+        let (lines, returned) = tokio::try_join!(
+            self.store
+                .recent_purchase_lines(customer, limits::PURCHASE_LINES),
+            self.store.returned_lines(customer, since)
+        )?;
+        Ok(self
+            .live
+            .read(|m| signals::size_evidence(m, &lines, &returned)))
     }
 
     /// The curations not archived or ended, read again only after the

@@ -6,7 +6,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Filters, IxSet, Model, Signals, price_band};
-use crate::{domain::Timestamp, store::PurchasedLine};
+use crate::{
+    domain::Timestamp,
+    fit::{SizedPurchase, SizedReturn},
+    store::{PurchasedLine, ReturnedLine},
+};
 
 /// Distinct purchased products used as item-to-item seeds (the most
 /// recent).
@@ -33,6 +37,50 @@ pub struct History {
     pub bought_groups: HashMap<String, Timestamp>,
     /// What the customer kept and sent back for its size.
     pub size_evidence: Vec<crate::fit::Evidence>,
+}
+
+/// The size evidence in the purchase lines and returns already read for
+/// suggestions: the sized products among them, by the model's catalogue
+/// (so no read of its own).
+pub fn size_evidence(
+    model: &Model,
+    lines: &[PurchasedLine],
+    returned: &[ReturnedLine],
+) -> Vec<crate::fit::Evidence> {
+    if !model.has_sizes() {
+        return Vec::new();
+    }
+    let size = |p: &str| model.item(p).and_then(|i| model.size_of(i));
+    let purchases: Vec<SizedPurchase> = lines
+        .iter()
+        .filter_map(|l| {
+            let (domain, size) = size(&l.product_id)?;
+            Some(SizedPurchase {
+                order_id: l.order_id.clone(),
+                product_id: l.product_id.clone(),
+                quantity: l.quantity,
+                size,
+                category_path: domain.category,
+                placed_at: l.placed_at,
+            })
+        })
+        .collect();
+    let returns: Vec<SizedReturn> = returned
+        .iter()
+        .filter_map(|r| {
+            let (domain, size) = size(&r.product_id)?;
+            Some(SizedReturn {
+                order_id: r.order_id.clone(),
+                product_id: r.product_id.clone(),
+                quantity: r.quantity,
+                size,
+                category_path: domain.category,
+                reason_code: r.reason_code.clone(),
+                requested_at: r.requested_at,
+            })
+        })
+        .collect();
+    crate::fit::evidence(&purchases, &returns)
 }
 
 /// One distinct purchased product.
