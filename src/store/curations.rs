@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 use tracing::instrument;
 
-use super::{IN_CHUNK, Store, instant, placeholders};
+use super::{
+    IN_CHUNK, Store, instant, placeholders,
+    suggestions::{OUTCOME_COUNTS, outcome_counts},
+};
 use crate::domain::{
     Anchor, CategoryPath, Change, ChangeKind, CuratedItem, Curation, CurationDraft, CustomerId,
     Error, ProductId, Timestamp, Violations,
@@ -46,7 +49,7 @@ pub struct CurationQuery {
     pub filter: CurationFilter,
 }
 
-/// Feedback on one curation's items.
+/// Feedback on suggested items (one curation's, or one variant's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CurationCounts {
     /// Items with any feedback.
@@ -301,11 +304,8 @@ impl Store {
         let mut out = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT curation_id, COUNT(DISTINCT suggestion_id), \
-                 COUNT(DISTINCT CASE WHEN kind IN ('thumbs_up', 'sent_to_customer') THEN suggestion_id END), \
-                 COUNT(DISTINCT CASE WHEN kind = 'purchased' THEN suggestion_id END), \
-                 COUNT(DISTINCT CASE WHEN kind = 'thumbs_down' THEN suggestion_id END) \
-                 FROM suggestion_feedback WHERE curation_id IN ({}) GROUP BY curation_id",
+                "SELECT curation_id, {OUTCOME_COUNTS} FROM suggestion_feedback \
+                 WHERE curation_id IN ({}) GROUP BY curation_id",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -313,17 +313,7 @@ impl Store {
                 q = q.bind(*id);
             }
             for r in q.fetch_all(&self.reader).await? {
-                let n =
-                    |i: usize| -> Result<u64, Error> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
-                out.insert(
-                    r.try_get(0)?,
-                    CurationCounts {
-                        shown: n(1)?,
-                        accepted: n(2)?,
-                        purchased: n(3)?,
-                        rejected: n(4)?,
-                    },
-                );
+                out.insert(r.try_get(0)?, outcome_counts(&r)?);
             }
         }
         Ok(out)

@@ -88,6 +88,25 @@ pub struct VariantCounts {
     pub rejected: u64,
 }
 
+/// Distinct suggestions per outcome over grouped feedback rows: shown (any
+/// feedback), accepted (thumbs up or sent), purchased, rejected; read by
+/// [`outcome_counts`] from the second column on.
+pub(super) const OUTCOME_COUNTS: &str = "COUNT(DISTINCT suggestion_id), \
+     COUNT(DISTINCT CASE WHEN kind IN ('thumbs_up', 'sent_to_customer') THEN suggestion_id END), \
+     COUNT(DISTINCT CASE WHEN kind = 'purchased' THEN suggestion_id END), \
+     COUNT(DISTINCT CASE WHEN kind = 'thumbs_down' THEN suggestion_id END)";
+
+/// The counts of [`OUTCOME_COUNTS`] in columns 1 to 4 of a row.
+pub(super) fn outcome_counts(r: &sqlx::any::AnyRow) -> Result<super::CurationCounts, Error> {
+    let n = |i: usize| -> Result<u64, Error> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
+    Ok(super::CurationCounts {
+        shown: n(1)?,
+        accepted: n(2)?,
+        purchased: n(3)?,
+        rejected: n(4)?,
+    })
+}
+
 /// A stored experiment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExperimentRow {
@@ -235,27 +254,6 @@ impl Store {
             .collect()
     }
 
-    /// Styles the customer returned since `since` (rejected returns do not
-    /// count).
-    pub async fn returned_groups(
-        &self,
-        customer: &CustomerId,
-        since: Timestamp,
-    ) -> Result<HashSet<String>, Error> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT COALESCE(p.group_id, rl.product_id) FROM returns r \
-             JOIN return_lines rl ON rl.return_id = r.return_id \
-             LEFT JOIN products p ON p.product_id = rl.product_id \
-             WHERE r.customer_id = $1 AND r.requested_at >= $2 AND r.status <> 'rejected' LIMIT $3",
-        )
-        .bind(customer.as_str())
-        .bind(since.millis())
-        .bind(STYLE_ROWS)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-    }
-
     /// Styles the customer (or visitor) gave a thumbs down.
     pub async fn rejected_groups(&self, subject: &Subject) -> Result<HashSet<String>, Error> {
         let (sql, id) = match subject {
@@ -333,26 +331,23 @@ impl Store {
 
     /// Distinct suggestions per outcome and variant of an experiment.
     pub async fn feedback_counts(&self, experiment: &str) -> Result<Vec<VariantCounts>, Error> {
-        let rows = sqlx::query(
-            "SELECT variant, COUNT(DISTINCT suggestion_id), \
-             COUNT(DISTINCT CASE WHEN kind IN ('thumbs_up', 'sent_to_customer') THEN suggestion_id END), \
-             COUNT(DISTINCT CASE WHEN kind = 'purchased' THEN suggestion_id END), \
-             COUNT(DISTINCT CASE WHEN kind = 'thumbs_down' THEN suggestion_id END) \
-             FROM suggestion_feedback WHERE experiment = $1 GROUP BY variant ORDER BY variant",
-        )
-        .bind(experiment)
-        .fetch_all(&self.reader)
-        .await?;
+        let sql = format!(
+            "SELECT variant, {OUTCOME_COUNTS} FROM suggestion_feedback WHERE experiment = $1 \
+             GROUP BY variant ORDER BY variant"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(experiment)
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter()
             .map(|r| {
-                let n =
-                    |i: usize| -> Result<u64, Error> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
+                let c = outcome_counts(r)?;
                 Ok(VariantCounts {
                     variant: r.try_get(0)?,
-                    shown: n(1)?,
-                    accepted: n(2)?,
-                    purchased: n(3)?,
-                    rejected: n(4)?,
+                    shown: c.shown,
+                    accepted: c.accepted,
+                    purchased: c.purchased,
+                    rejected: c.rejected,
                 })
             })
             .collect()
