@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Durat
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
@@ -13,6 +14,7 @@ use crate::{
     auth::{GateConfig, GateLayer},
     context::ContextService,
     curate::CurateService,
+    metrics::{Metrics, MetricsLayer},
     proto::{
         self, customer_context_service_server::CustomerContextServiceServer,
         ingest_service_server::IngestServiceServer, privacy_service_server::PrivacyServiceServer,
@@ -188,22 +190,43 @@ impl Application {
             .build_v1alpha()
             .context("building the reflection service")?;
 
-        let ingest = IngestServiceServer::new(IngestApi::new(store.clone()))
+        let metrics = Arc::new(Metrics::new());
+        let ingest = IngestServiceServer::new(IngestApi::new(store.clone(), metrics.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let suggest = SuggestService::new(store.clone(), suggest_config, live);
-        let stylist = StylistServiceServer::new(StylistApi::new(
+        let suggest = SuggestService::new(store.clone(), suggest_config, live.clone());
+        let stylist_api = StylistApi::new(
             CurateService::new(store.clone(), suggest.clone()),
             audit.clone(),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let context = CustomerContextServiceServer::new(ContextApi::new(
+        );
+        let context_api = ContextApi::new(
             ContextService::new(store.clone(), suggest.clone()),
             suggest,
             audit.clone(),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        );
+        let http = crate::http::router(crate::http::Adapters {
+            context: context_api.clone(),
+            stylist: stylist_api.clone(),
+            metrics: metrics.clone(),
+            store: store.clone(),
+            live,
+            auth: gate.auth,
+        });
+        let stylist =
+            StylistServiceServer::new(stylist_api).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let context = CustomerContextServiceServer::new(context_api)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let privacy = PrivacyServiceServer::new(PrivacyApi::new(store.clone(), audit))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut routes = Routes::builder();
+        routes
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(ingest)
+            .add_service(context)
+            .add_service(privacy)
+            .add_service(stylist);
+        let routes = Routes::from(routes.routes().into_axum_router().merge(http));
 
         // Without TCP_NODELAY, small responses wait on delayed ACKs (~40 ms).
         let incoming = TcpIncoming::from(listener)
@@ -214,19 +237,14 @@ impl Application {
         if let Some(tls) = tls {
             builder = builder.tls_config(tls).context("configuring TLS")?;
         }
-        tracing::info!(%addr, backend = ?store.backend(), tls = tls_on, auth = gate.auth, "serving gRPC (with gRPC-Web, health and reflection)");
+        tracing::info!(%addr, backend = ?store.backend(), tls = tls_on, auth = gate.auth, "serving gRPC (with gRPC-Web, health and reflection), JSON, MCP at /mcp, the sidebar at /sidebar and metrics at /metrics");
         let result = builder
             .accept_http1(true)
+            .layer(MetricsLayer::new(metrics.clone(), crate::http::route_of))
             .layer(cors())
-            .layer(tonic_web::GrpcWebLayer::new())
-            .layer(GateLayer::new(store.clone(), gate))
-            .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(ingest)
-            .add_service(context)
-            .add_service(privacy)
-            .add_service(stylist)
+            .layer(crate::http::GrpcWebOnlyLayer)
+            .layer(GateLayer::new(store.clone(), gate, metrics))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         watchdog.abort();
@@ -248,7 +266,7 @@ fn cors() -> tower_http::cors::CorsLayer {
     use tower_http::cors::{Any, CorsLayer};
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(Any)
         .expose_headers([
             HeaderName::from_static("grpc-status"),

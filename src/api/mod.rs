@@ -135,12 +135,26 @@ fn all_ok(outcomes: Vec<d::WriteOutcome>) -> Vec<ItemResult> {
 #[derive(Clone, Debug)]
 pub struct IngestApi {
     store: Store,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl IngestApi {
-    /// An adapter over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// An adapter over `store`, counting what it writes in `metrics`.
+    pub fn new(store: Store, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        Self { store, metrics }
+    }
+}
+
+/// Counts a batch's items by outcome.
+fn count_ingested(metrics: &crate::metrics::Metrics, kind: &'static str, s: &pb::BatchSummary) {
+    for (outcome, n) in [
+        ("created", s.created),
+        ("updated", s.updated),
+        ("duplicate", s.duplicate),
+        ("suppressed", s.suppressed),
+        ("rejected", s.rejected),
+    ] {
+        metrics.ingested(kind, outcome, u64::from(n));
     }
 }
 
@@ -156,6 +170,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         let batch = Batch::parse(products, |p| p.product_id.clone(), convert::product);
         let outcomes = all_ok(self.store.upsert_products(&batch.valid).await?);
         let (results, summary) = batch.finish(outcomes);
+        count_ingested(&self.metrics, "product", &summary);
         Ok(Response::new(pb::UpsertProductsResponse {
             results,
             summary: Some(summary),
@@ -176,6 +191,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         );
         let outcomes = self.store.upsert_customers(&batch.valid).await?;
         let (results, summary) = batch.finish(outcomes);
+        count_ingested(&self.metrics, "customer", &summary);
         Ok(Response::new(pb::UpsertCustomersResponse {
             results,
             summary: Some(summary),
@@ -207,6 +223,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         let batch = Batch::parse(events, |e| e.message_id.clone(), |e| convert::event(e, now));
         let outcomes = all_ok(self.store.record_events(&batch.valid).await?);
         let (results, summary) = batch.finish(outcomes);
+        count_ingested(&self.metrics, "event", &summary);
         Ok(Response::new(pb::RecordEventsResponse {
             results,
             summary: Some(summary),
@@ -252,6 +269,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                 count(&mut summary, convert::outcome(o));
             }
         }
+        count_ingested(&self.metrics, "event", &summary);
         Ok(Response::new(pb::StreamEventsResponse {
             summary: Some(summary),
             rejected,
@@ -272,6 +290,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         );
         let outcomes = self.store.record_orders(&batch.valid).await?;
         let (results, summary) = batch.finish(outcomes);
+        count_ingested(&self.metrics, "order", &summary);
         Ok(Response::new(pb::RecordOrdersResponse {
             results,
             summary: Some(summary),
@@ -292,6 +311,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         );
         let outcomes = self.store.record_returns(&batch.valid).await?;
         let (results, summary) = batch.finish(outcomes);
+        count_ingested(&self.metrics, "return", &summary);
         Ok(Response::new(pb::RecordReturnsResponse {
             results,
             summary: Some(summary),
@@ -312,6 +332,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         );
         let outcomes = all_ok(self.store.upsert_tickets(&batch.valid).await?);
         let (results, summary) = batch.finish(outcomes);
+        count_ingested(&self.metrics, "ticket", &summary);
         Ok(Response::new(pb::UpsertTicketsResponse {
             results,
             summary: Some(summary),

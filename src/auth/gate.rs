@@ -21,7 +21,10 @@ use super::{
     keys,
     roles::{Access, Caller, access_for},
 };
-use crate::store::Store;
+use crate::{
+    metrics::{Metrics, Refusal as Counted},
+    store::Store,
+};
 
 /// Gate settings.
 #[derive(Debug, Clone)]
@@ -68,6 +71,7 @@ struct State {
     admission: Arc<Admission>,
     streams: Arc<Semaphore>,
     refusals: RefusalLog,
+    metrics: Arc<Metrics>,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -79,7 +83,7 @@ pub struct GateLayer {
 
 impl GateLayer {
     /// A gate over `store` with `config`.
-    pub fn new(store: Store, config: GateConfig) -> Self {
+    pub fn new(store: Store, config: GateConfig, metrics: Arc<Metrics>) -> Self {
         let admission = Admission::new(Limits {
             running: config.max_running,
             queued: config.max_queued,
@@ -93,6 +97,7 @@ impl GateLayer {
                 admission,
                 streams,
                 refusals: RefusalLog::default(),
+                metrics,
                 buckets: Mutex::new(HashMap::new()),
             }),
         }
@@ -150,6 +155,15 @@ fn token_of<B>(req: &http::Request<B>) -> Option<String> {
 }
 
 impl State {
+    fn refused(&self, what: Refused) {
+        self.refusals.note(what);
+        self.metrics.refused(match what {
+            Refused::Overloaded => Counted::Overloaded,
+            Refused::DeadlinePassed => Counted::DeadlinePassed,
+            Refused::Unavailable => Counted::DatabaseUnavailable,
+        });
+    }
+
     fn take_token(&self, key_id: &str) -> bool {
         if self.config.rate_per_key <= 0.0 {
             return true;
@@ -206,7 +220,7 @@ impl State {
     /// the admission queue.
     async fn place(&self, path: &str, deadline: Option<Instant>) -> Result<Held, Status> {
         if !self.store.reachable() {
-            self.refusals.note(Refused::Unavailable);
+            self.refused(Refused::Unavailable);
             return Err(Status::unavailable(
                 "the service's database is unavailable; retry later",
             ));
@@ -220,7 +234,7 @@ impl State {
                 .try_acquire_owned()
                 .map(Held::Stream)
                 .map_err(|_| {
-                    self.refusals.note(Refused::Overloaded);
+                    self.refused(Refused::Overloaded);
                     overloaded()
                 });
         }
@@ -229,7 +243,7 @@ impl State {
             .await
             .map(Held::Call)
             .map_err(|r| {
-                self.refusals.note(r.into());
+                self.refused(r.into());
                 match r {
                     Refusal::Overloaded => overloaded(),
                     Refusal::DeadlinePassed => {
@@ -266,6 +280,7 @@ impl State {
             )));
         }
         if !self.take_token(&caller.key_id) {
+            self.metrics.refused(Counted::RateLimited);
             return Err(Status::resource_exhausted(
                 "rate limit exceeded for this API key; retry later",
             ));
@@ -298,6 +313,7 @@ where
         let state = self.state.clone();
         Box::pin(async move {
             let path = req.uri().path().to_owned();
+            let http = crate::http::is_http(&req);
             let token = token_of(&req);
             let deadline = req
                 .headers()
@@ -314,6 +330,7 @@ where
                     drop(permit);
                     response
                 }
+                Err(status) if http => Ok(crate::http::error_response(&status)),
                 Err(status) => Ok(status.into_http()),
             }
         })

@@ -111,8 +111,25 @@ pub enum Access {
     Open,
     /// Needs a key whose role grants the permission.
     Needs(Permission),
+    /// Needs a valid key; the adapter checks each operation's permission
+    /// (`/mcp`, where one call names the tool inside its body).
+    Authenticated,
     /// Not a method of this server.
     Unknown,
+}
+
+/// The rules of the HTTP routes: each JSON route needs what its RPC needs;
+/// the sidebar page (it holds no data) and the metrics (no personal data)
+/// are open.
+fn http_access(path: &str) -> Option<Access> {
+    Some(match path {
+        "/v1/context" => Access::Needs(Permission::ReadContext),
+        "/v1/suggestions" | "/v1/curated-cross-sells" => Access::Needs(Permission::ReadSuggestions),
+        "/v1/feedback" => Access::Needs(Permission::SendFeedback),
+        "/mcp" => Access::Authenticated,
+        "/sidebar" | "/metrics" => Access::Open,
+        _ => return None,
+    })
 }
 
 /// The access rule for a request path (`/package.Service/Method`). Ingest
@@ -120,6 +137,9 @@ pub enum Access {
 /// context service has one rule per method. A service or method without a
 /// rule is `Unknown`, which the gate refuses.
 pub fn access_for(path: &str) -> Access {
+    if let Some(access) = http_access(path) {
+        return access;
+    }
     let service = path
         .trim_start_matches('/')
         .split('/')

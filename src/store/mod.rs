@@ -235,6 +235,29 @@ impl Store {
         Ok(())
     }
 
+    /// Each connection pool's use now: (pool, open, idle, most allowed).
+    /// On PostgreSQL the reader and the writer are one pool (`shared`).
+    pub fn pool_use(&self) -> Vec<(&'static str, u32, u32, u32)> {
+        let one = |pool: &sqlx::AnyPool| {
+            (
+                pool.size(),
+                pool.num_idle() as u32,
+                pool.options().get_max_connections(),
+            )
+        };
+        let mut out = Vec::new();
+        let (open, idle, max) = one(&self.reader);
+        match self.backend {
+            Backend::Postgres => out.push(("shared", open, idle, max)),
+            Backend::Sqlite => {
+                out.push(("reader", open, idle, max));
+                let (open, idle, max) = one(&self.writer);
+                out.push(("writer", open, idle, max));
+            }
+        }
+        out
+    }
+
     /// The engine this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -8,6 +8,7 @@ mod curations;
 mod fit;
 mod fixtures;
 mod harness;
+mod http;
 mod ingest;
 mod lookups;
 mod model;

@@ -162,7 +162,7 @@ const DAY: i64 = 24 * 60;
 /// insoles and the out-of-stock gaiter; their buyers move on to jackets;
 /// bottles sell every day), and Maya, who bought a Trail Runner 2 ten days
 /// ago.
-async fn shop(app: &TestApp) {
+pub(crate) async fn shop(app: &TestApp) {
     let mut ingest = app.ingest.clone();
     let products = CATALOG
         .iter()

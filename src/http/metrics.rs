@@ -1,0 +1,68 @@
+//! `GET /metrics`: the counters, and gauges read now (database pools, the
+//! suggestion model, the change feed), in Prometheus text.
+
+use axum::{extract::State, response::IntoResponse};
+
+use super::Adapters;
+use crate::{domain::Timestamp, metrics::Text};
+
+/// The scrape.
+pub async fn scrape(State(a): State<Adapters>) -> impl IntoResponse {
+    let mut out = Text::default();
+    a.metrics.render(&mut out);
+    out.family(
+        "cc_db_pool_connections",
+        "gauge",
+        "Database connections by pool (reader, writer; shared on PostgreSQL) and state (open, idle, max).",
+    );
+    for (pool, open, idle, max) in a.store.pool_use() {
+        for (state, n) in [("open", open), ("idle", idle), ("max", max)] {
+            out.sample(
+                "cc_db_pool_connections",
+                &[("pool", pool), ("state", state)],
+                f64::from(n),
+            );
+        }
+    }
+    let (version, built_at) = (a.live.version(), a.live.read(|m| m.built_at));
+    out.gauge(
+        "cc_model_version",
+        "The suggestion model snapshot this replica serves (0: none built yet).",
+        version as f64,
+    );
+    let age = if version > 0 {
+        (Timestamp::now().millis() - built_at).max(0) as f64 / 1000.0
+    } else {
+        0.0
+    };
+    out.gauge(
+        "cc_model_age_seconds",
+        "Seconds since the served model snapshot was built (0 with none).",
+        age,
+    );
+    let applied = a.live.applied();
+    out.gauge(
+        "cc_change_feed_applied",
+        "The last change-feed entry this replica applied to its model.",
+        applied as f64,
+    );
+    if let Ok(head) = a.store.feed_head().await {
+        out.gauge(
+            "cc_change_feed_lag_entries",
+            "Change-feed entries written (by any replica) that this replica has not applied yet.",
+            (head - applied).max(0) as f64,
+        );
+    }
+    out.gauge(
+        "cc_database_up",
+        "1 while the database answers health pings, 0 during an outage.",
+        if a.store.reachable() { 1.0 } else { 0.0 },
+    );
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out.finish(),
+    )
+}
