@@ -11,6 +11,7 @@ mod harness;
 mod http;
 mod ingest;
 mod lookups;
+mod mcp;
 mod model;
 mod outage;
 mod platform;
