@@ -17,6 +17,7 @@ mod outage;
 mod platform;
 mod replicas;
 mod residue;
+mod sidebar;
 mod suggest_props;
 mod suggestions;
 mod trust;
