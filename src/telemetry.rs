@@ -12,12 +12,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// The MCP SDK logs whole requests (tool arguments: emails, phone numbers)
+/// at debug and trace level, so it never logs below `error`, whatever
+/// `RUST_LOG` asks.
+pub const MCP_SDK_CAP: &str = "rmcp=error";
+
 /// Installs the global subscriber, writing to stderr. The default filter is
-/// `info` for this crate and `warn` for libraries; `RUST_LOG` overrides it.
+/// `info` for this crate and `warn` for libraries; `RUST_LOG` overrides it,
+/// except that the MCP SDK is capped at [`MCP_SDK_CAP`].
 /// Calling it twice is harmless (the second call does nothing).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,customer_context=info"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,customer_context=info"))
+        .add_directive(MCP_SDK_CAP.parse().expect("a valid directive"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Pretty => registry

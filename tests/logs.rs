@@ -1,7 +1,8 @@
-//! Personal data never reaches the logs: runs ingestion, lookups and bad
-//! requests with every log line captured at TRACE level (our crate and the
-//! libraries), then searches the capture for the test customer's email,
-//! phone and name.
+//! Personal data never reaches the logs: runs ingestion, lookups (gRPC,
+//! JSON, MCP) and bad requests with every log line captured at TRACE level
+//! (our crate and the libraries; the MCP SDK at the cap the service always
+//! applies), then searches the capture for the test customer's email, phone
+//! and name.
 
 #[path = "api/fixtures.rs"]
 #[allow(dead_code)]
@@ -34,7 +35,13 @@ async fn no_email_or_phone_in_logs() {
     let capture = Capture::default();
     let writer = capture.clone();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::new("trace").add_directive(
+                customer_context::telemetry::MCP_SDK_CAP
+                    .parse()
+                    .expect("ok"),
+            ),
+        )
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
@@ -88,6 +95,41 @@ async fn no_email_or_phone_in_logs() {
         Identity::Email("unknown.private@example.com".into()),
     ] {
         let _ = context(&app, by(identity)).await;
+    }
+    // The same lookups through the JSON endpoint and MCP (and malformed ones).
+    let key = app.key(customer_context::auth::Role::Agent).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", app.addr);
+    for query in [
+        "email=maya.private%40example.com",
+        "phone=%2B1%20555%20012%203456",
+        "email=maya.private%40%40example.com",
+        "emial=maya.private%40example.com",
+    ] {
+        let _ = http
+            .get(format!("{base}/v1/context?{query}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("an answer");
+    }
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer_context","arguments":{"email":"maya.private@example.com"}}}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_customer_context","arguments":{"emial":"maya.private@example.com"}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"maya.private@example.com"}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":"maya.private@example.com"#,
+    ] {
+        let answer = http
+            .post(format!("{base}/mcp"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body)
+            .send()
+            .await
+            .expect("an answer");
+        let _ = answer.text().await;
     }
     let link = pb::LinkIdentityRequest {
         customer_id: "c-other".into(),

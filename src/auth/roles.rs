@@ -127,7 +127,7 @@ fn http_access(path: &str) -> Option<Access> {
         "/v1/suggestions" | "/v1/curated-cross-sells" => Access::Needs(Permission::ReadSuggestions),
         "/v1/feedback" => Access::Needs(Permission::SendFeedback),
         "/mcp" => Access::Authenticated,
-        "/sidebar" | "/metrics" => Access::Open,
+        "/" | "/sidebar" | "/metrics" => Access::Open,
         _ => return None,
     })
 }

@@ -54,6 +54,10 @@ pub fn router(adapters: Adapters) -> Router {
         .route("/v1/curated-cross-sells", get(json::curated))
         .route("/v1/feedback", post(json::feedback))
         .route("/sidebar", get(sidebar::page))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/sidebar") }),
+        )
         .route("/metrics", get(metrics::scrape))
         .with_state(adapters)
         .route_service("/mcp", mcp)
@@ -62,6 +66,7 @@ pub fn router(adapters: Adapters) -> Router {
 /// The route a path names, for metrics labels (None: not an HTTP route).
 pub fn route_of(path: &str) -> Option<&'static str> {
     [
+        "/",
         "/v1/context",
         "/v1/suggestions",
         "/v1/curated-cross-sells",
