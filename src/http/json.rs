@@ -3,6 +3,8 @@
 //! parameters) and `POST /v1/feedback` (a JSON body), answers in the
 //! canonical protobuf JSON of the same messages as the RPCs.
 
+use std::future::Future;
+
 use axum::{
     Extension,
     body::Bytes,
@@ -15,32 +17,41 @@ use tonic::Status;
 use super::{Adapters, as_grpc, error_response, protojson};
 use crate::{
     auth::Caller,
+    domain::{Violations, clip},
     proto::{
         self as pb, customer_context_service_server::CustomerContextService,
         stylist_service_server::StylistService,
     },
 };
 
-/// An answer as JSON, or the status as a JSON error.
-fn answer<M: prost::Message>(
-    full_name: &str,
-    result: Result<tonic::Response<M>, Status>,
-) -> Response {
+/// The request (proto type `request`) parsed from `input`, passed to `rpc`
+/// as `caller`; its answer (proto type `answer`) as JSON, or the status as
+/// a JSON error.
+async fn serve<Req, Res, Fut>(
+    caller: Caller,
+    input: Result<Req, Status>,
+    answer: &str,
+    rpc: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Response
+where
+    Res: prost::Message,
+    Fut: Future<Output = Result<tonic::Response<Res>, Status>>,
+{
+    let result = match input {
+        Ok(request) => rpc(as_grpc(caller, request)).await,
+        Err(status) => Err(status),
+    };
     match result {
-        Ok(r) => json_response(protojson::to_json(full_name, r.get_ref())),
+        Ok(r) => (
+            [
+                (http::header::CONTENT_TYPE, "application/json"),
+                (http::header::CACHE_CONTROL, "no-store"),
+            ],
+            protojson::to_json(answer, r.get_ref()).to_string(),
+        )
+            .into_response(),
         Err(status) => error_response(&status).into_response(),
     }
-}
-
-fn json_response(value: Value) -> Response {
-    (
-        [
-            (http::header::CONTENT_TYPE, "application/json"),
-            (http::header::CACHE_CONTROL, "no-store"),
-        ],
-        value.to_string(),
-    )
-        .into_response()
 }
 
 /// `GET /v1/context?email=…` (or any identity; `read_mask`, `*_limit`,
@@ -50,18 +61,12 @@ pub async fn context(
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let request: pb::GetCustomerContextRequest = match protojson::from_query(
+    let input = protojson::from_query::<pb::GetCustomerContextRequest>(
         "customer_context.v1.GetCustomerContextRequest",
         query.as_deref(),
-    ) {
-        Ok(r) => r,
-        Err(status) => return error_response(&status).into_response(),
-    };
-    let result = a
-        .context
-        .get_customer_context(as_grpc(caller, request))
-        .await;
-    answer("customer_context.v1.CustomerContext", result)
+    );
+    let answer = "customer_context.v1.CustomerContext";
+    serve(caller, input, answer, |r| a.context.get_customer_context(r)).await
 }
 
 /// `GET /v1/suggestions?email=…&anchor_product_ids=…&limit=…`.
@@ -70,18 +75,12 @@ pub async fn suggestions(
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let request: pb::SuggestCrossSellsRequest = match protojson::from_query(
+    let input = protojson::from_query::<pb::SuggestCrossSellsRequest>(
         "customer_context.v1.SuggestCrossSellsRequest",
         query.as_deref(),
-    ) {
-        Ok(r) => r,
-        Err(status) => return error_response(&status).into_response(),
-    };
-    let result = a
-        .context
-        .suggest_cross_sells(as_grpc(caller, request))
-        .await;
-    answer("customer_context.v1.SuggestCrossSellsResponse", result)
+    );
+    let answer = "customer_context.v1.SuggestCrossSellsResponse";
+    serve(caller, input, answer, |r| a.context.suggest_cross_sells(r)).await
 }
 
 /// `GET /v1/curated-cross-sells?email=…&anchor_product_ids=…`.
@@ -90,18 +89,15 @@ pub async fn curated(
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let request: pb::GetCuratedCrossSellsRequest = match protojson::from_query(
+    let input = protojson::from_query::<pb::GetCuratedCrossSellsRequest>(
         "customer_context.v1.GetCuratedCrossSellsRequest",
         query.as_deref(),
-    ) {
-        Ok(r) => r,
-        Err(status) => return error_response(&status).into_response(),
-    };
-    let result = a
-        .stylist
-        .get_curated_cross_sells(as_grpc(caller, request))
-        .await;
-    answer("customer_context.v1.GetCuratedCrossSellsResponse", result)
+    );
+    let answer = "customer_context.v1.GetCuratedCrossSellsResponse";
+    serve(caller, input, answer, |r| {
+        a.stylist.get_curated_cross_sells(r)
+    })
+    .await
 }
 
 /// `POST /v1/feedback` with a `RecordSuggestionFeedbackRequest` as JSON.
@@ -110,11 +106,11 @@ pub async fn feedback(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let parsed = serde_json::from_slice::<Value>(&body)
+    let input = serde_json::from_slice::<Value>(&body)
         .map_err(|e| {
-            crate::api::invalid_argument(&crate::domain::Violations::single(
+            crate::api::invalid_argument(&Violations::single(
                 "body",
-                format!("is not JSON: {}", crate::domain::clip(&e.to_string(), 200)),
+                format!("is not JSON: {}", clip(&e.to_string(), 200)),
             ))
         })
         .and_then(|json| {
@@ -124,16 +120,9 @@ pub async fn feedback(
                 "body",
             )
         });
-    let request = match parsed {
-        Ok(r) => r,
-        Err(status) => return error_response(&status).into_response(),
-    };
-    let result = a
-        .context
-        .record_suggestion_feedback(as_grpc(caller, request))
-        .await;
-    answer(
-        "customer_context.v1.RecordSuggestionFeedbackResponse",
-        result,
-    )
+    let answer = "customer_context.v1.RecordSuggestionFeedbackResponse";
+    serve(caller, input, answer, |r| {
+        a.context.record_suggestion_feedback(r)
+    })
+    .await
 }

@@ -106,12 +106,8 @@ pub fn error_response(status: &Status) -> http::Response<tonic::body::Body> {
         );
     }
     response
-        .body(tonic::body::Body::new(http_body_full(body)))
+        .body(tonic::body::Body::new(axum::body::Body::from(body)))
         .expect("a JSON error is a valid response")
-}
-
-fn http_body_full(body: String) -> axum::body::Body {
-    axum::body::Body::from(body)
 }
 
 /// A gRPC request carrying the caller the gate attached, so the handler

@@ -219,78 +219,68 @@ fn request_json(tool: &str, arguments: JsonObject) -> Value {
     Value::Object(request)
 }
 
+/// The request (proto type `request`) from the tool's JSON, passed to
+/// `rpc` as `caller`: its answer, or the status.
+async fn rpc<Req, Res, Fut>(
+    caller: Caller,
+    json: Value,
+    request: &str,
+    rpc: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Result<Res, Status>
+where
+    Req: prost::Message + Default,
+    Fut: std::future::Future<Output = Result<tonic::Response<Res>, Status>>,
+{
+    let request = protojson::from_json::<Req>(request, json, "arguments")?;
+    Ok(rpc(crate::http::as_grpc(caller, request))
+        .await?
+        .into_inner())
+}
+
 /// Calls the tool's RPC as `caller`.
 pub async fn call(
-    adapters: &Adapters,
+    a: &Adapters,
     caller: Caller,
     spec: &Spec,
     arguments: JsonObject,
 ) -> Result<CallToolResult, Status> {
     let json = request_json(spec.name, arguments);
+    let (context, stylist) = (&a.context, &a.stylist);
     Ok(match spec.name {
         "get_customer_context" => {
-            let request = protojson::from_json::<pb::GetCustomerContextRequest>(
-                "customer_context.v1.GetCustomerContextRequest",
-                json,
-                "arguments",
-            )?;
-            let answer = adapters
-                .context
-                .get_customer_context(crate::http::as_grpc(caller, request))
-                .await?
-                .into_inner();
+            let request = "customer_context.v1.GetCustomerContextRequest";
+            let answer = rpc(caller, json, request, |r| context.get_customer_context(r)).await?;
             let mut text = answer.agent_brief.clone();
-            if let Some(s) = &answer.suggestions {
-                push_items(&mut text, &s.items);
-            }
-            result(
-                text,
-                protojson::to_json("customer_context.v1.CustomerContext", &answer),
-            )
+            push_items(&mut text, items(&answer.suggestions));
+            let full = "customer_context.v1.CustomerContext";
+            result(text, protojson::to_json(full, &answer))
         }
         "suggest_cross_sells" => {
-            let request = protojson::from_json::<pb::SuggestCrossSellsRequest>(
-                "customer_context.v1.SuggestCrossSellsRequest",
-                json,
-                "arguments",
-            )?;
-            let answer = adapters
-                .context
-                .suggest_cross_sells(crate::http::as_grpc(caller, request))
-                .await?
-                .into_inner();
+            let request = "customer_context.v1.SuggestCrossSellsRequest";
+            let answer = rpc(caller, json, request, |r| context.suggest_cross_sells(r)).await?;
             let mut text = String::new();
             push_items(&mut text, items(&answer.suggestions));
             let full = "customer_context.v1.SuggestCrossSellsResponse";
             result(text, protojson::to_json(full, &answer))
         }
         "get_curated_cross_sells" => {
-            let request = protojson::from_json::<pb::GetCuratedCrossSellsRequest>(
-                "customer_context.v1.GetCuratedCrossSellsRequest",
-                json,
-                "arguments",
-            )?;
-            let answer = adapters
-                .stylist
-                .get_curated_cross_sells(crate::http::as_grpc(caller, request))
-                .await?
-                .into_inner();
+            let request = "customer_context.v1.GetCuratedCrossSellsRequest";
+            let answer = rpc(caller, json, request, |r| {
+                stylist.get_curated_cross_sells(r)
+            })
+            .await?;
             let mut text = String::new();
             push_items(&mut text, items(&answer.suggestions));
             let full = "customer_context.v1.GetCuratedCrossSellsResponse";
             result(text, protojson::to_json(full, &answer))
         }
         _ => {
-            let request = protojson::from_json::<pb::RecordSuggestionFeedbackRequest>(
-                "customer_context.v1.RecordSuggestionFeedbackRequest",
-                json,
-                "arguments",
-            )?;
-            let answer = adapters
-                .context
-                .record_suggestion_feedback(crate::http::as_grpc(caller, request))
-                .await?
-                .into_inner();
+            let request = "customer_context.v1.RecordSuggestionFeedbackRequest";
+            let answer: pb::RecordSuggestionFeedbackResponse = rpc(caller, json, request, |r| {
+                context.record_suggestion_feedback(r)
+            })
+            .await?;
+            // One item: a rejected one is the tool's error, naming the field.
             if let Some(rejected) = answer.results.iter().find(|r| !r.violations.is_empty()) {
                 let mut violations = crate::domain::Violations::new();
                 for v in &rejected.violations {

@@ -6,10 +6,7 @@
 
 use std::{process::Stdio, time::Duration};
 
-use customer_context::{
-    auth::Role,
-    proto::{self as pb, customer_ref::Identity},
-};
+use customer_context::{auth::Role, proto as pb};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -17,6 +14,7 @@ use crate::{
     fixtures::*,
     harness::{Backend, spawn_app},
     http::maya,
+    suggestions::for_customer,
 };
 
 /// Longest wait for the page to reach a state (a bound, not an assertion).
@@ -198,21 +196,7 @@ async fn the_sidebar_shows_a_customer_follows_chatwoot_and_records_a_thumbs_down
         .expect("query");
     assert!(left.is_empty(), "{product} left the list");
 
-    let s = app
-        .context
-        .clone()
-        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
-            customer: Some(pb::CustomerRef {
-                identity: Some(Identity::CustomerId("maya".into())),
-            }),
-            limit: 50,
-            ..Default::default()
-        })
-        .await
-        .expect("suggestions")
-        .into_inner()
-        .suggestions
-        .expect("a list");
+    let s = for_customer(&app, "maya").await;
     assert!(
         s.items
             .iter()

@@ -237,7 +237,7 @@ async fn suggest(app: &TestApp, request: pb::SuggestCrossSellsRequest) -> pb::Su
         .expect("a list")
 }
 
-async fn for_customer(app: &TestApp, id: &str) -> pb::Suggestions {
+pub(crate) async fn for_customer(app: &TestApp, id: &str) -> pb::Suggestions {
     suggest(
         app,
         pb::SuggestCrossSellsRequest {
