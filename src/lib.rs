@@ -27,3 +27,4 @@ pub mod startup;
 pub mod store;
 pub mod suggest;
 pub mod telemetry;
+pub mod watch;

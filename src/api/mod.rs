@@ -6,6 +6,7 @@ mod privacy;
 mod status;
 mod stylist;
 mod suggestions;
+mod watch;
 
 use tonic::{Request, Response, Status, Streaming};
 
@@ -349,6 +350,39 @@ pub struct ContextApi {
 }
 
 impl ContextApi {
+    /// A context as `caller` may see it, once its read through `rpc` is on
+    /// record in the access log.
+    async fn answer(
+        &self,
+        caller: &crate::auth::Caller,
+        rpc: &str,
+        context: crate::context::CustomerContext,
+    ) -> Result<pb::CustomerContext, Status> {
+        let context = convert::context_response(context, caller.role.sees_contact_details());
+        self.log_read(caller, rpc, &context).await?;
+        Ok(context)
+    }
+
+    /// Records that `caller` read `context` through `rpc`.
+    async fn log_read(
+        &self,
+        caller: &crate::auth::Caller,
+        rpc: &str,
+        context: &pb::CustomerContext,
+    ) -> Result<(), Status> {
+        let customer = Some(context.customer_id.as_str()).filter(|c| !c.is_empty());
+        let anonymous = Some(context.anonymous_id.as_str()).filter(|a| !a.is_empty());
+        self.audit
+            .record(
+                caller,
+                rpc,
+                customer,
+                anonymous.filter(|_| customer.is_none()),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// An adapter over `context` and `suggest`, recording reads in `audit`.
     pub fn new(
         context: ContextService,
@@ -374,22 +408,21 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         let query =
             convert::context_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
         let context = self.context.get(&query).await?;
-        self.audit
-            .record(
-                &caller,
-                "/customer_context.v1.CustomerContextService/GetCustomerContext",
-                context.customer_id.as_ref().map(|c| c.as_str()),
-                context
-                    .anonymous_id
-                    .as_ref()
-                    .map(|a| a.as_str())
-                    .filter(|_| context.customer_id.is_none()),
-            )
-            .await?;
-        Ok(Response::new(convert::context_response(
-            context,
-            caller.role.sees_contact_details(),
-        )))
+        let rpc = "/customer_context.v1.CustomerContextService/GetCustomerContext";
+        Ok(Response::new(self.answer(&caller, rpc, context).await?))
+    }
+
+    type WatchCustomerContextStream = watch::ContextStream;
+
+    #[tracing::instrument(skip_all, name = "WatchCustomerContext")]
+    async fn watch_customer_context(
+        &self,
+        request: Request<pb::WatchCustomerContextRequest>,
+    ) -> Result<Response<Self::WatchCustomerContextStream>, Status> {
+        let caller = caller_of(&request)?;
+        watch::start(self.clone(), caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "SuggestCrossSells")]

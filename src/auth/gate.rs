@@ -133,7 +133,7 @@ enum Held {
 fn is_streaming(path: &str) -> bool {
     matches!(
         path.rsplit('/').next(),
-        Some("StreamEvents" | "ExportCustomerData")
+        Some("StreamEvents" | "ExportCustomerData" | "WatchCustomerContext")
     )
 }
 

@@ -167,7 +167,9 @@ pub fn access_for(path: &str) -> Access {
         "customer_context.v1.CustomerContextService" => {
             let method = path.rsplit('/').next().unwrap_or_default();
             match method {
-                "GetCustomerContext" => Access::Needs(Permission::ReadContext),
+                "GetCustomerContext" | "WatchCustomerContext" => {
+                    Access::Needs(Permission::ReadContext)
+                }
                 "SuggestCrossSells" => Access::Needs(Permission::ReadSuggestions),
                 "RecordSuggestionFeedback" => Access::Needs(Permission::SendFeedback),
                 // Merchandising numbers: for stylists (who curate) and admins.

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     domain::{ChangeKind, Error, FeedEntry, Timestamp},
     store::{ModelInputs, Store},
+    watch::Watchers,
 };
 
 /// Feed entries read per round trip.
@@ -78,6 +79,8 @@ pub struct LiveModel {
     curations: AtomicU64,
     catching_up: tokio::sync::Mutex<()>,
     memo: Memo,
+    /// Live watchers of customers, woken by the entries applied here.
+    watchers: Arc<Watchers>,
 }
 
 impl LiveModel {
@@ -93,6 +96,7 @@ impl LiveModel {
             curations: AtomicU64::new(0),
             catching_up: tokio::sync::Mutex::new(()),
             memo: Memo::default(),
+            watchers: Arc::default(),
         }
     }
 
@@ -126,6 +130,11 @@ impl LiveModel {
     /// Moves on whenever the feed reports a curation change.
     pub fn curations_epoch(&self) -> u64 {
         self.curations.load(Ordering::Acquire)
+    }
+
+    /// The live watchers of customers on this replica.
+    pub fn watchers(&self) -> &Arc<Watchers> {
+        &self.watchers
     }
 
     /// What this replica remembers per customer.
@@ -275,6 +284,7 @@ impl LiveModel {
                 self.memo.products.changed(p, e.seq);
             }
         }
+        self.watchers.notify(entries);
         Ok(())
     }
 }

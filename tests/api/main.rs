@@ -21,3 +21,4 @@ mod sidebar;
 mod suggest_props;
 mod suggestions;
 mod trust;
+mod watch;

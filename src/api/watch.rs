@@ -1,0 +1,188 @@
+//! `WatchCustomerContext`: the first context, then a whole new one whenever
+//! the feed reports a change for the customer (see `crate::watch`), at most
+//! one per [`MIN_GAP`], heartbeats while idle. One task per stream; it
+//! holds one unsent message at most (the channel's one place) and the
+//! triggers seen since (a bitset), so a client that stops reading costs a
+//! fixed amount of memory and never slows anything else.
+
+use std::{collections::HashSet, pin::Pin, time::Duration};
+
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Code, Status};
+
+use super::{ContextApi, convert, invalid_argument};
+use crate::{auth::Caller, domain::Violations, proto as pb, watch::Trigger};
+
+/// The stream of a watch.
+pub type ContextStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchCustomerContextResponse, Status>> + Send>>;
+
+const RPC: &str = "/customer_context.v1.CustomerContextService/WatchCustomerContext";
+/// Least time between two contexts of one stream (bursts coalesce).
+const MIN_GAP: Duration = Duration::from_millis(250);
+/// Heartbeat period when the request leaves it at 0, and the longest.
+const HEARTBEAT: (u32, u32) = (15, 300);
+
+fn heartbeat(seconds: u32) -> Result<Duration, Status> {
+    match seconds {
+        0 => Ok(Duration::from_secs(u64::from(HEARTBEAT.0))),
+        s if s <= HEARTBEAT.1 => Ok(Duration::from_secs(u64::from(s))),
+        _ => Err(invalid_argument(&Violations::single(
+            "heartbeat_seconds",
+            format!("must be at most {}", HEARTBEAT.1),
+        ))),
+    }
+}
+
+fn trigger(t: Trigger) -> pb::WatchTrigger {
+    match t {
+        Trigger::Browsing => pb::WatchTrigger::Browsing,
+        Trigger::Order => pb::WatchTrigger::Order,
+        Trigger::Return => pb::WatchTrigger::Return,
+        Trigger::Ticket => pb::WatchTrigger::Ticket,
+        Trigger::Profile | Trigger::Erasure => pb::WatchTrigger::Profile,
+        Trigger::Consent => pb::WatchTrigger::Consent,
+        Trigger::Catalog => pb::WatchTrigger::Catalog,
+        Trigger::Feedback => pb::WatchTrigger::Feedback,
+    }
+}
+
+fn context_message(
+    context: pb::CustomerContext,
+    triggers: Vec<pb::WatchTrigger>,
+) -> pb::WatchCustomerContextResponse {
+    pb::WatchCustomerContextResponse {
+        update: Some(pb::watch_customer_context_response::Update::Context(
+            context,
+        )),
+        triggers: triggers.into_iter().map(Into::into).collect(),
+    }
+}
+
+/// Every product a context shows (a change to one wakes the watcher).
+fn products(c: &pb::CustomerContext) -> HashSet<String> {
+    let ids = c
+        .recent_browsing
+        .iter()
+        .filter_map(|b| b.product.as_ref())
+        .chain(
+            c.recent_orders
+                .iter()
+                .flat_map(|o| o.lines.iter().filter_map(|l| l.product.as_ref())),
+        )
+        .chain(
+            c.returns
+                .iter()
+                .flat_map(|r| r.lines.iter().filter_map(|l| l.product.as_ref())),
+        )
+        .chain(
+            c.suggestions
+                .iter()
+                .flat_map(|s| s.items.iter().filter_map(|i| i.product.as_ref())),
+        );
+    ids.map(|p| p.product_id.clone()).collect()
+}
+
+/// The same context but for when it was read.
+fn same(a: &pb::CustomerContext, b: &pb::CustomerContext) -> bool {
+    let mut b = b.clone();
+    b.as_of = a.as_of;
+    if let (Some(x), Some(y)) = (&a.suggestions, &mut b.suggestions) {
+        // Suggestion ids carry the time they were issued.
+        for (i, j) in x.items.iter().zip(y.items.iter_mut()) {
+            j.suggestion_id.clone_from(&i.suggestion_id);
+        }
+    }
+    *a == b
+}
+
+/// Opens a watch: the first context is read (and its errors returned)
+/// before the stream starts.
+pub async fn start(
+    api: ContextApi,
+    caller: Caller,
+    request: pb::WatchCustomerContextRequest,
+) -> Result<ContextStream, Status> {
+    let every = heartbeat(request.heartbeat_seconds)?;
+    let query = convert::context_query(request.context.unwrap_or_default()).map_err(|v| {
+        let mut nested = Violations::new();
+        nested.absorb("context", v);
+        invalid_argument(&nested)
+    })?;
+    let first = api.context.get(&query).await?;
+    let key = first
+        .customer_id
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .or_else(|| first.anonymous_id.as_ref().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+    let watch = api.suggest.live().watchers().watch(&key);
+    let first = api.answer(&caller, RPC, first).await?;
+    watch.show(products(&first));
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(Ok(context_message(
+        first.clone(),
+        vec![pb::WatchTrigger::Initial],
+    )))
+    .await
+    .map_err(|_| Status::cancelled("the client went away"))?;
+    tokio::spawn(async move {
+        let mut last = first;
+        let mut sent_at = Instant::now();
+        loop {
+            let triggers = tokio::select! {
+                () = tx.closed() => return,
+                t = watch.changed() => t,
+                () = tokio::time::sleep(every) => {
+                    let beat = pb::WatchCustomerContextResponse {
+                        update: Some(pb::watch_customer_context_response::Update::Heartbeat(
+                            convert::ts(crate::domain::Timestamp::now()),
+                        )),
+                        triggers: vec![],
+                    };
+                    if tx.send(Ok(beat)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            // Coalesce: no two contexts closer than MIN_GAP.
+            tokio::time::sleep_until(sent_at + MIN_GAP).await;
+            let triggers = triggers.union(watch.take());
+            let context = match api.context.get(&query).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let status = Status::from(e);
+                    let status = if status.code() == Code::NotFound {
+                        Status::not_found("the customer is no longer known (erased)")
+                    } else {
+                        status
+                    };
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            let context = convert::context_response(context, caller.role.sees_contact_details());
+            if same(&last, &context) {
+                continue;
+            }
+            if let Err(status) = api.log_read(&caller, RPC, &context).await {
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+            watch.show(products(&context));
+            let kinds = triggers.iter().map(trigger).collect::<Vec<_>>();
+            if tx
+                .send(Ok(context_message(context.clone(), kinds)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            last = context;
+            sent_at = Instant::now();
+        }
+    });
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}

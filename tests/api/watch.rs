@@ -1,0 +1,268 @@
+//! `WatchCustomerContext`: a watcher on one replica follows what is
+//! ingested through another (a second server on the same database), and a
+//! watcher that stops reading neither blocks ingestion nor piles up
+//! contexts.
+
+use std::time::Duration;
+
+use customer_context::{
+    auth::Role,
+    proto::{self as pb, customer_ref::Identity, watch_customer_context_response::Update},
+};
+use tonic::{Code, Streaming};
+
+use crate::{
+    fixtures::*,
+    harness::{Backend, Key, TestApp, spawn_app},
+    http::maya,
+    on_both_backends,
+};
+
+on_both_backends!(
+    a_watcher_follows_changes_ingested_through_another_replica,
+    a_stalled_watcher_neither_blocks_ingestion_nor_piles_up_contexts,
+    watching_needs_the_context_role_and_valid_arguments,
+);
+
+/// Longest wait for a pushed context (a bound for failing, not a timing
+/// assertion: the push normally comes within a second).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn request(customer: &str) -> pb::WatchCustomerContextRequest {
+    pb::WatchCustomerContextRequest {
+        context: Some(by(Identity::CustomerId(customer.into()))),
+        heartbeat_seconds: 0,
+    }
+}
+
+/// Reads messages until a context satisfies `done`; returns it with the
+/// triggers seen on the way.
+async fn until(
+    stream: &mut Streaming<pb::WatchCustomerContextResponse>,
+    what: &str,
+    done: impl Fn(&pb::CustomerContext) -> bool,
+) -> (pb::CustomerContext, Vec<pb::WatchTrigger>) {
+    let mut triggers = Vec::new();
+    loop {
+        let next = tokio::time::timeout(PATIENCE, stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("no context with {what} was pushed"))
+            .expect("the stream goes on")
+            .expect("a message");
+        triggers.extend(next.triggers().collect::<Vec<_>>());
+        if let Some(Update::Context(c)) = next.update
+            && done(&c)
+        {
+            return (c, triggers);
+        }
+    }
+}
+
+async fn watch_from_another_replica(app: &TestApp) -> Streaming<pb::WatchCustomerContextResponse> {
+    let (_, mut other) = app.replica().await;
+    other
+        .watch_customer_context(request("maya"))
+        .await
+        .expect("watching")
+        .into_inner()
+}
+
+async fn a_watcher_follows_changes_ingested_through_another_replica(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    maya(&app).await;
+    let mut stream = watch_from_another_replica(&app).await;
+    let first = stream
+        .message()
+        .await
+        .expect("ok")
+        .expect("the first context");
+    assert_eq!(
+        first.triggers().collect::<Vec<_>>(),
+        [pb::WatchTrigger::Initial]
+    );
+    let Some(Update::Context(first)) = first.update else {
+        panic!("a context first")
+    };
+    assert_eq!(first.customer_id, "maya");
+    assert!(first.recent_browsing.is_empty());
+
+    let mut ingest = app.ingest.clone();
+    ingest
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("w1", "maya", "insoles", 0)],
+        })
+        .await
+        .expect("a view");
+    let (c, triggers) = until(&mut stream, "the view", |c| !c.recent_browsing.is_empty()).await;
+    assert_eq!(
+        c.recent_browsing[0].product.as_ref().unwrap().product_id,
+        "insoles"
+    );
+    assert!(
+        triggers.contains(&pb::WatchTrigger::Browsing),
+        "{triggers:?}"
+    );
+
+    let cart = event(
+        "w2",
+        "maya",
+        "",
+        pb::BrowsingEventType::ProductAddedToCart,
+        "gaiter",
+        0,
+    );
+    ingest
+        .record_events(pb::RecordEventsRequest { events: vec![cart] })
+        .await
+        .expect("a cart add");
+    until(&mut stream, "the cart", |c| {
+        c.recent_browsing
+            .iter()
+            .any(|b| b.in_cart && b.product.as_ref().unwrap().product_id == "gaiter")
+    })
+    .await;
+
+    ingest
+        .record_returns(pb::RecordReturnsRequest {
+            returns: vec![return_("r-w", "o-maya-1", "maya", "tr2-9", 0)],
+        })
+        .await
+        .expect("a return");
+    let (c, triggers) = until(&mut stream, "the return", |c| !c.returns.is_empty()).await;
+    assert_eq!(c.returns[0].reason_code, "too_small");
+    assert!(triggers.contains(&pb::WatchTrigger::Return), "{triggers:?}");
+
+    ingest
+        .upsert_tickets(pb::UpsertTicketsRequest {
+            tickets: vec![ticket("t-w", "maya", pb::TicketStatus::Open, "o-maya-1", 0)],
+        })
+        .await
+        .expect("a ticket");
+    let (c, _) = until(&mut stream, "the ticket", |c| !c.open_tickets.is_empty()).await;
+    assert_eq!(c.open_tickets[0].subject, "Question t-w");
+    // Every context pushed is a read on record: the first and at least one
+    // per change above.
+    let log = crate::http::reads(&app, "maya").await;
+    assert!(log.get("WatchCustomerContext").is_some_and(|n| *n >= 5), "{log:?}");
+
+    app.privacy
+        .clone()
+        .erase_customer(pb::EraseCustomerRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("maya".into())),
+            }),
+        })
+        .await
+        .expect("erased");
+    let end = loop {
+        let next = tokio::time::timeout(PATIENCE, stream.message())
+            .await
+            .expect("the stream ends after the erasure");
+        match next {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(end.expect_err("ends with a status").code(), Code::NotFound);
+}
+
+async fn a_stalled_watcher_neither_blocks_ingestion_nor_piles_up_contexts(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    maya(&app).await;
+    let mut stream = watch_from_another_replica(&app).await;
+    stream
+        .message()
+        .await
+        .expect("ok")
+        .expect("the first context");
+    // The watcher stops reading while 60 batches arrive for the customer.
+    let mut ingest = app.ingest.clone();
+    let batches = 60;
+    for i in 0..batches {
+        ingest
+            .record_events(pb::RecordEventsRequest {
+                events: vec![view(&format!("s{i}"), "maya", "bottle", 0)],
+            })
+            .await
+            .expect("ingestion goes on");
+    }
+    ingest
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("s-last", "maya", "insoles", 0)],
+        })
+        .await
+        .expect("ingestion goes on");
+    // Reading again, the watcher catches up at once: contexts were
+    // coalesced, not queued one per change.
+    let mut received = 0;
+    loop {
+        let next = tokio::time::timeout(PATIENCE, stream.message())
+            .await
+            .expect("a context")
+            .expect("ok")
+            .expect("a message");
+        received += 1;
+        if let Some(Update::Context(c)) = next.update
+            && c.recent_browsing
+                .iter()
+                .any(|b| b.product.as_ref().unwrap().product_id == "insoles")
+        {
+            break;
+        }
+    }
+    assert!(
+        received < batches / 2,
+        "{received} messages for {batches} changes: they pile up"
+    );
+}
+
+async fn watching_needs_the_context_role_and_valid_arguments(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    maya(&app).await;
+    let crm = Key::bearer(&app.key(Role::Crm).await);
+    let denied = app
+        .context_as(crm)
+        .watch_customer_context(request("maya"))
+        .await;
+    assert_eq!(denied.expect_err("crm").code(), Code::PermissionDenied);
+    let mut context = app.context.clone();
+    let mut bad = request("maya");
+    bad.heartbeat_seconds = 301;
+    let status = context.watch_customer_context(bad).await.expect_err("bad");
+    assert_eq!(violated_fields(&status), ["heartbeat_seconds"]);
+    let status = context
+        .watch_customer_context(pb::WatchCustomerContextRequest::default())
+        .await
+        .expect_err("no customer");
+    assert_eq!(violated_fields(&status), ["context.customer"]);
+    let missing = context.watch_customer_context(request("nobody")).await;
+    assert_eq!(missing.expect_err("unknown").code(), Code::NotFound);
+    // A short heartbeat arrives while nothing changes.
+    let mut quiet = request("maya");
+    quiet.heartbeat_seconds = 1;
+    let mut stream = context
+        .watch_customer_context(quiet)
+        .await
+        .expect("ok")
+        .into_inner();
+    stream
+        .message()
+        .await
+        .expect("ok")
+        .expect("the first context");
+    let beat = tokio::time::timeout(PATIENCE, stream.message())
+        .await
+        .expect("a heartbeat")
+        .expect("ok")
+        .expect("a message");
+    assert!(
+        matches!(beat.update, Some(Update::Heartbeat(_))),
+        "{beat:?}"
+    );
+}
