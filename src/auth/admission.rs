@@ -137,14 +137,21 @@ impl Admission {
             q.waiting.push_back(Waiter { id, wake });
             (id, woken)
         };
-        let mut woken = woken;
-        if let Ok(Ok(())) = tokio::time::timeout(budget, &mut woken).await {
+        let mut waiting = Waiting {
+            admission: self.clone(),
+            id,
+            woken,
+            settled: false,
+        };
+        let handed = tokio::time::timeout(budget, &mut waiting.woken).await;
+        waiting.settled = true;
+        if let Ok(Ok(())) = handed {
             return Ok(Place(self.clone()));
         }
         // Timed out; a place may have been handed over meanwhile (under the
         // lock, so it is seen here).
         let mut q = self.lock();
-        if woken.try_recv().is_ok() {
+        if waiting.woken.try_recv().is_ok() {
             return Ok(Place(self.clone()));
         }
         q.waiting.retain(|w| w.id != id);
@@ -153,6 +160,35 @@ impl Admission {
         } else {
             Refusal::Overloaded
         })
+    }
+}
+
+/// A call waiting in the queue. If the call is dropped while it waits (its
+/// client went away), a place already handed to it is passed on and its
+/// entry leaves the queue: without this, every such call would keep a
+/// place forever, until no call could run.
+struct Waiting {
+    admission: Arc<Admission>,
+    id: u64,
+    woken: oneshot::Receiver<()>,
+    /// The wait ended normally (the place, if any, was taken).
+    settled: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let handed = {
+            let mut q = self.admission.lock();
+            q.waiting.retain(|w| w.id != self.id);
+            // `release` hands places over under the lock: seen here if sent.
+            self.woken.try_recv().is_ok()
+        };
+        if handed {
+            self.admission.release();
+        }
     }
 }
 
@@ -277,6 +313,30 @@ mod tests {
             tokio::task::yield_now().await;
         }
         task
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_goes_away_keeps_no_place() {
+        let admission = Admission::new(limits(1, 8));
+        let running = admission.admit(None).await.expect("a free place");
+        // Gone while queued: its entry leaves the queue.
+        let gone = queued_waiter(&admission, 1).await;
+        gone.abort();
+        let _ = gone.await;
+        assert_eq!(waiting(&admission), 0);
+        // Handed the place, then gone before it ran: the place is passed on.
+        let mut late = Box::pin(admission.admit(None));
+        tokio::select! {
+            biased;
+            _ = &mut late => panic!("no place is free yet"),
+            () = tokio::task::yield_now() => {}
+        }
+        assert_eq!(waiting(&admission), 1);
+        drop(running);
+        assert_eq!(admission.lock().running, 1, "handed to the waiter");
+        drop(late);
+        assert_eq!(admission.lock().running, 0, "and freed when it went away");
+        assert!(admission.admit(None).await.is_ok());
     }
 
     #[tokio::test]

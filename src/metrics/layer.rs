@@ -56,13 +56,32 @@ struct Call {
     started: Instant,
     /// The code once known (headers, or trailers).
     code: Option<String>,
+    ended: bool,
 }
 
 impl Call {
-    fn end(self, code: String) {
+    fn end(&mut self, code: String) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         self.metrics.leave();
+        let method = std::mem::take(&mut self.method);
         self.metrics
-            .call(self.protocol, self.method, code, self.started.elapsed());
+            .call(self.protocol, method, code, self.started.elapsed());
+    }
+}
+
+impl Drop for Call {
+    /// A call dropped before it ended: its client went away (gRPC's
+    /// CANCELLED; nginx's 499 "client closed request" for HTTP).
+    fn drop(&mut self) {
+        let gone = if self.protocol == "http" {
+            "499"
+        } else {
+            "CANCELLED"
+        };
+        let code = self.code.take().unwrap_or_else(|| gone.to_owned());
+        self.end(code);
     }
 }
 
@@ -117,6 +136,7 @@ where
             method,
             started: Instant::now(),
             code: None,
+            ended: false,
         };
         let future = self.inner.call(req);
         Box::pin(async move {
@@ -138,7 +158,7 @@ where
                 Err(e) => {
                     call.end("transport_error".to_owned());
                     Err(e)
-                }
+                } // (Dropped before an answer: `Call`'s drop counts it.)
             }
         })
     }
@@ -173,8 +193,8 @@ impl Body for Observed {
                 }
             }
             Poll::Ready(Some(Err(_))) => {
-                if let Some(call) = self.call.take() {
-                    let code = call.code.clone().unwrap_or_else(|| "body_error".into());
+                if let Some(mut call) = self.call.take() {
+                    let code = call.code.take().unwrap_or_else(|| "body_error".into());
                     call.end(code);
                 }
             }
@@ -195,9 +215,9 @@ impl Body for Observed {
 
 impl Observed {
     fn finish(&mut self) {
-        if let Some(call) = self.call.take() {
+        if let Some(mut call) = self.call.take() {
             // A gRPC answer whose code never came: the client went away.
-            let code = call.code.clone().unwrap_or_else(|| "CANCELLED".into());
+            let code = call.code.take().unwrap_or_else(|| "CANCELLED".into());
             call.end(code);
         }
     }
@@ -206,5 +226,37 @@ impl Observed {
 impl Drop for Observed {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_dropped_before_its_answer_counts_as_cancelled_and_leaves() {
+        let metrics = Arc::new(Metrics::new());
+        for protocol in ["http", "grpc"] {
+            metrics.enter();
+            let call = Call {
+                metrics: metrics.clone(),
+                protocol,
+                method: "m".into(),
+                started: Instant::now(),
+                code: None,
+                ended: false,
+            };
+            drop(call);
+        }
+        let mut text = super::super::Text::default();
+        metrics.render(&mut text);
+        let text = text.finish();
+        for line in [
+            r#"cc_calls_total{protocol="http",method="m",code="499"} 1"#,
+            r#"cc_calls_total{protocol="grpc",method="m",code="CANCELLED"} 1"#,
+            "cc_calls_in_flight 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

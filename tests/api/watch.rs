@@ -145,7 +145,10 @@ async fn a_watcher_follows_changes_ingested_through_another_replica(backend: Bac
     // Every context pushed is a read on record: the first and at least one
     // per change above.
     let log = crate::http::reads(&app, "maya").await;
-    assert!(log.get("WatchCustomerContext").is_some_and(|n| *n >= 5), "{log:?}");
+    assert!(
+        log.get("WatchCustomerContext").is_some_and(|n| *n >= 5),
+        "{log:?}"
+    );
 
     app.privacy
         .clone()
