@@ -129,11 +129,38 @@ enum Held {
     Call(#[allow(dead_code)] Place),
 }
 
+/// An answer's body that holds its stream's place until it ends.
+struct Holding {
+    body: tonic::body::Body,
+    #[allow(dead_code)]
+    place: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Whether a method streams (and may stay open for long).
 fn is_streaming(path: &str) -> bool {
     matches!(
         path.rsplit('/').next(),
-        Some("StreamEvents" | "ExportCustomerData" | "WatchCustomerContext")
+        Some("StreamEvents" | "ExportCustomerData" | "WatchCustomerContext" | "context:watch")
     )
 }
 
@@ -327,8 +354,13 @@ where
                         req.extensions_mut().insert(caller);
                     }
                     let response = inner.call(req).await;
-                    drop(permit);
-                    response
+                    match permit {
+                        // A stream's place is held until its answer ends
+                        // (a server stream answers at once, then goes on).
+                        Some(Held::Stream(place)) => response
+                            .map(|r| r.map(|body| tonic::body::Body::new(Holding { body, place }))),
+                        _ => response,
+                    }
                 }
                 Err(status) if http => Ok(crate::http::error_response(&status)),
                 Err(status) => Ok(status.into_http()),

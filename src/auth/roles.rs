@@ -123,7 +123,7 @@ pub enum Access {
 /// are open.
 fn http_access(path: &str) -> Option<Access> {
     Some(match path {
-        "/v1/context" => Access::Needs(Permission::ReadContext),
+        "/v1/context" | "/v1/context:watch" => Access::Needs(Permission::ReadContext),
         "/v1/suggestions" | "/v1/curated-cross-sells" => Access::Needs(Permission::ReadSuggestions),
         "/v1/feedback" => Access::Needs(Permission::SendFeedback),
         "/mcp" => Access::Authenticated,

@@ -1,7 +1,8 @@
 //! The JSON endpoint for helpdesk widgets: `GET /v1/context`,
 //! `GET /v1/suggestions`, `GET /v1/curated-cross-sells` (requests from query
 //! parameters) and `POST /v1/feedback` (a JSON body), answers in the
-//! canonical protobuf JSON of the same messages as the RPCs.
+//! canonical protobuf JSON of the same messages as the RPCs; and
+//! `GET /v1/context:watch`, `WatchCustomerContext` as Server-Sent Events.
 
 use std::future::Future;
 
@@ -125,4 +126,64 @@ pub async fn feedback(
         a.context.record_suggestion_feedback(r)
     })
     .await
+}
+
+/// One message of a watch as a Server-Sent Event: `event: context` with
+/// the context's JSON, `event: heartbeat`, or `event: error` with the JSON
+/// error (the last event of the stream).
+fn sse(item: Result<pb::WatchCustomerContextResponse, Status>) -> String {
+    use pb::watch_customer_context_response::Update;
+    match item {
+        Ok(pb::WatchCustomerContextResponse {
+            update: Some(Update::Context(c)),
+            ..
+        }) => {
+            let json = protojson::to_json("customer_context.v1.CustomerContext", &c);
+            format!("event: context\ndata: {json}\n\n")
+        }
+        Ok(_) => "event: heartbeat\ndata: {}\n\n".to_owned(),
+        Err(status) => format!("event: error\ndata: {}\n\n", protojson::error_json(&status)),
+    }
+}
+
+/// `GET /v1/context:watch?email=…` (the parameters of `/v1/context`): the
+/// context now and whenever it changes, as Server-Sent Events (read with
+/// `fetch`, which can send the key; `EventSource` cannot).
+pub async fn watch(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    use tokio_stream::StreamExt as _;
+    let input = protojson::from_query::<pb::GetCustomerContextRequest>(
+        "customer_context.v1.GetCustomerContextRequest",
+        query.as_deref(),
+    );
+    let request = match input {
+        Ok(context) => pb::WatchCustomerContextRequest {
+            context: Some(context),
+            heartbeat_seconds: 0,
+        },
+        Err(status) => return error_response(&status).into_response(),
+    };
+    match a
+        .context
+        .watch_customer_context(as_grpc(caller, request))
+        .await
+    {
+        Ok(stream) => {
+            let events = stream
+                .into_inner()
+                .map(|item| Ok::<_, std::convert::Infallible>(sse(item)));
+            (
+                [
+                    (http::header::CONTENT_TYPE, "text/event-stream"),
+                    (http::header::CACHE_CONTROL, "no-store"),
+                ],
+                axum::body::Body::from_stream(events),
+            )
+                .into_response()
+        }
+        Err(status) => error_response(&status).into_response(),
+    }
 }

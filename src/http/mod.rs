@@ -50,6 +50,7 @@ pub fn router(adapters: Adapters) -> Router {
     let mcp = crate::mcp::service(adapters.clone());
     Router::new()
         .route("/v1/context", get(json::context))
+        .route("/v1/context:watch", get(json::watch))
         .route("/v1/suggestions", get(json::suggestions))
         .route("/v1/curated-cross-sells", get(json::curated))
         .route("/v1/feedback", post(json::feedback))
@@ -68,6 +69,7 @@ pub fn route_of(path: &str) -> Option<&'static str> {
     [
         "/",
         "/v1/context",
+        "/v1/context:watch",
         "/v1/suggestions",
         "/v1/curated-cross-sells",
         "/v1/feedback",

@@ -20,6 +20,7 @@ on_both_backends!(
     the_json_endpoint_serves_context_suggestions_and_feedback,
     json_errors_carry_the_code_name_and_field_violations,
     metrics_count_calls_ingest_and_pools,
+    the_context_can_be_followed_as_server_sent_events,
 );
 
 /// A GET or POST with an optional bearer key: (HTTP status, JSON body).
@@ -404,4 +405,77 @@ async fn metrics_count_calls_ingest_and_pools(backend: Backend) {
         after.keys().all(|k| !k.contains("maya")),
         "no personal data in labels"
     );
+}
+
+/// Reads Server-Sent Events until a `context` event satisfies `done`.
+async fn next_context(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        while let Some(cut) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..cut + 2).collect();
+            if let Some(data) = block.strip_prefix("event: context\ndata: ") {
+                let context: Value = serde_json::from_str(data.trim()).expect("JSON");
+                if done(&context) {
+                    return context;
+                }
+            }
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), response.chunk())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
+            .expect("more events");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+    }
+}
+
+async fn the_context_can_be_followed_as_server_sent_events(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    maya(&app).await;
+    let agent = app.key(Role::Agent).await;
+    let url = |q: &str| format!("http://{}/v1/context:watch?{q}", app.addr);
+    let (status, e) = call(
+        &app,
+        "GET",
+        "/v1/context:watch?email=nobody%40example.com",
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["status"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let mut response = reqwest::Client::new()
+        .get(url(
+            "email=maya.chen%40example.com&read_mask=recent_browsing",
+        ))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .expect("a stream");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+    let first = next_context(&mut response, &mut buffer, |_| true).await;
+    assert_eq!(first["customerId"], "maya");
+    assert!(first.get("recentBrowsing").is_none());
+    app.ingest
+        .clone()
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("sse-1", "maya", "bottle", 0)],
+        })
+        .await
+        .expect("a view");
+    let next = next_context(&mut response, &mut buffer, |c| {
+        c.get("recentBrowsing").is_some()
+    })
+    .await;
+    assert_eq!(next["recentBrowsing"][0]["product"]["productId"], "bottle");
+    assert!(next.get("recentOrders").is_none(), "the read mask holds");
 }

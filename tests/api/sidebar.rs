@@ -196,6 +196,22 @@ async fn the_sidebar_shows_a_customer_follows_chatwoot_and_records_a_thumbs_down
         .expect("query");
     assert!(left.is_empty(), "{product} left the list");
 
+    // The page follows the customer live: a view ingested now appears.
+    app.ingest
+        .clone()
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("live-1", "maya", "bottle", 0)],
+        })
+        .await
+        .expect("a view");
+    b.wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::XPath(
+            "//ul[@id='browsing']/li/span[contains(., 'Bottle')]",
+        ))
+        .await
+        .expect("the new view appears without a reload");
+
     let s = for_customer(&app, "maya").await;
     assert!(
         s.items

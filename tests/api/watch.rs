@@ -13,7 +13,7 @@ use tonic::{Code, Streaming};
 
 use crate::{
     fixtures::*,
-    harness::{Backend, Key, TestApp, spawn_app},
+    harness::{Backend, Key, TestApp, spawn_app, spawn_configured},
     http::maya,
     on_both_backends,
 };
@@ -22,6 +22,8 @@ on_both_backends!(
     a_watcher_follows_changes_ingested_through_another_replica,
     a_stalled_watcher_neither_blocks_ingestion_nor_piles_up_contexts,
     watching_needs_the_context_role_and_valid_arguments,
+    a_browser_watches_over_grpc_web,
+    open_watches_take_stream_places_until_they_end,
 );
 
 /// Longest wait for a pushed context (a bound for failing, not a timing
@@ -268,4 +270,117 @@ async fn watching_needs_the_context_role_and_valid_arguments(backend: Backend) {
         matches!(beat.update, Some(Update::Heartbeat(_))),
         "{beat:?}"
     );
+}
+
+/// Reads gRPC-Web frames from `body` until a message frame whose context
+/// satisfies `done` (trailer frames, flag 0x80, are skipped).
+async fn web_until(
+    response: &mut reqwest::Response,
+    buffer: &mut Vec<u8>,
+    done: impl Fn(&pb::CustomerContext) -> bool,
+) {
+    loop {
+        while buffer.len() >= 5 {
+            let len = u32::from_be_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]) as usize;
+            if buffer.len() < 5 + len {
+                break;
+            }
+            let frame: Vec<u8> = buffer.drain(..5 + len).collect();
+            if frame[0] & 0x80 != 0 {
+                continue;
+            }
+            let message = <pb::WatchCustomerContextResponse as prost::Message>::decode(&frame[5..])
+                .expect("a message");
+            if let Some(Update::Context(c)) = message.update
+                && done(&c)
+            {
+                return;
+            }
+        }
+        let chunk = tokio::time::timeout(PATIENCE, response.chunk())
+            .await
+            .expect("a frame in time")
+            .expect("the body goes on")
+            .expect("more body");
+        buffer.extend_from_slice(&chunk);
+    }
+}
+
+async fn a_browser_watches_over_grpc_web(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    maya(&app).await;
+    let key = app.key(Role::Agent).await;
+    let message = prost::Message::encode_to_vec(&request("maya"));
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let mut response = reqwest::Client::new()
+        .post(format!(
+            "http://{}/customer_context.v1.CustomerContextService/WatchCustomerContext",
+            app.addr
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .bearer_auth(&key)
+        .body(body)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 200);
+    let mut buffer = Vec::new();
+    web_until(&mut response, &mut buffer, |c| c.customer_id == "maya").await;
+    app.ingest
+        .clone()
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("web1", "maya", "insoles", 0)],
+        })
+        .await
+        .expect("a view");
+    web_until(&mut response, &mut buffer, |c| {
+        !c.recent_browsing.is_empty()
+    })
+    .await;
+}
+
+async fn open_watches_take_stream_places_until_they_end(backend: Backend) {
+    let gate = customer_context::auth::GateConfig {
+        max_streams: 2,
+        ..Default::default()
+    };
+    let Some(app) = spawn_configured(backend, false, gate, None).await else {
+        return;
+    };
+    maya(&app).await;
+    let mut context = app.context.clone();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut s = context
+            .watch_customer_context(request("maya"))
+            .await
+            .expect("a place")
+            .into_inner();
+        s.message().await.expect("ok").expect("the first context");
+        open.push(s);
+    }
+    let refused = context.watch_customer_context(request("maya")).await;
+    assert_eq!(
+        refused.expect_err("no place").code(),
+        Code::ResourceExhausted
+    );
+    // Unary calls do not compete with streams for places.
+    context_of(&app, Identity::CustomerId("maya".into())).await;
+    drop(open.pop());
+    // The server sees the client go away, then frees the place.
+    let started = std::time::Instant::now();
+    loop {
+        match context.watch_customer_context(request("maya")).await {
+            Ok(_) => break,
+            Err(s) if s.code() == Code::ResourceExhausted && started.elapsed() < PATIENCE => {
+                tokio::task::yield_now().await;
+            }
+            Err(s) => panic!("the place was never freed: {s:?}"),
+        }
+    }
 }
