@@ -193,6 +193,9 @@ pub enum Command {
     },
     /// Load a product catalog and Segment-style event files into the store.
     Import(crate::ingest::ImportArgs),
+    /// Write a generated retailer into the store, deterministic by seed,
+    /// for benchmarks and load tests (then build the suggestion model).
+    Generate(GenerateArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -219,6 +222,34 @@ pub enum Command {
     /// size per size domain and sometimes buys (and returns) the wrong one;
     /// prints the share of sized suggestions in the true size.
     EvaluateFit(EvaluateFitArgs),
+}
+
+/// Arguments of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Customers with accounts.
+    #[arg(long, default_value_t = 10_000)]
+    pub customers: usize,
+    /// Catalogue products (variants; rounded to whole styles).
+    #[arg(long, default_value_t = 10_000)]
+    pub products: usize,
+    /// Browsing events, about (the total lands within a few percent).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Same seed, same shop.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Customers with a very long history; default one per 200,000
+    /// customers (at least one) when the events allow it.
+    #[arg(long)]
+    pub long_customers: Option<usize>,
+    /// Events of each long history.
+    #[arg(long, default_value_t = 100_000)]
+    pub long_events: usize,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Arguments of `evaluate-fit`.
@@ -540,6 +571,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             result
         }
+        Command::Generate(args) => {
+            let store = args.db.open().await?;
+            let mut plan =
+                crate::generate::Plan::new(args.seed, args.customers, args.products, args.events);
+            plan.long_events = args.long_events;
+            if let Some(n) = args.long_customers {
+                plan.long_customers = n.min(args.customers);
+            }
+            let result = generate(&store, &plan).await;
+            let result = match result {
+                Ok(()) => rebuild_model(&store, &args.model.config()).await,
+                e => e,
+            };
+            store.close().await;
+            result
+        }
         Command::RebuildModel { db, model } => {
             let store = db.open().await?;
             let result = rebuild_model(&store, &model.config()).await;
@@ -565,6 +612,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => bench(args).await,
     }
+}
+
+async fn generate(store: &Store, plan: &crate::generate::Plan) -> anyhow::Result<()> {
+    let total = plan.customers.max(1);
+    let w = crate::generate::write(store, plan, crate::domain::Timestamp::now(), |w, secs| {
+        if w.customers % 50_000 < 500 || w.customers == total {
+            eprintln!(
+                "{} of {total} customers, {} events, {} orders in {secs:.0} s",
+                w.customers, w.events, w.orders
+            );
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("writing the generated shop: {e:?}"))?;
+    println!(
+        "generated (seed {}): {} products, {} customers, {} events, {} orders, {} returns, {} tickets; {} rejected",
+        plan.seed, w.products, w.customers, w.events, w.orders, w.returns, w.tickets, w.rejected
+    );
+    anyhow::ensure!(
+        w.rejected == 0,
+        "the store rejected {} generated items",
+        w.rejected
+    );
+    Ok(())
 }
 
 async fn rebuild_model(store: &Store, config: &crate::suggest::ModelConfig) -> anyhow::Result<()> {

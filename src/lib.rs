@@ -18,6 +18,7 @@ pub mod curate;
 pub mod demo;
 pub mod domain;
 pub mod fit;
+pub mod generate;
 pub mod http;
 pub mod ingest;
 pub mod mcp;

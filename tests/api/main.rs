@@ -7,6 +7,7 @@ mod concurrency;
 mod curations;
 mod fit;
 mod fixtures;
+mod generate;
 mod harness;
 mod http;
 mod ingest;
