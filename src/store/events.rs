@@ -1,6 +1,6 @@
 //! Browsing events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::AnyConnection;
 use tracing::instrument;
@@ -52,7 +52,9 @@ async fn record_events_in(
     let mut owners: HashMap<AnonymousId, Option<CustomerId>> = HashMap::new();
     // Customers are touched in key order at the end (see `lock_order`).
     let mut spans: BTreeMap<CustomerId, (Timestamp, Timestamp)> = BTreeMap::new();
-    let mut outcomes = Vec::with_capacity(events.len());
+    let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(events.len());
+    let mut rows = Vec::with_capacity(events.len());
+    let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
     let mut suppressed: HashMap<(Option<CustomerId>, Option<AnonymousId>), bool> = HashMap::new();
     let order = lock_order(events, |e| (actor_key(&e.actor), e.message_id.as_str()));
     for e in order.iter().map(|&i| &events[i]) {
@@ -71,7 +73,7 @@ async fn record_events_in(
             }
         };
         if dropped {
-            outcomes.push(WriteOutcome::Suppressed);
+            outcomes.push(Some(WriteOutcome::Suppressed));
             continue;
         }
         let customer = match (e.actor.customer_id(), e.actor.anonymous_id()) {
@@ -102,29 +104,23 @@ async fn record_events_in(
             },
             (None, None) => None,
         };
-        let (product_id, query) = match &e.target {
-            EventTarget::Product(p) => (Some(p.as_str()), None),
-            EventTarget::Search(q) => (None, Some(q.as_str())),
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO events (message_id, customer_id, anonymous_id, event_type, product_id, search_query, \
-             channel, occurred_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (message_id) DO NOTHING",
-        )
-        .bind(e.message_id.as_str())
-        .bind(customer.as_ref().map(CustomerId::as_str))
-        .bind(e.actor.anonymous_id().map(AnonymousId::as_str))
-        .bind(e.kind.as_str())
-        .bind(product_id)
-        .bind(query)
-        .bind(&e.channel)
-        .bind(e.occurred_at.millis())
-        .bind(received_at)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            outcomes.push(WriteOutcome::Duplicate);
+        if !seen.insert(e.message_id.as_str()) {
+            // The same message twice in one batch: the first one counts.
+            outcomes.push(Some(WriteOutcome::Duplicate));
+            continue;
+        }
+        rows.push((outcomes.len(), e, customer));
+        outcomes.push(None);
+    }
+    // The rows in few statements (each statement is a round trip to the
+    // database, or to SQLite's worker thread): the new ones come back.
+    let mut created: HashSet<String> = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        created.extend(insert_events(conn, chunk, received_at).await?);
+    }
+    for (slot, e, customer) in rows {
+        if !created.contains(e.message_id.as_str()) {
+            outcomes[slot] = Some(WriteOutcome::Duplicate);
             continue;
         }
         if let Some(c) = customer {
@@ -132,12 +128,75 @@ async fn record_events_in(
             span.0 = span.0.min(e.occurred_at);
             span.1 = span.1.max(e.occurred_at);
         }
-        outcomes.push(WriteOutcome::Created);
+        outcomes[slot] = Some(WriteOutcome::Created);
     }
     // One row update per customer per batch, not per event.
     for (customer, (first, last)) in spans {
         touch_customer(conn, &customer, first, last).await?;
         changes.push(Change::customer(ChangeKind::Event, customer.as_str()));
     }
-    Ok(in_request_order(&order, outcomes))
+    let outcomes = outcomes
+        .into_iter()
+        .map(|o| o.expect("every event has an outcome"));
+    Ok(in_request_order(&order, outcomes.collect()))
+}
+
+/// Rows per INSERT: 9 parameters each, well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 parameters per statement.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts `rows` in one statement; returns the message ids that were new.
+async fn insert_events(
+    conn: &mut AnyConnection,
+    rows: &[(usize, &BrowsingEvent, Option<CustomerId>)],
+    received_at: i64,
+) -> Result<Vec<String>, Error> {
+    let mut sql = String::from(
+        "INSERT INTO events (message_id, customer_id, anonymous_id, event_type, product_id, \
+         search_query, channel, occurred_at, received_at) VALUES ",
+    );
+    // SQLite gets anonymous `?` parameters: it looks a numbered one up by
+    // a linear scan, so binding thousands of `$n` costs their square.
+    let sqlite = conn.backend_name() == "SQLite";
+    for i in 0..rows.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        if sqlite {
+            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        } else {
+            let p = i * 9;
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 8,
+                p + 9
+            ));
+        }
+    }
+    sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    for (_, e, customer) in rows {
+        let (product_id, search) = match &e.target {
+            EventTarget::Product(p) => (Some(p.as_str()), None),
+            EventTarget::Search(q) => (None, Some(q.as_str())),
+        };
+        query = query
+            .bind(e.message_id.as_str())
+            .bind(customer.as_ref().map(CustomerId::as_str))
+            .bind(e.actor.anonymous_id().map(AnonymousId::as_str))
+            .bind(e.kind.as_str())
+            .bind(product_id)
+            .bind(search)
+            .bind(e.channel.as_str())
+            .bind(e.occurred_at.millis())
+            .bind(received_at);
+    }
+    Ok(query.fetch_all(&mut *conn).await?)
 }

@@ -13,6 +13,7 @@ on_both_backends!(
     products_are_created_deduplicated_updated_and_validated,
     customers_merge_and_refuse_stolen_identities,
     events_batch_keeps_valid_items_and_deduplicates,
+    an_event_repeated_in_one_batch_counts_once,
     stream_events_commits_and_reports_rejects,
     orders_update_totals_and_status_changes,
     returns_resolve_their_customer_and_count_in_the_rate,
@@ -619,4 +620,52 @@ async fn batch_limits_are_enforced(backend: Backend) {
         .await
         .expect_err("nothing stored");
     assert_eq!(status.code(), Code::NotFound);
+}
+
+async fn an_event_repeated_in_one_batch_counts_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&app).await;
+    let mut ingest = app.ingest.clone();
+    // Spread over more rows than one INSERT holds, with repeats inside the
+    // batch, across statements and of an event stored before.
+    ingest
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("old", "c1", "shell-m", 9)],
+        })
+        .await
+        .expect("ok");
+    let mut events: Vec<pb::BrowsingEvent> = (0..700)
+        .map(|i| {
+            view(
+                &format!("b{i}"),
+                if i % 2 == 0 { "c1" } else { "c2" },
+                "shell-l",
+                5,
+            )
+        })
+        .collect();
+    events.insert(3, view("b0", "c1", "shell-m", 4));
+    events.push(view("b650", "c1", "shell-m", 4));
+    events.push(view("old", "c1", "shell-m", 9));
+    let r = ingest
+        .record_events(pb::RecordEventsRequest { events })
+        .await
+        .expect("ok")
+        .into_inner();
+    let o = outcomes(&r.results);
+    assert_eq!(
+        (o[0], o[3]),
+        (O::Created, O::Duplicate),
+        "the first of two counts"
+    );
+    assert_eq!(&o[o.len() - 2..], [O::Duplicate, O::Duplicate]);
+    let s = r.summary.expect("summary");
+    assert_eq!((s.created, s.duplicate), (700, 3));
+    let c1 = context_of(&app, Identity::CustomerId("c1".into())).await;
+    assert_eq!(
+        c1.browsing_events_scanned, 351,
+        "350 new and the old one, each once"
+    );
 }
