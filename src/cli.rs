@@ -307,7 +307,18 @@ pub struct BenchArgs {
     /// saturating one) and with five times it.
     #[arg(long)]
     pub overload: bool,
-    /// The server's database, read for customer ids only.
+    /// Run the ingestion test instead: StreamEvents events/s, RecordOrders
+    /// lines/s, and live-update latency of WatchCustomerContext while
+    /// events arrive at `--ingest-rate` per second.
+    #[arg(long)]
+    pub ingest: bool,
+    /// Background events per second during the watch-latency phase.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub ingest_rate: f64,
+    /// Customers watched during the watch-latency phase.
+    #[arg(long, default_value_t = 20)]
+    pub watchers: usize,
+    /// The server's database, read for customer (and product) ids only.
     #[command(flatten)]
     pub db: DatabaseArgs,
 }
@@ -765,6 +776,14 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .bench_customers(args.random)
         .await
         .map_err(|e| anyhow::anyhow!("reading customer ids: {e:?}"))?;
+    let products = if args.ingest {
+        store
+            .bench_products(1000)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading product ids: {e:?}"))?
+    } else {
+        Vec::new()
+    };
     store.close().await;
     let hot = args
         .hot
@@ -793,6 +812,15 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         config.warmup.as_secs_f64(),
         config.random.len()
     );
+    if args.ingest {
+        let report =
+            crate::bench::ingest(&config, &products, args.watchers, args.ingest_rate).await?;
+        print!("{}", crate::bench::ingest_table(&report));
+        if args.fail_on_errors && (report.missed > 0 || report.watch_ms.3 == 0) {
+            anyhow::bail!("{} live updates never arrived", report.missed);
+        }
+        return Ok(());
+    }
     if args.overload {
         let report = crate::bench::overload(&config).await?;
         print!("{}", crate::bench::overload_table(&report));

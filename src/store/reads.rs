@@ -763,4 +763,14 @@ impl Store {
         let picked = all.into_iter().step_by(step).take(n).collect();
         Ok((hot, picked))
     }
+
+    /// Up to `n` product ids spread over the catalogue, for load tests.
+    pub async fn bench_products(&self, n: usize) -> Result<Vec<String>, Error> {
+        let all: Vec<String> =
+            sqlx::query_scalar("SELECT product_id FROM products ORDER BY product_id LIMIT 1000000")
+                .fetch_all(&self.reader)
+                .await?;
+        let step = (all.len() / n.max(1)).max(1);
+        Ok(all.into_iter().step_by(step).take(n).collect())
+    }
 }

@@ -16,6 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod ingest;
+
+pub use ingest::{IngestReport, run as ingest, table as ingest_table};
+
 use anyhow::Context as _;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
