@@ -253,3 +253,20 @@ pub async fn seed_catalog(app: &TestApp) {
         .expect("catalog");
     assert_eq!(r.into_inner().summary.expect("a summary").rejected, 0);
 }
+
+/// `customer` withdraws consent to personalised suggestions (a minute ago).
+pub async fn withdraw_personalisation(app: &TestApp, customer: &str) {
+    app.privacy
+        .clone()
+        .set_consent(pb::SetConsentRequest {
+            customer_id: customer.into(),
+            consents: vec![pb::Consent {
+                purpose: pb::ConsentPurpose::PersonalisedSuggestions.into(),
+                granted: false,
+                updated_at: Some(ago(1)),
+                source: String::new(),
+            }],
+        })
+        .await
+        .expect("consent");
+}

@@ -1,7 +1,7 @@
 //! MCP at `/mcp` through the official Rust SDK's client over Streamable
 //! HTTP, as an AI support agent would call it.
 
-use customer_context::{auth::Role, proto as pb};
+use customer_context::auth::Role;
 use rmcp::{
     RoleClient, ServiceExt,
     model::{CallToolRequestParams, CallToolResult},
@@ -253,19 +253,7 @@ async fn consent_and_masking_hold_over_mcp(backend: Backend) {
         return;
     };
     maya(&app).await;
-    app.privacy
-        .clone()
-        .set_consent(pb::SetConsentRequest {
-            customer_id: "maya".into(),
-            consents: vec![pb::Consent {
-                purpose: pb::ConsentPurpose::PersonalisedSuggestions.into(),
-                granted: false,
-                updated_at: Some(ago(1)),
-                source: String::new(),
-            }],
-        })
-        .await
-        .expect("consent");
+    withdraw_personalisation(&app, "maya").await;
     for (role, masked) in [(Role::Agent, true), (Role::Privacy, false)] {
         let key = app.key(role).await;
         let client = connect(&app, Some(&key)).await.expect("connected");

@@ -945,19 +945,7 @@ async fn without_consent_suggestions_are_not_personal(backend: Backend) {
         return;
     };
     shop(&app).await;
-    app.privacy
-        .clone()
-        .set_consent(pb::SetConsentRequest {
-            customer_id: "maya".into(),
-            consents: vec![pb::Consent {
-                purpose: pb::ConsentPurpose::PersonalisedSuggestions.into(),
-                granted: false,
-                updated_at: Some(ago(1)),
-                source: String::new(),
-            }],
-        })
-        .await
-        .expect("consent");
+    withdraw_personalisation(&app, "maya").await;
     let s = for_customer(&app, "maya").await;
     assert_sellable(&s);
     assert!(!s.personalised);
