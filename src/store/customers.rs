@@ -65,6 +65,38 @@ pub(super) async fn touch_customer(
     Ok(())
 }
 
+/// [`touch_customer`] for many customers (each once) in few statements,
+/// in the order given (callers pass key order: see `lock_order`).
+pub(super) async fn touch_customers(
+    conn: &mut AnyConnection,
+    spans: &[(&CustomerId, Timestamp, Timestamp)],
+) -> Result<(), Error> {
+    let now = Timestamp::now().millis();
+    for chunk in spans.chunks(super::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO customers (customer_id, first_seen_at, last_activity_at, created_at, updated_at) \
+             VALUES {} \
+             ON CONFLICT (customer_id) DO UPDATE SET \
+             first_seen_at = CASE WHEN excluded.first_seen_at < customers.first_seen_at \
+                 THEN excluded.first_seen_at ELSE customers.first_seen_at END, \
+             last_activity_at = CASE WHEN excluded.last_activity_at > customers.last_activity_at \
+                 THEN excluded.last_activity_at ELSE customers.last_activity_at END",
+            super::values_rows(conn, chunk.len(), 5)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (customer_id, first, last) in chunk {
+            q = q
+                .bind(customer_id.as_str())
+                .bind(first.millis())
+                .bind(last.millis())
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// What linking one identity did.
 pub(super) enum Link {
     Created { attached: u64 },

@@ -7,7 +7,7 @@ use tracing::instrument;
 
 use super::{
     Store, actor_key,
-    customers::{customer_of_anonymous, link, touch_customer},
+    customers::{customer_of_anonymous, link, touch_customer, touch_customers},
     in_request_order, lock_order,
 };
 use crate::domain::{
@@ -115,7 +115,7 @@ async fn record_events_in(
     // The rows in few statements (each statement is a round trip to the
     // database, or to SQLite's worker thread): the new ones come back.
     let mut created: HashSet<String> = HashSet::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
         created.extend(insert_events(conn, chunk, received_at).await?);
     }
     for (slot, e, customer) in rows {
@@ -131,8 +131,9 @@ async fn record_events_in(
         outcomes[slot] = Some(WriteOutcome::Created);
     }
     // One row update per customer per batch, not per event.
-    for (customer, (first, last)) in spans {
-        touch_customer(conn, &customer, first, last).await?;
+    let touched: Vec<_> = spans.iter().map(|(c, (f, l))| (c, *f, *l)).collect();
+    touch_customers(conn, &touched).await?;
+    for customer in spans.keys() {
         changes.push(Change::customer(ChangeKind::Event, customer.as_str()));
     }
     let outcomes = outcomes
@@ -140,10 +141,6 @@ async fn record_events_in(
         .map(|o| o.expect("every event has an outcome"));
     Ok(in_request_order(&order, outcomes.collect()))
 }
-
-/// Rows per INSERT: 9 parameters each, well under SQLite's 32,766 and
-/// PostgreSQL's 65,535 parameters per statement.
-const ROWS_PER_INSERT: usize = 500;
 
 /// Inserts `rows` in one statement; returns the message ids that were new.
 async fn insert_events(
@@ -155,31 +152,7 @@ async fn insert_events(
         "INSERT INTO events (message_id, customer_id, anonymous_id, event_type, product_id, \
          search_query, channel, occurred_at, received_at) VALUES ",
     );
-    // SQLite gets anonymous `?` parameters: it looks a numbered one up by
-    // a linear scan, so binding thousands of `$n` costs their square.
-    let sqlite = conn.backend_name() == "SQLite";
-    for i in 0..rows.len() {
-        if i > 0 {
-            sql.push(',');
-        }
-        if sqlite {
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
-        } else {
-            let p = i * 9;
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8,
-                p + 9
-            ));
-        }
-    }
+    sql.push_str(&super::values_rows(conn, rows.len(), 9));
     sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
     let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
     for (_, e, customer) in rows {

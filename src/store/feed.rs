@@ -98,19 +98,22 @@ pub(super) async fn append(conn: &mut AnyConnection, changes: &[Change]) -> Resu
             .await?;
     let first = last - changes.len() as i64 + 1;
     let now = Timestamp::now().millis();
-    for (i, c) in changes.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO change_feed (seq, at, kind, customer_id, product_id, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(first + i as i64)
-        .bind(now)
-        .bind(c.kind.as_str())
-        .bind(c.customer_id.as_deref())
-        .bind(c.product_id.as_deref())
-        .bind(payload(c))
-        .execute(&mut *conn)
-        .await?;
+    for (n, chunk) in changes.chunks(super::ROWS_PER_STATEMENT).enumerate() {
+        let sql = format!(
+            "INSERT INTO change_feed (seq, at, kind, customer_id, product_id, payload) VALUES {}",
+            super::values_rows(conn, chunk.len(), 6)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, c) in chunk.iter().enumerate() {
+            q = q
+                .bind(first + (n * super::ROWS_PER_STATEMENT + i) as i64)
+                .bind(now)
+                .bind(c.kind.as_str())
+                .bind(c.customer_id.as_deref())
+                .bind(c.product_id.as_deref())
+                .bind(payload(c));
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -420,6 +420,39 @@ fn sqlite_file_of(url: &str) -> Option<PathBuf> {
 
 /// `$start, $start+1, ...` for `n` parameters: the only dynamic SQL text in
 /// the store, made of placeholders alone, never of values.
+/// `rows` rows of `columns` parameters for a multi-row `VALUES`: anonymous
+/// `?` on SQLite (it finds a numbered parameter by a linear scan, so
+/// binding thousands of them costs their square), `$1…` on PostgreSQL.
+fn values_rows(conn: &sqlx::AnyConnection, rows: usize, columns: usize) -> String {
+    values_sql(conn.backend_name() == "SQLite", rows, columns)
+}
+
+fn values_sql(sqlite: bool, rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            if sqlite {
+                out.push('?');
+            } else {
+                out.push_str(&format!("${}", r * columns + c + 1));
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Rows per multi-row statement (at most 9 parameters each: well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement).
+const ROWS_PER_STATEMENT: usize = 500;
+
 fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
         .map(|i| format!("${i}"))
@@ -472,6 +505,12 @@ mod tests {
         assert_eq!(order, [1, 3, 2, 0]);
         let results: Vec<String> = order.iter().map(|&i| format!("{}{i}", items[i])).collect();
         assert_eq!(in_request_order(&order, results), ["c0", "a1", "b2", "a3"]);
+    }
+
+    #[test]
+    fn multi_row_values_are_anonymous_on_sqlite_and_numbered_on_postgres() {
+        assert_eq!(values_sql(true, 2, 2), "(?, ?),(?, ?)");
+        assert_eq!(values_sql(false, 2, 3), "($1, $2, $3),($4, $5, $6)");
     }
 
     #[test]
