@@ -294,6 +294,20 @@ const SEARCHES: &[&str] = &[
 const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
 
+/// An order's status from its age: placed for 3 days, shipped until the
+/// 7th, then delivered (3 % cancelled). Shared with `generate`.
+pub(crate) fn status_by_age(rng: &mut Rng, age_ms: i64) -> OrderStatus {
+    if age_ms < 3 * DAY {
+        OrderStatus::Placed
+    } else if age_ms < 7 * DAY {
+        OrderStatus::Shipped
+    } else if rng.chance(3) {
+        OrderStatus::Cancelled
+    } else {
+        OrderStatus::Delivered
+    }
+}
+
 fn at(now: Timestamp, ago_ms: i64) -> Timestamp {
     Timestamp::from_millis((now.millis() - ago_ms).max(0)).unwrap_or(now)
 }
@@ -664,15 +678,7 @@ fn build(catalog: &[Product], now: Timestamp) -> anyhow::Result<Built> {
                     lines.push(line(p, 1 + i64::from(rng.chance(15))));
                 }
             }
-            let status = if ago < 3 * DAY {
-                OrderStatus::Placed
-            } else if ago < 7 * DAY {
-                OrderStatus::Shipped
-            } else if rng.chance(3) {
-                OrderStatus::Cancelled
-            } else {
-                OrderStatus::Delivered
-            };
+            let status = status_by_age(&mut rng, ago);
             let order_id = format!("demo-o{i:04}-{k}");
             if status == OrderStatus::Delivered && rng.chance(14) {
                 let (code, text) = *rng.pick(RETURN_REASONS);

@@ -1,7 +1,7 @@
 //! The generated catalogue (styles with power-law popularity, sized in
 //! apparel and footwear) and the browsing sessions drawn from it.
 
-use super::{DAY, History, MINUTE, id};
+use super::{History, MINUTE, id};
 use crate::{demo::Rng, domain::*};
 
 /// (department, categories, nouns, share of products in %, base price in
@@ -295,15 +295,7 @@ pub fn session(
     }
     let placed = Timestamp::from_millis((at + 2 * MINUTE).min(now.millis())).unwrap_or(now);
     let age = now.millis() - placed.millis();
-    let status = if age < 3 * DAY {
-        OrderStatus::Placed
-    } else if age < 7 * DAY {
-        OrderStatus::Shipped
-    } else if rng.chance(3) {
-        OrderStatus::Cancelled
-    } else {
-        OrderStatus::Delivered
-    };
+    let status = crate::demo::status_by_age(rng, age);
     let order = Order {
         order_id: id(OrderId::parse, &format!("gen-o{index}-{number}")),
         actor: Actor::new(Some(customer.clone()), None).expect("an actor"),
