@@ -318,6 +318,15 @@ pub struct BenchArgs {
     /// Customers watched during the watch-latency phase.
     #[arg(long, default_value_t = 20)]
     pub watchers: usize,
+    /// Also measure GetCustomerContext for customers with 10, 1,000 and
+    /// 100,000 browsing events (written first through RecordEvents as
+    /// `bench-history-N`; the key needs the ingest right).
+    #[arg(long)]
+    pub history: bool,
+    /// The server's process id (same machine): its peak resident memory
+    /// (VmHWM) is printed after the run.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// The server's database, read for customer (and product) ids only.
     #[command(flatten)]
     pub db: DatabaseArgs,
@@ -776,7 +785,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .bench_customers(args.random)
         .await
         .map_err(|e| anyhow::anyhow!("reading customer ids: {e:?}"))?;
-    let products = if args.ingest {
+    let products = if args.ingest || args.history {
         store
             .bench_products(1000)
             .await
@@ -794,7 +803,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .ok()
             .map(|k| k.trim().to_owned())
     });
-    let config = crate::bench::BenchConfig {
+    let mut config = crate::bench::BenchConfig {
         server: args.server,
         api_key,
         connections: args.connections,
@@ -803,7 +812,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         warmup: std::time::Duration::from_secs_f64(args.warmup.max(0.0)),
         hot,
         random: if random.is_empty() { vec![] } else { random },
+        by_history: Vec::new(),
     };
+    if args.history {
+        config.by_history = crate::bench::prepare_histories(&config, &products).await?;
+    }
     println!(
         "{} connections, {} calls in flight, {:.0} s per phase after {:.0} s warm-up; {} random customers",
         config.connections,
@@ -816,6 +829,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let report =
             crate::bench::ingest(&config, &products, args.watchers, args.ingest_rate).await?;
         print!("{}", crate::bench::ingest_table(&report));
+        if let Some(pid) = args.server_pid {
+            println!("{}", crate::bench::peak_memory(pid)?);
+        }
         if args.fail_on_errors && (report.missed > 0 || report.watch_ms.3 == 0) {
             anyhow::bail!("{} live updates never arrived", report.missed);
         }
@@ -824,10 +840,16 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.overload {
         let report = crate::bench::overload(&config).await?;
         print!("{}", crate::bench::overload_table(&report));
+        if let Some(pid) = args.server_pid {
+            println!("{}", crate::bench::peak_memory(pid)?);
+        }
         return Ok(());
     }
     let reports = crate::bench::run(&config).await?;
     print!("{}", crate::bench::table(&reports));
+    if let Some(pid) = args.server_pid {
+        println!("{}", crate::bench::peak_memory(pid)?);
+    }
     let failed: u64 = reports
         .iter()
         .flat_map(|r| r.codes.iter())

@@ -237,7 +237,8 @@ impl Application {
         if let Some(tls) = tls {
             builder = builder.tls_config(tls).context("configuring TLS")?;
         }
-        tracing::info!(%addr, backend = ?store.backend(), tls = tls_on, auth = gate.auth, "serving gRPC (with gRPC-Web, health and reflection), JSON, MCP at /mcp, the sidebar at /sidebar and metrics at /metrics");
+        let startup_ms = crate::telemetry::process_started().elapsed().as_millis() as u64;
+        tracing::info!(%addr, backend = ?store.backend(), tls = tls_on, auth = gate.auth, startup_ms, "serving gRPC (with gRPC-Web, health and reflection), JSON, MCP at /mcp, the sidebar at /sidebar and metrics at /metrics");
         let result = builder
             .accept_http1(true)
             .layer(MetricsLayer::new(metrics.clone(), crate::http::route_of))

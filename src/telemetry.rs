@@ -17,6 +17,14 @@ pub enum LogFormat {
 /// `RUST_LOG` asks.
 pub const MCP_SDK_CAP: &str = "rmcp=error";
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// When this process started (the first call; `main` makes it first
+/// thing), for the "serving" log line's start-up time.
+pub fn process_started() -> std::time::Instant {
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
 /// Installs the global subscriber, writing to stderr. The default filter is
 /// `info` for this crate and `warn` for libraries; `RUST_LOG` overrides it,
 /// except that the MCP SDK is capped at [`MCP_SDK_CAP`].

@@ -49,7 +49,7 @@ pub struct IngestReport {
     pub missed: usize,
 }
 
-fn now_ts() -> prost_types::Timestamp {
+pub(super) fn now_ts() -> prost_types::Timestamp {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -59,7 +59,7 @@ fn now_ts() -> prost_types::Timestamp {
     }
 }
 
-fn view(id: String, customer_id: &str, product: &str) -> pb::BrowsingEvent {
+pub(super) fn view(id: String, customer_id: &str, product: &str) -> pb::BrowsingEvent {
     pb::BrowsingEvent {
         message_id: id,
         customer_id: customer_id.to_owned(),

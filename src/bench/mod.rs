@@ -16,8 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod history;
 mod ingest;
 
+pub use history::prepare as prepare_histories;
 pub use ingest::{IngestReport, run as ingest, table as ingest_table};
 
 use anyhow::Context as _;
@@ -48,6 +50,9 @@ pub struct BenchConfig {
     pub hot: String,
     /// Customers drawn at random, round-robin.
     pub random: Vec<String>,
+    /// Customers of known history lengths, each asked for in a phase of
+    /// its own (see `history`), with their labels.
+    pub by_history: Vec<(&'static str, String)>,
 }
 
 /// The calls a phase makes.
@@ -320,6 +325,27 @@ async fn connect(config: &BenchConfig) -> anyhow::Result<Vec<Channel>> {
     Ok(channels)
 }
 
+/// The peak and current resident memory of process `pid` (Linux
+/// `/proc/PID/status`: VmHWM, VmRSS), as a sentence.
+pub fn peak_memory(pid: u32) -> anyhow::Result<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    let (Some(peak), Some(now)) = (kib("VmHWM:"), kib("VmRSS:")) else {
+        anyhow::bail!("/proc/{pid}/status has no VmHWM/VmRSS");
+    };
+    Ok(format!(
+        "server (pid {pid}) resident memory: peak {:.0} MiB, now {:.0} MiB",
+        peak as f64 / 1024.0,
+        now as f64 / 1024.0
+    ))
+}
+
 /// Runs every phase and returns their reports, `Check` first.
 pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
     let channels = connect(config).await?;
@@ -333,6 +359,10 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
     ] {
         reports.push(phase(config, &channels, call, "hot", hot.clone()).await);
         reports.push(phase(config, &channels, call, "random", random.clone()).await);
+    }
+    for (label, customer) in &config.by_history {
+        let who = Arc::new(vec![customer.clone()]);
+        reports.push(phase(config, &channels, Call::Context, label, who).await);
     }
     Ok(reports)
 }

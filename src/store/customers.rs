@@ -1,9 +1,11 @@
 //! Customers and their identities.
 
-use sqlx::{AnyConnection, Row};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tracing::instrument;
 
-use super::{Store, in_request_order, lock_order};
+use super::{IN_CHUNK, Store, in_request_order, lock_order, placeholders};
 use crate::domain::{
     AnonymousId, Change, ChangeKind, Customer, CustomerId, Error, Identity, IdentityKind,
     ItemResult, Timestamp, Violations, WriteOutcome, fingerprint,
@@ -198,13 +200,14 @@ impl Store {
         let mut results = Vec::with_capacity(customers.len());
         let mut changes = Vec::new();
         let order = lock_order(customers, |c| c.customer_id.as_str());
+        let mut batch = Profiles::read(&mut tx, customers).await?;
         for c in order.iter().map(|&i| &customers[i]) {
             let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
             if suppression.check(&mut tx, &keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
-            let result = upsert_customer(&mut tx, c, &mut changes).await?;
+            let result = batch.upsert(&mut tx, c, &mut changes).await?;
             if matches!(result, Ok(WriteOutcome::Created | WriteOutcome::Updated)) {
                 changes.push(Change::customer(
                     ChangeKind::Customer,
@@ -213,6 +216,7 @@ impl Store {
             }
             results.push(result);
         }
+        batch.flush(&mut tx, &mut changes).await?;
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(in_request_order(&order, results))
@@ -263,68 +267,218 @@ impl Store {
     }
 }
 
-async fn upsert_customer(
+/// A batch of customer profiles being written: who owns each identity and
+/// each stored profile's hash, read for the whole batch up front, and the
+/// profile rows, identity links and consents written together at the end.
+struct Profiles<'a> {
+    /// (kind, value) → owning customer, kept current as the batch links.
+    owners: HashMap<(&'static str, String), CustomerId>,
+    /// Profile hash of each stored customer (or written earlier in the batch).
+    stored: HashMap<String, i64>,
+    rows: Vec<&'a Customer>,
+    links: Vec<(&'a CustomerId, Identity)>,
+}
+
+impl<'a> Profiles<'a> {
+    async fn read(conn: &mut AnyConnection, customers: &'a [Customer]) -> Result<Self, Error> {
+        let mut by_kind: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        for c in customers {
+            for identity in c.identities() {
+                by_kind
+                    .entry(identity.kind().as_str())
+                    .or_default()
+                    .push(identity.value().to_owned());
+            }
+        }
+        let mut owners = HashMap::new();
+        for (kind, values) in &by_kind {
+            for chunk in values.chunks(IN_CHUNK) {
+                let sql = format!(
+                    "SELECT value, customer_id FROM identities WHERE kind = $1 AND value IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(*kind);
+                for v in chunk {
+                    q = q.bind(v.as_str());
+                }
+                for row in q.fetch_all(&mut *conn).await? {
+                    let owner: String = row.try_get(1)?;
+                    let owner = CustomerId::parse(&owner)
+                        .map_err(|e| anyhow::anyhow!("stored customer id {e}"))?;
+                    owners.insert((*kind, row.try_get(0)?), owner);
+                }
+            }
+        }
+        let ids: Vec<&str> = customers.iter().map(|c| c.customer_id.as_str()).collect();
+        let mut stored = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT customer_id, profile_hash FROM customers WHERE customer_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                stored.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(Self {
+            owners,
+            stored,
+            rows: Vec::new(),
+            links: Vec::new(),
+        })
+    }
+
+    /// Checks one profile and queues its writes. A customer whose identity
+    /// belongs to someone else is rejected whole.
+    async fn upsert(
+        &mut self,
+        conn: &mut AnyConnection,
+        c: &'a Customer,
+        changes: &mut Vec<Change>,
+    ) -> Result<ItemResult, Error> {
+        let identities = c.identities();
+        let mut violations = Violations::new();
+        for identity in &identities {
+            let key = (identity.kind().as_str(), identity.value().to_owned());
+            if self.owners.get(&key).is_some_and(|o| o != &c.customer_id) {
+                violations.add(field_of(identity), "is already linked to another customer");
+            }
+        }
+        if !violations.is_empty() {
+            return Ok(Err(violations));
+        }
+        let hash = fingerprint(c);
+        let stored = self.stored.insert(c.customer_id.as_str().to_owned(), hash);
+        if stored == Some(hash) {
+            return Ok(Ok(WriteOutcome::Duplicate));
+        }
+        if self.rows.iter().any(|r| r.customer_id == c.customer_id) {
+            // The same customer twice: the second merges into the first.
+            self.flush(conn, changes).await?;
+        }
+        self.rows.push(c);
+        for identity in identities {
+            let key = (identity.kind().as_str(), identity.value().to_owned());
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.owners.entry(key) {
+                slot.insert(c.customer_id.clone());
+                self.links.push((&c.customer_id, identity));
+            }
+        }
+        Ok(Ok(if stored.is_some() {
+            WriteOutcome::Updated
+        } else {
+            WriteOutcome::Created
+        }))
+    }
+
+    /// Writes the queued profiles (a merge: empty fields keep what was
+    /// stored), their new identity links (an anonymous id brings its
+    /// history along) and consents.
+    async fn flush(
+        &mut self,
+        conn: &mut AnyConnection,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        let now = Timestamp::now().millis();
+        self.rows.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        for chunk in self.rows.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO customers (customer_id, display_name, email, phone, loyalty_id, customer_since, \
+                 first_seen_at, last_activity_at, profile_hash, created_at, updated_at) VALUES {} \
+                 ON CONFLICT (customer_id) DO UPDATE SET \
+                 display_name = CASE WHEN excluded.display_name = '' THEN customers.display_name ELSE excluded.display_name END, \
+                 email = CASE WHEN excluded.email = '' THEN customers.email ELSE excluded.email END, \
+                 phone = CASE WHEN excluded.phone = '' THEN customers.phone ELSE excluded.phone END, \
+                 loyalty_id = CASE WHEN excluded.loyalty_id = '' THEN customers.loyalty_id ELSE excluded.loyalty_id END, \
+                 customer_since = COALESCE(excluded.customer_since, customers.customer_since), \
+                 first_seen_at = CASE WHEN excluded.first_seen_at < customers.first_seen_at \
+                     THEN excluded.first_seen_at ELSE customers.first_seen_at END, \
+                 profile_hash = excluded.profile_hash, updated_at = excluded.updated_at",
+                super::values_rows(conn, chunk.len(), 11)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                q = q
+                    .bind(c.customer_id.as_str())
+                    .bind(c.display_name.as_str())
+                    .bind(c.email.as_ref().map_or("", |e| e.as_str()))
+                    .bind(c.phone.as_ref().map_or("", |p| p.as_str()))
+                    .bind(c.loyalty_id.as_ref().map_or("", |l| l.as_str()))
+                    .bind(c.customer_since.map(Timestamp::millis))
+                    .bind(c.customer_since.map_or(now, Timestamp::millis))
+                    .bind(Timestamp::MIN.millis())
+                    .bind(fingerprint(*c))
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        self.links.sort_by(|a, b| {
+            (a.1.kind().as_str(), a.1.value()).cmp(&(b.1.kind().as_str(), b.1.value()))
+        });
+        for chunk in self.links.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO identities (kind, value, customer_id, linked_at) VALUES {}",
+                super::values_rows(conn, chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (customer, identity) in chunk {
+                q = q
+                    .bind(identity.kind().as_str())
+                    .bind(identity.value())
+                    .bind(customer.as_str())
+                    .bind(now);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        let anonymous: Vec<&str> = self
+            .links
+            .iter()
+            .filter(|(_, i)| i.kind() == IdentityKind::AnonymousId)
+            .map(|(_, i)| i.value())
+            .collect();
+        let with_history = with_history(conn, &anonymous).await?;
+        for (customer, identity) in &self.links {
+            if with_history.contains(identity.value())
+                && identity.kind() == IdentityKind::AnonymousId
+            {
+                attach_anonymous(conn, customer, identity.value(), changes).await?;
+            }
+        }
+        for c in &self.rows {
+            super::trust::write_consents(conn, &c.customer_id, &c.consents).await?;
+        }
+        self.rows.clear();
+        self.links.clear();
+        Ok(())
+    }
+}
+
+/// Which of these anonymous ids have history not yet given to a customer
+/// (browsing, guest orders, feedback): only those need attaching.
+async fn with_history(
     conn: &mut AnyConnection,
-    c: &Customer,
-    changes: &mut Vec<Change>,
-) -> Result<ItemResult, Error> {
-    let identities = c.identities();
-    let mut violations = Violations::new();
-    for identity in &identities {
-        if let Some(owner) = customer_of(conn, identity).await?
-            && owner != c.customer_id
-        {
-            violations.add(field_of(identity), "is already linked to another customer");
+    anonymous: &[&str],
+) -> Result<HashSet<String>, Error> {
+    let mut out = HashSet::new();
+    for chunk in anonymous.chunks(IN_CHUNK) {
+        for table in ["events", "orders", "suggestion_feedback"] {
+            let sql = format!(
+                "SELECT DISTINCT anonymous_id FROM {table} WHERE customer_id IS NULL AND anonymous_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            out.extend(q.fetch_all(&mut *conn).await?);
         }
     }
-    if !violations.is_empty() {
-        return Ok(Err(violations));
-    }
-    let hash = fingerprint(c);
-    let stored = sqlx::query("SELECT profile_hash FROM customers WHERE customer_id = $1")
-        .bind(c.customer_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let existed = stored.is_some();
-    if let Some(row) = stored
-        && row.try_get::<i64, _>(0)? == hash
-    {
-        return Ok(Ok(WriteOutcome::Duplicate));
-    }
-    let now = Timestamp::now();
-    let since = c.customer_since.unwrap_or(now);
-    touch_customer(conn, &c.customer_id, since, Timestamp::MIN).await?;
-    // A merge: empty fields keep what was stored.
-    sqlx::query(
-        "UPDATE customers SET \
-         display_name = CASE WHEN $2 = '' THEN display_name ELSE $2 END, \
-         email = CASE WHEN $3 = '' THEN email ELSE $3 END, \
-         phone = CASE WHEN $4 = '' THEN phone ELSE $4 END, \
-         loyalty_id = CASE WHEN $5 = '' THEN loyalty_id ELSE $5 END, \
-         customer_since = COALESCE($6, customer_since), \
-         profile_hash = $7, updated_at = $8 \
-         WHERE customer_id = $1",
-    )
-    .bind(c.customer_id.as_str())
-    .bind(&c.display_name)
-    .bind(c.email.as_ref().map_or("", |e| e.as_str()))
-    .bind(c.phone.as_ref().map_or("", |p| p.as_str()))
-    .bind(c.loyalty_id.as_ref().map_or("", |l| l.as_str()))
-    .bind(c.customer_since.map(Timestamp::millis))
-    .bind(hash)
-    .bind(now.millis())
-    .execute(&mut *conn)
-    .await?;
-    for identity in &identities {
-        // Conflicts were ruled out above, inside the same transaction.
-        link(conn, &c.customer_id, identity, changes).await?;
-    }
-    super::trust::write_consents(conn, &c.customer_id, &c.consents).await?;
-    Ok(Ok(if existed {
-        WriteOutcome::Updated
-    } else {
-        WriteOutcome::Created
-    }))
+    Ok(out)
 }
 
 fn field_of(identity: &Identity) -> &'static str {

@@ -1,158 +1,36 @@
 //! Orders, and the running totals they feed (spend, units, affinities).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tracing::instrument;
 
 use super::{
-    IN_CHUNK, Store, actor_key,
+    IN_CHUNK, ROWS_PER_STATEMENT, Store, actor_key,
     customers::{customer_of_anonymous, link, touch_customer},
     in_request_order, lock_order, placeholders,
+    totals::{Contribution, Totals},
+    values_rows,
 };
 use crate::domain::{
-    CategoryPath, Change, ChangeKind, CustomerId, Error, Identity, ItemResult, Order, OrderStatus,
+    Change, ChangeKind, CustomerId, Error, Identity, ItemResult, Order, OrderLine, OrderStatus,
     Timestamp, WriteOutcome, fingerprint,
 };
 
-/// What one order contributes to its customer's running totals.
-struct Contribution {
-    counts: bool,
-    currency: String,
-    total_minor: i64,
-    units: i64,
-    placed_at: i64,
-    /// Units per top-level category and per brand.
-    affinities: BTreeMap<(&'static str, String), i64>,
-    /// Distinct products, in line order (for the co-purchase model).
-    products: Vec<String>,
-    /// Distinct product groups (styles), for "already bought".
-    groups: Vec<String>,
-}
-
-impl Contribution {
-    fn from_lines<'a>(
-        status: OrderStatus,
-        currency: String,
-        total_minor: i64,
-        placed_at: i64,
-        lines: impl Iterator<Item = (&'a str, &'a str, i64, &'a str, &'a str)>,
-    ) -> Self {
-        let mut affinities = BTreeMap::new();
-        let mut units = 0;
-        let mut products: Vec<String> = Vec::new();
-        let mut groups: Vec<String> = Vec::new();
-        for (product_id, group_id, quantity, brand, category_path) in lines {
-            if !products.iter().any(|p| p == product_id) {
-                products.push(product_id.to_owned());
-            }
-            if !groups.iter().any(|g| g == group_id) {
-                groups.push(group_id.to_owned());
-            }
-            units += quantity;
-            let top = CategoryPath::from_stored(category_path).top().to_owned();
-            if !top.is_empty() {
-                *affinities.entry(("category", top)).or_insert(0) += quantity;
-            }
-            if !brand.is_empty() {
-                *affinities.entry(("brand", brand.to_owned())).or_insert(0) += quantity;
-            }
-        }
-        Self {
-            counts: status.counts(),
-            currency,
-            total_minor,
-            units,
-            placed_at,
-            affinities,
-            products,
-            groups,
-        }
-    }
-}
-
-/// Adds (`sign` = 1) or removes (`sign` = -1) an order's contribution,
-/// and tells the change feed its products entered or left the co-purchase
-/// counts.
-async fn apply(
-    conn: &mut AnyConnection,
+/// Adds (`sign` = 1) or removes (`sign` = -1) an order's contribution to
+/// its customer's totals, and tells the change feed its products entered or
+/// left the co-purchase counts.
+fn contribute(
+    totals: &mut Totals,
     customer: &str,
     c: &Contribution,
     sign: i64,
     changes: &mut Vec<Change>,
-) -> Result<(), Error> {
-    if !c.counts {
-        return Ok(());
+) {
+    if c.counts {
+        changes.push(Change::basket(sign > 0, c.placed_at, c.products.clone()));
     }
-    changes.push(Change::basket(sign > 0, c.placed_at, c.products.clone()));
-    for group in &c.groups {
-        sqlx::query(
-            "INSERT INTO customer_groups (customer_id, group_id, orders, last_bought_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (customer_id, group_id) DO UPDATE SET orders = customer_groups.orders + excluded.orders, \
-             last_bought_at = CASE WHEN excluded.last_bought_at > customer_groups.last_bought_at \
-             THEN excluded.last_bought_at ELSE customer_groups.last_bought_at END",
-        )
-        .bind(customer)
-        .bind(group.as_str())
-        .bind(sign)
-        .bind(if sign > 0 { c.placed_at } else { 0 })
-        .execute(&mut *conn)
-        .await?;
-    }
-    if sign < 0 {
-        sqlx::query("DELETE FROM customer_groups WHERE customer_id = $1 AND orders <= 0")
-            .bind(customer)
-            .execute(&mut *conn)
-            .await?;
-    }
-    // Running totals saturate at MAX_TOTAL instead of overflowing: on
-    // SQLite an overflowing `+` would store a float that no read accepts.
-    sqlx::query(
-        "UPDATE customers SET order_count = order_count + $2, \
-         units_purchased = CASE WHEN units_purchased > $5 - $3 THEN $5 ELSE units_purchased + $3 END, \
-         last_order_at = CASE WHEN last_order_at IS NULL OR last_order_at < $4 THEN $4 ELSE last_order_at END \
-         WHERE customer_id = $1",
-    )
-    .bind(customer)
-    .bind(sign)
-    .bind(sign * c.units)
-    .bind(c.placed_at)
-    .bind(super::MAX_TOTAL)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO customer_spend (customer_id, currency, spend_minor) VALUES ($1, $2, $3) \
-         ON CONFLICT (customer_id, currency) DO UPDATE SET spend_minor = CASE \
-         WHEN customer_spend.spend_minor > $4 - excluded.spend_minor THEN $4 \
-         ELSE customer_spend.spend_minor + excluded.spend_minor END",
-    )
-    .bind(customer)
-    .bind(&c.currency)
-    .bind(sign * c.total_minor)
-    .bind(super::MAX_TOTAL)
-    .execute(&mut *conn)
-    .await?;
-    for ((kind, name), units) in &c.affinities {
-        sqlx::query(
-            "INSERT INTO customer_affinities (customer_id, kind, name, units, orders) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (customer_id, kind, name) DO UPDATE SET \
-             units = customer_affinities.units + excluded.units, orders = customer_affinities.orders + excluded.orders",
-        )
-        .bind(customer)
-        .bind(*kind)
-        .bind(name)
-        .bind(sign * units)
-        .bind(sign)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if sign < 0 {
-        sqlx::query("DELETE FROM customer_affinities WHERE customer_id = $1 AND orders <= 0")
-            .bind(customer)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    totals.add(customer, c, sign);
 }
 
 /// Reads back what a stored order contributes.
@@ -211,6 +89,7 @@ pub(super) async fn attach_guest_orders(
             .fetch_all(&mut *conn)
             .await?;
     let mut attached = 0;
+    let mut totals = Totals::default();
     for row in rows {
         let order_id: String = row.try_get(0)?;
         sqlx::query("UPDATE orders SET customer_id = $1 WHERE order_id = $2")
@@ -219,12 +98,12 @@ pub(super) async fn attach_guest_orders(
             .execute(&mut *conn)
             .await?;
         if let Some((_, c)) = stored_contribution(conn, &order_id).await? {
-            let at = super::instant(c.placed_at)?;
-            touch_customer(conn, customer_id, at, at).await?;
-            apply(conn, customer_id.as_str(), &c, 1, changes).await?;
+            totals.touch(customer_id.as_str(), c.placed_at);
+            contribute(&mut totals, customer_id.as_str(), &c, 1, changes);
         }
         attached += 1;
     }
+    totals.flush(conn).await?;
     Ok(attached)
 }
 
@@ -233,7 +112,7 @@ pub(super) async fn attach_guest_orders(
 async fn catalog_facts(
     conn: &mut AnyConnection,
     ids: &[&str],
-) -> Result<HashMap<String, (String, String, String, String)>, Error> {
+) -> Result<HashMap<String, Facts>, Error> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
@@ -259,6 +138,160 @@ async fn catalog_facts(
     Ok(out)
 }
 
+/// Catalog facts of a product: name, brand, category path, group.
+type Facts = (String, String, String, String);
+
+/// An order line as it will be stored: the product as it was, gaps filled
+/// from the catalog, and its style group.
+struct Line<'a> {
+    order_id: &'a str,
+    line_no: i64,
+    line: &'a OrderLine,
+    name: String,
+    brand: String,
+    category: String,
+    group: String,
+}
+
+/// A batch of orders being recorded: what was read up front for all of
+/// them, and the writes deferred to [`Batch::flush`] (a few multi-row
+/// statements instead of about twenty statements an order).
+struct Batch<'a> {
+    /// Content hash of each order stored before, or earlier in the batch.
+    stored: HashMap<String, i64>,
+    /// The catalog facts of every product the batch orders.
+    facts: HashMap<String, Facts>,
+    /// Order rows to write: the order, its customer, its content hash.
+    rows: Vec<(&'a Order, Option<CustomerId>, i64)>,
+    lines: Vec<Line<'a>>,
+    totals: Totals,
+    /// Counted orders to attribute to suggestions: customer, order, placed
+    /// at, style groups.
+    attributions: Vec<(CustomerId, &'a str, i64, Vec<String>)>,
+}
+
+impl<'a> Batch<'a> {
+    async fn read(conn: &mut AnyConnection, orders: &'a [Order]) -> Result<Self, Error> {
+        let ids: Vec<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
+        let mut stored = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT order_id, content_hash FROM orders WHERE order_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                stored.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        let mut products: Vec<&str> = orders
+            .iter()
+            .flat_map(|o| o.lines.iter().map(|l| l.product_id.as_str()))
+            .collect();
+        products.sort_unstable();
+        products.dedup();
+        Ok(Self {
+            stored,
+            facts: catalog_facts(conn, &products).await?,
+            rows: Vec::new(),
+            lines: Vec::new(),
+            totals: Totals::default(),
+            attributions: Vec::new(),
+        })
+    }
+
+    /// Writes what is pending, each table in key order.
+    async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), Error> {
+        self.rows.sort_by(|a, b| a.0.order_id.cmp(&b.0.order_id));
+        for chunk in self.rows.chunks(ROWS_PER_STATEMENT) {
+            insert_orders(conn, chunk).await?;
+        }
+        self.rows.clear();
+        self.lines
+            .sort_by(|a, b| (a.order_id, a.line_no).cmp(&(b.order_id, b.line_no)));
+        for chunk in self.lines.chunks(ROWS_PER_STATEMENT) {
+            insert_lines(conn, chunk).await?;
+        }
+        self.lines.clear();
+        self.totals.flush(conn).await?;
+        let attributions = std::mem::take(&mut self.attributions);
+        let customers: Vec<&str> = attributions.iter().map(|a| a.0.as_str()).collect();
+        let with_suggestions = super::suggestions::with_suggestions(conn, &customers).await?;
+        for (customer, order_id, placed_at, groups) in &attributions {
+            if with_suggestions.contains(customer.as_str()) {
+                super::suggestions::attribute_order(
+                    conn,
+                    customer.as_str(),
+                    order_id,
+                    *placed_at,
+                    groups,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn insert_orders(
+    conn: &mut AnyConnection,
+    rows: &[(&Order, Option<CustomerId>, i64)],
+) -> Result<(), Error> {
+    let sql = format!(
+        "INSERT INTO orders (order_id, customer_id, anonymous_id, status, placed_at, currency, total_minor, \
+         channel, line_count, content_hash, updated_at) VALUES {} \
+         ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, \
+         anonymous_id = excluded.anonymous_id, status = excluded.status, placed_at = excluded.placed_at, \
+         currency = excluded.currency, total_minor = excluded.total_minor, channel = excluded.channel, \
+         line_count = excluded.line_count, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+        values_rows(conn, rows.len(), 11)
+    );
+    let now = Timestamp::now().millis();
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for (o, customer, hash) in rows {
+        q = q
+            .bind(o.order_id.as_str())
+            .bind(customer.as_ref().map(CustomerId::as_str))
+            .bind(o.actor.anonymous_id().map(|a| a.as_str()))
+            .bind(o.status.as_str())
+            .bind(o.placed_at.millis())
+            .bind(o.currency.as_str())
+            .bind(o.total_minor)
+            .bind(o.channel.as_str())
+            .bind(o.lines.len() as i64)
+            .bind(*hash)
+            .bind(now);
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn insert_lines(conn: &mut AnyConnection, lines: &[Line<'_>]) -> Result<(), Error> {
+    let sql = format!(
+        "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, name, brand, \
+         category_path, group_id) VALUES {}",
+        values_rows(conn, lines.len(), 9)
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for l in lines {
+        q = q
+            .bind(l.order_id)
+            .bind(l.line_no)
+            .bind(l.line.product_id.as_str())
+            .bind(l.line.quantity)
+            .bind(l.line.unit_price_minor)
+            .bind(l.name.as_str())
+            .bind(l.brand.as_str())
+            .bind(l.category.as_str())
+            .bind(l.group.as_str());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
 impl Store {
     /// Records orders in one transaction. A resent order with new content
     /// (a status change) replaces the stored one and its totals.
@@ -274,6 +307,7 @@ impl Store {
         let mut results = Vec::with_capacity(orders.len());
         let mut changes = Vec::new();
         let order = lock_order(orders, |o| (actor_key(&o.actor), o.order_id.as_str()));
+        let mut batch = Batch::read(&mut tx, orders).await?;
         for o in order.iter().map(|&i| &orders[i]) {
             let identities: Vec<Identity> = o
                 .actor
@@ -287,34 +321,40 @@ impl Store {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
-            results.push(record_order(&mut tx, o, &mut changes).await?);
+            results.push(record_order(&mut tx, o, &mut batch, &mut changes).await?);
         }
+        batch.flush(&mut tx).await?;
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(in_request_order(&order, results))
     }
 }
 
-async fn record_order(
+async fn record_order<'a>(
     conn: &mut AnyConnection,
-    o: &Order,
+    o: &'a Order,
+    batch: &mut Batch<'a>,
     changes: &mut Vec<Change>,
 ) -> Result<ItemResult, Error> {
     let hash = fingerprint(o);
-    let stored = sqlx::query("SELECT content_hash FROM orders WHERE order_id = $1")
-        .bind(o.order_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let existed = match stored {
-        Some(row) if row.try_get::<i64, _>(0)? == hash => return Ok(Ok(WriteOutcome::Duplicate)),
+    let existed = match batch.stored.get(o.order_id.as_str()) {
+        Some(&stored) if stored == hash => return Ok(Ok(WriteOutcome::Duplicate)),
         Some(_) => true,
         None => false,
     };
+    if existed {
+        // What the order contributed is read back from the database.
+        batch.flush(conn).await?;
+    }
+    batch.stored.insert(o.order_id.as_str().to_owned(), hash);
 
     let customer = match (o.actor.customer_id(), o.actor.anonymous_id()) {
         (Some(c), Some(a)) => {
-            touch_customer(conn, c, o.placed_at, o.placed_at).await?;
             if customer_of_anonymous(conn, a).await?.is_none() {
+                // Written now, after what is pending, so rows are still
+                // locked in key order.
+                batch.flush(conn).await?;
+                touch_customer(conn, c, o.placed_at, o.placed_at).await?;
                 link(conn, c, &Identity::from(a.clone()), changes).await?;
             }
             Some(c.clone())
@@ -328,42 +368,19 @@ async fn record_order(
         if let Some((old_customer, old)) = stored_contribution(conn, o.order_id.as_str()).await?
             && let Some(old_customer) = old_customer
         {
-            apply(conn, &old_customer, &old, -1, changes).await?;
+            contribute(&mut batch.totals, &old_customer, &old, -1, changes);
         }
         sqlx::query("DELETE FROM order_lines WHERE order_id = $1")
             .bind(o.order_id.as_str())
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query(
-        "INSERT INTO orders (order_id, customer_id, anonymous_id, status, placed_at, currency, total_minor, \
-         channel, line_count, content_hash, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, \
-         anonymous_id = excluded.anonymous_id, status = excluded.status, placed_at = excluded.placed_at, \
-         currency = excluded.currency, total_minor = excluded.total_minor, channel = excluded.channel, \
-         line_count = excluded.line_count, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-    )
-    .bind(o.order_id.as_str())
-    .bind(customer.as_ref().map(CustomerId::as_str))
-    .bind(o.actor.anonymous_id().map(|a| a.as_str()))
-    .bind(o.status.as_str())
-    .bind(o.placed_at.millis())
-    .bind(o.currency.as_str())
-    .bind(o.total_minor)
-    .bind(&o.channel)
-    .bind(o.lines.len() as i64)
-    .bind(hash)
-    .bind(Timestamp::now().millis())
-    .execute(&mut *conn)
-    .await?;
 
-    // Lines keep the product as it was; gaps are filled from the catalog.
+    // Lines keep the product as it was; gaps are filled from the catalog
     // (and every line's style group, for "already bought").
-    let ids: Vec<&str> = o.lines.iter().map(|l| l.product_id.as_str()).collect();
-    let facts = catalog_facts(conn, &ids).await?;
-    let mut snapshot = Vec::with_capacity(o.lines.len());
+    let first_line = batch.lines.len();
     for (i, l) in o.lines.iter().enumerate() {
-        let known = facts.get(l.product_id.as_str());
+        let known = batch.facts.get(l.product_id.as_str());
         let pick = |own: String, catalog: Option<&String>| {
             if own.is_empty() {
                 catalog.cloned().unwrap_or_default()
@@ -371,50 +388,44 @@ async fn record_order(
                 own
             }
         };
-        let name = pick(l.name.clone(), known.map(|k| &k.0));
-        let brand = pick(l.brand.clone(), known.map(|k| &k.1));
-        let category = pick(l.category.to_stored(), known.map(|k| &k.2));
-        let group = known.map_or_else(|| l.product_id.as_str().to_owned(), |k| k.3.clone());
-        sqlx::query(
-            "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_minor, name, brand, \
-             category_path, group_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(o.order_id.as_str())
-        .bind(i as i64)
-        .bind(l.product_id.as_str())
-        .bind(l.quantity)
-        .bind(l.unit_price_minor)
-        .bind(&name)
-        .bind(&brand)
-        .bind(&category)
-        .bind(&group)
-        .execute(&mut *conn)
-        .await?;
-        snapshot.push((l.product_id.as_str(), group, l.quantity, brand, category));
+        batch.lines.push(Line {
+            order_id: o.order_id.as_str(),
+            line_no: i as i64,
+            line: l,
+            name: pick(l.name.clone(), known.map(|k| &k.0)),
+            brand: pick(l.brand.clone(), known.map(|k| &k.1)),
+            category: pick(l.category.to_stored(), known.map(|k| &k.2)),
+            group: known.map_or_else(|| l.product_id.as_str().to_owned(), |k| k.3.clone()),
+        });
     }
+    batch.rows.push((o, customer.clone(), hash));
 
     if let Some(c) = &customer {
-        touch_customer(conn, c, o.placed_at, o.placed_at).await?;
+        batch.totals.touch(c.as_str(), o.placed_at.millis());
         let contribution = Contribution::from_lines(
             o.status,
             o.currency.as_str().to_owned(),
             o.total_minor,
             o.placed_at.millis(),
-            snapshot
-                .iter()
-                .map(|(p, g, q, b, cat)| (*p, g.as_str(), *q, b.as_str(), cat.as_str())),
+            batch.lines[first_line..].iter().map(|l| {
+                (
+                    l.line.product_id.as_str(),
+                    l.group.as_str(),
+                    l.line.quantity,
+                    l.brand.as_str(),
+                    l.category.as_str(),
+                )
+            }),
         );
-        apply(conn, c.as_str(), &contribution, 1, changes).await?;
+        contribute(&mut batch.totals, c.as_str(), &contribution, 1, changes);
         changes.push(Change::customer(ChangeKind::Order, c.as_str()));
         if contribution.counts {
-            super::suggestions::attribute_order(
-                conn,
-                c.as_str(),
+            batch.attributions.push((
+                c.clone(),
                 o.order_id.as_str(),
                 contribution.placed_at,
-                &contribution.groups,
-            )
-            .await?;
+                contribution.groups,
+            ));
         }
     }
     Ok(Ok(if existed {

@@ -462,6 +462,30 @@ pub(super) async fn attribute_order(
     Ok(())
 }
 
+/// Which of `customers` were ever shown a suggestion (only their orders
+/// can be attributed to one).
+pub(super) async fn with_suggestions(
+    conn: &mut sqlx::AnyConnection,
+    customers: &[&str],
+) -> Result<HashSet<String>, Error> {
+    let mut unique = customers.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut out = HashSet::new();
+    for chunk in unique.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT DISTINCT customer_id FROM suggestion_feedback WHERE customer_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        for c in chunk {
+            q = q.bind(*c);
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
 /// SQL that packs one value per row into one string per group (records
 /// joined by RS, fields by US): the aggregate and the character function of
 /// the backend. Rows cross from SQLite's thread one by one, so thousands of

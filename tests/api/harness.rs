@@ -62,6 +62,16 @@ pub enum Backend {
     Postgres,
 }
 
+/// A server running as its own process; killed on drop.
+pub struct ReplicaProcess(std::process::Child);
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running server with its clients (authenticated with an admin key).
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
@@ -128,6 +138,67 @@ impl TestApp {
                 .1,
         );
         (
+            IngestServiceClient::with_interceptor(channel.clone(), admin.clone()),
+            CustomerContextServiceClient::with_interceptor(channel, admin),
+        )
+    }
+
+    /// Another replica as its own operating-system process: the
+    /// `customer-context serve` binary on the same database, on a port of
+    /// its own (read from its first log line), with admin clients. The
+    /// process is killed when the returned guard drops.
+    pub async fn replica_process(&self) -> (ReplicaProcess, Ingest, Context) {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_customer-context"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--model-rebuild-hours",
+                "0",
+                "--database-url",
+                &self.database_url,
+            ])
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let addr = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("addr")?.as_str().map(str::to_owned));
+                if let (Some(addr), Some(tx)) = (addr, tx.take()) {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let process = ReplicaProcess(child);
+        let addr = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(60))
+        })
+        .await
+        .expect("joined")
+        .expect("the replica process logs the address it serves on");
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("a URI")
+            .connect()
+            .await
+            .expect("connecting to the replica process");
+        let admin = Key::bearer(
+            &self
+                .store
+                .create_key("replica process admin", Role::Admin)
+                .await
+                .expect("a key")
+                .1,
+        );
+        (
+            process,
             IngestServiceClient::with_interceptor(channel.clone(), admin.clone()),
             CustomerContextServiceClient::with_interceptor(channel, admin),
         )

@@ -13,7 +13,7 @@ use tonic::{Code, Streaming};
 
 use crate::{
     fixtures::*,
-    harness::{Backend, Key, TestApp, spawn_app, spawn_configured},
+    harness::{Backend, Key, ReplicaProcess, TestApp, spawn_app, spawn_configured},
     http::maya,
     on_both_backends,
 };
@@ -60,13 +60,18 @@ async fn until(
     }
 }
 
-async fn watch_from_another_replica(app: &TestApp) -> Streaming<pb::WatchCustomerContextResponse> {
-    let (_, mut other) = app.replica().await;
-    other
+/// A watch on another replica: a second server process on the same
+/// database (its own model, change-feed tail and connections).
+async fn watch_from_another_replica(
+    app: &TestApp,
+) -> (ReplicaProcess, Streaming<pb::WatchCustomerContextResponse>) {
+    let (process, _, mut other) = app.replica_process().await;
+    let stream = other
         .watch_customer_context(request("maya"))
         .await
         .expect("watching")
-        .into_inner()
+        .into_inner();
+    (process, stream)
 }
 
 async fn a_watcher_follows_changes_ingested_through_another_replica(backend: Backend) {
@@ -74,7 +79,7 @@ async fn a_watcher_follows_changes_ingested_through_another_replica(backend: Bac
         return;
     };
     maya(&app).await;
-    let mut stream = watch_from_another_replica(&app).await;
+    let (_replica, mut stream) = watch_from_another_replica(&app).await;
     let first = stream
         .message()
         .await
@@ -178,7 +183,7 @@ async fn a_stalled_watcher_neither_blocks_ingestion_nor_piles_up_contexts(backen
         return;
     };
     maya(&app).await;
-    let mut stream = watch_from_another_replica(&app).await;
+    let (_replica, mut stream) = watch_from_another_replica(&app).await;
     stream
         .message()
         .await
