@@ -37,8 +37,12 @@ use crate::{
 pub const MAX_BATCH: usize = 1000;
 /// Largest request message accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
-/// Events committed together by `StreamEvents`.
-const STREAM_FLUSH: usize = 500;
+/// Events committed together by `StreamEvents`. On SQLite each commit
+/// writes every page it dirtied to the WAL and syncs it, and a batch of
+/// views dirties index pages all over the events table: 2,000 per commit
+/// took 1.5-1.8x the events/s of 500 (docs/performance.md), while one
+/// commit still holds the single writer for well under a second.
+const STREAM_FLUSH: usize = 2_000;
 /// Rejected events listed in a `StreamEvents` response.
 const STREAM_REJECTS_LISTED: usize = 1000;
 

@@ -118,6 +118,9 @@ pub(super) async fn append(conn: &mut AnyConnection, changes: &[Change]) -> Resu
     Ok(())
 }
 
+/// Feed entries deleted per transaction by [`Store::trim_feed`].
+const TRIM_CHUNK: i64 = 20_000;
+
 impl Store {
     /// The newest feed position (0 when nothing was ever written).
     pub async fn feed_head(&self) -> Result<i64, Error> {
@@ -181,6 +184,9 @@ impl Store {
     /// Deletes feed entries that every replica seen in the last
     /// `live_ms` has applied and that the newest snapshot includes, and
     /// forgets replicas not seen for that long. Returns entries deleted.
+    /// Entries go [`TRIM_CHUNK`] per transaction: after a large import the
+    /// feed holds millions, and one transaction deleting them all would
+    /// hold SQLite's single writer (ingestion, the access log) for minutes.
     pub async fn trim_feed(&self, live_ms: i64) -> Result<u64, Error> {
         let since = Timestamp::now().millis() - live_ms;
         let mut tx = self.begin_write().await?;
@@ -195,18 +201,29 @@ impl Store {
             sqlx::query_scalar("SELECT MAX(as_of_seq) FROM model_snapshots")
                 .fetch_one(&mut *tx)
                 .await?;
+        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM change_feed")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
         let upto = match (readers, snapshot) {
             (Some(r), Some(s)) => r.min(s),
             (None, Some(s)) => s,
             _ => 0,
         };
-        let n = sqlx::query("DELETE FROM change_feed WHERE seq <= $1")
-            .bind(upto)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(n)
+        let mut deleted = 0;
+        let mut from = oldest.unwrap_or(upto + 1);
+        while from <= upto {
+            let to = upto.min(from.saturating_add(TRIM_CHUNK - 1));
+            let mut tx = self.begin_write().await?;
+            deleted += sqlx::query("DELETE FROM change_feed WHERE seq <= $1")
+                .bind(to)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            from = to + 1;
+        }
+        Ok(deleted)
     }
 
     /// Stores a built model as the next version, keeping the previous one.
@@ -379,5 +396,44 @@ mod tests {
             );
         }
         assert_eq!(basket_of(""), None);
+    }
+
+    #[tokio::test]
+    async fn a_long_feed_is_trimmed_in_chunks_up_to_the_snapshot() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = Store::connect(
+            &crate::store::sqlite_url(&dir.path().join("cc.db")),
+            &crate::store::StoreOptions::default(),
+        )
+        .await
+        .expect("opened");
+        store.migrate().await.expect("migrated");
+        let n = 2 * TRIM_CHUNK as usize + 5;
+        let changes: Vec<Change> = (0..n)
+            .map(|i| Change::customer(ChangeKind::Event, &format!("c{i}")))
+            .collect();
+        let mut tx = store.begin_write().await.expect("a transaction");
+        for chunk in changes.chunks(super::super::ROWS_PER_STATEMENT) {
+            append(&mut tx, chunk).await.expect("appended");
+        }
+        tx.commit().await.expect("committed");
+        // The newest model includes all but the last 3 entries.
+        let as_of = n as i64 - 3;
+        store
+            .save_snapshot(Timestamp::now(), as_of, 2, b"model")
+            .await
+            .expect("a snapshot");
+        assert_eq!(
+            store.trim_feed(60_000).await.expect("trimmed"),
+            as_of as u64
+        );
+        let left: Vec<i64> = sqlx::query_scalar("SELECT seq FROM change_feed ORDER BY seq")
+            .fetch_all(&store.reader)
+            .await
+            .expect("read");
+        // What the snapshot does not include stays (saving it added one).
+        assert_eq!(left[..3], [as_of + 1, as_of + 2, as_of + 3]);
+        assert!(left.iter().all(|&seq| seq > as_of), "{left:?}");
+        assert_eq!(store.trim_feed(60_000).await.expect("trimmed again"), 0);
     }
 }
