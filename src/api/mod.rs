@@ -42,7 +42,7 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// views dirties index pages all over the events table: 2,000 per commit
 /// took 1.5-1.8x the events/s of 500 (docs/performance.md), while one
 /// commit still holds the single writer for well under a second.
-const STREAM_FLUSH: usize = 2_000;
+pub const STREAM_FLUSH: usize = 2_000;
 /// Rejected events listed in a `StreamEvents` response.
 const STREAM_REJECTS_LISTED: usize = 1000;
 

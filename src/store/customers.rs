@@ -293,11 +293,15 @@ impl<'a> Profiles<'a> {
         let mut owners = HashMap::new();
         for (kind, values) in &by_kind {
             for chunk in values.chunks(IN_CHUNK) {
+                // `kind` is one of four fixed names, never input. A join
+                // on a list of values is one index probe per value on
+                // either backend, whatever the statistics say.
                 let sql = format!(
-                    "SELECT value, customer_id FROM identities WHERE kind = $1 AND value IN ({})",
-                    placeholders(2, chunk.len())
+                    "SELECT i.value, i.customer_id FROM (VALUES {}) AS v \
+                     JOIN identities i ON i.kind = '{kind}' AND i.value = v.column1",
+                    super::values_rows(conn, chunk.len(), 1)
                 );
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(*kind);
+                let mut q = sqlx::query(AssertSqlSafe(sql));
                 for v in chunk {
                     q = q.bind(v.as_str());
                 }
@@ -467,9 +471,13 @@ async fn with_history(
     let mut out = HashSet::new();
     for chunk in anonymous.chunks(IN_CHUNK) {
         for table in ["events", "orders", "suggestion_feedback"] {
+            // One index probe per id (a semi-join on a list of values):
+            // `IN (...)` over a table whose statistics lag a bulk load got
+            // PostgreSQL's generic plan a parallel scan, seconds a batch.
             let sql = format!(
-                "SELECT DISTINCT anonymous_id FROM {table} WHERE customer_id IS NULL AND anonymous_id IN ({})",
-                placeholders(1, chunk.len())
+                "SELECT v.column1 FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM {table} t \
+                 WHERE t.anonymous_id = v.column1 AND t.customer_id IS NULL)",
+                super::values_rows(conn, chunk.len(), 1)
             );
             let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
             for a in chunk {

@@ -912,20 +912,20 @@ async fn overload_and_rate_limits_answer_resource_exhausted(backend: Backend) {
         return;
     };
     seed_catalog(&app).await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BrowsingEvent>(1000);
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BrowsingEvent>(4000);
     let mut ingest = app.ingest.clone();
     let held = tokio::spawn(async move {
         ingest
             .stream_events(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
     });
-    for i in 0..500 {
+    for i in 0..customer_context::api::STREAM_FLUSH {
         tx.send(view(&format!("h{i}"), "c1", "socks", 10))
             .await
             .expect("send");
     }
-    // The server commits every 500 events: once they are visible, the
-    // stream has been admitted and is still in flight.
+    // The server commits every STREAM_FLUSH events: once they are visible,
+    // the stream has been admitted and is still in flight.
     let mut admitted = false;
     for _ in 0..600 {
         if app
@@ -968,7 +968,10 @@ async fn overload_and_rate_limits_answer_resource_exhausted(backend: Backend) {
         .expect("joined")
         .expect("the stream completes")
         .into_inner();
-    assert_eq!(done.summary.expect("summary").created, 500);
+    assert_eq!(
+        done.summary.expect("summary").created,
+        customer_context::api::STREAM_FLUSH as u32
+    );
     // Its place is free again.
     let again = app
         .ingest
