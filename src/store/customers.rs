@@ -388,6 +388,31 @@ impl<'a> Profiles<'a> {
         changes: &mut Vec<Change>,
     ) -> Result<(), Error> {
         let now = Timestamp::now().millis();
+        self.write_profiles(conn, now).await?;
+        self.write_links(conn, now).await?;
+        let anonymous: Vec<&str> = self
+            .links
+            .iter()
+            .filter(|(_, i)| i.kind() == IdentityKind::AnonymousId)
+            .map(|(_, i)| i.value())
+            .collect();
+        let with_history = with_history(conn, &anonymous).await?;
+        for (customer, identity) in &self.links {
+            if with_history.contains(identity.value())
+                && identity.kind() == IdentityKind::AnonymousId
+            {
+                attach_anonymous(conn, customer, identity.value(), changes).await?;
+            }
+        }
+        for c in &self.rows {
+            super::trust::write_consents(conn, &c.customer_id, &c.consents).await?;
+        }
+        self.rows.clear();
+        self.links.clear();
+        Ok(())
+    }
+
+    async fn write_profiles(&mut self, conn: &mut AnyConnection, now: i64) -> Result<(), Error> {
         self.rows.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         for chunk in self.rows.chunks(super::ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -421,6 +446,10 @@ impl<'a> Profiles<'a> {
             }
             q.execute(&mut *conn).await?;
         }
+        Ok(())
+    }
+
+    async fn write_links(&mut self, conn: &mut AnyConnection, now: i64) -> Result<(), Error> {
         self.links.sort_by(|a, b| {
             (a.1.kind().as_str(), a.1.value()).cmp(&(b.1.kind().as_str(), b.1.value()))
         });
@@ -439,25 +468,6 @@ impl<'a> Profiles<'a> {
             }
             q.execute(&mut *conn).await?;
         }
-        let anonymous: Vec<&str> = self
-            .links
-            .iter()
-            .filter(|(_, i)| i.kind() == IdentityKind::AnonymousId)
-            .map(|(_, i)| i.value())
-            .collect();
-        let with_history = with_history(conn, &anonymous).await?;
-        for (customer, identity) in &self.links {
-            if with_history.contains(identity.value())
-                && identity.kind() == IdentityKind::AnonymousId
-            {
-                attach_anonymous(conn, customer, identity.value(), changes).await?;
-            }
-        }
-        for c in &self.rows {
-            super::trust::write_consents(conn, &c.customer_id, &c.consents).await?;
-        }
-        self.rows.clear();
-        self.links.clear();
         Ok(())
     }
 }

@@ -144,8 +144,16 @@ impl Totals {
     /// SQLite an overflowing `+` would store a float that no read accepts.
     pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), Error> {
         let t = std::mem::take(self);
+        t.write_customers(conn).await?;
+        t.write_groups(conn).await?;
+        t.write_spend(conn).await?;
+        t.write_affinities(conn).await?;
+        t.remove_emptied(conn).await
+    }
+
+    async fn write_customers(&self, conn: &mut AnyConnection) -> Result<(), Error> {
         let now = crate::domain::Timestamp::now().millis();
-        let customers: Vec<_> = t.customers.iter().collect();
+        let customers: Vec<_> = self.customers.iter().collect();
         for chunk in customers.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO customers (customer_id, first_seen_at, last_activity_at, created_at, updated_at, \
@@ -178,7 +186,11 @@ impl Totals {
             }
             q.execute(&mut *conn).await?;
         }
-        let groups: Vec<_> = t.groups.iter().collect();
+        Ok(())
+    }
+
+    async fn write_groups(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let groups: Vec<_> = self.groups.iter().collect();
         for chunk in groups.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO customer_groups (customer_id, group_id, orders, last_bought_at) VALUES {} \
@@ -197,7 +209,11 @@ impl Totals {
             }
             q.execute(&mut *conn).await?;
         }
-        let spend: Vec<_> = t.spend.iter().collect();
+        Ok(())
+    }
+
+    async fn write_spend(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let spend: Vec<_> = self.spend.iter().collect();
         for chunk in spend.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO customer_spend (customer_id, currency, spend_minor) VALUES {} \
@@ -215,7 +231,11 @@ impl Totals {
             }
             q.execute(&mut *conn).await?;
         }
-        let affinities: Vec<_> = t.affinities.iter().collect();
+        Ok(())
+    }
+
+    async fn write_affinities(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let affinities: Vec<_> = self.affinities.iter().collect();
         for chunk in affinities.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO customer_affinities (customer_id, kind, name, units, orders) VALUES {} \
@@ -235,7 +255,13 @@ impl Totals {
             }
             q.execute(&mut *conn).await?;
         }
-        let shrunk: Vec<_> = t.shrunk.iter().collect();
+        Ok(())
+    }
+
+    /// Removes the style and affinity rows of customers that lost an order
+    /// once they fall to zero orders.
+    async fn remove_emptied(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let shrunk: Vec<_> = self.shrunk.iter().collect();
         for chunk in shrunk.chunks(super::IN_CHUNK) {
             for table in ["customer_groups", "customer_affinities"] {
                 let sql = format!(

@@ -395,14 +395,15 @@ async fn shutdown_finishes_calls_in_flight() {
     let mut ingest = IngestServiceClient::with_interceptor(channel, key);
 
     // A client stream is in flight: its first batch is committed.
-    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BrowsingEvent>(1000);
+    let flush = customer_context::api::STREAM_FLUSH;
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BrowsingEvent>(4000);
     let mut streaming = ingest.clone();
     let call = tokio::spawn(async move {
         streaming
             .stream_events(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
     });
-    for i in 0..500 {
+    for i in 0..flush {
         tx.send(view(&format!("s{i}"), "c1", "p1", 5))
             .await
             .expect("send");
@@ -422,7 +423,7 @@ async fn shutdown_finishes_calls_in_flight() {
 
     // Shut down while the call is open; it may still send, then finish.
     stop.send(()).expect("stop");
-    for i in 500..510 {
+    for i in flush..flush + 10 {
         tx.send(view(&format!("s{i}"), "c1", "p1", 5))
             .await
             .expect("send after the signal");
@@ -433,7 +434,7 @@ async fn shutdown_finishes_calls_in_flight() {
         .expect("joined")
         .expect("the call in flight completes")
         .into_inner();
-    assert_eq!(done.summary.expect("summary").created, 510);
+    assert_eq!(done.summary.expect("summary").created, flush as u32 + 10);
     server
         .await
         .expect("joined")
