@@ -13,6 +13,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod coalesce;
 pub mod context;
 pub mod curate;
 pub mod demo;

@@ -22,8 +22,9 @@ use super::{
     roles::{Access, Caller, access_for},
 };
 use crate::{
+    coalesce::Keyed,
     metrics::{Metrics, Refusal as Counted},
-    store::Store,
+    store::{Store, StoredKey},
 };
 
 /// Gate settings.
@@ -73,7 +74,14 @@ struct State {
     refusals: RefusalLog,
     metrics: Arc<Metrics>,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Key rows as last read: one read answers the calls with that key id
+    /// that arrived before it started (a revocation is seen by every call
+    /// that arrives after it is committed).
+    keys: Keyed<Option<StoredKey>>,
 }
+
+/// Key ids whose reads are shared at most (more are dropped and refill).
+const SHARED_KEY_READS: usize = 4096;
 
 /// The tower layer.
 #[derive(Clone)]
@@ -99,6 +107,7 @@ impl GateLayer {
                 refusals: RefusalLog::default(),
                 metrics,
                 buckets: Mutex::new(HashMap::new()),
+                keys: Keyed::new(SHARED_KEY_READS),
             }),
         }
     }
@@ -222,9 +231,10 @@ impl State {
         let Some((key_id, secret)) = keys::parse(&token) else {
             return Err(invalid());
         };
+        let store = &self.store;
         let found = self
-            .store
-            .find_key(key_id)
+            .keys
+            .get(key_id, || store.find_key(key_id))
             .await
             .map_err(crate::api::to_status)?;
         let Some(stored) = found else {

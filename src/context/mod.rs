@@ -5,8 +5,6 @@ mod brief;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::suggest::memo::ContextReads;
-
 use crate::{
     domain::{AnonymousId, CategoryPath, CustomerId, CustomerKey, Error, EventKind, Timestamp},
     store::{EventRow, OrderRow, ProductRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
@@ -304,6 +302,37 @@ pub struct CustomerContext {
     pub sizes: Vec<crate::fit::Estimate>,
 }
 
+/// What the store answered for one customer's context (the sections'
+/// rows, before they are assembled with the catalogue and the clock), and
+/// what is folded from them once: remembered per customer, so a repeated
+/// context costs no reads and no re-folding until the customer changes.
+#[derive(Debug, Default)]
+pub struct ContextReads {
+    /// The profile row.
+    pub profile: Option<ProfileRow>,
+    /// Browsing events scanned (newest first, at most `EVENT_SCAN`).
+    pub scanned: u32,
+    /// Every product browsed among them, newest first, cart state as the
+    /// events left it.
+    browsed: Vec<Browsed>,
+    /// The same as suggestions take them: viewed and in-cart product ids.
+    signals: (Vec<String>, Vec<String>),
+    /// The distinct recent searches.
+    pub searches: Vec<RecentSearch>,
+    /// Products bought (with when) since the earliest cart addition among
+    /// `browsed`, newest first, at most `PURCHASE_SCAN`: a cart item
+    /// bought after it was added is no longer in the cart.
+    bought: Vec<(String, Timestamp)>,
+    /// Recent orders with their lines.
+    pub orders: Vec<OrderRow>,
+    /// Recent returns.
+    pub returns: Vec<ReturnRow>,
+    /// Open tickets.
+    pub tickets: Vec<TicketRow>,
+    /// What the customer kept and sent back for its size.
+    pub size_evidence: Vec<crate::fit::Evidence>,
+}
+
 /// Builds customer contexts.
 #[derive(Clone, Debug)]
 pub struct ContextService {
@@ -402,9 +431,18 @@ impl ContextService {
                 }
             },
         )?;
+        let (browsed, searches) = summarise_browsing(&events, usize::MAX);
+        let bought = match customer {
+            Some(c) => bought_since_cart(store, c, &browsed).await?,
+            None => Vec::new(),
+        };
         let reads = std::sync::Arc::new(ContextReads {
             profile,
-            events,
+            scanned: events.len() as u32,
+            signals: browsing_signals(&browsed),
+            browsed,
+            searches,
+            bought,
             orders,
             returns,
             tickets,
@@ -421,11 +459,16 @@ impl ContextService {
     #[tracing::instrument(skip_all)]
     pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
         let as_of = Timestamp::now();
-        // First the change feed, so what this replica remembers is current.
-        let ((), subject) = tokio::try_join!(
-            self.suggest.live().ensure_current(&self.store),
-            self.store.resolve(&query.key)
-        )?;
+        // First the change feed, so what this replica remembers is current:
+        // a customer whose context it remembers exists (an erasure would
+        // have dropped it), and needs no lookup.
+        self.suggest.live().ensure_current(&self.store).await?;
+        let subject = match &query.key {
+            CustomerKey::Id(c) if self.suggest.live().memo().has_context(c.as_str()) => {
+                Some(Subject::Customer(c.clone()))
+            }
+            key => self.store.resolve(key).await?,
+        };
         let subject = subject.ok_or_else(|| {
             Error::NotFound("no customer or browsing is known under this identity".into())
         })?;
@@ -451,32 +494,16 @@ impl ContextService {
         let reads = self
             .reads(&subject, customer.as_ref(), s, since, query)
             .await?;
-        let ContextReads {
-            profile,
-            events,
-            orders,
-            returns,
-            tickets,
-            size_evidence,
-        } = ContextReads::clone(&reads);
-        let mut sizes = self
-            .suggest
-            .live()
-            .read(|m| crate::fit::infer(&size_evidence, &|d| m.catalogue_sizes(d), as_of));
-        sizes
-            .estimates
-            .sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.domain.cmp(&b.domain)));
-        let scanned = events.len() as u32;
-        // Browsing is folded once: every product for the suggestions, the
-        // newest `browsing_limit` for the section.
-        let (mut browsing, searches) = summarise_browsing(&events, usize::MAX);
-        let mut size_evidence = size_evidence;
+        let profile = reads.profile.clone();
+        let scanned = reads.scanned;
+        let shown = query.browsing_limit as usize;
+        let mut browsing: Vec<Browsed> = reads.browsed.iter().take(shown).cloned().collect();
+        let mut size_evidence = reads.size_evidence.clone();
         let suggestions = if s.suggestions {
             let who = match &subject {
                 Subject::Customer(c) => c.as_str(),
                 Subject::Anonymous(a) => a.as_str(),
             };
-            let browsing = browsing_signals(&browsing);
             let (list, history) = self
                 .suggest
                 .with_history(crate::suggest::Request {
@@ -485,7 +512,7 @@ impl ContextService {
                     consents: &consents,
                     anchors: &[],
                     exclude: &[],
-                    browsing: Some(browsing),
+                    browsing: Some(&reads.signals),
                     limit: query.suggestions_limit as usize,
                     now: as_of,
                     caught_up: true,
@@ -497,10 +524,13 @@ impl ContextService {
         } else {
             None
         };
-        browsing.truncate(query.browsing_limit as usize);
-        if let Some(c) = &customer {
-            mark_bought(&self.store, c, &mut browsing).await?;
-        }
+        mark_bought(&reads.bought, &mut browsing);
+        let (orders, returns, tickets) = (
+            reads.orders.clone(),
+            reads.returns.clone(),
+            reads.tickets.clone(),
+        );
+        let searches = reads.searches.clone();
 
         let mut sizes = self
             .suggest
@@ -762,22 +792,33 @@ pub(crate) fn viewed_and_in_cart(events: &[EventRow]) -> (Vec<String>, Vec<Strin
 }
 
 /// Clears `in_cart` for products bought after they were added.
-async fn mark_bought(
+/// What the customer bought since the earliest cart addition among
+/// `browsed` (newest first): read once with the rest of the context, so
+/// that `mark_bought` needs no read of its own. Any later window shown
+/// (the newest `browsing_limit` products) starts no earlier, and its
+/// purchases are the newest ones, so they are the same rows.
+async fn bought_since_cart(
     store: &Store,
     customer: &CustomerId,
-    browsing: &mut [Browsed],
-) -> Result<(), Error> {
-    let Some(earliest) = browsing
+    browsed: &[Browsed],
+) -> Result<Vec<(String, Timestamp)>, Error> {
+    let earliest = browsed
         .iter()
         .filter(|b| b.in_cart)
         .filter_map(|b| b.added_to_cart_at)
-        .min()
-    else {
-        return Ok(());
-    };
-    let bought = store
-        .purchases_since(customer, earliest, i64::from(limits::PURCHASE_SCAN))
-        .await?;
+        .min();
+    match earliest {
+        Some(earliest) => {
+            store
+                .purchases_since(customer, earliest, i64::from(limits::PURCHASE_SCAN))
+                .await
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Takes out of the cart what was bought after it was added.
+fn mark_bought(bought: &[(String, Timestamp)], browsing: &mut [Browsed]) {
     for b in browsing.iter_mut().filter(|b| b.in_cart) {
         let added = b.added_to_cart_at.unwrap_or(Timestamp::MIN);
         if bought
@@ -787,7 +828,6 @@ async fn mark_bought(
             b.in_cart = false;
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

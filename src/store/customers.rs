@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tracing::instrument;
 
-use super::{IN_CHUNK, Store, in_request_order, lock_order, placeholders};
+use super::{IN_CHUNK, Store, in_request_order, lock_order};
 use crate::domain::{
     AnonymousId, Change, ChangeKind, Customer, CustomerId, Error, Identity, IdentityKind,
     ItemResult, Timestamp, Violations, WriteOutcome, fingerprint,
@@ -314,20 +314,7 @@ impl<'a> Profiles<'a> {
             }
         }
         let ids: Vec<&str> = customers.iter().map(|c| c.customer_id.as_str()).collect();
-        let mut stored = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT customer_id, profile_hash FROM customers WHERE customer_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                stored.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
+        let stored = super::stored_hashes(conn, super::Hashes::Profiles, &ids).await?;
         Ok(Self {
             owners,
             stored,

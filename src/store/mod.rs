@@ -34,7 +34,7 @@ use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::Context as _;
 use sqlx::{
-    AnyPool, Executor,
+    AnyPool, AssertSqlSafe, Executor, Row,
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
 };
@@ -146,8 +146,11 @@ impl Store {
                     }
                     create_private(&path)?;
                 }
+                // Connections of an embedded database do not go away: no
+                // round trip to the worker thread to test one before use.
                 let writer = AnyPoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .acquire_timeout(options.acquire_timeout.max(SQLITE_WRITE_QUEUE))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -171,6 +174,7 @@ impl Store {
                 let reader_options = |max: u32| {
                     AnyPoolOptions::new()
                         .max_connections(max)
+                        .test_before_acquire(false)
                         .acquire_timeout(options.acquire_timeout)
                         .after_connect(|conn, _| {
                             Box::pin(async move {
@@ -421,8 +425,6 @@ fn sqlite_file_of(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
-/// `$start, $start+1, ...` for `n` parameters: the only dynamic SQL text in
-/// the store, made of placeholders alone, never of values.
 /// `rows` rows of `columns` parameters for a multi-row `VALUES`: anonymous
 /// `?` on SQLite (it finds a numbered parameter by a linear scan, so
 /// binding thousands of them costs their square), `$1…` on PostgreSQL.
@@ -456,6 +458,8 @@ fn values_sql(sqlite: bool, rows: usize, columns: usize) -> String {
 /// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement).
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// `$start, $start+1, ...` for `n` parameters: dynamic SQL text made of
+/// placeholders alone, never of values.
 fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
         .map(|i| format!("${i}"))
@@ -477,6 +481,42 @@ const MAX_TOTAL: i64 = 4_000_000_000_000_000_000;
 
 /// Longest list bound into one `IN (...)`; longer lists are split.
 const IN_CHUNK: usize = 500;
+
+/// Where a batch finds what it stored before: the content hash of each
+/// stored row, by primary key.
+#[derive(Debug, Clone, Copy)]
+enum Hashes {
+    /// `customers.profile_hash`.
+    Profiles,
+    /// `orders.content_hash`.
+    Orders,
+}
+
+/// The stored content hash of each of `ids` that exists (by primary key,
+/// `IN_CHUNK` ids per query).
+async fn stored_hashes(
+    conn: &mut sqlx::AnyConnection,
+    of: Hashes,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, i64>, domain::Error> {
+    // Fixed table and column names, never input.
+    let select = match of {
+        Hashes::Profiles => "SELECT customer_id, profile_hash FROM customers WHERE customer_id",
+        Hashes::Orders => "SELECT order_id, content_hash FROM orders WHERE order_id",
+    };
+    let mut stored = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!("{select} IN ({})", placeholders(1, chunk.len()));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            stored.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    Ok(stored)
+}
 
 /// A flag as stored (BIGINT 0/1 on both backends).
 fn flag(b: bool) -> i64 {

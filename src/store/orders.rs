@@ -173,20 +173,7 @@ struct Batch<'a> {
 impl<'a> Batch<'a> {
     async fn read(conn: &mut AnyConnection, orders: &'a [Order]) -> Result<Self, Error> {
         let ids: Vec<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
-        let mut stored = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT order_id, content_hash FROM orders WHERE order_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                stored.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
+        let stored = super::stored_hashes(conn, super::Hashes::Orders, &ids).await?;
         let mut products: Vec<&str> = orders
             .iter()
             .flat_map(|o| o.lines.iter().map(|l| l.product_id.as_str()))

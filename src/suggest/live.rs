@@ -78,6 +78,9 @@ pub struct LiveModel {
     /// Moves on whenever a curation changes.
     curations: AtomicU64,
     catching_up: tokio::sync::Mutex<()>,
+    /// The feed head as last read: one read answers the requests that
+    /// arrived before it started.
+    head: crate::coalesce::Latest<i64>,
     memo: Memo,
     /// Live watchers of customers, woken by the entries applied here.
     watchers: Arc<Watchers>,
@@ -95,6 +98,7 @@ impl LiveModel {
             experiments: AtomicU64::new(0),
             curations: AtomicU64::new(0),
             catching_up: tokio::sync::Mutex::new(()),
+            head: crate::coalesce::Latest::new(),
             memo: Memo::default(),
             watchers: Arc::default(),
         }
@@ -150,7 +154,8 @@ impl LiveModel {
     /// Catches up when the feed has moved past what was applied: the
     /// check every request makes before ranking.
     pub async fn ensure_current(&self, store: &Store) -> Result<(), Error> {
-        if store.feed_head().await? > self.applied() {
+        let head = self.head.get(|| store.feed_head()).await?;
+        if head > self.applied() {
             self.catch_up(store).await?;
         }
         Ok(())

@@ -13,10 +13,7 @@ use std::{
 };
 
 use super::{reasons::Ranked, signals::History};
-use crate::{
-    domain::ConsentRecord,
-    store::{EventRow, OrderRow, ProductRow, ProfileRow, ReturnRow, TicketRow},
-};
+use crate::{context::ContextReads, domain::ConsentRecord, store::ProductRow};
 
 /// Customers remembered at most.
 pub const CUSTOMERS: usize = 20_000;
@@ -92,24 +89,6 @@ impl<V> Exact<V> {
     pub fn clear(&self) {
         self.slots().clear();
     }
-}
-
-/// What the store answered for one customer's context (the sections'
-/// rows, before they are assembled with the catalogue and the clock).
-#[derive(Debug, Clone, Default)]
-pub struct ContextReads {
-    /// The profile row.
-    pub profile: Option<ProfileRow>,
-    /// Browsing events, newest first.
-    pub events: Vec<EventRow>,
-    /// Recent orders with their lines.
-    pub orders: Vec<OrderRow>,
-    /// Recent returns.
-    pub returns: Vec<ReturnRow>,
-    /// Open tickets.
-    pub tickets: Vec<TicketRow>,
-    /// What the customer kept and sent back for its size.
-    pub size_evidence: Vec<crate::fit::Evidence>,
 }
 
 /// What is remembered of one customer.
@@ -220,6 +199,15 @@ impl Memo {
                     .map(|(_, r)| r.clone())
             })
             .flatten()
+    }
+
+    /// Whether context reads of `customer` are remembered: they were read
+    /// for a stored customer, and an erasure would have dropped them, so
+    /// the customer still exists.
+    pub fn has_context(&self, customer: &str) -> bool {
+        self.customers
+            .with(customer, |c| !c.context.is_empty())
+            .unwrap_or(false)
     }
 
     /// Remembers context reads made from feed position `since`.

@@ -232,7 +232,7 @@ pub(crate) struct Request<'a> {
     /// Products not to suggest.
     pub exclude: &'a [ProductId],
     /// The browsing already read (viewed, in cart), when the caller has it.
-    pub browsing: Option<(Vec<String>, Vec<String>)>,
+    pub browsing: Option<&'a (Vec<String>, Vec<String>)>,
     /// Most items.
     pub limit: usize,
     /// Now.
@@ -419,8 +419,8 @@ impl SuggestService {
                 let history = match r.browsing {
                     Some((viewed, in_cart)) => {
                         let mut h = History::clone(&history);
-                        h.viewed = viewed;
-                        h.in_cart = in_cart;
+                        h.viewed = viewed.clone();
+                        h.in_cart = in_cart.clone();
                         std::sync::Arc::new(h)
                     }
                     None => history.clone(),
