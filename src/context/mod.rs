@@ -331,6 +331,30 @@ pub struct ContextReads {
     pub tickets: Vec<TicketRow>,
     /// What the customer kept and sent back for its size.
     pub size_evidence: Vec<crate::fit::Evidence>,
+    /// The sizes inferred from the evidence, with the model generation
+    /// whose catalogue sizes they used. The clock does not enter: as time
+    /// passes every piece of evidence loses weight alike, so the same
+    /// size wins with the same confidence.
+    sizes: std::sync::Mutex<Option<(u64, std::sync::Arc<Vec<crate::fit::Estimate>>)>>,
+}
+
+impl ContextReads {
+    /// The sizes for model `generation`, inferred by `infer` at most once.
+    fn sizes(
+        &self,
+        generation: u64,
+        infer: impl FnOnce() -> Vec<crate::fit::Estimate>,
+    ) -> std::sync::Arc<Vec<crate::fit::Estimate>> {
+        let mut slot = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some((g, sizes)) if *g == generation => sizes.clone(),
+            _ => {
+                let sizes = std::sync::Arc::new(infer());
+                *slot = Some((generation, sizes.clone()));
+                sizes
+            }
+        }
+    }
 }
 
 /// Builds customer contexts.
@@ -447,6 +471,7 @@ impl ContextService {
             returns,
             tickets,
             size_evidence: sizes,
+            sizes: Default::default(),
         });
         if let Some(c) = customer {
             memo.put_context(c.as_str(), key, reads.clone(), from);
@@ -498,13 +523,13 @@ impl ContextService {
         let scanned = reads.scanned;
         let shown = query.browsing_limit as usize;
         let mut browsing: Vec<Browsed> = reads.browsed.iter().take(shown).cloned().collect();
-        let mut size_evidence = reads.size_evidence.clone();
+        let mut history = None;
         let suggestions = if s.suggestions {
             let who = match &subject {
                 Subject::Customer(c) => c.as_str(),
                 Subject::Anonymous(a) => a.as_str(),
             };
-            let (list, history) = self
+            let (list, with) = self
                 .suggest
                 .with_history(crate::suggest::Request {
                     subject: Some(&subject),
@@ -519,7 +544,7 @@ impl ContextService {
                     curated_first: false,
                 })
                 .await?;
-            size_evidence = history.size_evidence.clone();
+            history = Some(with);
             Some(list)
         } else {
             None
@@ -532,13 +557,20 @@ impl ContextService {
         );
         let searches = reads.searches.clone();
 
-        let mut sizes = self
-            .suggest
-            .live()
-            .read(|m| crate::fit::infer(&size_evidence, &|d| m.catalogue_sizes(d), as_of));
-        sizes
-            .estimates
-            .sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.domain.cmp(&b.domain)));
+        // With suggestions, their history read brings the size evidence.
+        let evidence = history
+            .as_ref()
+            .map_or(&reads.size_evidence, |h| &h.size_evidence);
+        let sizes = reads.sizes(self.suggest.live().generation(), || {
+            let mut profile = self
+                .suggest
+                .live()
+                .read(|m| crate::fit::infer(evidence, &|d| m.catalogue_sizes(d), as_of));
+            profile
+                .estimates
+                .sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.domain.cmp(&b.domain)));
+            profile.estimates
+        });
 
         // One catalog read for every product any section shows.
         let mut ids: HashSet<&str> = HashSet::new();
@@ -652,7 +684,7 @@ impl ContextService {
             consents: consents.to_vec(),
             history_withheld,
             suggestions,
-            sizes: sizes.estimates,
+            sizes: Vec::clone(&sizes),
         };
         if history_withheld {
             // Account details stay; numbers drawn from the history go.

@@ -246,12 +246,13 @@ fn scale(
         _ => catalogue_sizes(domain),
     };
     sizes.extend(items.iter().map(|e| e.size.clone()));
-    sizes.retain(|s| s.rank().is_some());
-    sizes.sort_by(|a, b| {
-        a.rank()
-            .partial_cmp(&b.rank())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    // Each rank parsed once, not once per comparison.
+    let mut ranked: Vec<(f64, Size)> = sizes
+        .into_iter()
+        .filter_map(|s| Some((s.rank()?, s)))
+        .collect();
+    ranked.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut sizes: Vec<Size> = ranked.into_iter().map(|(_, s)| s).collect();
     sizes.dedup();
     sizes
 }
@@ -288,8 +289,9 @@ fn estimate(domain: &SizeDomain, items: &[&Evidence], scale: &[Size], now: Times
     let mut sorted: Vec<&&Evidence> = items.iter().collect();
     sorted.sort_by_key(|e| std::cmp::Reverse(e.at));
     let (mut too_small, mut too_large, mut kept) = (Vec::new(), Vec::new(), 0u32);
-    // (size sent back, too small, weight): applied once every size is in.
-    let mut against: Vec<(&Size, bool, f64)> = Vec::new();
+    // (size sent back, its rank, too small, weight): applied once every
+    // size is in.
+    let mut against: Vec<(&Size, Option<f64>, bool, f64)> = Vec::new();
     for e in &sorted {
         let age_days = (now.millis() - e.at.millis()).max(0) as f64 / 86_400_000.0;
         let w = 0.5f64.powf(age_days / HALF_LIFE_DAYS);
@@ -305,7 +307,7 @@ fn estimate(domain: &SizeDomain, items: &[&Evidence], scale: &[Size], now: Times
                 if let Some(next) = step(&e.size, up) {
                     add(next, NEIGHBOUR_VOTE * w, false, at);
                 }
-                against.push((&e.size, up, w));
+                against.push((&e.size, e.size.rank(), up, w));
                 if up {
                     too_small.push(e.size.clone())
                 } else {
@@ -317,8 +319,9 @@ fn estimate(domain: &SizeDomain, items: &[&Evidence], scale: &[Size], now: Times
     // Too small at M says every size up to M is too small (too large: every
     // size from it up), so a return never moves the estimate the wrong way.
     for (size, t) in tally.values_mut() {
-        for (back, up, w) in &against {
-            let hit = match (size.rank(), back.rank()) {
+        let rank = size.rank();
+        for (back, back_rank, up, w) in &against {
+            let hit = match (rank, *back_rank) {
                 (Some(r), Some(b)) => {
                     if *up {
                         r <= b

@@ -308,3 +308,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Time passing changes no estimate: every piece of evidence loses
+    /// weight alike, so what one replica inferred an hour ago (and
+    /// remembers) is what it would infer now.
+    #[test]
+    fn the_clock_does_not_change_the_estimate(
+        history in any_evidence(),
+        later_ms in 0i64..(400 * DAY),
+    ) {
+        let later = Timestamp::from_millis(now().millis() + later_ms).unwrap();
+        prop_assert_eq!(
+            infer(&history, &no_catalogue, now()),
+            infer(&history, &no_catalogue, later)
+        );
+    }
+}

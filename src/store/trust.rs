@@ -493,21 +493,26 @@ impl Store {
     /// Appends access-log entries in one transaction.
     pub async fn append_access(&self, entries: &[AccessEntry]) -> Result<(), Error> {
         let mut tx = self.begin_write().await?;
-        for e in entries {
-            sqlx::query(
+        // Few statements: each is a round trip (to SQLite's worker thread).
+        for chunk in entries.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO access_log (entry_id, at, key_id, key_name, role, rpc, customer_id, anonymous_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&e.entry_id)
-            .bind(e.at.millis())
-            .bind(&e.key_id)
-            .bind(&e.key_name)
-            .bind(&e.role)
-            .bind(&e.rpc)
-            .bind(e.customer_id.clone())
-            .bind(e.anonymous_id.clone())
-            .execute(&mut *tx)
-            .await?;
+                 VALUES {}",
+                super::values_rows(&tx, chunk.len(), 8)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(e.entry_id.as_str())
+                    .bind(e.at.millis())
+                    .bind(e.key_id.as_str())
+                    .bind(e.key_name.as_str())
+                    .bind(e.role.as_str())
+                    .bind(e.rpc.as_str())
+                    .bind(e.customer_id.as_deref())
+                    .bind(e.anonymous_id.as_deref());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
