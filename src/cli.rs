@@ -585,6 +585,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::connect(&args.db.url(), &args.db.options()).await?;
             store.migrate().await?;
             let mut result = crate::ingest::run_import(&store, &args).await;
+            if result.is_ok() {
+                result = refresh_statistics(&store).await;
+            }
             if result.is_ok() && !args.events.is_empty() {
                 result = rebuild_model(&store, &args.model.config()).await;
             }
@@ -599,11 +602,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(n) = args.long_customers {
                 plan.long_customers = n.min(args.customers);
             }
-            let result = generate(&store, &plan).await;
-            let result = match result {
-                Ok(()) => rebuild_model(&store, &args.model.config()).await,
-                e => e,
-            };
+            let mut result = generate(&store, &plan).await;
+            if result.is_ok() {
+                result = refresh_statistics(&store).await;
+            }
+            if result.is_ok() {
+                result = rebuild_model(&store, &args.model.config()).await;
+            }
             store.close().await;
             result
         }
@@ -656,6 +661,13 @@ async fn generate(store: &Store, plan: &crate::generate::Plan) -> anyhow::Result
         w.rejected
     );
     Ok(())
+}
+
+async fn refresh_statistics(store: &Store) -> anyhow::Result<()> {
+    store
+        .refresh_statistics()
+        .await
+        .map_err(|e| anyhow::anyhow!("refreshing the planner's statistics: {e:?}"))
 }
 
 async fn rebuild_model(store: &Store, config: &crate::suggest::ModelConfig) -> anyhow::Result<()> {

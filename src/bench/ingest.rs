@@ -233,36 +233,55 @@ async fn spawn_watchers(
     Ok(tasks)
 }
 
-/// Background views for `others` at about `rate` per second until `stop`;
-/// the count sent.
+/// Concurrent senders of background events: one sequential client waits
+/// for each batch's commit and falls short of the rate asked.
+const BACKGROUND_SENDERS: usize = 4;
+
+/// Background views for `others` at about `rate` per second until `stop`,
+/// from `BACKGROUND_SENDERS` clients spread over `channels`; the count sent.
 fn spawn_background(
     config: &BenchConfig,
-    channel: Channel,
+    channels: &[Channel],
     others: Vec<String>,
     products: Vec<String>,
     rate: f64,
     stop: Instant,
 ) -> tokio::task::JoinHandle<u64> {
-    let key = config.api_key.clone();
+    let run = run_id();
+    let per_tick = (rate / 10.0 / BACKGROUND_SENDERS as f64).ceil().max(1.0) as usize;
+    let (others, products) = (Arc::new(others), Arc::new(products));
+    let senders: Vec<_> = (0..BACKGROUND_SENDERS)
+        .map(|s| {
+            let key = config.api_key.clone();
+            let mut client = IngestServiceClient::new(channels[s % channels.len()].clone());
+            let (others, products, run) = (others.clone(), products.clone(), run.clone());
+            tokio::spawn(async move {
+                let (mut n, mut sent) = (s * per_tick, 0u64);
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                while Instant::now() < stop {
+                    tick.tick().await;
+                    let events = (n..n + per_tick)
+                        .map(|k| {
+                            let (who, what) =
+                                (&others[k % others.len()], &products[k % products.len()]);
+                            view(format!("{run}-bg-{k}"), who, what)
+                        })
+                        .collect();
+                    // Each sender takes every BACKGROUND_SENDERS-th block of ids.
+                    n += per_tick * BACKGROUND_SENDERS;
+                    let request = pb::RecordEventsRequest { events };
+                    if client.record_events(with_key(request, &key)).await.is_ok() {
+                        sent += per_tick as u64;
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
     tokio::spawn(async move {
-        let mut client = IngestServiceClient::new(channel);
-        let (run, per_tick) = (run_id(), (rate / 10.0).ceil().max(1.0) as usize);
-        let (mut n, mut sent) = (0usize, 0u64);
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        while Instant::now() < stop {
-            tick.tick().await;
-            let events = (0..per_tick)
-                .map(|i| {
-                    let k = n + i;
-                    let (who, what) = (&others[k % others.len()], &products[k % products.len()]);
-                    view(format!("{run}-bg-{k}"), who, what)
-                })
-                .collect();
-            n += per_tick;
-            let request = pb::RecordEventsRequest { events };
-            if client.record_events(with_key(request, &key)).await.is_ok() {
-                sent += per_tick as u64;
-            }
+        let mut sent = 0;
+        for s in senders {
+            sent += s.await.unwrap_or(0);
         }
         sent
     })
@@ -290,14 +309,7 @@ async fn watch_latency(
     let tasks = spawn_watchers(config, channels, &watched, &markers, &latencies).await?;
     let started = Instant::now();
     let stop = started + config.duration;
-    let background = spawn_background(
-        config,
-        channels[0].clone(),
-        others,
-        products.to_vec(),
-        rate,
-        stop,
-    );
+    let background = spawn_background(config, channels, others, products.to_vec(), rate, stop);
     // Every 100 ms the next watched customer views a product.
     let mut client = IngestServiceClient::new(channels[channels.len() - 1].clone());
     let (run, mut missed, mut k) = (run_id(), 0, 0usize);
