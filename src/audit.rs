@@ -6,7 +6,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    auth::{Caller, keys},
+    domain::{Caller, keys},
     domain::{Error, Timestamp},
     store::{AccessEntry, Store},
 };

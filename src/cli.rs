@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    auth::{GateConfig, Role},
+    auth::GateConfig,
+    domain::Role,
     proto::customer_ref::Identity,
     startup::{Application, ServeConfig, TlsFiles, shutdown_signal},
     store::{Store, StoreOptions, default_sqlite_path, sqlite_url},
@@ -146,6 +147,17 @@ pub enum KeysCommand {
     },
 }
 
+/// Arguments of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    files: crate::ingest::ImportFiles,
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -192,7 +204,7 @@ pub enum Command {
         db: DatabaseArgs,
     },
     /// Load a product catalog and Segment-style event files into the store.
-    Import(crate::ingest::ImportArgs),
+    Import(ImportArgs),
     /// Write a generated retailer into the store, deterministic by seed,
     /// for benchmarks and load tests (then build the suggestion model).
     Generate(GenerateArgs),
@@ -539,11 +551,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 rate_per_key: security.rate_limit_per_key,
                 burst_per_key: security.rate_burst_per_key,
             };
+            if demo {
+                let store = db.open().await?;
+                crate::demo::load(&store, &model.config())
+                    .await
+                    .context("loading the demo data")?;
+                store.close().await;
+            }
             let config = ServeConfig {
                 listen,
                 database_url: url,
                 store: db.options(),
-                demo,
                 gate,
                 tls,
                 suggest: crate::suggest::SuggestConfig {
@@ -584,11 +602,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => {
             let store = Store::connect(&args.db.url(), &args.db.options()).await?;
             store.migrate().await?;
-            let mut result = crate::ingest::run_import(&store, &args).await;
+            let mut result = crate::ingest::run_import(&store, &args.files).await;
             if result.is_ok() {
                 result = refresh_statistics(&store).await;
             }
-            if result.is_ok() && !args.events.is_empty() {
+            if result.is_ok() && !args.files.events.is_empty() {
                 result = rebuild_model(&store, &args.model.config()).await;
             }
             store.close().await;

@@ -13,6 +13,7 @@
 
 use anyhow::Context as _;
 
+use crate::rng::Rng;
 use crate::{domain::*, store::Store};
 
 /// The showcase customer's email, used by the README.
@@ -21,33 +22,6 @@ pub const SHOWCASE_EMAIL: &str = "maya.chen@example.com";
 const CUSTOMERS: usize = 2000;
 /// Anonymous visitors (browsing only).
 const VISITORS: usize = 200;
-
-/// A small deterministic generator (SplitMix64): the demo must be the same
-/// on every machine, and needs no dependency for it.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed`.
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    pub(crate) fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// (department, category, style names, brands, base price in cents, sizes)
 type Line = (
@@ -619,7 +593,7 @@ fn showcase(
 }
 
 fn build(catalog: &[Product], now: Timestamp) -> anyhow::Result<Built> {
-    let mut rng = Rng(0x5eed_c0de);
+    let mut rng = Rng::new(0x5eed_c0de);
     let mut b = Built {
         customers: Vec::new(),
         events: Vec::new(),
@@ -907,7 +881,7 @@ pub async fn load(store: &Store, model: &crate::suggest::ModelConfig) -> anyhow:
     }
     let started = std::time::Instant::now();
     let now = Timestamp::now();
-    let mut rng = Rng(0xca7a_1065);
+    let mut rng = Rng::new(0xca7a_1065);
     let catalog = catalog(&mut rng)?;
     let built = build(&catalog, now)?;
     for chunk in catalog.chunks(1000) {

@@ -33,8 +33,6 @@ pub struct ServeConfig {
     pub database_url: String,
     /// Pool settings.
     pub store: StoreOptions,
-    /// Load the demo retailer before serving.
-    pub demo: bool,
     /// Authentication, load shedding and rate limits.
     pub gate: GateConfig,
     /// TLS, when serving over TLS.
@@ -85,8 +83,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listener, opens the database and applies migrations (and
-    /// loads the demo data when asked). Nothing is served yet.
+    /// Binds the listener, opens the database and applies migrations.
+    /// Nothing is served yet.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         if !config.gate.auth && !config.listen.ip().is_loopback() {
             anyhow::bail!(
@@ -100,11 +98,6 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         let store = Store::connect(&config.database_url, &config.store).await?;
         store.migrate().await?;
-        if config.demo {
-            crate::demo::load(&store, &config.model)
-                .await
-                .context("loading the demo data")?;
-        }
         // The newest stored model and the feed after it, before serving.
         let live = Arc::new(LiveModel::new(config.model.clone()));
         live.catch_up(&store)
@@ -203,14 +196,16 @@ impl Application {
             suggest,
             audit.clone(),
         );
-        let http = crate::http::router(crate::http::Adapters {
+        let adapters = crate::api::Adapters {
             context: context_api.clone(),
             stylist: stylist_api.clone(),
             metrics: metrics.clone(),
             store: store.clone(),
             live,
             auth: gate.auth,
-        });
+        };
+        let http = crate::http::router(adapters.clone())
+            .route_service("/mcp", crate::mcp::service(adapters));
         let stylist =
             StylistServiceServer::new(stylist_api).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let context = CustomerContextServiceServer::new(context_api)
@@ -241,7 +236,7 @@ impl Application {
         tracing::info!(%addr, backend = ?store.backend(), tls = tls_on, auth = gate.auth, startup_ms, "serving gRPC (with gRPC-Web, health and reflection), JSON, MCP at /mcp, the sidebar at /sidebar and metrics at /metrics");
         let result = builder
             .accept_http1(true)
-            .layer(MetricsLayer::new(metrics.clone(), crate::http::route_of))
+            .layer(MetricsLayer::new(metrics.clone(), crate::wire::route_of))
             .layer(cors())
             .layer(crate::http::GrpcWebOnlyLayer)
             .layer(GateLayer::new(store.clone(), gate, metrics))

@@ -97,7 +97,7 @@ async fn no_email_or_phone_in_logs() {
         let _ = context(&app, by(identity)).await;
     }
     // The same lookups through the JSON endpoint and MCP (and malformed ones).
-    let key = app.key(customer_context::auth::Role::Agent).await;
+    let key = app.key(customer_context::domain::Role::Agent).await;
     let http = reqwest::Client::new();
     let base = format!("http://{}", app.addr);
     for query in [

@@ -4,11 +4,11 @@
 
 use crate::{
     context::{
-        self, BrowsedProduct, ContextQuery, CustomerContext, OrderView, ProductView, ReturnView,
-        Sections,
+        self, BrowsedProduct, ContextQuery, CustomerContext, OrderView, ReturnView, Sections,
     },
     domain::{self as d, CategoryPath, Violations},
     proto as pb,
+    reads::ProductView,
     store::{AffinityRow, ProfileRow, TicketRow},
 };
 

@@ -3,22 +3,21 @@
 
 pub mod convert;
 mod privacy;
-mod status;
 mod stylist;
 mod suggestions;
 mod watch;
 
 use tonic::{Request, Response, Status, Streaming};
 
+pub use crate::wire::{invalid_argument, to_status};
 pub use privacy::PrivacyApi;
-pub use status::{invalid_argument, to_status};
 pub use stylist::StylistApi;
 
 /// The authenticated caller, attached by the gate.
-fn caller_of<T>(request: &Request<T>) -> Result<crate::auth::Caller, Status> {
+fn caller_of<T>(request: &Request<T>) -> Result<crate::domain::Caller, Status> {
     request
         .extensions()
-        .get::<crate::auth::Caller>()
+        .get::<crate::domain::Caller>()
         .cloned()
         .ok_or_else(|| {
             tracing::error!("a request reached a handler without passing the gate");
@@ -358,7 +357,7 @@ impl ContextApi {
     /// record in the access log.
     async fn answer(
         &self,
-        caller: &crate::auth::Caller,
+        caller: &crate::domain::Caller,
         rpc: &str,
         context: crate::context::CustomerContext,
     ) -> Result<pb::CustomerContext, Status> {
@@ -370,7 +369,7 @@ impl ContextApi {
     /// Records that `caller` read `context` through `rpc`.
     async fn log_read(
         &self,
-        caller: &crate::auth::Caller,
+        caller: &crate::domain::Caller,
         rpc: &str,
         context: &pb::CustomerContext,
     ) -> Result<(), Status> {
@@ -523,4 +522,22 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
             experiment, updated_at,
         )))
     }
+}
+
+/// What the HTTP and MCP faces call: the gRPC handlers and this server's
+/// gauges.
+#[derive(Clone)]
+pub struct Adapters {
+    /// The context service's gRPC handlers.
+    pub context: ContextApi,
+    /// The stylist service's gRPC handlers.
+    pub stylist: StylistApi,
+    /// This server's counters.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// For the gauges read at scrape time.
+    pub store: Store,
+    /// For the model's gauges.
+    pub live: std::sync::Arc<crate::suggest::LiveModel>,
+    /// Whether keys are required (`false` only with `--insecure-no-auth`).
+    pub auth: bool,
 }

@@ -12,7 +12,7 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Code, Status};
 
 use super::{ContextApi, convert, invalid_argument};
-use crate::{auth::Caller, domain::Violations, proto as pb, watch::Trigger};
+use crate::{domain::Caller, domain::Violations, proto as pb, watch::Trigger};
 
 /// The stream of a watch.
 pub type ContextStream =

@@ -16,13 +16,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{
-    admission::{Admission, Limits, Place, Refusal, RefusalLog, Refused, grpc_timeout},
-    keys,
-    roles::{Access, Caller, access_for},
-};
+use super::admission::{Admission, Limits, Place, Refusal, RefusalLog, Refused, grpc_timeout};
 use crate::{
     coalesce::Keyed,
+    domain::{Access, Caller, access_for, keys},
     metrics::{Metrics, Refusal as Counted},
     store::{Store, StoredKey},
 };
@@ -236,11 +233,15 @@ impl State {
             .keys
             .get(key_id, || store.find_key(key_id))
             .await
-            .map_err(crate::api::to_status)?;
+            .map_err(crate::wire::to_status)?;
         let Some(stored) = found else {
             return Err(invalid());
         };
-        let hash_key = self.store.hash_key().await.map_err(crate::api::to_status)?;
+        let hash_key = self
+            .store
+            .hash_key()
+            .await
+            .map_err(crate::wire::to_status)?;
         if stored.revoked
             || !keys::same_hash(&keys::hash_secret(&hash_key, secret), &stored.secret_hash)
         {
@@ -350,7 +351,7 @@ where
         let state = self.state.clone();
         Box::pin(async move {
             let path = req.uri().path().to_owned();
-            let http = crate::http::is_http(&req);
+            let http = crate::wire::is_http(&req);
             let token = token_of(&req);
             let deadline = req
                 .headers()
@@ -372,7 +373,7 @@ where
                         _ => response,
                     }
                 }
-                Err(status) if http => Ok(crate::http::error_response(&status)),
+                Err(status) if http => Ok(crate::wire::error_response(&status)),
                 Err(status) => Ok(status.into_http()),
             }
         })

@@ -3,8 +3,5 @@
 
 mod admission;
 mod gate;
-pub mod keys;
-mod roles;
 
 pub use gate::{GateConfig, GateLayer};
-pub use roles::{Access, Caller, Permission, Role, access_for};

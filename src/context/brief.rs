@@ -1,7 +1,8 @@
 //! The agent brief: two or three sentences an agent reads in five seconds.
 //! Who this is, what just happened, what they are looking at now.
 
-use super::{CustomerContext, ProductView};
+use super::CustomerContext;
+use crate::reads::ProductView;
 use crate::{
     domain::{Currency, Money, ReturnStatus, SizeDomain, TicketPriority, TicketStatus, Timestamp},
     fit::{Confidence, Outcome, size_reason},

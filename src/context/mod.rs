@@ -6,8 +6,12 @@ mod brief;
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    domain::{AnonymousId, CategoryPath, CustomerId, CustomerKey, Error, EventKind, Timestamp},
-    store::{EventRow, OrderRow, ProductRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
+    domain::{AnonymousId, CustomerId, CustomerKey, Error, EventKind, Timestamp},
+    reads::{
+        Browsed, ContextReads, ProductView, RecentSearch, browsing_signals, mark_bought,
+        summarise_browsing,
+    },
+    store::{OrderRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
 };
 
 pub use brief::agent_brief;
@@ -27,8 +31,6 @@ pub mod limits {
     pub const TICKETS: (u32, u32) = (10, 50);
     /// Browsing events scanned per request, newest first.
     pub const EVENT_SCAN: u32 = 2000;
-    /// Most recent searches returned.
-    pub const SEARCHES: usize = 5;
     /// Order lines scanned to tell a bought cart item from an abandoned one.
     pub const PURCHASE_SCAN: u32 = 1000;
 }
@@ -128,82 +130,6 @@ pub struct ContextQuery {
     pub suggestions_limit: u32,
 }
 
-/// A product as the catalog describes it now, or as an order recorded it
-/// when the catalog does not know it.
-#[derive(Debug, Clone)]
-pub struct ProductView {
-    /// Product id.
-    pub product_id: String,
-    /// Whether the catalog knows it.
-    pub in_catalog: bool,
-    /// Name.
-    pub name: String,
-    /// Brand.
-    pub brand: String,
-    /// Category path.
-    pub category: CategoryPath,
-    /// Current price as (currency, minor units), when in the catalog.
-    pub price: Option<(String, i64)>,
-    /// Active and in stock.
-    pub available: bool,
-    /// Tracked stock quantity.
-    pub stock_quantity: Option<i64>,
-    /// Style/group id.
-    pub group_id: String,
-    /// Page link.
-    pub url: String,
-    /// Image link.
-    pub image_url: String,
-    /// Its size, for a variant of a sized style.
-    pub size: Option<crate::domain::Size>,
-}
-
-impl ProductView {
-    /// The product as the catalog row describes it.
-    pub fn from_catalog(p: &ProductRow) -> Self {
-        Self {
-            product_id: p.product_id.clone(),
-            in_catalog: true,
-            name: p.name.clone(),
-            brand: p.brand.clone(),
-            category: CategoryPath::from_stored(&p.category_path),
-            price: Some((p.currency.clone(), p.price_minor)),
-            available: p.active && p.in_stock,
-            stock_quantity: p.stock_quantity,
-            group_id: p.group_id.clone(),
-            url: p.url.clone(),
-            image_url: p.image_url.clone(),
-            size: p.size.clone(),
-        }
-    }
-
-    fn unknown(product_id: &str, name: &str, brand: &str, category_path: &str) -> Self {
-        Self {
-            product_id: product_id.to_owned(),
-            in_catalog: false,
-            name: name.to_owned(),
-            brand: brand.to_owned(),
-            category: CategoryPath::from_stored(category_path),
-            price: None,
-            available: false,
-            stock_quantity: None,
-            group_id: String::new(),
-            url: String::new(),
-            image_url: String::new(),
-            size: None,
-        }
-    }
-
-    /// The best name to say out loud.
-    pub fn display_name(&self) -> &str {
-        if self.name.is_empty() {
-            &self.product_id
-        } else {
-            &self.name
-        }
-    }
-}
-
 /// One product the customer interacted with recently.
 #[derive(Debug, Clone)]
 pub struct BrowsedProduct {
@@ -223,15 +149,6 @@ pub struct BrowsedProduct {
     pub added_to_cart_at: Option<Timestamp>,
     /// Wishlisted.
     pub wishlisted: bool,
-}
-
-/// A recent search.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecentSearch {
-    /// The text.
-    pub query: String,
-    /// When.
-    pub at: Timestamp,
 }
 
 /// An order line with its product.
@@ -300,61 +217,6 @@ pub struct CustomerContext {
     /// The sizes the customer keeps (with the profile), latest evidence
     /// first.
     pub sizes: Vec<crate::fit::Estimate>,
-}
-
-/// What the store answered for one customer's context (the sections'
-/// rows, before they are assembled with the catalogue and the clock), and
-/// what is folded from them once: remembered per customer, so a repeated
-/// context costs no reads and no re-folding until the customer changes.
-#[derive(Debug, Default)]
-pub struct ContextReads {
-    /// The profile row.
-    pub profile: Option<ProfileRow>,
-    /// Browsing events scanned (newest first, at most `EVENT_SCAN`).
-    pub scanned: u32,
-    /// Every product browsed among them, newest first, cart state as the
-    /// events left it.
-    browsed: Vec<Browsed>,
-    /// The same as suggestions take them: viewed and in-cart product ids.
-    signals: (Vec<String>, Vec<String>),
-    /// The distinct recent searches.
-    pub searches: Vec<RecentSearch>,
-    /// Products bought (with when) since the earliest cart addition among
-    /// `browsed`, newest first, at most `PURCHASE_SCAN`: a cart item
-    /// bought after it was added is no longer in the cart.
-    bought: Vec<(String, Timestamp)>,
-    /// Recent orders with their lines.
-    pub orders: Vec<OrderRow>,
-    /// Recent returns.
-    pub returns: Vec<ReturnRow>,
-    /// Open tickets.
-    pub tickets: Vec<TicketRow>,
-    /// What the customer kept and sent back for its size.
-    pub size_evidence: Vec<crate::fit::Evidence>,
-    /// The sizes inferred from the evidence, with the model generation
-    /// whose catalogue sizes they used. The clock does not enter: as time
-    /// passes every piece of evidence loses weight alike, so the same
-    /// size wins with the same confidence.
-    sizes: std::sync::Mutex<Option<(u64, std::sync::Arc<Vec<crate::fit::Estimate>>)>>,
-}
-
-impl ContextReads {
-    /// The sizes for model `generation`, inferred by `infer` at most once.
-    fn sizes(
-        &self,
-        generation: u64,
-        infer: impl FnOnce() -> Vec<crate::fit::Estimate>,
-    ) -> std::sync::Arc<Vec<crate::fit::Estimate>> {
-        let mut slot = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some((g, sizes)) if *g == generation => sizes.clone(),
-            _ => {
-                let sizes = std::sync::Arc::new(infer());
-                *slot = Some((generation, sizes.clone()));
-                sizes
-            }
-        }
-    }
 }
 
 /// Builds customer contexts.
@@ -728,102 +590,6 @@ impl ContextService {
     }
 }
 
-/// A product's browsing, folded from the newest events down.
-#[derive(Debug, Clone)]
-struct Browsed {
-    product_id: String,
-    view_count: u32,
-    last_seen_at: Timestamp,
-    last_event: EventKind,
-    last_channel: String,
-    /// Decided by the newest cart event: Some(true) added, Some(false) removed.
-    cart: Option<bool>,
-    in_cart: bool,
-    added_to_cart_at: Option<Timestamp>,
-    wishlisted: bool,
-}
-
-/// Folds events (newest first) into one entry per product, newest first,
-/// and the distinct recent searches.
-fn summarise_browsing(events: &[EventRow], limit: usize) -> (Vec<Browsed>, Vec<RecentSearch>) {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_product: HashMap<String, Browsed> = HashMap::new();
-    let mut searches: Vec<RecentSearch> = Vec::new();
-    for e in events {
-        if e.kind == EventKind::Searched {
-            if let Some(q) = &e.search_query {
-                let seen = searches.iter().any(|s| s.query.eq_ignore_ascii_case(q));
-                if !seen && searches.len() < limits::SEARCHES {
-                    searches.push(RecentSearch {
-                        query: q.clone(),
-                        at: e.occurred_at,
-                    });
-                }
-            }
-            continue;
-        }
-        let Some(product_id) = &e.product_id else {
-            continue;
-        };
-        let entry = by_product.entry(product_id.clone()).or_insert_with(|| {
-            order.push(product_id.clone());
-            Browsed {
-                product_id: product_id.clone(),
-                view_count: 0,
-                last_seen_at: e.occurred_at,
-                last_event: e.kind,
-                last_channel: e.channel.clone(),
-                cart: None,
-                in_cart: false,
-                added_to_cart_at: None,
-                wishlisted: false,
-            }
-        });
-        match e.kind {
-            EventKind::ProductViewed => entry.view_count += 1,
-            EventKind::AddedToCart => {
-                if entry.cart.is_none() {
-                    entry.cart = Some(true);
-                    entry.in_cart = true;
-                    entry.added_to_cart_at = Some(e.occurred_at);
-                }
-            }
-            EventKind::RemovedFromCart => {
-                if entry.cart.is_none() {
-                    entry.cart = Some(false);
-                }
-            }
-            EventKind::AddedToWishlist => entry.wishlisted = true,
-            EventKind::Searched => {}
-        }
-    }
-    let browsed = order
-        .into_iter()
-        .take(limit)
-        .filter_map(|id| by_product.remove(&id))
-        .collect();
-    (browsed, searches)
-}
-
-/// The products browsed (newest first) and those still in the cart, as
-/// suggestions use them.
-fn browsing_signals(browsed: &[Browsed]) -> (Vec<String>, Vec<String>) {
-    let viewed = browsed.iter().map(|b| b.product_id.clone()).collect();
-    let in_cart = browsed
-        .iter()
-        .filter(|b| b.in_cart)
-        .map(|b| b.product_id.clone())
-        .collect();
-    (viewed, in_cart)
-}
-
-/// What suggestions need of a subject's browsing events (newest first):
-/// every product browsed, newest first, and those still in the cart.
-pub(crate) fn viewed_and_in_cart(events: &[EventRow]) -> (Vec<String>, Vec<String>) {
-    browsing_signals(&summarise_browsing(events, usize::MAX).0)
-}
-
-/// Clears `in_cart` for products bought after they were added.
 /// What the customer bought since the earliest cart addition among
 /// `browsed` (newest first): read once with the rest of the context, so
 /// that `mark_bought` needs no read of its own. Any later window shown
@@ -849,76 +615,9 @@ async fn bought_since_cart(
     }
 }
 
-/// Takes out of the cart what was bought after it was added.
-fn mark_bought(bought: &[(String, Timestamp)], browsing: &mut [Browsed]) {
-    for b in browsing.iter_mut().filter(|b| b.in_cart) {
-        let added = b.added_to_cart_at.unwrap_or(Timestamp::MIN);
-        if bought
-            .iter()
-            .any(|(p, at)| p == &b.product_id && *at >= added)
-        {
-            b.in_cart = false;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev(kind: EventKind, product: &str, at: i64) -> EventRow {
-        EventRow {
-            kind,
-            product_id: Some(product.into()),
-            search_query: None,
-            channel: "web".into(),
-            occurred_at: Timestamp::from_millis(at).unwrap(),
-        }
-    }
-
-    #[test]
-    fn browsing_folds_per_product_newest_first() {
-        use EventKind::*;
-        // newest first, as the store returns them
-        let events = vec![
-            ev(ProductViewed, "b", 90),
-            ev(RemovedFromCart, "a", 80),
-            ev(AddedToCart, "a", 70),
-            ev(ProductViewed, "a", 60),
-            ev(AddedToCart, "c", 50),
-            ev(ProductViewed, "a", 40),
-            EventRow {
-                kind: Searched,
-                product_id: None,
-                search_query: Some("Boots".into()),
-                channel: String::new(),
-                occurred_at: Timestamp::from_millis(30).unwrap(),
-            },
-            EventRow {
-                kind: Searched,
-                product_id: None,
-                search_query: Some("boots".into()),
-                channel: String::new(),
-                occurred_at: Timestamp::from_millis(20).unwrap(),
-            },
-            ev(AddedToWishlist, "b", 10),
-        ];
-        let (browsed, searches) = summarise_browsing(&events, 10);
-        let ids: Vec<&str> = browsed.iter().map(|b| b.product_id.as_str()).collect();
-        assert_eq!(ids, ["b", "a", "c"]);
-        assert_eq!(browsed[1].view_count, 2);
-        assert!(!browsed[1].in_cart, "removed after it was added");
-        assert!(browsed[2].in_cart);
-        assert!(browsed[0].wishlisted);
-        assert_eq!(browsed[0].last_event, ProductViewed);
-        assert_eq!(
-            searches.len(),
-            1,
-            "same query differing in case is shown once"
-        );
-        let (limited, _) = summarise_browsing(&events, 2);
-        assert_eq!(limited.len(), 2);
-    }
 
     #[test]
     fn read_mask_names_select_sections() {

@@ -4,7 +4,9 @@
 mod curation;
 mod error;
 mod feed;
+pub mod keys;
 mod records;
+mod roles;
 mod size;
 mod values;
 
@@ -12,5 +14,6 @@ pub use curation::*;
 pub use error::{Error, FieldViolation, Violations};
 pub use feed::{BasketChange, Change, ChangeKind, FeedEntry};
 pub use records::*;
+pub use roles::{Access, Caller, Permission, Role, access_for};
 pub use size::*;
 pub use values::*;

@@ -2,7 +2,7 @@
 //! apparel and footwear) and the browsing sessions drawn from it.
 
 use super::{History, MINUTE, id};
-use crate::{demo::Rng, domain::*};
+use crate::{domain::*, rng::Rng};
 
 /// (department, categories, nouns, share of products in %, base price in
 /// cents, sizes; empty for one size)

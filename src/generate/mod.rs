@@ -14,7 +14,7 @@ mod write;
 pub use catalog::{Catalog, catalog};
 pub use write::{Written, write};
 
-use crate::{demo::Rng, domain::*};
+use crate::{domain::*, rng::Rng};
 
 /// The shop to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]

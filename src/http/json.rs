@@ -15,9 +15,12 @@ use axum::{
 use serde_json::Value;
 use tonic::Status;
 
-use super::{Adapters, as_grpc, error_response, protojson};
 use crate::{
-    auth::Caller,
+    api::Adapters,
+    wire::{as_grpc, error_response, protojson},
+};
+use crate::{
+    domain::Caller,
     domain::{Violations, clip},
     proto::{
         self as pb, customer_context_service_server::CustomerContextService,
@@ -109,7 +112,7 @@ pub async fn feedback(
 ) -> Response {
     let input = serde_json::from_slice::<Value>(&body)
         .map_err(|e| {
-            crate::api::invalid_argument(&Violations::single(
+            crate::wire::invalid_argument(&Violations::single(
                 "body",
                 format!("is not JSON: {}", clip(&e.to_string(), 200)),
             ))

@@ -23,14 +23,14 @@ pub use catalog::{product_from_csv, product_from_json, product_from_line};
 use segment::Record;
 
 use crate::{
-    cli::DatabaseArgs,
     domain::{ItemResult, Product, Timestamp, WriteOutcome},
     store::Store,
 };
 
-/// Arguments of `import`.
+/// What `import` reads, and how it writes (the database and model
+/// arguments are the command line's).
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub struct ImportFiles {
     /// Product catalog files: .csv or .jsonl, optionally .gz. Imported
     /// before the event files, so order lines can take names and
     /// categories from the catalog.
@@ -47,10 +47,6 @@ pub struct ImportArgs {
     /// Records written per transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch_size: u32,
-    #[command(flatten)]
-    pub db: DatabaseArgs,
-    #[command(flatten)]
-    pub model: crate::cli::ModelArgs,
 }
 
 /// What an import did with a file's lines.
@@ -298,7 +294,7 @@ impl Rejects {
 /// Imports the catalog files, then the event files; prints a summary per
 /// file. Fails only on I/O or database errors: bad lines are reported and
 /// counted, never fatal and never silent.
-pub async fn run_import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
+pub async fn run_import(store: &Store, args: &ImportFiles) -> anyhow::Result<()> {
     if args.catalogs.is_empty() && args.events.is_empty() {
         anyhow::bail!("nothing to import: pass --catalog FILE and/or --events FILE");
     }

@@ -22,8 +22,9 @@ use rmcp::{
 use tonic::Status;
 
 use crate::{
-    auth::{Access, Caller, access_for},
-    http::{Adapters, protojson},
+    api::Adapters,
+    domain::{Access, Caller, access_for},
+    wire::protojson,
 };
 
 /// What an agent is told when it connects.

@@ -9,12 +9,13 @@ use serde_json::{Value, json};
 use tonic::Status;
 
 use crate::{
-    auth::Caller,
-    http::{Adapters, protojson},
+    api::Adapters,
+    domain::Caller,
     proto::{
         self as pb, customer_context_service_server::CustomerContextService,
         stylist_service_server::StylistService,
     },
+    wire::protojson,
 };
 
 /// One tool.
@@ -232,7 +233,7 @@ where
     Fut: std::future::Future<Output = Result<tonic::Response<Res>, Status>>,
 {
     let request = protojson::from_json::<Req>(request, json, "arguments")?;
-    Ok(rpc(crate::http::as_grpc(caller, request))
+    Ok(rpc(crate::wire::as_grpc(caller, request))
         .await?
         .into_inner())
 }
@@ -286,7 +287,7 @@ pub async fn call(
                 for v in &rejected.violations {
                     violations.add(v.field.clone(), v.description.clone());
                 }
-                return Err(crate::api::invalid_argument(&violations));
+                return Err(crate::wire::invalid_argument(&violations));
             }
             let full = "customer_context.v1.RecordSuggestionFeedbackResponse";
             result("Recorded.".into(), protojson::to_json(full, &answer))

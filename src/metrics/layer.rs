@@ -99,7 +99,7 @@ fn labels(
     };
     let method = if protocol == "http" {
         http_route.unwrap_or("other").to_owned()
-    } else if crate::auth::access_for(path) == crate::auth::Access::Unknown {
+    } else if crate::domain::access_for(path) == crate::domain::Access::Unknown {
         "other".to_owned()
     } else {
         path.trim_start_matches('/').to_owned()
@@ -166,7 +166,7 @@ where
 
 fn grpc_code(v: &http::HeaderValue) -> String {
     let n: i32 = v.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(2);
-    crate::http::code_name(tonic::Code::from_i32(n)).to_owned()
+    crate::wire::code_name(tonic::Code::from_i32(n)).to_owned()
 }
 
 /// An answer's body that ends the call when it ends.

@@ -8,11 +8,11 @@ use tracing::instrument;
 
 use super::{Backend, Store, placeholders};
 use crate::{
-    auth::{Role, keys},
     domain::{
         Change, ChangeKind, ConsentRecord, CustomerId, Error, Identity, IdentityKind, Purpose,
         Timestamp,
     },
+    domain::{Role, keys},
 };
 
 /// A key as stored (never the secret).

@@ -14,8 +14,8 @@ use super::{
     suggest,
 };
 use crate::{
-    demo::Rng,
     domain::{CategoryPath, Size, SizeDomain, Timestamp},
+    rng::Rng,
     store::{CatalogRow, ModelInputs, PurchaseRow, PurchasedLine, ReturnedLine},
 };
 

@@ -13,7 +13,7 @@ use std::{
 };
 
 use super::{reasons::Ranked, signals::History};
-use crate::{context::ContextReads, domain::ConsentRecord, store::ProductRow};
+use crate::{domain::ConsentRecord, reads::ContextReads, store::ProductRow};
 
 /// Customers remembered at most.
 pub const CUSTOMERS: usize = 20_000;

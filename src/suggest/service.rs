@@ -18,11 +18,11 @@ use super::{
     token::{Recipient, SuggestionToken},
 };
 use crate::{
-    context::ProductView,
     domain::{
         ConsentRecord, Curation, CurationState, CustomerId, CustomerKey, Error, IdentityKind,
         ItemResult, ProductId, Purpose, Timestamp, Violations, withdrawn,
     },
+    reads::ProductView,
     store::{FeedbackRow, ProductRow, Store, Subject},
 };
 
@@ -633,7 +633,7 @@ impl SuggestService {
             .store
             .recent_events(subject, Timestamp::MIN, limits::EVENTS)
             .await?;
-        Ok(crate::context::viewed_and_in_cart(&events))
+        Ok(crate::reads::viewed_and_in_cart(&events))
     }
 
     /// The strategy for `who`: the running experiment's variant, or the

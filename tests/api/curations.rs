@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use customer_context::{
-    auth::Role,
+    domain::Role,
     proto::{self as pb, customer_ref::Identity},
 };
 use tonic::Code;

@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use customer_context::{
-    auth::{GateConfig, Role},
+    auth::GateConfig,
+    domain::Role,
     proto::{
         customer_context_service_client::CustomerContextServiceClient,
         ingest_service_client::IngestServiceClient, privacy_service_client::PrivacyServiceClient,
@@ -114,7 +115,6 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("an address"),
             database_url: self.database_url.clone(),
             store: StoreOptions::default(),
-            demo: false,
             gate: GateConfig::default(),
             tls: None,
             suggest: SuggestConfig::default(),
@@ -384,11 +384,20 @@ async fn spawn_inner(
 ) -> Option<TestApp> {
     let (database_url, guard) = fresh_database(backend).await?;
     let with_tls = tls.is_some();
+    if demo {
+        let store = Store::connect(&database_url, &StoreOptions::default())
+            .await
+            .expect("the database opens");
+        store.migrate().await.expect("migrations apply");
+        customer_context::demo::load(&store, &Default::default())
+            .await
+            .expect("the demo loads");
+        store.close().await;
+    }
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),
         database_url: reach(&database_url),
         store: StoreOptions::default(),
-        demo,
         gate,
         tls,
         suggest,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use customer_context::{
-    auth::Role,
+    domain::Role,
     proto::{self as pb, customer_ref::Identity},
 };
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! MCP at `/mcp` through the official Rust SDK's client over Streamable
 //! HTTP, as an AI support agent would call it.
 
-use customer_context::auth::Role;
+use customer_context::domain::Role;
 use rmcp::{
     RoleClient, ServiceExt,
     model::{CallToolRequestParams, CallToolResult},

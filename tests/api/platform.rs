@@ -3,8 +3,7 @@
 use std::io::Write as _;
 
 use customer_context::{
-    cli::DatabaseArgs,
-    ingest::{ImportArgs, run_import},
+    ingest::{ImportFiles, run_import},
     proto::customer_ref::Identity,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -164,17 +163,11 @@ async fn import_is_idempotent_and_reports_bad_lines(backend: Backend) {
     }
     gz.finish().expect("gzip");
     let rejects = dir.path().join("rejects.jsonl");
-    let args = ImportArgs {
+    let args = ImportFiles {
         catalogs: vec![catalog],
         events: vec![events],
         rejects: Some(rejects.clone()),
         batch_size: 2,
-        db: DatabaseArgs {
-            database_url: Some(app.database_url.clone()),
-            max_connections: 2,
-            acquire_timeout_ms: 250,
-        },
-        model: Default::default(),
     };
     run_import(&app.store, &args).await.expect("import");
     let rejected = std::fs::read_to_string(&rejects).expect("rejects");
@@ -324,7 +317,7 @@ async fn demo_data_is_meaningful_and_loads_once() {
     );
     // Stylists' curations: four, one of them for Maya, who sees its items.
     let mut stylist = app.stylist_as(crate::harness::Key::bearer(
-        &app.key(customer_context::auth::Role::Stylist).await,
+        &app.key(customer_context::domain::Role::Stylist).await,
     ));
     let curations = stylist
         .list_curations(customer_context::proto::ListCurationsRequest::default())
@@ -361,7 +354,8 @@ async fn demo_data_is_meaningful_and_loads_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_calls_in_flight() {
     use customer_context::{
-        auth::{GateConfig, Role},
+        auth::GateConfig,
+        domain::Role,
         proto::{self as pb, ingest_service_client::IngestServiceClient},
         startup::{Application, ServeConfig},
         store::{StoreOptions, sqlite_url},
@@ -371,7 +365,6 @@ async fn shutdown_finishes_calls_in_flight() {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database_url: sqlite_url(&dir.path().join("db.sqlite")),
         store: StoreOptions::default(),
-        demo: false,
         gate: GateConfig::default(),
         tls: None,
         suggest: Default::default(),

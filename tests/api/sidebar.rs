@@ -6,7 +6,7 @@
 
 use std::{process::Stdio, time::Duration};
 
-use customer_context::{auth::Role, proto as pb};
+use customer_context::{domain::Role, proto as pb};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 

@@ -2,7 +2,8 @@
 //! log, overload protection, TLS and mutual TLS.
 
 use customer_context::{
-    auth::{GateConfig, Role},
+    auth::GateConfig,
+    domain::Role,
     proto::{self as pb, ItemOutcome as O, customer_ref::Identity},
     startup::TlsFiles,
 };
@@ -1169,7 +1170,6 @@ async fn auth_can_be_disabled_only_on_loopback() {
         listen: listen.parse().expect("addr"),
         database_url: sqlite_url(&dir.path().join("db.sqlite")),
         store: StoreOptions::default(),
-        demo: false,
         gate: GateConfig {
             auth: false,
             ..GateConfig::default()
@@ -1210,7 +1210,6 @@ async fn a_revocation_reaches_every_replica(backend: Backend) {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database_url: first.database_url.clone(),
         store: customer_context::store::StoreOptions::default(),
-        demo: false,
         gate: GateConfig::default(),
         tls: None,
         suggest: Default::default(),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use customer_context::{
-    auth::Role,
+    domain::Role,
     proto::{self as pb, customer_ref::Identity, watch_customer_context_response::Update},
 };
 use tonic::{Code, Streaming};

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use super::invalid_argument;
 use crate::{
-    api::invalid_argument,
     domain::{Violations, clip},
     proto as pb,
 };
