@@ -330,6 +330,12 @@ pub struct BenchArgs {
     /// Customers watched during the watch-latency phase.
     #[arg(long, default_value_t = 20)]
     pub watchers: usize,
+    /// Run the cold-read test instead: each of the `--random` customers'
+    /// first GetCustomerContext, read exactly once, at 1 call in flight and
+    /// at `--concurrency` (start the server for the run: a customer read
+    /// before is remembered).
+    #[arg(long)]
+    pub cold: bool,
     /// Also measure GetCustomerContext for customers with 10, 1,000 and
     /// 100,000 browsing events (written first through RecordEvents as
     /// `bench-history-N`; the key needs the ingest right).
@@ -864,6 +870,23 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
         if args.fail_on_errors && (report.missed > 0 || report.watch_ms.3 == 0) {
             anyhow::bail!("{} live updates never arrived", report.missed);
+        }
+        return Ok(());
+    }
+    if args.cold {
+        let report = crate::bench::cold(&config).await?;
+        print!("{}", crate::bench::cold_table(&report));
+        if let Some(pid) = args.server_pid {
+            println!("{}", crate::bench::peak_memory(pid)?);
+        }
+        let failed = [&report.single, &report.saturated]
+            .iter()
+            .flat_map(|r| r.codes.iter())
+            .filter(|(code, _)| code.as_str() != "Ok")
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        if args.fail_on_errors && failed > 0 {
+            anyhow::bail!("{failed} first reads were not answered OK");
         }
         return Ok(());
     }

@@ -16,9 +16,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod cold;
 mod history;
 mod ingest;
 
+pub use cold::{ColdReport, run as cold, table as cold_table};
 pub use history::prepare as prepare_histories;
 pub use ingest::{IngestReport, run as ingest, table as ingest_table};
 

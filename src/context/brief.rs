@@ -317,7 +317,7 @@ fn browsing_now(ctx: &CustomerContext, now: Timestamp) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::{
         context::{BrowsedProduct, ProductView, ReturnView},
@@ -325,11 +325,11 @@ mod tests {
         store::{AffinityRow, ProfileRow, ReturnRow, TicketRow},
     };
 
-    fn at(s: &str) -> Timestamp {
+    pub(crate) fn at(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).unwrap()
     }
 
-    fn product(name: &str) -> ProductView {
+    pub(crate) fn product(name: &str) -> ProductView {
         ProductView {
             product_id: format!("id-{name}"),
             in_catalog: true,
@@ -346,7 +346,8 @@ mod tests {
         }
     }
 
-    fn context() -> CustomerContext {
+    /// A customer with a profile, a cart, a return and an open ticket.
+    pub(crate) fn context() -> CustomerContext {
         CustomerContext {
             customer_id: Some(CustomerId::parse("c1").unwrap()),
             anonymous_id: None,

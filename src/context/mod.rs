@@ -1,15 +1,18 @@
 //! Assembles the agent's view of one customer from bounded store reads.
 //! Knows nothing of gRPC: the API layer converts its output.
 
+mod assemble;
 mod brief;
+pub mod policy;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     domain::{AnonymousId, CustomerId, CustomerKey, Error, EventKind, Timestamp},
     reads::{
-        Browsed, ContextReads, ProductView, RecentSearch, browsing_signals, mark_bought,
-        summarise_browsing,
+        Browsed, ContextReads, ProductView, RecentSearch, browsing_signals, summarise_browsing,
     },
     store::{OrderRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
 };
@@ -341,8 +344,9 @@ impl ContextService {
         Ok(reads)
     }
 
-    /// Assembles the context for `query`. `NotFound` when the identity leads
-    /// to no customer and no browsing.
+    /// Assembles the context for `query`: read, assemble, apply the
+    /// policy. `NotFound` when the identity leads to no customer and no
+    /// browsing.
     #[tracing::instrument(skip_all)]
     pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
         let as_of = Timestamp::now();
@@ -350,243 +354,143 @@ impl ContextService {
         // a customer whose context it remembers exists (an erasure would
         // have dropped it), and needs no lookup.
         self.suggest.live().ensure_current(&self.store).await?;
-        let subject = match &query.key {
-            CustomerKey::Id(c) if self.suggest.live().memo().has_context(c.as_str()) => {
-                Some(Subject::Customer(c.clone()))
-            }
-            key => self.store.resolve(key).await?,
-        };
-        let subject = subject.ok_or_else(|| {
-            Error::NotFound("no customer or browsing is known under this identity".into())
-        })?;
-        let since = as_of.minus_days(query.lookback_days);
-        let mut s = query.sections;
+        let subject = self.subject(&query.key).await?;
         // Consent is checked now, for this request.
         let consents = match &subject {
             Subject::Customer(c) => self.suggest.consents(c).await?,
             Subject::Anonymous(_) => Default::default(),
         };
-        let history_withheld =
-            crate::domain::withdrawn(&consents, crate::domain::Purpose::SupportContext);
-        if history_withheld {
-            let keep_profile = s.profile;
-            let keep_brief = s.agent_brief;
-            s = Sections::NONE;
-            s.profile = keep_profile || keep_brief;
-        }
+        let (read, history_withheld) = policy::readable(query.sections, &consents);
         let customer = match &subject {
             Subject::Customer(c) => Some(c.clone()),
             Subject::Anonymous(_) => None,
         };
+        let since = as_of.minus_days(query.lookback_days);
         let reads = self
-            .reads(&subject, customer.as_ref(), s, since, query)
+            .reads(&subject, customer.as_ref(), read, since, query)
             .await?;
-        let profile = reads.profile.clone();
-        let scanned = reads.scanned;
-        let shown = query.browsing_limit as usize;
-        let mut browsing: Vec<Browsed> = reads.browsed.iter().take(shown).cloned().collect();
-        let mut history = None;
-        let suggestions = if s.suggestions {
-            let who = match &subject {
-                Subject::Customer(c) => c.as_str(),
-                Subject::Anonymous(a) => a.as_str(),
-            };
-            let (list, with) = self
-                .suggest
-                .with_history(crate::suggest::Request {
-                    subject: Some(&subject),
-                    who,
-                    consents: &consents,
-                    anchors: &[],
-                    exclude: &[],
-                    browsing: Some(&reads.signals),
-                    limit: query.suggestions_limit as usize,
-                    now: as_of,
-                    caught_up: true,
-                    curated_first: false,
-                })
-                .await?;
-            history = Some(with);
-            Some(list)
-        } else {
-            None
+        let (suggestions, history) = match read.suggestions {
+            true => {
+                let (list, history) = self
+                    .suggestions(&subject, &consents, &reads, query, as_of)
+                    .await?;
+                (Some(list), Some(history))
+            }
+            false => (None, None),
         };
-        mark_bought(&reads.bought, &mut browsing);
-        let (orders, returns, tickets) = (
-            reads.orders.clone(),
-            reads.returns.clone(),
-            reads.tickets.clone(),
-        );
-        let searches = reads.searches.clone();
-
         // With suggestions, their history read brings the size evidence.
         let evidence = history
             .as_ref()
             .map_or(&reads.size_evidence, |h| &h.size_evidence);
-        let sizes = reads.sizes(self.suggest.live().generation(), || {
-            let mut profile = self
-                .suggest
-                .live()
-                .read(|m| crate::fit::infer(evidence, &|d| m.catalogue_sizes(d), as_of));
+        let sizes = self.sizes(&reads, evidence, as_of);
+        let browsing = assemble::shown_browsing(&reads, query.browsing_limit as usize);
+        let ids = assemble::shown_products(&browsing, &reads.orders, &reads.returns);
+        let catalog = match ids.is_empty() {
+            true => HashMap::new(),
+            false => self.suggest.product_rows(&ids).await?,
+        };
+        let context = assemble::assemble(assemble::Parts {
+            customer_id: customer,
+            anonymous_id: anonymous_id(&subject, &query.key),
+            as_of,
+            reads: &reads,
+            browsing,
+            catalog: &catalog,
+            consents: &consents,
+            history_withheld,
+            suggestions,
+            sizes: Vec::clone(&sizes),
+        });
+        Ok(policy::finish(
+            context,
+            query.sections,
+            read,
+            query.returns_limit,
+            query.tickets_limit,
+        ))
+    }
+
+    /// Whom the key leads to; a customer whose reads this replica
+    /// remembers needs no lookup.
+    async fn subject(&self, key: &CustomerKey) -> Result<Subject, Error> {
+        let subject = match key {
+            CustomerKey::Id(c) if self.suggest.live().memo().has_context(c.as_str()) => {
+                Some(Subject::Customer(c.clone()))
+            }
+            key => self.store.resolve(key).await?,
+        };
+        subject.ok_or_else(|| {
+            Error::NotFound("no customer or browsing is known under this identity".into())
+        })
+    }
+
+    /// The suggestions for the subject, with the browsing already read,
+    /// and the history they were ranked from.
+    async fn suggestions(
+        &self,
+        subject: &Subject,
+        consents: &[crate::domain::ConsentRecord],
+        reads: &ContextReads,
+        query: &ContextQuery,
+        as_of: Timestamp,
+    ) -> Result<
+        (
+            crate::suggest::SuggestionList,
+            Arc<crate::suggest::signals::History>,
+        ),
+        Error,
+    > {
+        let who = match subject {
+            Subject::Customer(c) => c.as_str(),
+            Subject::Anonymous(a) => a.as_str(),
+        };
+        self.suggest
+            .with_history(crate::suggest::Request {
+                subject: Some(subject),
+                who,
+                consents,
+                anchors: &[],
+                exclude: &[],
+                browsing: Some(&reads.signals),
+                limit: query.suggestions_limit as usize,
+                now: as_of,
+                caught_up: true,
+                curated_first: false,
+            })
+            .await
+    }
+
+    /// The sizes the customer keeps, latest evidence first: inferred once
+    /// per remembered reads and model generation.
+    fn sizes(
+        &self,
+        reads: &ContextReads,
+        evidence: &[crate::fit::Evidence],
+        as_of: Timestamp,
+    ) -> Arc<Vec<crate::fit::Estimate>> {
+        let live = self.suggest.live();
+        reads.sizes(live.generation(), || {
+            let mut profile =
+                live.read(|m| crate::fit::infer(evidence, &|d| m.catalogue_sizes(d), as_of));
             profile
                 .estimates
                 .sort_by(|a, b| b.last_at.cmp(&a.last_at).then(a.domain.cmp(&b.domain)));
             profile.estimates
-        });
+        })
+    }
+}
 
-        // One catalog read for every product any section shows.
-        let mut ids: HashSet<&str> = HashSet::new();
-        ids.extend(browsing.iter().map(|b| b.product_id.as_str()));
-        for o in &orders {
-            ids.extend(o.lines.iter().map(|l| l.product_id.as_str()));
+/// The anonymous id a context answers for: the subject's own, or the one
+/// the caller looked a customer up by.
+fn anonymous_id(subject: &Subject, key: &CustomerKey) -> Option<AnonymousId> {
+    match (subject, key) {
+        (Subject::Anonymous(a), _) => Some(a.clone()),
+        (Subject::Customer(_), CustomerKey::Identity(i))
+            if i.kind() == crate::domain::IdentityKind::AnonymousId =>
+        {
+            AnonymousId::parse(i.value()).ok()
         }
-        for r in &returns {
-            ids.extend(r.lines.iter().map(|(p, _)| p.as_str()));
-        }
-        let ids: Vec<&str> = ids.into_iter().collect();
-        let catalog = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            self.suggest.product_rows(&ids).await?
-        };
-        let product = |id: &str| {
-            catalog.get(id).map_or_else(
-                || ProductView::unknown(id, "", "", ""),
-                ProductView::from_catalog,
-            )
-        };
-
-        // A returned product is named by what its order said when the
-        // catalog no longer knows it.
-        let ordered_names: HashMap<String, crate::store::OrderLineRow> = orders
-            .iter()
-            .flat_map(|o| o.lines.iter().map(|l| (l.product_id.clone(), l.clone())))
-            .collect();
-
-        let recent_browsing: Vec<BrowsedProduct> = browsing
-            .into_iter()
-            .map(|b| BrowsedProduct {
-                product: product(&b.product_id),
-                view_count: b.view_count,
-                last_seen_at: b.last_seen_at,
-                last_event: b.last_event,
-                last_channel: b.last_channel,
-                in_cart: b.in_cart,
-                added_to_cart_at: b.added_to_cart_at,
-                wishlisted: b.wishlisted,
-            })
-            .collect();
-        let recent_orders: Vec<OrderView> = orders
-            .into_iter()
-            .map(|mut o| {
-                let lines = std::mem::take(&mut o.lines)
-                    .into_iter()
-                    .map(|l| OrderLineView {
-                        product: catalog.get(&l.product_id).map_or_else(
-                            || {
-                                ProductView::unknown(
-                                    &l.product_id,
-                                    &l.name,
-                                    &l.brand,
-                                    &l.category_path,
-                                )
-                            },
-                            ProductView::from_catalog,
-                        ),
-                        quantity: l.quantity,
-                        unit_price_minor: l.unit_price_minor,
-                        returned_quantity: l.returned_quantity,
-                    })
-                    .collect();
-                OrderView { order: o, lines }
-            })
-            .collect();
-        let returns: Vec<ReturnView> = returns
-            .into_iter()
-            .map(|mut r| {
-                let lines = std::mem::take(&mut r.lines)
-                    .into_iter()
-                    .map(|(id, q)| {
-                        let view = match (catalog.get(&id), ordered_names.get(id.as_str())) {
-                            (Some(p), _) => ProductView::from_catalog(p),
-                            (None, Some(l)) => {
-                                ProductView::unknown(&id, &l.name, &l.brand, &l.category_path)
-                            }
-                            (None, None) => product(&id),
-                        };
-                        (view, q)
-                    })
-                    .collect();
-                ReturnView { ret: r, lines }
-            })
-            .collect();
-
-        let mut ctx = CustomerContext {
-            customer_id: customer,
-            anonymous_id: match subject {
-                Subject::Anonymous(a) => Some(a),
-                Subject::Customer(_) => match &query.key {
-                    CustomerKey::Identity(i)
-                        if i.kind() == crate::domain::IdentityKind::AnonymousId =>
-                    {
-                        AnonymousId::parse(i.value()).ok()
-                    }
-                    _ => None,
-                },
-            },
-            as_of,
-            profile,
-            recent_browsing,
-            recent_searches: searches,
-            recent_orders,
-            returns,
-            open_tickets: tickets,
-            agent_brief: None,
-            browsing_events_scanned: scanned,
-            consents: consents.to_vec(),
-            history_withheld,
-            suggestions,
-            sizes: Vec::clone(&sizes),
-        };
-        if history_withheld {
-            // Account details stay; numbers drawn from the history go.
-            if let Some(p) = ctx.profile.as_mut() {
-                p.order_count = 0;
-                p.units_purchased = 0;
-                p.units_returned = 0;
-                p.spend.clear();
-                p.top_categories.clear();
-                p.top_brands.clear();
-                p.last_order_at = None;
-                p.last_activity_at = None;
-            }
-            ctx.sizes.clear();
-        }
-        if query.sections.agent_brief {
-            ctx.agent_brief = Some(agent_brief(&ctx));
-        }
-        if history_withheld && !query.sections.profile {
-            ctx.profile = None;
-        }
-        // Sections read only for the brief are not returned.
-        if !s.profile {
-            ctx.profile = None;
-        }
-        if !s.recent_browsing {
-            ctx.recent_browsing.clear();
-        }
-        if !s.recent_searches {
-            ctx.recent_searches.clear();
-        }
-        if !s.returns {
-            ctx.returns.clear();
-        }
-        if !s.open_tickets {
-            ctx.open_tickets.clear();
-        }
-        ctx.returns.truncate(query.returns_limit as usize);
-        ctx.open_tickets.truncate(query.tickets_limit as usize);
-        Ok(ctx)
+        _ => None,
     }
 }
 
@@ -612,20 +516,5 @@ async fn bought_since_cart(
                 .await
         }
         None => Ok(Vec::new()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_mask_names_select_sections() {
-        let mut s = Sections::NONE;
-        for name in Sections::NAMES {
-            assert!(s.select(name), "{name}");
-        }
-        assert_eq!(s, Sections::ALL);
-        assert!(!s.select("orders"));
     }
 }

@@ -82,7 +82,7 @@ pub struct EventRow {
 }
 
 /// A catalog product as stored now.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ProductRow {
     /// Product id.
     pub product_id: String,
