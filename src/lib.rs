@@ -1,11 +1,15 @@
 //! customer-context: the unified customer view for a retailer's support
-//! desk, served over gRPC.
+//! desk, served over gRPC, JSON, MCP and a sidebar page.
 //!
-//! The crate is laid out by concern: [`domain`] (validated records, the
-//! error type), [`store`] (SQL, SQLite or PostgreSQL), [`ingest`] (import of
-//! Segment-shaped files), [`context`] (assembling the agent's view), [`fit`] (customers' sizes), [`curate`] (stylists' curations), [`api`]
-//! (thin gRPC adapters), [`startup`] (wiring and serving), [`cli`] (the
-//! command line) and [`client`] (the `context` subcommand).
+//! The crate is layered, lowest first: leaves ([`rng`], [`coalesce`],
+//! [`telemetry`]), [`domain`], [`store`] and [`watch`], [`fit`], [`reads`],
+//! [`suggest`], the core services ([`context`], [`curate`], [`ingest`]),
+//! the contract ([`proto`]), [`wire`], [`audit`] and [`metrics`], the gate
+//! ([`auth`]), the gRPC adapters ([`api`]), the other faces ([`http`],
+//! [`mcp`]), [`startup`], and the tools ([`demo`], [`client`],
+//! [`generate`], [`bench`], [`cli`]). Each imports only from below its
+//! own layer: [`layers`] holds the table and the test that keeps it so;
+//! docs/architecture.md walks through it.
 
 pub mod api;
 pub mod audit;

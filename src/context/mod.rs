@@ -4,6 +4,7 @@
 mod assemble;
 mod brief;
 pub mod policy;
+mod read;
 #[cfg(test)]
 mod tests;
 
@@ -11,9 +12,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     domain::{AnonymousId, CustomerId, CustomerKey, Error, EventKind, Timestamp},
-    reads::{
-        Browsed, ContextReads, ProductView, RecentSearch, browsing_signals, summarise_browsing,
-    },
+    reads::{ContextReads, ProductView, RecentSearch},
     store::{OrderRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
 };
 
@@ -235,115 +234,6 @@ impl ContextService {
         Self { store, suggest }
     }
 
-    /// The sections' rows: from this replica's memory for a known customer
-    /// (kept exact by the change feed; the window moves by the hour), else
-    /// read concurrently, each on its own pooled connection.
-    async fn reads(
-        &self,
-        subject: &Subject,
-        customer: Option<&CustomerId>,
-        s: Sections,
-        since: Timestamp,
-        query: &ContextQuery,
-    ) -> Result<std::sync::Arc<ContextReads>, Error> {
-        let memo = self.suggest.live().memo();
-        let key = format!(
-            "{s:?}|{}|{}|{}|{}",
-            since.millis() / 3_600_000,
-            query.orders_limit,
-            query.returns_limit,
-            query.tickets_limit
-        );
-        if let Some(c) = customer
-            && let Some(r) = memo.context(c.as_str(), &key)
-        {
-            return Ok(r);
-        }
-        let from = self.suggest.live().applied();
-        // Start of the window, by the hour, as remembered reads use it.
-        let since = Timestamp::from_millis(since.millis() / 3_600_000 * 3_600_000).unwrap_or(since);
-        let brief = s.agent_brief;
-        let need_browsing = s.recent_browsing || s.recent_searches || brief || s.suggestions;
-        let store = &self.store;
-        let sized = self.suggest.live().read(crate::suggest::Model::has_sizes);
-        let (profile, events, orders, returns, tickets, sizes) = tokio::try_join!(
-            async {
-                match (customer, s.profile || brief) {
-                    (Some(c), true) => store.profile(c).await,
-                    _ => Ok(None),
-                }
-            },
-            async {
-                if need_browsing {
-                    store
-                        .recent_events(subject, since, i64::from(limits::EVENT_SCAN))
-                        .await
-                } else {
-                    Ok(Vec::new())
-                }
-            },
-            async {
-                match (customer, s.recent_orders) {
-                    (Some(c), true) => {
-                        store
-                            .recent_orders(c, since, i64::from(query.orders_limit))
-                            .await
-                    }
-                    _ => Ok(Vec::new()),
-                }
-            },
-            async {
-                match (customer, s.returns || brief) {
-                    (Some(c), true) => {
-                        store
-                            .recent_returns(c, since, i64::from(query.returns_limit.max(1)))
-                            .await
-                    }
-                    _ => Ok(Vec::new()),
-                }
-            },
-            async {
-                match (customer, s.open_tickets || brief) {
-                    (Some(c), true) => {
-                        store
-                            .open_tickets(c, i64::from(query.tickets_limit.max(1)))
-                            .await
-                    }
-                    _ => Ok(Vec::new()),
-                }
-            },
-            async {
-                // With suggestions, their history read brings the sizes.
-                match (customer, (s.profile || brief) && sized && !s.suggestions) {
-                    (Some(c), true) => self.suggest.size_evidence(c, Timestamp::now()).await,
-                    _ => Ok(Vec::new()),
-                }
-            },
-        )?;
-        let (browsed, searches) = summarise_browsing(&events, usize::MAX);
-        let bought = match customer {
-            Some(c) => bought_since_cart(store, c, &browsed).await?,
-            None => Vec::new(),
-        };
-        let reads = std::sync::Arc::new(ContextReads {
-            profile,
-            scanned: events.len() as u32,
-            signals: browsing_signals(&browsed),
-            browsed,
-            searches,
-            bought,
-            orders,
-            returns,
-            tickets,
-            size_evidence: sizes,
-            sizes: Default::default(),
-        });
-        if let Some(c) = customer {
-            memo.put_context(c.as_str(), key, reads.clone(), from);
-        }
-        Ok(reads)
-    }
-
     /// Assembles the context for `query`: read, assemble, apply the
     /// policy. `NotFound` when the identity leads to no customer and no
     /// browsing.
@@ -355,24 +245,21 @@ impl ContextService {
         // have dropped it), and needs no lookup.
         self.suggest.live().ensure_current(&self.store).await?;
         let subject = self.subject(&query.key).await?;
-        // Consent is checked now, for this request.
-        let consents = match &subject {
-            Subject::Customer(c) => self.suggest.consents(c).await?,
-            Subject::Anonymous(_) => Default::default(),
-        };
-        let (read, history_withheld) = policy::readable(query.sections, &consents);
+        let read::Read {
+            consents,
+            sections: read,
+            withheld: history_withheld,
+            reads,
+            rows,
+        } = self.read(&subject, query, as_of).await?;
         let customer = match &subject {
             Subject::Customer(c) => Some(c.clone()),
             Subject::Anonymous(_) => None,
         };
-        let since = as_of.minus_days(query.lookback_days);
-        let reads = self
-            .reads(&subject, customer.as_ref(), read, since, query)
-            .await?;
         let (suggestions, history) = match read.suggestions {
             true => {
                 let (list, history) = self
-                    .suggestions(&subject, &consents, &reads, query, as_of)
+                    .suggestions(&subject, &consents, &reads, rows.as_ref(), query, as_of)
                     .await?;
                 (Some(list), Some(history))
             }
@@ -410,18 +297,15 @@ impl ContextService {
         ))
     }
 
-    /// Whom the key leads to; a customer whose reads this replica
-    /// remembers needs no lookup.
+    /// Whom the key leads to. A customer id needs no lookup: the read
+    /// that follows finds the customer or answers `NotFound`.
     async fn subject(&self, key: &CustomerKey) -> Result<Subject, Error> {
-        let subject = match key {
-            CustomerKey::Id(c) if self.suggest.live().memo().has_context(c.as_str()) => {
-                Some(Subject::Customer(c.clone()))
-            }
-            key => self.store.resolve(key).await?,
-        };
-        subject.ok_or_else(|| {
-            Error::NotFound("no customer or browsing is known under this identity".into())
-        })
+        match key {
+            CustomerKey::Id(c) => Ok(Subject::Customer(c.clone())),
+            key => self.store.resolve(key).await?.ok_or_else(|| {
+                Error::NotFound("no customer or browsing is known under this identity".into())
+            }),
+        }
     }
 
     /// The suggestions for the subject, with the browsing already read,
@@ -431,6 +315,7 @@ impl ContextService {
         subject: &Subject,
         consents: &[crate::domain::ConsentRecord],
         reads: &ContextReads,
+        rows: Option<&crate::suggest::HistoryRows>,
         query: &ContextQuery,
         as_of: Timestamp,
     ) -> Result<
@@ -456,6 +341,7 @@ impl ContextService {
                 now: as_of,
                 caught_up: true,
                 curated_first: false,
+                rows,
             })
             .await
     }
@@ -491,30 +377,5 @@ fn anonymous_id(subject: &Subject, key: &CustomerKey) -> Option<AnonymousId> {
             AnonymousId::parse(i.value()).ok()
         }
         _ => None,
-    }
-}
-
-/// What the customer bought since the earliest cart addition among
-/// `browsed` (newest first): read once with the rest of the context, so
-/// that `mark_bought` needs no read of its own. Any later window shown
-/// (the newest `browsing_limit` products) starts no earlier, and its
-/// purchases are the newest ones, so they are the same rows.
-async fn bought_since_cart(
-    store: &Store,
-    customer: &CustomerId,
-    browsed: &[Browsed],
-) -> Result<Vec<(String, Timestamp)>, Error> {
-    let earliest = browsed
-        .iter()
-        .filter(|b| b.in_cart)
-        .filter_map(|b| b.added_to_cart_at)
-        .min();
-    match earliest {
-        Some(earliest) => {
-            store
-                .purchases_since(customer, earliest, i64::from(limits::PURCHASE_SCAN))
-                .await
-        }
-        None => Ok(Vec::new()),
     }
 }

@@ -17,6 +17,7 @@
 
 mod catalog;
 mod curations;
+mod customer_read;
 mod customers;
 mod events;
 mod feed;
@@ -40,6 +41,7 @@ use sqlx::{
 };
 
 pub use curations::{CurationCounts, CurationFilter, CurationQuery, LIVE_CURATIONS};
+pub use customer_read::{CustomerRead, CustomerReadBounds};
 pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
 pub use suggestions::{

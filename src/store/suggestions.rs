@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{AssertSqlSafe, Row};
 use tracing::instrument;
 
+use super::customer_read::{BOUGHT_STYLES, STYLE_ROWS};
 use super::{IN_CHUNK, Store, Subject, in_request_order, lock_order, placeholders};
 use crate::domain::{Change, ChangeKind, CustomerId, Error, Timestamp, WriteOutcome};
 
@@ -120,10 +121,6 @@ pub struct ExperimentRow {
     pub updated_at: Timestamp,
 }
 
-/// Most styles read as "already bought" for one customer (the newest).
-const BOUGHT_STYLES: i64 = 20_000;
-/// Most rows read for one customer's returned or rejected styles.
-const STYLE_ROWS: i64 = 2000;
 /// Orders containing a suggested style within this many days of the
 /// suggestion are attributed to it.
 pub const ATTRIBUTION_DAYS: i64 = 30;

@@ -40,6 +40,7 @@ pub use rank::{
     Fit, NO_SUCH_SIZE, Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest,
 };
 pub use reasons::{FitView, ReasonCode, ReasonView};
+pub use service::HistoryRows;
 pub(crate) use service::Request;
 pub use service::{
     FeedbackInput, FeedbackKind, StatsOf, SuggestConfig, SuggestOutcome, SuggestQuery,

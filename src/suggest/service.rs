@@ -23,7 +23,7 @@ use crate::{
         ItemResult, ProductId, Purpose, Timestamp, Violations, withdrawn,
     },
     reads::ProductView,
-    store::{FeedbackRow, ProductRow, Store, Subject},
+    store::{FeedbackRow, ProductRow, PurchasedLine, ReturnedLine, Store, Subject},
 };
 
 /// Defaults and maxima of the request's knobs (documented in the proto).
@@ -242,6 +242,30 @@ pub(crate) struct Request<'a> {
     pub caught_up: bool,
     /// Curated items first, then ranked ones (GetCuratedCrossSells).
     pub curated_first: bool,
+    /// The history's rows, when the caller read them with its own (the
+    /// context does): used instead of reading them again.
+    pub rows: Option<&'a HistoryRows>,
+}
+
+/// The rows a suggestion history is made of, read by a caller that reads
+/// them anyway (see [`crate::store::CustomerRead`]). Every field is read
+/// with the bounds [`SuggestService`] reads it with.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryRows {
+    /// The newest [`limits::PURCHASE_LINES`] purchase lines.
+    pub lines: Vec<PurchasedLine>,
+    /// Returned lines since [`SuggestService::returned_since`].
+    pub returned: Vec<ReturnedLine>,
+    /// Every style bought, with when last.
+    pub bought_groups: HashMap<String, Timestamp>,
+    /// Styles thumbed down.
+    pub rejected_groups: HashSet<String>,
+    /// Viewed and in-cart products of the newest [`limits::EVENTS`]
+    /// browsing events, newest first.
+    pub browsing: (Vec<String>, Vec<String>),
+    /// The change feed's position read before these rows: what this
+    /// replica remembers of them is dropped by any later change.
+    pub from: i64,
 }
 
 impl SuggestService {
@@ -322,6 +346,7 @@ impl SuggestService {
                 now: as_of,
                 caught_up: true,
                 curated_first,
+                rows: None,
             })
             .await?;
         Ok(SuggestOutcome {
@@ -373,7 +398,7 @@ impl SuggestService {
             std::hash::Hasher::finish(&h)
         });
         let history = self
-            .remembered_history(r.subject, customer, personal, memo_key, r.now)
+            .remembered_history(r.subject, customer, personal, memo_key, r.now, r.rows)
             .await?;
         let anchors: Vec<&str> = r.anchors.iter().map(|a| a.as_str()).collect();
         let all_curations = self.live_curations(r.now).await?;
@@ -478,14 +503,20 @@ impl SuggestService {
         personal: bool,
         memo_key: Option<&str>,
         now: Timestamp,
+        rows: Option<&HistoryRows>,
     ) -> Result<std::sync::Arc<History>, Error> {
         Ok(match memo_key.and_then(|c| self.live.memo().history(c)) {
             Some(h) => h,
             None => {
-                let since = self.live.applied();
-                let h = std::sync::Arc::new(
-                    self.history(subject, customer, personal, None, now).await?,
-                );
+                let (since, h) = match rows {
+                    Some(rows) => (rows.from, self.history_of(rows.clone(), customer, personal)),
+                    None => {
+                        let since = self.live.applied();
+                        let h = self.history(subject, customer, personal, None, now).await?;
+                        (since, h)
+                    }
+                };
+                let h = std::sync::Arc::new(h);
                 if let Some(c) = memo_key {
                     self.live.memo().put_history(c, h.clone(), since);
                 }
@@ -539,12 +570,47 @@ impl SuggestService {
                 }
             },
         )?;
+        Ok(self.history_of(
+            HistoryRows {
+                lines,
+                returned,
+                bought_groups,
+                rejected_groups,
+                browsing: (viewed, in_cart),
+                from: 0,
+            },
+            customer,
+            personal,
+        ))
+    }
+
+    /// The history made of `rows`, keeping only what consent allows: the
+    /// customer's purchases and returns when their history may be used
+    /// (`customer`), their browsing when suggestions may be personal.
+    fn history_of(
+        &self,
+        rows: HistoryRows,
+        customer: Option<&CustomerId>,
+        personal: bool,
+    ) -> History {
+        let HistoryRows {
+            mut lines,
+            mut returned,
+            mut bought_groups,
+            rejected_groups,
+            browsing: (mut viewed, mut in_cart),
+            from: _,
+        } = rows;
+        if customer.is_none() {
+            (lines, returned, bought_groups) = Default::default();
+        }
+        if !personal {
+            (viewed, in_cart) = Default::default();
+        }
         let returned_groups: HashSet<String> =
             returned.iter().map(|r| r.group_id.clone()).collect();
-        let size_evidence = self
-            .live
-            .read(|m| signals::size_evidence(m, &lines, &returned));
-        Ok(History {
+        let size_evidence = self.size_evidence_of(&lines, &returned);
+        History {
             lines,
             viewed,
             in_cart,
@@ -552,7 +618,7 @@ impl SuggestService {
             rejected_groups,
             bought_groups,
             size_evidence,
-        })
+        }
     }
 
     /// The ranked items as served: one catalog read for the items and the
@@ -665,24 +731,20 @@ impl SuggestService {
         Ok(running)
     }
 
-    /// What a customer kept and sent back for its size, from the same reads
-    /// (and the same bounds) as their suggestion history: the newest
-    /// [`limits::PURCHASE_LINES`] purchase lines and the returns of the
-    /// return window.
-    pub(crate) async fn size_evidence(
+    /// What a customer kept and sent back for its size, in the purchase
+    /// lines and returns of their history (no read of its own).
+    pub(crate) fn size_evidence_of(
         &self,
-        customer: &CustomerId,
-        now: Timestamp,
-    ) -> Result<Vec<crate::fit::Evidence>, Error> {
-        let since = now.minus_days(self.config.return_window_days);
-        let (lines, returned) = tokio::try_join!(
-            self.store
-                .recent_purchase_lines(customer, limits::PURCHASE_LINES),
-            self.store.returned_lines(customer, since)
-        )?;
-        Ok(self
-            .live
-            .read(|m| signals::size_evidence(m, &lines, &returned)))
+        lines: &[PurchasedLine],
+        returned: &[ReturnedLine],
+    ) -> Vec<crate::fit::Evidence> {
+        self.live
+            .read(|m| signals::size_evidence(m, lines, returned))
+    }
+
+    /// Returns requested since then count against suggestions at `now`.
+    pub fn returned_since(&self, now: Timestamp) -> Timestamp {
+        now.minus_days(self.config.return_window_days)
     }
 
     /// The curations not archived or ended, read again only after the

@@ -1,0 +1,454 @@
+//! A customer's first read in one statement: the profile row and, as JSON
+//! arrays aggregated in correlated subqueries (each an indexed range read
+//! with its own bound), their spend, top categories and brands, consents,
+//! open tickets, recent orders with their lines and returned units, recent
+//! returns with their lines, and what suggestions need (the newest
+//! purchase lines, the returns of the return window, every style bought,
+//! the styles thumbed down). One round trip and one consistent snapshot
+//! instead of eighteen; JSON carries any text and NULL unchanged.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::anyhow;
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Row};
+use tracing::instrument;
+
+use super::{
+    AffinityRow, Backend, LINES_PER_RECORD, OrderLineRow, OrderRow, ProfileRow, PurchasedLine,
+    ReturnRow, ReturnedLine, Store, TicketRow, instant, reads::stored,
+};
+use crate::domain::{
+    ConsentRecord, CustomerId, Error, OrderStatus, Purpose, ReturnStatus, TicketPriority,
+    TicketStatus, Timestamp,
+};
+
+/// The bounds of one customer read.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerReadBounds {
+    /// Orders and returns since.
+    pub since: Timestamp,
+    /// Most recent orders.
+    pub orders: i64,
+    /// Most recent returns.
+    pub returns: i64,
+    /// Most open tickets.
+    pub tickets: i64,
+    /// Most purchase lines, newest first (suggestions' history).
+    pub purchase_lines: i64,
+    /// Returns counted against suggestions since.
+    pub returned_since: Timestamp,
+}
+
+/// Most styles read as "already bought" for one customer (the newest).
+pub const BOUGHT_STYLES: i64 = 20_000;
+/// Most rows read for one customer's returned or rejected styles.
+pub const STYLE_ROWS: i64 = 2000;
+
+/// What one customer read returns.
+#[derive(Debug, Clone)]
+pub struct CustomerRead {
+    /// The profile with its running totals.
+    pub profile: ProfileRow,
+    /// Consents on file, by purpose.
+    pub consents: Vec<ConsentRecord>,
+    /// Open and pending tickets, most recently updated first.
+    pub tickets: Vec<TicketRow>,
+    /// Recent orders, newest first, with their first lines.
+    pub orders: Vec<OrderRow>,
+    /// Recent returns, newest first, with their first lines.
+    pub returns: Vec<ReturnRow>,
+    /// The newest purchase lines (cancelled orders left out), newest first.
+    pub purchase_lines: Vec<PurchasedLine>,
+    /// Returned lines of the return window, newest first.
+    pub returned_lines: Vec<ReturnedLine>,
+    /// Every style bought, with when last.
+    pub bought_groups: HashMap<String, Timestamp>,
+    /// Styles thumbed down.
+    pub rejected_groups: HashSet<String>,
+}
+
+/// `fields` as one JSON array per row, aggregated in `order` into a JSON
+/// array (text), in the backend's dialect.
+fn agg(backend: Backend, fields: &str, order: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_group_array(json_array({fields}) ORDER BY {order})"),
+        Backend::Postgres => format!("json_agg(json_build_array({fields}) ORDER BY {order})::text"),
+    }
+}
+
+/// The statement, with `$1` the customer, `$2` since, `$3` orders, `$4`
+/// returns, `$5` tickets, `$6` purchase lines, `$7` returned since, `$8`
+/// lines per record, `$9` style rows, `$10` bought styles.
+fn statement(b: Backend) -> String {
+    let recent_orders = "SELECT order_id FROM orders WHERE customer_id = $1 AND placed_at >= $2 \
+                         ORDER BY placed_at DESC, order_id LIMIT $3";
+    let recent_returns = "SELECT return_id FROM returns WHERE customer_id = $1 AND requested_at >= $2 \
+                          ORDER BY requested_at DESC, return_id LIMIT $4";
+    let top = |kind: &str| {
+        format!(
+            "(SELECT {} FROM (SELECT name, units, orders FROM customer_affinities \
+             WHERE customer_id = $1 AND kind = '{kind}' ORDER BY units DESC, name LIMIT 3) a)",
+            agg(b, "name, units, orders", "units DESC, name")
+        )
+    };
+    [
+        "SELECT c.display_name, c.email, c.phone, c.loyalty_id, c.customer_since, c.first_seen_at, \
+         c.last_activity_at, c.order_count, c.units_purchased, c.units_returned, c.last_order_at"
+            .to_owned(),
+        format!(
+            "(SELECT {} FROM (SELECT currency, spend_minor FROM customer_spend WHERE customer_id = $1 \
+             ORDER BY spend_minor DESC LIMIT 10) s)",
+            agg(b, "currency, spend_minor", "spend_minor DESC, currency")
+        ),
+        top("category"),
+        top("brand"),
+        format!(
+            "(SELECT {} FROM consents WHERE customer_id = $1)",
+            agg(b, "purpose, granted, source, updated_at", "purpose")
+        ),
+        format!(
+            "(SELECT {} FROM (SELECT * FROM tickets WHERE customer_id = $1 \
+             AND status IN ('open', 'pending') ORDER BY updated_at DESC LIMIT $5) t \
+             LEFT JOIN orders o ON o.order_id = t.order_id)",
+            agg(
+                b,
+                "t.ticket_id, t.subject, t.status, t.priority, t.channel, t.order_id, t.created_at, \
+                 t.updated_at, o.status, o.placed_at",
+                "t.updated_at DESC, t.ticket_id"
+            )
+        ),
+        format!(
+            "(SELECT {} FROM orders WHERE order_id IN ({recent_orders}))",
+            agg(
+                b,
+                "order_id, status, placed_at, currency, total_minor, channel, line_count",
+                "placed_at DESC, order_id"
+            )
+        ),
+        format!(
+            "(SELECT {} FROM order_lines WHERE order_id IN ({recent_orders}) AND line_no < $8)",
+            agg(
+                b,
+                "order_id, product_id, quantity, unit_price_minor, name, brand, category_path",
+                "order_id, line_no"
+            )
+        ),
+        format!(
+            "(SELECT {} FROM (SELECT r.order_id, l.product_id, CAST(SUM(l.quantity) AS BIGINT) AS units \
+             FROM returns r JOIN return_lines l ON l.return_id = r.return_id \
+             WHERE r.order_id IN ({recent_orders}) AND r.status <> 'rejected' \
+             GROUP BY r.order_id, l.product_id) x)",
+            agg(b, "order_id, product_id, units", "order_id, product_id")
+        ),
+        format!(
+            "(SELECT {} FROM returns WHERE return_id IN ({recent_returns}))",
+            agg(
+                b,
+                "return_id, order_id, status, reason_code, reason_text, requested_at, refund_currency, \
+                 refund_minor",
+                "requested_at DESC, return_id"
+            )
+        ),
+        format!(
+            "(SELECT {} FROM return_lines WHERE return_id IN ({recent_returns}) AND line_no < $8)",
+            agg(b, "return_id, product_id, quantity", "return_id, line_no")
+        ),
+        format!(
+            "(SELECT {} FROM (SELECT l.product_id, l.category_path, l.unit_price_minor, o.placed_at, \
+             l.order_id, l.line_no, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.order_id \
+             WHERE o.customer_id = $1 AND o.status <> 'cancelled' \
+             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $6) p)",
+            agg(
+                b,
+                "product_id, category_path, unit_price_minor, placed_at, order_id, quantity",
+                "placed_at DESC, order_id, line_no"
+            )
+        ),
+        format!(
+            "(SELECT {} FROM (SELECT r.order_id, rl.product_id, COALESCE(p.group_id, rl.product_id) AS group_id, \
+             rl.quantity, r.reason_code, r.requested_at, r.return_id, rl.line_no FROM returns r \
+             JOIN return_lines rl ON rl.return_id = r.return_id \
+             LEFT JOIN products p ON p.product_id = rl.product_id \
+             WHERE r.customer_id = $1 AND r.requested_at >= $7 AND r.status <> 'rejected' \
+             ORDER BY r.requested_at DESC, r.return_id, rl.line_no LIMIT $9) x)",
+            agg(
+                b,
+                "order_id, product_id, group_id, quantity, reason_code, requested_at",
+                "requested_at DESC, return_id, line_no"
+            )
+        ),
+        format!(
+            "(SELECT {} FROM (SELECT group_id, last_bought_at FROM customer_groups WHERE customer_id = $1 \
+             ORDER BY last_bought_at DESC LIMIT $10) g)",
+            agg(b, "group_id, last_bought_at", "last_bought_at DESC, group_id")
+        ),
+        format!(
+            "(SELECT {} FROM (SELECT DISTINCT group_id FROM suggestion_feedback \
+             WHERE customer_id = $1 AND kind = 'thumbs_down' LIMIT $9) f)",
+            agg(b, "group_id", "group_id")
+        ),
+    ]
+    .join(",\n")
+        + "\nFROM customers c WHERE c.customer_id = $1"
+}
+
+impl Store {
+    /// Everything a customer's context and suggestions read, in one
+    /// statement; `None` when no such customer is stored.
+    #[instrument(skip_all)]
+    pub async fn customer_read(
+        &self,
+        customer: &CustomerId,
+        bounds: &CustomerReadBounds,
+    ) -> Result<Option<CustomerRead>, Error> {
+        let row = sqlx::query(AssertSqlSafe(statement(self.backend)))
+            .bind(customer.as_str())
+            .bind(bounds.since.millis())
+            .bind(bounds.orders)
+            .bind(bounds.returns)
+            .bind(bounds.tickets)
+            .bind(bounds.purchase_lines)
+            .bind(bounds.returned_since.millis())
+            .bind(LINES_PER_RECORD)
+            .bind(STYLE_ROWS)
+            .bind(BOUGHT_STYLES)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| read_of(&r)).transpose()
+    }
+}
+
+/// The JSON arrays of column `i`: one array of fields per record.
+fn records(row: &sqlx::any::AnyRow, i: usize) -> Result<Vec<Vec<Value>>, Error> {
+    let text: Option<String> = row.try_get(i)?;
+    match text {
+        None => Ok(Vec::new()),
+        Some(t) => serde_json::from_str(&t)
+            .map_err(|e| Error::Internal(anyhow!("an aggregated column {i} does not parse: {e}"))),
+    }
+}
+
+fn text(v: &Value) -> Result<String, Error> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(Error::Internal(anyhow!("expected text, read {other}"))),
+    }
+}
+
+fn int(v: &Value) -> Result<i64, Error> {
+    v.as_i64()
+        .ok_or_else(|| Error::Internal(anyhow!("expected an integer, read {v}")))
+}
+
+fn opt_text(v: &Value) -> Result<Option<String>, Error> {
+    match v {
+        Value::Null => Ok(None),
+        v => text(v).map(Some),
+    }
+}
+
+fn opt_int(v: &Value) -> Result<Option<i64>, Error> {
+    match v {
+        Value::Null => Ok(None),
+        v => int(v).map(Some),
+    }
+}
+
+fn read_of(r: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
+    let affinities = |i| -> Result<Vec<AffinityRow>, Error> {
+        records(r, i)?
+            .iter()
+            .map(|f| {
+                Ok(AffinityRow {
+                    name: text(&f[0])?,
+                    units: int(&f[1])?,
+                    orders: int(&f[2])?,
+                })
+            })
+            .collect()
+    };
+    let since: Option<i64> = r.try_get(4)?;
+    let first_seen: i64 = r.try_get(5)?;
+    let last_activity: i64 = r.try_get(6)?;
+    let last_order: Option<i64> = r.try_get(10)?;
+    let profile = ProfileRow {
+        display_name: r.try_get(0)?,
+        email: r.try_get(1)?,
+        phone: r.try_get(2)?,
+        loyalty_id: r.try_get(3)?,
+        customer_since: instant(since.unwrap_or(first_seen))?,
+        last_activity_at: (last_activity > 0)
+            .then(|| instant(last_activity))
+            .transpose()?,
+        order_count: r.try_get(7)?,
+        units_purchased: r.try_get(8)?,
+        units_returned: r.try_get(9)?,
+        last_order_at: last_order.map(instant).transpose()?,
+        spend: records(r, 11)?
+            .iter()
+            .map(|f| Ok((text(&f[0])?, int(&f[1])?)))
+            .collect::<Result<_, Error>>()?,
+        top_categories: affinities(12)?,
+        top_brands: affinities(13)?,
+    };
+    Ok(CustomerRead {
+        profile,
+        consents: consents(&records(r, 14)?)?,
+        tickets: records(r, 15)?
+            .iter()
+            .map(|f| ticket(f))
+            .collect::<Result<_, _>>()?,
+        orders: orders(&records(r, 16)?, &records(r, 17)?, &records(r, 18)?)?,
+        returns: returns(&records(r, 19)?, &records(r, 20)?)?,
+        purchase_lines: records(r, 21)?
+            .iter()
+            .map(|f| {
+                Ok(PurchasedLine {
+                    product_id: text(&f[0])?,
+                    category_path: text(&f[1])?,
+                    unit_price_minor: int(&f[2])?,
+                    placed_at: instant(int(&f[3])?)?,
+                    order_id: text(&f[4])?,
+                    quantity: int(&f[5])?,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+        returned_lines: records(r, 22)?
+            .iter()
+            .map(|f| {
+                Ok(ReturnedLine {
+                    order_id: text(&f[0])?,
+                    product_id: text(&f[1])?,
+                    group_id: text(&f[2])?,
+                    quantity: int(&f[3])?,
+                    reason_code: text(&f[4])?,
+                    requested_at: instant(int(&f[5])?)?,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+        bought_groups: records(r, 23)?
+            .iter()
+            .map(|f| Ok((text(&f[0])?, instant(int(&f[1])?)?)))
+            .collect::<Result<_, Error>>()?,
+        rejected_groups: records(r, 24)?
+            .iter()
+            .map(|f| text(&f[0]))
+            .collect::<Result<_, Error>>()?,
+    })
+}
+
+fn consents(records: &[Vec<Value>]) -> Result<Vec<ConsentRecord>, Error> {
+    let mut out = Vec::new();
+    for f in records {
+        // A purpose this version does not know is not ours to apply.
+        let Some(purpose) = Purpose::from_stored(&text(&f[0])?) else {
+            continue;
+        };
+        out.push(ConsentRecord {
+            purpose,
+            granted: int(&f[1])? != 0,
+            source: text(&f[2])?,
+            updated_at: instant(int(&f[3])?)?,
+        });
+    }
+    Ok(out)
+}
+
+fn ticket(f: &[Value]) -> Result<TicketRow, Error> {
+    let (status, priority) = (text(&f[2])?, text(&f[3])?);
+    let order = match (opt_text(&f[8])?, opt_int(&f[9])?) {
+        (Some(s), Some(p)) => Some((
+            stored(OrderStatus::from_stored(&s), "order status", &s)?,
+            instant(p)?,
+        )),
+        _ => None,
+    };
+    Ok(TicketRow {
+        ticket_id: text(&f[0])?,
+        subject: text(&f[1])?,
+        status: stored(TicketStatus::from_stored(&status), "ticket status", &status)?,
+        priority: stored(
+            TicketPriority::from_stored(&priority),
+            "ticket priority",
+            &priority,
+        )?,
+        channel: text(&f[4])?,
+        order_id: opt_text(&f[5])?,
+        order,
+        created_at: instant(int(&f[6])?)?,
+        updated_at: instant(int(&f[7])?)?,
+    })
+}
+
+/// Orders with their lines and the units returned of each product.
+fn orders(
+    headers: &[Vec<Value>],
+    lines: &[Vec<Value>],
+    returned: &[Vec<Value>],
+) -> Result<Vec<OrderRow>, Error> {
+    let mut units: HashMap<(String, String), i64> = HashMap::new();
+    for f in returned {
+        units.insert((text(&f[0])?, text(&f[1])?), opt_int(&f[2])?.unwrap_or(0));
+    }
+    let mut by_order: HashMap<String, Vec<OrderLineRow>> = HashMap::new();
+    for f in lines {
+        let (order_id, product_id) = (text(&f[0])?, text(&f[1])?);
+        let returned_quantity = units
+            .get(&(order_id.clone(), product_id.clone()))
+            .copied()
+            .unwrap_or(0);
+        by_order.entry(order_id).or_default().push(OrderLineRow {
+            product_id,
+            quantity: int(&f[2])?,
+            unit_price_minor: int(&f[3])?,
+            name: text(&f[4])?,
+            brand: text(&f[5])?,
+            category_path: text(&f[6])?,
+            returned_quantity,
+        });
+    }
+    headers
+        .iter()
+        .map(|f| {
+            let (order_id, status) = (text(&f[0])?, text(&f[1])?);
+            Ok(OrderRow {
+                lines: by_order.remove(&order_id).unwrap_or_default(),
+                order_id,
+                status: stored(OrderStatus::from_stored(&status), "order status", &status)?,
+                placed_at: instant(int(&f[2])?)?,
+                currency: text(&f[3])?,
+                total_minor: int(&f[4])?,
+                channel: text(&f[5])?,
+                line_count: int(&f[6])?,
+            })
+        })
+        .collect()
+}
+
+/// Returns with their lines.
+fn returns(headers: &[Vec<Value>], lines: &[Vec<Value>]) -> Result<Vec<ReturnRow>, Error> {
+    let mut by_return: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    for f in lines {
+        by_return
+            .entry(text(&f[0])?)
+            .or_default()
+            .push((text(&f[1])?, int(&f[2])?));
+    }
+    headers
+        .iter()
+        .map(|f| {
+            let (return_id, status) = (text(&f[0])?, text(&f[2])?);
+            Ok(ReturnRow {
+                lines: by_return.remove(&return_id).unwrap_or_default(),
+                return_id,
+                order_id: text(&f[1])?,
+                status: stored(ReturnStatus::from_stored(&status), "return status", &status)?,
+                reason_code: text(&f[3])?,
+                reason_text: text(&f[4])?,
+                requested_at: instant(int(&f[5])?)?,
+                refund: opt_text(&f[6])?.zip(opt_int(&f[7])?),
+            })
+        })
+        .collect()
+}
