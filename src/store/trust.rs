@@ -71,35 +71,176 @@ const SQLITE_LOG_BUSY: &str = "Deleted rows were overwritten with zeros in the d
 /// The receipt's storage note on PostgreSQL.
 const POSTGRES_ERASED: &str = "Rows deleted. PostgreSQL keeps the bytes of deleted rows in     the free space of its table files until they are reused; run `customer-context scrub`     (VACUUM FULL of the tables that hold personal data) to rewrite those files.";
 
-/// The tables that hold a customer's data and how to find their rows:
-/// `(table, WHERE clause)` with `$1` the customer id and `{anon}` the
-/// customer's anonymous ids. Order matters for erasure (children first).
-const CUSTOMER_ROWS: &[(&str, &str)] = &[
-    ("access_log", "customer_id = $1 OR anonymous_id IN ({anon})"),
-    ("consents", "customer_id = $1"),
-    ("customer_affinities", "customer_id = $1"),
-    ("customer_spend", "customer_id = $1"),
-    ("events", "customer_id = $1 OR anonymous_id IN ({anon})"),
-    (
-        "order_lines",
-        "order_id IN (SELECT order_id FROM orders WHERE customer_id = $1 OR anonymous_id IN ({anon}))",
-    ),
-    ("orders", "customer_id = $1 OR anonymous_id IN ({anon})"),
-    (
-        "return_lines",
-        "return_id IN (SELECT return_id FROM returns WHERE customer_id = $1)",
-    ),
-    ("returns", "customer_id = $1"),
-    ("tickets", "customer_id = $1"),
-    ("customer_groups", "customer_id = $1"),
-    ("change_feed", "customer_id = $1"),
-    (
-        "suggestion_feedback",
-        "customer_id = $1 OR anonymous_id IN ({anon})",
-    ),
-    ("identities", "customer_id = $1"),
-    ("curation_customers", "customer_id = $1"),
-    ("customers", "customer_id = $1"),
+/// A table that holds a customer's data, with its statements written out:
+/// each binds the same values every time (a statement whose binds vary
+/// with the customer breaks a connection's cached plan on PostgreSQL).
+struct PersonalTable {
+    /// The table.
+    table: &'static str,
+    /// Deletes the customer's rows (`$1` the customer id).
+    erase: &'static str,
+    /// Deletes the rows of one of their anonymous ids (`$1`) not already
+    /// found by the customer id (`$2`), for tables that have them.
+    erase_anonymous: Option<&'static str>,
+    /// Selects the customer's rows (`$1` the customer id).
+    export: &'static str,
+    /// Selects the rows of one of their anonymous ids, as `erase_anonymous`.
+    export_anonymous: Option<&'static str>,
+    /// Rewrites the table's storage on PostgreSQL.
+    vacuum: &'static str,
+}
+
+/// The tables that hold a customer's data. Order matters for erasure
+/// (children first); export goes the other way.
+const PERSONAL_TABLES: &[PersonalTable] = &[
+    PersonalTable {
+        table: "access_log",
+        erase: "DELETE FROM access_log WHERE customer_id = $1",
+        erase_anonymous: Some(
+            "DELETE FROM access_log WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        export: "SELECT * FROM access_log WHERE customer_id = $1",
+        export_anonymous: Some(
+            "SELECT * FROM access_log WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        vacuum: "VACUUM FULL access_log",
+    },
+    PersonalTable {
+        table: "consents",
+        erase: "DELETE FROM consents WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM consents WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL consents",
+    },
+    PersonalTable {
+        table: "customer_affinities",
+        erase: "DELETE FROM customer_affinities WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM customer_affinities WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL customer_affinities",
+    },
+    PersonalTable {
+        table: "customer_spend",
+        erase: "DELETE FROM customer_spend WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM customer_spend WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL customer_spend",
+    },
+    PersonalTable {
+        table: "events",
+        erase: "DELETE FROM events WHERE customer_id = $1",
+        erase_anonymous: Some(
+            "DELETE FROM events WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        export: "SELECT * FROM events WHERE customer_id = $1",
+        export_anonymous: Some(
+            "SELECT * FROM events WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        vacuum: "VACUUM FULL events",
+    },
+    PersonalTable {
+        table: "order_lines",
+        erase: "DELETE FROM order_lines WHERE order_id IN (SELECT order_id FROM orders WHERE customer_id = $1)",
+        erase_anonymous: Some(
+            "DELETE FROM order_lines WHERE order_id IN (SELECT order_id FROM orders WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2))",
+        ),
+        export: "SELECT * FROM order_lines WHERE order_id IN (SELECT order_id FROM orders WHERE customer_id = $1)",
+        export_anonymous: Some(
+            "SELECT * FROM order_lines WHERE order_id IN (SELECT order_id FROM orders WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2))",
+        ),
+        vacuum: "VACUUM FULL order_lines",
+    },
+    PersonalTable {
+        table: "orders",
+        erase: "DELETE FROM orders WHERE customer_id = $1",
+        erase_anonymous: Some(
+            "DELETE FROM orders WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        export: "SELECT * FROM orders WHERE customer_id = $1",
+        export_anonymous: Some(
+            "SELECT * FROM orders WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        vacuum: "VACUUM FULL orders",
+    },
+    PersonalTable {
+        table: "return_lines",
+        erase: "DELETE FROM return_lines WHERE return_id IN (SELECT return_id FROM returns WHERE customer_id = $1)",
+        erase_anonymous: None,
+        export: "SELECT * FROM return_lines WHERE return_id IN (SELECT return_id FROM returns WHERE customer_id = $1)",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL return_lines",
+    },
+    PersonalTable {
+        table: "returns",
+        erase: "DELETE FROM returns WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM returns WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL returns",
+    },
+    PersonalTable {
+        table: "tickets",
+        erase: "DELETE FROM tickets WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM tickets WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL tickets",
+    },
+    PersonalTable {
+        table: "customer_groups",
+        erase: "DELETE FROM customer_groups WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM customer_groups WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL customer_groups",
+    },
+    PersonalTable {
+        table: "change_feed",
+        erase: "DELETE FROM change_feed WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM change_feed WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL change_feed",
+    },
+    PersonalTable {
+        table: "suggestion_feedback",
+        erase: "DELETE FROM suggestion_feedback WHERE customer_id = $1",
+        erase_anonymous: Some(
+            "DELETE FROM suggestion_feedback WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        export: "SELECT * FROM suggestion_feedback WHERE customer_id = $1",
+        export_anonymous: Some(
+            "SELECT * FROM suggestion_feedback WHERE anonymous_id = $1 AND (customer_id IS NULL OR customer_id <> $2)",
+        ),
+        vacuum: "VACUUM FULL suggestion_feedback",
+    },
+    PersonalTable {
+        table: "identities",
+        erase: "DELETE FROM identities WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM identities WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL identities",
+    },
+    PersonalTable {
+        table: "curation_customers",
+        erase: "DELETE FROM curation_customers WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM curation_customers WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL curation_customers",
+    },
+    PersonalTable {
+        table: "customers",
+        erase: "DELETE FROM customers WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM customers WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL customers",
+    },
 ];
 
 /// The suppression-list key of an identity.
@@ -344,22 +485,23 @@ impl Store {
             .collect();
         changes.push(Change::erasure());
         let mut receipt = ErasureReceipt::default();
-        for (table, filter) in CUSTOMER_ROWS {
-            let anon = if anonymous.is_empty() {
-                "NULL".to_owned()
-            } else {
-                placeholders(2, anonymous.len())
-            };
-            let sql = format!(
-                "DELETE FROM {table} WHERE {}",
-                filter.replace("{anon}", &anon)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
-            for a in &anonymous {
-                q = q.bind(a.clone());
+        for t in PERSONAL_TABLES {
+            let mut n = sqlx::query(t.erase)
+                .bind(customer.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if let Some(q) = t.erase_anonymous {
+                for a in &anonymous {
+                    n += sqlx::query(q)
+                        .bind(a.as_str())
+                        .bind(customer.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
             }
-            let n = q.execute(&mut *tx).await?.rows_affected();
-            receipt.deleted.insert((*table).to_owned(), n);
+            receipt.deleted.insert(t.table.to_owned(), n);
         }
         let now = Timestamp::now().millis();
         for key in &keys {
@@ -435,7 +577,7 @@ impl Store {
     /// PostgreSQL (each is locked while it is rewritten). A maintenance
     /// task for a quiet hour (`customer-context scrub`).
     pub async fn scrub(&self) -> Result<Vec<&'static str>, Error> {
-        let tables: Vec<&'static str> = CUSTOMER_ROWS.iter().map(|(t, _)| *t).collect();
+        let tables: Vec<&'static str> = PERSONAL_TABLES.iter().map(|t| t.table).collect();
         match self.backend {
             Backend::Sqlite => {
                 sqlx::query("VACUUM").execute(&self.writer).await?;
@@ -443,10 +585,8 @@ impl Store {
             }
             Backend::Postgres => {
                 self.wait_for_older_transactions().await?;
-                for table in &tables {
-                    sqlx::query(AssertSqlSafe(format!("VACUUM FULL {table}")))
-                        .execute(&self.writer)
-                        .await?;
+                for t in PERSONAL_TABLES {
+                    sqlx::query(t.vacuum).execute(&self.writer).await?;
                 }
             }
         }
@@ -470,22 +610,22 @@ impl Store {
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
-        for (table, filter) in CUSTOMER_ROWS.iter().rev() {
-            let anon = if anonymous.is_empty() {
-                "NULL".to_owned()
-            } else {
-                placeholders(2, anonymous.len())
-            };
-            let sql = format!(
-                "SELECT * FROM {table} WHERE {}",
-                filter.replace("{anon}", &anon)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(customer.as_str());
-            for a in &anonymous {
-                q = q.bind(a.clone());
+        for t in PERSONAL_TABLES.iter().rev() {
+            let mut rows = sqlx::query(t.export)
+                .bind(customer.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+            if let Some(q) = t.export_anonymous {
+                for a in &anonymous {
+                    let more = sqlx::query(q)
+                        .bind(a.as_str())
+                        .bind(customer.as_str())
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    rows.extend(more);
+                }
             }
-            let rows = q.fetch_all(&mut *conn).await?;
-            out.push(((*table).to_owned(), rows.iter().map(row_json).collect()));
+            out.push((t.table.to_owned(), rows.iter().map(row_json).collect()));
         }
         Ok(out)
     }

@@ -18,6 +18,7 @@ use crate::{
 on_both_backends!(
     every_rpc_answers_each_role_as_expected,
     erasure_removes_every_trace_and_suppresses_later_data,
+    erasure_works_whatever_the_connection_erased_before,
     contact_details_are_masked_by_role,
     consent_is_checked_at_query_time,
     access_log_answers_who_looked,
@@ -475,6 +476,82 @@ async fn traces(app: &TestApp, needles: &[&str]) -> Vec<(String, u64)> {
         }
     }
     found
+}
+
+/// Customers with 0, 1, 0, 2, 1 and 0 anonymous ids erased in turn over
+/// one database connection (so each statement meets the plans the
+/// connection cached for the ones before), then exported and erased
+/// again: every erasure succeeds and leaves nothing.
+async fn erasure_works_whatever_the_connection_erased_before(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let anonymous_counts = [0usize, 1, 0, 2, 1, 0];
+    let mut customers = Vec::new();
+    let mut events = Vec::new();
+    for (i, n) in anonymous_counts.iter().enumerate() {
+        let id = format!("c-one-conn-{i}");
+        let mut c = customer(&id, "Erasable", &format!("e{i}@example.com"), "", "");
+        for a in 0..*n {
+            let anon = format!("anon-one-conn-{i}-{a}");
+            events.push(event(
+                &format!("m-{i}-{a}"),
+                "",
+                &anon,
+                pb::BrowsingEventType::ProductViewed,
+                "shell-m",
+                5,
+            ));
+            c.anonymous_ids.push(anon);
+        }
+        events.push(view(&format!("m-{i}"), &id, "shell-m", 4));
+        customers.push(c);
+    }
+    let mut ingest = app.ingest.clone();
+    ingest
+        .upsert_customers(pb::UpsertCustomersRequest { customers })
+        .await
+        .expect("customers stored");
+    ingest
+        .record_events(pb::RecordEventsRequest { events })
+        .await
+        .expect("events stored");
+    let one = customer_context::store::Store::connect(
+        &app.database_url,
+        &customer_context::store::StoreOptions {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("a one-connection store");
+    for (i, n) in anonymous_counts.iter().enumerate() {
+        let id =
+            customer_context::domain::CustomerId::parse(&format!("c-one-conn-{i}")).expect("an id");
+        let exported = one.export_customer(&id).await.expect("exported");
+        let events = exported
+            .iter()
+            .find(|(t, _)| t == "events")
+            .map_or(0, |(_, rows)| rows.len());
+        assert_eq!(
+            events,
+            1 + n,
+            "customer {i}: their own and their visits' events, once each"
+        );
+        let receipt = one.erase_customer(&id).await.expect("erased");
+        assert_eq!(
+            receipt.deleted.get("events"),
+            Some(&(1 + *n as u64)),
+            "customer {i}"
+        );
+        assert_eq!(receipt.deleted.get("customers"), Some(&1), "customer {i}");
+        let left = one.export_customer(&id).await.expect("exported again");
+        assert!(
+            left.iter().all(|(_, rows)| rows.is_empty()),
+            "customer {i}: {left:?}"
+        );
+    }
+    one.close().await;
 }
 
 async fn erasure_removes_every_trace_and_suppresses_later_data(backend: Backend) {
