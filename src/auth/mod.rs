@@ -1,5 +1,6 @@
-//! Who may call, and what they may do: API keys with roles, checked by one
-//! gate before any request is decoded.
+//! The gate every call passes before any request is decoded: the API key
+//! (roles and hashing live in `domain`), the role's permission for the
+//! method, admission (running places, a short queue) and per-key rates.
 
 mod admission;
 mod gate;

@@ -20,7 +20,7 @@ use std::{
 
 use tonic::{Code, transport::Channel};
 
-use super::{BenchConfig, Call, PhaseReport, call_once, connect, percentile, phase_at};
+use super::{BenchConfig, Call, PhaseReport, call_once, connect, phase_at};
 
 /// The cold-read test's numbers.
 #[derive(Debug, Clone)]
@@ -120,20 +120,13 @@ async fn first_reads(
             *codes.entry(k).or_insert(0) += v;
         }
     }
-    latencies.sort_unstable();
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
-    PhaseReport {
-        call: Call::Context,
-        who: "",
-        calls_per_sec: codes.values().sum::<u64>() as f64 / secs,
-        ok_per_sec: latencies.len() as f64 / secs,
-        latency_ms: (
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            percentile(&latencies, 0.999),
-        ),
+    PhaseReport::of(
+        Call::Context,
+        "",
+        latencies,
         codes,
-    }
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 /// The cold-read test as a table (Markdown).

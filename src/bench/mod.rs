@@ -229,20 +229,33 @@ async fn phase_at(
             }
         }
     }
-    latencies.sort_unstable();
-    let secs = config.duration.as_secs_f64().max(1e-9);
-    let total: u64 = codes.values().sum();
-    PhaseReport {
-        call,
-        who: label,
-        calls_per_sec: total as f64 / secs,
-        ok_per_sec: latencies.len() as f64 / secs,
-        latency_ms: (
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            percentile(&latencies, 0.999),
-        ),
-        codes,
+    PhaseReport::of(call, label, latencies, codes, config.duration.as_secs_f64())
+}
+
+impl PhaseReport {
+    /// A phase's numbers from its OK latencies (µs), its answers by code
+    /// and how long it ran.
+    fn of(
+        call: Call,
+        who: &'static str,
+        mut latencies: Vec<u32>,
+        codes: BTreeMap<String, u64>,
+        secs: f64,
+    ) -> Self {
+        latencies.sort_unstable();
+        let secs = secs.max(1e-9);
+        PhaseReport {
+            call,
+            who,
+            calls_per_sec: codes.values().sum::<u64>() as f64 / secs,
+            ok_per_sec: latencies.len() as f64 / secs,
+            latency_ms: (
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.99),
+                percentile(&latencies, 0.999),
+            ),
+            codes,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! The domain core: validated values and records, and the one error type.
-//! Nothing here knows about gRPC or SQL.
+//! The domain core: validated values and records, roles and what each may
+//! do, key hashing, and the one error type. The lowest layer but the
+//! leaves: nothing here knows about SQL, gRPC or any face.
 
 mod curation;
 mod error;

@@ -1,8 +1,9 @@
 //! Thin HTTP adapters on the service's one port, behind the same gate
 //! (keys, roles, admission, rate limits) as the gRPC calls: a JSON endpoint
-//! for helpdesk widgets, the agents' sidebar page, MCP for AI agents and
-//! Prometheus metrics (MCP, at `/mcp`, is a face of its own: [`crate::mcp`]). Each calls the gRPC handlers themselves, so
-//! validation, consent, masking and the access log are the same code.
+//! for helpdesk widgets, the agents' sidebar page and Prometheus metrics
+//! (MCP, at `/mcp`, is a face of its own: [`crate::mcp`]). Each calls the
+//! gRPC handlers (`api::Adapters`), so validation, consent, masking and the
+//! access log are the same code; errors go out through [`crate::wire`].
 
 mod json;
 mod metrics;

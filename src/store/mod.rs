@@ -1,7 +1,7 @@
 //! Storage: the only module that speaks SQL.
 //!
-//! One implementation serves both backends through sqlx's `Any` driver: the
-//! SQL is portable (numbered `$n` parameters, `ON CONFLICT`, BIGINT instants
+//! It depends on `domain` alone. One implementation serves both backends
+//! through sqlx's `Any` driver: the SQL is portable (numbered `$n` parameters, `ON CONFLICT`, BIGINT instants
 //! and money), so SQLite and PostgreSQL run the very same statements and the
 //! same contract tests prove the same behaviour on each.
 //!
