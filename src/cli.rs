@@ -31,6 +31,7 @@ pub struct Cli {
         env = "LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -130,11 +131,13 @@ pub enum KeysCommand {
         /// A name saying who uses it ("Zendesk sidebar", "OMS export").
         #[arg(long)]
         name: String,
+        /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
     },
     /// List keys (ids, names, roles; never secrets).
     List {
+        /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -142,6 +145,7 @@ pub enum KeysCommand {
     Revoke {
         /// The key id (the part after `cck_`, before the next `_`).
         key_id: String,
+        /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -169,8 +173,10 @@ pub enum Command {
         /// Load the demo retailer first (skipped when already loaded).
         #[arg(long)]
         demo: bool,
+        /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
+        /// Keys, TLS and load limits.
         #[command(flatten)]
         security: SecurityArgs,
         /// Hours between full rebuilds of the suggestion model (co-views,
@@ -187,11 +193,13 @@ pub enum Command {
         /// customer with no record on file is personalised (opt-out).
         #[arg(long, env = "SUGGESTIONS_OPT_IN")]
         suggestions_opt_in: bool,
+        /// How the suggestion model is built.
         #[command(flatten)]
         model: ModelArgs,
     },
     /// Apply database migrations and exit.
     Migrate {
+        /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -200,6 +208,7 @@ pub enum Command {
     /// log; PostgreSQL: VACUUM FULL of those tables, each locked while it is
     /// rewritten). Run it after erasures, at a quiet hour.
     Scrub {
+        /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -210,6 +219,7 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Manage API keys.
     Keys {
+        /// What to do with keys.
         #[command(subcommand)]
         command: KeysCommand,
     },
@@ -218,8 +228,10 @@ pub enum Command {
     /// Build the suggestion model from the whole history and store it as
     /// the next version (every running replica loads it within seconds).
     RebuildModel {
+        /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
+        /// How the suggestion model is built.
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -258,8 +270,10 @@ pub struct GenerateArgs {
     /// Events of each long history.
     #[arg(long, default_value_t = 100_000)]
     pub long_events: usize,
+    /// Which database.
     #[command(flatten)]
     pub db: DatabaseArgs,
+    /// How the suggestion model is built.
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -386,8 +400,10 @@ pub struct EvaluateArgs {
     /// Splits to run: all, even, odd (each household number's parity).
     #[arg(long, value_delimiter = ',', default_value = "all,even,odd")]
     pub splits: Vec<String>,
+    /// How the suggestion model is built.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Which database.
     #[command(flatten)]
     pub db: DatabaseArgs,
 }

@@ -11,6 +11,8 @@
 //! own layer: [`layers`] holds the table and the test that keeps it so;
 //! docs/architecture.md walks through it.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -57,9 +57,11 @@ pub struct BuildSummary {
     pub transitions: usize,
     /// Compressed size in bytes.
     pub bytes: usize,
-    /// Seconds spent reading, building and storing.
+    /// Seconds spent reading the inputs.
     pub read_secs: f64,
+    /// Seconds spent building the model.
     pub build_secs: f64,
+    /// Seconds spent storing the snapshot.
     pub store_secs: f64,
 }
 

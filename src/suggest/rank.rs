@@ -121,22 +121,41 @@ pub enum Fit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     /// Often bought together with this item (bought or asked about).
-    Complement { with: ItemIx },
+    Complement {
+        /// The item it goes with.
+        with: ItemIx,
+    },
     /// Bought by many of the customers who bought this item.
-    AlsoBought { with: ItemIx },
+    AlsoBought {
+        /// The item they bought.
+        with: ItemIx,
+    },
     /// Often viewed in the same visit as this item (viewed, not bought).
-    CoViewed { with: ItemIx },
+    CoViewed {
+        /// The item viewed with it.
+        with: ItemIx,
+    },
     /// Customers who bought from `from` often moved into `category` next;
     /// this customer has not bought from it.
-    NewCategory { from: u32, category: u32 },
+    NewCategory {
+        /// The category they buy from.
+        from: u32,
+        /// The category others moved into.
+        category: u32,
+    },
     /// Popular in a category the customer buys from.
-    PopularInCategory { category: u32 },
+    PopularInCategory {
+        /// The category.
+        category: u32,
+    },
     /// Popular overall.
     Popular,
     /// Picked by a stylist (the request's curation `curation`), matched
     /// through `anchor` when a product anchor matched.
     Curated {
+        /// The curation, by its place in the request's list.
         curation: u32,
+        /// The product anchor that matched, if one did.
         anchor: Option<ItemIx>,
     },
 }
