@@ -3,6 +3,8 @@
 //! one transaction (one disk sync), and each read waits for its entry to be
 //! committed, so an answered read is always on record.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -14,7 +16,7 @@ use crate::{
 /// Most entries committed together.
 const GROUP: usize = 256;
 
-type Pending = (AccessEntry, oneshot::Sender<Result<(), String>>);
+type Pending = (AccessEntry, oneshot::Sender<Result<(), Arc<Error>>>);
 
 /// A handle to the access-log writer.
 #[derive(Clone, Debug)]
@@ -36,10 +38,7 @@ impl AccessLog {
                     }
                 }
                 let entries: Vec<AccessEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
-                let result = store
-                    .append_access(&entries)
-                    .await
-                    .map_err(|e| format!("{e:?}"));
+                let result = store.append_access(&entries).await.map_err(Arc::new);
                 for (_, ack) in batch {
                     let _ = ack.send(result.clone());
                 }
@@ -77,13 +76,26 @@ impl AccessLog {
             .map_err(|_| anyhow::anyhow!("the access-log writer stopped"))?;
         match done.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::Internal(anyhow::anyhow!(
-                "writing the access log: {e}"
-            ))),
+            Ok(Err(e)) => Err(shared(&e)),
             Err(_) => Err(Error::Internal(anyhow::anyhow!(
                 "the access-log writer stopped"
             ))),
         }
+    }
+}
+
+/// The error of a group commit, for one of the reads it carried: a busy
+/// or unreachable database stays retryable (RESOURCE_EXHAUSTED,
+/// UNAVAILABLE), anything else is internal.
+fn shared(e: &Error) -> Error {
+    let cause = anyhow::anyhow!("writing the access log: {e:?}");
+    match e {
+        Error::Busy(_) => Error::Busy(cause),
+        Error::Unavailable(_) => Error::Unavailable(cause),
+        Error::InvalidArgument(_)
+        | Error::NotFound(_)
+        | Error::FailedPrecondition(_)
+        | Error::Internal(_) => Error::Internal(cause),
     }
 }
 
@@ -112,5 +124,15 @@ mod tests {
             entry_id(t(1_700_000_000_000), [1; 6]),
             entry_id(t(1_700_000_000_000), [2; 6])
         );
+    }
+
+    #[test]
+    fn a_retryable_commit_failure_stays_retryable_for_every_read_it_carried() {
+        let busy = shared(&Error::Busy(anyhow::anyhow!("pool timed out")));
+        assert!(matches!(busy, Error::Busy(_)), "{busy:?}");
+        let down = shared(&Error::Unavailable(anyhow::anyhow!("connection refused")));
+        assert!(matches!(down, Error::Unavailable(_)), "{down:?}");
+        let bug = shared(&Error::Internal(anyhow::anyhow!("disk I/O error")));
+        assert!(matches!(bug, Error::Internal(_)), "{bug:?}");
     }
 }
