@@ -1,0 +1,178 @@
+//! `evaluate` and `evaluate-fit`: the offline numbers.
+
+use clap::Args;
+
+use super::{DatabaseArgs, ModelArgs};
+
+/// Arguments of `evaluate-fit`.
+#[derive(Debug, Args)]
+pub struct EvaluateFitArgs {
+    /// Customers per generated shop.
+    #[arg(long, default_value_t = 20_000)]
+    pub customers: usize,
+    /// Seeds: one generated shop each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Share of purchases made in a size one off the true size.
+    #[arg(long, default_value_t = 0.25)]
+    pub wrong_size_share: f64,
+}
+
+/// Arguments of `evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Items suggested per customer.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Weight of complements (co-purchase neighbours of what was bought).
+    #[arg(long, default_value_t = crate::suggest::Weights::default().complement)]
+    pub complement: f32,
+    /// Weight of popular items in the customer's categories.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().affinity)]
+    pub affinity: f32,
+    /// Weight of popular items overall.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().popular)]
+    pub popular: f32,
+    /// Most suggestions from one category.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().per_category)]
+    pub per_category: usize,
+    /// Extra weight of the last 3 orders' items as complement seeds.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().recent_boost)]
+    pub recent_boost: f32,
+    /// Weight of items bought by customers who bought the same products.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().also_bought)]
+    pub also_bought: f32,
+    /// Boost of category best-sellers by the customer's brand share.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().brand)]
+    pub brand: f32,
+    /// Weight of the new-category source.
+    #[arg(long, default_value_t = crate::suggest::Weights::default().new_category)]
+    pub new_category: f32,
+    /// Score lost by items priced outside the customer's usual band (0-1).
+    #[arg(long, default_value_t = crate::suggest::Weights::default().price_fit)]
+    pub price_fit: f32,
+    /// Splits to run: all, even, odd (each household number's parity).
+    #[arg(long, value_delimiter = ',', default_value = "all,even,odd")]
+    pub splits: Vec<String>,
+    /// How the suggestion model is built.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Which database.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+}
+
+/// Prints how often sized suggestions come in the true size.
+pub(super) fn evaluate_fit(args: &EvaluateFitArgs) {
+    use crate::suggest::evaluate_fit::{FitEvalConfig, evaluate_fit};
+    println!(
+        "{} customers per shop, {:.0}% of purchases in a wrong size; sized suggestions (10 per customer)",
+        args.customers,
+        args.wrong_size_share * 100.0
+    );
+    println!("seed  kept in domain  offered in a size  in the true size  share    size unknown");
+    for &seed in &args.seeds {
+        let started = std::time::Instant::now();
+        let r = evaluate_fit(&FitEvalConfig {
+            customers: args.customers,
+            seed,
+            wrong_size_share: args.wrong_size_share,
+        });
+        for (k, b) in r.by_kept.iter().enumerate() {
+            let kept = ["0", "1", "2+"][k];
+            let share = b.in_true_size as f64 / b.offered.max(1) as f64 * 100.0;
+            println!(
+                "{seed:<5} {kept:<15} {:<18} {:<17} {share:>5.1} %  {}",
+                b.offered, b.in_true_size, b.unknown
+            );
+        }
+        println!(
+            "{seed:<5} (not sized: {}; {:.1}s)",
+            r.not_sized,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Prints the offline evaluation of the stored history.
+pub(super) async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    use crate::suggest::evaluate::{Split, evaluate};
+    let splits = args
+        .splits
+        .iter()
+        .map(|s| match s.trim() {
+            "all" => Ok(Split::All),
+            "even" => Ok(Split::Even),
+            "odd" => Ok(Split::Odd),
+            other => Err(anyhow::anyhow!(
+                "unknown split {other:?}: use all, even or odd"
+            )),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = args.db.open().await?;
+    let started = std::time::Instant::now();
+    let inputs = std::sync::Arc::new(
+        store
+            .model_inputs(crate::domain::Timestamp::MIN)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the history: {e:?}"))?,
+    );
+    store.close().await;
+    println!("history read in {:.1}s", started.elapsed().as_secs_f64());
+    let weights = crate::suggest::Weights {
+        complement: args.complement,
+        also_bought: args.also_bought,
+        affinity: args.affinity,
+        popular: args.popular,
+        per_category: args.per_category,
+        recent_boost: args.recent_boost,
+        new_category: args.new_category,
+        brand: args.brand,
+        price_fit: args.price_fit,
+        ..crate::suggest::Weights::default()
+    };
+    let k = args.k;
+    println!(
+        "{:<16} {:>9} {:>12} {:>10} {:>10} {:>8} {:>11} {:>11}",
+        "split",
+        "evaluated",
+        "method",
+        format!("HitRate@{k}"),
+        format!("NDCG@{k}"),
+        "coverage",
+        "violations",
+        "vs popular"
+    );
+    let mut violations = 0;
+    for split in splits {
+        let (inputs, config, weights) = (inputs.clone(), args.model.config(), weights.clone());
+        let r = tokio::task::spawn_blocking(move || evaluate(&inputs, &config, &weights, k, split))
+            .await?;
+        let base = r.popularity.hit_rate.max(1e-9);
+        for (name, s) in [
+            ("ranker", &r.ranker),
+            ("popularity", &r.popularity),
+            ("popular now", &r.popular_now),
+        ] {
+            println!(
+                "{:<16} {:>9} {name:>12} {:>10.4} {:>10.4} {:>8.4} {:>11} {:>10.2}x",
+                split.name(),
+                r.customers,
+                s.hit_rate,
+                s.ndcg,
+                s.coverage,
+                s.violations,
+                s.hit_rate / base
+            );
+            violations += s.violations;
+        }
+        println!(
+            "{:<16} ({} with 2+ orders, {} training orders, {} suggestable items; build {:.1}s, score {:.1}s)",
+            "", r.with_two_orders, r.train_orders, r.suggestable, r.train_secs, r.score_secs
+        );
+    }
+    if violations > 0 {
+        anyhow::bail!("suggestions broke a hard filter");
+    }
+    Ok(())
+}
