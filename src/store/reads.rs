@@ -335,14 +335,22 @@ impl Store {
     #[instrument(skip_all, fields(count = ids.len()))]
     pub async fn products(&self, ids: &[&str]) -> Result<HashMap<String, ProductRow>, Error> {
         let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in ids.chunks(PADDED_CHUNK) {
+            // Padded to a power of two (the first id again): a handful of
+            // statement texts, each prepared once per connection, instead
+            // of one per list length that the statement cache keeps
+            // evicting.
+            let n = padded_len(chunk.len());
             let sql = format!(
                 "SELECT product_id, name, brand, category_path, price_minor, currency, stock_quantity, in_stock, \
                  group_id, active, url, image_url, replenish_days, size_label, size_system FROM products WHERE product_id IN ({})",
-                placeholders(1, chunk.len())
+                placeholders(1, n)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
+            for id in chunk
+                .iter()
+                .chain(std::iter::repeat_n(&chunk[0], n - chunk.len()))
+            {
                 q = q.bind(*id);
             }
             for row in q.fetch_all(&self.reader).await? {
@@ -352,6 +360,15 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Most ids in one padded `IN` list.
+const PADDED_CHUNK: usize = 512;
+
+/// The length a list of `n` ids (1 to [`PADDED_CHUNK`]) is padded to: the
+/// next power of two.
+fn padded_len(n: usize) -> usize {
+    n.max(1).next_power_of_two().min(PADDED_CHUNK)
 }
 
 /// A catalog row for offline evaluation.
@@ -498,5 +515,23 @@ impl Store {
                 .await?;
         let step = (all.len() / n.max(1)).max(1);
         Ok(all.into_iter().step_by(step).take(n).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PADDED_CHUNK, padded_len};
+
+    #[test]
+    fn id_lists_are_padded_to_few_lengths() {
+        assert_eq!(padded_len(1), 1);
+        assert_eq!(padded_len(3), 4);
+        assert_eq!(padded_len(64), 64);
+        assert_eq!(padded_len(65), 128);
+        assert_eq!(padded_len(PADDED_CHUNK), PADDED_CHUNK);
+        let lengths: std::collections::BTreeSet<usize> =
+            (1..=PADDED_CHUNK).map(padded_len).collect();
+        assert_eq!(lengths.len(), 10, "{lengths:?}");
+        assert!((1..=PADDED_CHUNK).all(|n| padded_len(n) >= n));
     }
 }
