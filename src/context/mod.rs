@@ -302,9 +302,7 @@ impl ContextService {
     async fn subject(&self, key: &CustomerKey) -> Result<Subject, Error> {
         match key {
             CustomerKey::Id(c) => Ok(Subject::Customer(c.clone())),
-            key => self.store.resolve(key).await?.ok_or_else(|| {
-                Error::NotFound("no customer or browsing is known under this identity".into())
-            }),
+            key => self.store.resolve(key).await?.ok_or_else(read::not_found),
         }
     }
 

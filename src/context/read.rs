@@ -93,14 +93,14 @@ impl ContextService {
             self.store.customer_read(c, &bounds),
             self.events(subject, query.sections)
         )?;
-        let read = read.ok_or_else(not_found)?;
-        let consents = Arc::new(read.consents.clone());
+        let mut read = read.ok_or_else(not_found)?;
+        let consents = Arc::new(std::mem::take(&mut read.consents));
         live.memo().put_consents(c.as_str(), consents.clone(), from);
         let (sections, withheld) = policy::readable(query.sections, &consents);
-        let reads = Arc::new(
-            self.context_reads(c, &read, &events, sections, since)
-                .await?,
-        );
+        let (reads, rows) = self
+            .context_reads(c, read, &events, sections, since)
+            .await?;
+        let reads = Arc::new(reads);
         live.memo().put_context(
             c.as_str(),
             memo_key(sections, since, query),
@@ -108,12 +108,9 @@ impl ContextService {
             from,
         );
         let rows = HistoryRows {
-            lines: read.purchase_lines,
-            returned: read.returned_lines,
-            bought_groups: read.bought_groups,
-            rejected_groups: read.rejected_groups,
             browsing: suggestion_browsing(&events),
             from,
+            ..rows
         };
         Ok(Read {
             consents,
@@ -177,16 +174,28 @@ impl ContextService {
         }
     }
 
-    /// The sections' rows of a customer read, as consent lets us keep
-    /// them (`s`).
+    /// A customer read split into the sections' rows, as consent lets us
+    /// keep them (`s`), and the suggestion history's rows (their browsing
+    /// and feed position left for the caller).
     async fn context_reads(
         &self,
         c: &CustomerId,
-        read: &CustomerRead,
+        read: CustomerRead,
         events: &[EventRow],
         s: Sections,
         since: Timestamp,
-    ) -> Result<ContextReads, Error> {
+    ) -> Result<(ContextReads, HistoryRows), Error> {
+        let CustomerRead {
+            profile,
+            consents: _,
+            tickets,
+            orders,
+            returns,
+            purchase_lines,
+            returned_lines,
+            bought_groups,
+            rejected_groups,
+        } = read;
         let brief = s.agent_brief;
         let browsing = s.recent_browsing || s.recent_searches || brief || s.suggestions;
         let (browsed, searches, scanned) = match browsing {
@@ -200,7 +209,7 @@ impl ContextService {
             .min();
         // A cart item bought after it was added is no longer in the cart.
         let bought = match earliest_cart {
-            Some(earliest) => match bought_since(&read.purchase_lines, earliest) {
+            Some(earliest) => match bought_since(&purchase_lines, earliest) {
                 Some(bought) => bought,
                 None => {
                     let scan = i64::from(limits::PURCHASE_SCAN);
@@ -209,33 +218,32 @@ impl ContextService {
             },
             None => Vec::new(),
         };
-        Ok(ContextReads {
-            profile: (s.profile || brief).then(|| read.profile.clone()),
+        let reads = ContextReads {
+            profile: (s.profile || brief).then_some(profile),
             scanned,
             signals: browsing_signals(&browsed),
             browsed,
             searches,
             bought,
-            orders: match s.recent_orders {
-                true => read.orders.clone(),
-                false => Vec::new(),
-            },
-            returns: match s.returns || brief {
-                true => read.returns.clone(),
-                false => Vec::new(),
-            },
-            tickets: match s.open_tickets || brief {
-                true => read.tickets.clone(),
-                false => Vec::new(),
-            },
+            orders: keep(s.recent_orders, orders),
+            returns: keep(s.returns || brief, returns),
+            tickets: keep(s.open_tickets || brief, tickets),
             size_evidence: match s.profile || brief {
                 true => self
                     .suggest
-                    .size_evidence_of(&read.purchase_lines, &read.returned_lines),
+                    .size_evidence_of(&purchase_lines, &returned_lines),
                 false => Vec::new(),
             },
             sizes: Default::default(),
-        })
+        };
+        let rows = HistoryRows {
+            lines: purchase_lines,
+            returned: returned_lines,
+            bought_groups,
+            rejected_groups,
+            ..HistoryRows::default()
+        };
+        Ok((reads, rows))
     }
 }
 
@@ -250,7 +258,13 @@ fn memo_key(s: Sections, since: Timestamp, query: &ContextQuery) -> String {
     )
 }
 
-fn not_found() -> Error {
+/// `rows` when their section is kept, else nothing.
+fn keep<T>(on: bool, rows: Vec<T>) -> Vec<T> {
+    if on { rows } else { Vec::new() }
+}
+
+/// The answer for an identity that leads nowhere.
+pub(super) fn not_found() -> Error {
     Error::NotFound("no customer or browsing is known under this identity".into())
 }
 
@@ -293,4 +307,40 @@ pub(super) fn bought_since(
             .map(|l| (l.product_id.clone(), l.placed_at))
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product: &str, at_ms: i64) -> PurchasedLine {
+        PurchasedLine {
+            product_id: product.into(),
+            category_path: String::new(),
+            unit_price_minor: 100,
+            placed_at: Timestamp::from_millis(at_ms).expect("an instant"),
+            order_id: format!("o-{at_ms}"),
+            quantity: 1,
+        }
+    }
+
+    #[test]
+    fn purchases_since_the_cart_come_from_the_lines_read_only_when_they_reach_back() {
+        let at = |ms| Timestamp::from_millis(ms).expect("an instant");
+        // Fewer lines than the bound: every purchase is among them.
+        let few = vec![line("b", 300), line("a", 200), line("z", 100)];
+        let bought = bought_since(&few, at(200)).expect("complete");
+        assert_eq!(
+            bought,
+            [("b".to_owned(), at(300)), ("a".to_owned(), at(200))]
+        );
+        // As many lines as the bound, all after the cart addition: older
+        // purchases may be missing, so they are read on their own.
+        let n = crate::suggest::limits::PURCHASE_LINES;
+        let full: Vec<PurchasedLine> = (0..n).map(|i| line("x", 10_000 - i)).collect();
+        assert!(bought_since(&full, at(1)).is_none());
+        // The same lines reaching back past the addition are enough.
+        let bought = bought_since(&full, at(10_000 - n + 2)).expect("reaches back");
+        assert_eq!(bought.len() as i64, n - 1);
+    }
 }
