@@ -21,6 +21,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("one customer's reads, folded", &["reads"]),
     ("suggestions and the replica's model", &["suggest"]),
     ("core services", &["context", "curate", "ingest"]),
+    ("connectors: senders' webhooks onto ingest", &["connect"]),
     ("the contract's generated code", &["proto"]),
     ("what every face shares on the wire", &["wire"]),
     ("access log and metrics", &["audit", "metrics"]),

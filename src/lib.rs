@@ -3,7 +3,8 @@
 //!
 //! The crate is layered, lowest first: leaves ([`rng`], [`coalesce`],
 //! [`telemetry`]), [`domain`], [`store`] and [`watch`], [`fit`], [`reads`],
-//! [`suggest`], the core services ([`context`], [`curate`], [`ingest`]),
+//! [`suggest`], the core services ([`context`], [`curate`], [`ingest`]), the
+//! webhook connectors ([`connect`]),
 //! the contract ([`proto`]), [`wire`], [`audit`] and [`metrics`], the gate
 //! ([`auth`]), the gRPC adapters ([`api`]), the other faces ([`http`],
 //! [`mcp`]), [`startup`], and the tools ([`demo`], [`client`],
@@ -20,6 +21,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod coalesce;
+pub mod connect;
 pub mod context;
 pub mod curate;
 pub mod demo;

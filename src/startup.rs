@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub model_rebuild_every: Option<Duration>,
     /// How the suggestion model is built and updated.
     pub model: ModelConfig,
+    /// The webhook receivers' secrets and settings.
+    pub connectors: crate::connect::ConnectorConfig,
 }
 
 /// PEM files for TLS.
@@ -80,6 +82,7 @@ pub struct Application {
     suggest: SuggestConfig,
     model_rebuild_every: Option<Duration>,
     live: Arc<LiveModel>,
+    connectors: crate::connect::ConnectorConfig,
 }
 
 impl Application {
@@ -111,6 +114,7 @@ impl Application {
             suggest: config.suggest.clone(),
             model_rebuild_every: config.model_rebuild_every,
             live,
+            connectors: config.connectors.clone(),
         })
     }
 
@@ -140,6 +144,7 @@ impl Application {
             suggest: suggest_config,
             model_rebuild_every,
             live,
+            connectors,
         } = self;
         let rebuilder = model_rebuild_every.map(|every| {
             tokio::spawn(rebuild_model_every(
@@ -204,7 +209,10 @@ impl Application {
             live,
             auth: gate.auth,
         };
-        let http = crate::http::router(adapters.clone())
+        let connectors = crate::connect::Connectors::new(store.clone(), connectors);
+        let maintainer = tokio::spawn(maintain_deliveries(connectors.clone()));
+        let receivers = crate::http::Receivers::new(connectors, metrics.clone());
+        let http = crate::http::router(adapters.clone(), receivers)
             .route_service("/mcp", crate::mcp::service(adapters));
         let stylist =
             StylistServiceServer::new(stylist_api).max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -245,6 +253,7 @@ impl Application {
             .await;
         watchdog.abort();
         tailer.abort();
+        maintainer.abort();
         if let Some(r) = rebuilder {
             r.abort();
         }
@@ -314,6 +323,21 @@ async fn rebuild_model_every(store: Store, config: ModelConfig, every: Duration)
             Err(e) => tracing::warn!(error = ?e, "could not check whether the model is due"),
         }
         tokio::time::sleep(check).await;
+    }
+}
+
+/// Every minute: applies webhook deliveries a crash left unapplied, and
+/// deletes deliveries past their retention (a bounded batch at a time).
+async fn maintain_deliveries(connectors: crate::connect::Connectors) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        match connectors.maintain().await {
+            Ok((0, 0)) => {}
+            Ok((reapplied, deleted)) => {
+                tracing::info!(reapplied, deleted, "webhook deliveries maintained")
+            }
+            Err(e) => tracing::warn!(error = ?e, "maintaining webhook deliveries failed"),
+        }
     }
 }
 

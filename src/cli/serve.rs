@@ -11,6 +11,7 @@ use clap::Args;
 use super::{DatabaseArgs, ModelArgs, bootstrap_key_path};
 use crate::{
     auth::GateConfig,
+    connect::{ConnectorConfig, SourceValue},
     domain::Role,
     startup::{Application, ServeConfig, TlsFiles, shutdown_signal},
     store::{Store, default_sqlite_path},
@@ -48,6 +49,51 @@ pub struct ServeArgs {
     /// How the suggestion model is built.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The webhook receivers.
+    #[command(flatten)]
+    pub connectors: ConnectorArgs,
+}
+
+/// The webhook receivers of `serve` (docs/connectors.md). A receiver
+/// answers only once its source has a secret or token.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectorArgs {
+    /// A sender's signing secret as SOURCE=SECRET (shopify, segment,
+    /// zendesk, chatwoot); give a source two while rotating. Several,
+    /// comma-separated, in the environment.
+    #[arg(long = "webhook-secret", value_name = "SOURCE=SECRET", env = "WEBHOOK_SECRETS", hide_env_values = true, value_delimiter = ',')]
+    pub secrets: Vec<SourceValue>,
+    /// A static token as SOURCE=TOKEN, sent by the sender in the
+    /// `X-Webhook-Token` header (or `?token=` in the URL): for gorgias,
+    /// freshdesk, rudderstack, Segment batches, and Chatwoot where its
+    /// signature does not match.
+    #[arg(long = "webhook-token", value_name = "SOURCE=TOKEN", env = "WEBHOOK_TOKENS", hide_env_values = true, value_delimiter = ',')]
+    pub tokens: Vec<SourceValue>,
+    /// A JSON file holding the same secrets and tokens (see docs/connectors.md).
+    #[arg(long, value_name = "FILE", env = "CONNECTORS_FILE")]
+    pub connectors_file: Option<PathBuf>,
+    /// The shop's currency, for Shopify product prices (its product
+    /// webhooks do not carry one).
+    #[arg(long, default_value = "USD", env = "SHOP_CURRENCY")]
+    pub shop_currency: String,
+    /// Days a webhook delivery (its raw body) is kept.
+    #[arg(long, default_value_t = 14, env = "WEBHOOK_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub webhook_retention_days: u32,
+}
+
+impl ConnectorArgs {
+    /// The connectors' configuration.
+    pub fn config(&self) -> anyhow::Result<ConnectorConfig> {
+        let currency = crate::domain::Currency::parse(&self.shop_currency)
+            .map_err(|e| anyhow::anyhow!("--shop-currency: {e}"))?;
+        let mut config = ConnectorConfig::default();
+        config.shop_currency = currency.as_str().to_owned();
+        config.retention_days = self.webhook_retention_days;
+        if let Some(file) = &self.connectors_file {
+            config = config.with_file(file)?;
+        }
+        config.with(&self.secrets, &self.tokens)
+    }
 }
 
 /// TLS and authentication of `serve`.
@@ -100,6 +146,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         return_window_days,
         suggestions_opt_in,
         model,
+        connectors,
     } = args;
     let url = db.url();
     let embedded = db.database_url.is_none();
@@ -143,6 +190,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         model_rebuild_every: (model_rebuild_hours > 0)
             .then(|| std::time::Duration::from_secs(u64::from(model_rebuild_hours) * 3600)),
         model: model.config(),
+        connectors: connectors.config()?,
     };
     let app = Application::build(&config).await?;
     if config.gate.auth {

@@ -119,8 +119,9 @@ pub enum Access {
 }
 
 /// The rules of the HTTP routes: each JSON route needs what its RPC needs;
-/// the sidebar page (it holds no data) and the metrics (no personal data)
-/// are open.
+/// the sidebar page (it holds no data), the metrics (no personal data) and
+/// the webhook receivers (signed by their senders) are open; the
+/// receivers' status and replay are for ingest keys.
 fn http_access(path: &str) -> Option<Access> {
     Some(match path {
         "/v1/context" | "/v1/context:watch" => Access::Needs(Permission::ReadContext),
@@ -128,6 +129,11 @@ fn http_access(path: &str) -> Option<Access> {
         "/v1/feedback" => Access::Needs(Permission::SendFeedback),
         "/mcp" => Access::Authenticated,
         "/" | "/sidebar" | "/metrics" => Access::Open,
+        // Senders prove themselves with their own signatures or tokens.
+        "/webhooks/shopify" | "/webhooks/segment" | "/webhooks/rudderstack"
+        | "/webhooks/zendesk" | "/webhooks/chatwoot" | "/webhooks/gorgias"
+        | "/webhooks/freshdesk" => Access::Open,
+        "/v1/webhooks" | "/v1/webhooks:replay" => Access::Needs(Permission::Ingest),
         _ => return None,
     })
 }

@@ -1,7 +1,8 @@
 //! Thin HTTP adapters on the service's one port, behind the same gate
 //! (keys, roles, admission, rate limits) as the gRPC calls: a JSON endpoint
 //! for helpdesk widgets, the agents' sidebar page and Prometheus metrics
-//! (MCP, at `/mcp`, is a face of its own: [`crate::mcp`]). Each calls the
+//! (MCP, at `/mcp`, is a face of its own: [`crate::mcp`]), and the webhook
+//! receivers of the shop's systems over [`crate::connect`]. Each calls the
 //! gRPC handlers (`api::Adapters`), so validation, consent, masking and the
 //! access log are the same code; errors go out through [`crate::wire`].
 
@@ -9,6 +10,7 @@ mod json;
 mod metrics;
 mod sidebar;
 mod web;
+mod webhooks;
 
 use axum::{
     Router,
@@ -16,11 +18,17 @@ use axum::{
 };
 
 pub use web::GrpcWebOnlyLayer;
+pub use webhooks::Receivers;
 
 use crate::api::Adapters;
 
 /// The HTTP routes (each also named in [`crate::wire::route_of`] and the gate's rules).
-pub fn router(adapters: Adapters) -> Router {
+pub fn router(adapters: Adapters, receivers: Receivers) -> Router {
+    let webhooks = Router::new()
+        .route("/webhooks/{source}", post(webhooks::receive))
+        .route("/v1/webhooks", get(webhooks::status))
+        .route("/v1/webhooks:replay", post(webhooks::replay))
+        .with_state(receivers);
     Router::new()
         .route("/v1/context", get(json::context))
         .route("/v1/context:watch", get(json::watch))
@@ -34,4 +42,5 @@ pub fn router(adapters: Adapters) -> Router {
         )
         .route("/metrics", get(metrics::scrape))
         .with_state(adapters)
+        .merge(webhooks)
 }

@@ -423,3 +423,56 @@ fn report(file: &str, s: &ImportSummary, started: Instant) {
         s.suppressed
     );
 }
+
+/// Writes records of any kind through the store's batch calls, in
+/// dependency order (customers, events, orders, returns, tickets), as one
+/// call per kind; the results come back in the records' order. The import
+/// and the webhook connectors write through it.
+pub async fn write_records(
+    store: &Store,
+    records: Vec<Record>,
+) -> Result<Vec<ItemResult>, crate::domain::Error> {
+    let n = records.len();
+    let mut by_kind = Pending::default();
+    for (i, r) in records.into_iter().enumerate() {
+        let i = i as u64;
+        match r {
+            Record::Customer(c) => by_kind.customers.push((i, c)),
+            Record::Event(e) => by_kind.events.push((i, e)),
+            Record::Order(o) => by_kind.orders.push((i, o)),
+            Record::Return(r) => by_kind.returns.push((i, r)),
+            Record::Ticket(t) => by_kind.tickets.push((i, t)),
+        }
+    }
+    let mut out: Vec<Option<ItemResult>> = vec![None; n];
+    fn place(out: &mut [Option<ItemResult>], at: Vec<u64>, results: Vec<ItemResult>) {
+        for (i, r) in at.into_iter().zip(results) {
+            out[i as usize] = Some(r);
+        }
+    }
+    let ok = |v: Vec<WriteOutcome>| v.into_iter().map(Ok).collect::<Vec<ItemResult>>();
+    let (at, items): (Vec<u64>, Vec<_>) = by_kind.customers.into_iter().unzip();
+    if !items.is_empty() {
+        place(&mut out, at, store.upsert_customers(&items).await?);
+    }
+    let (at, items): (Vec<u64>, Vec<_>) = by_kind.events.into_iter().unzip();
+    if !items.is_empty() {
+        place(&mut out, at, ok(store.record_events(&items).await?));
+    }
+    let (at, items): (Vec<u64>, Vec<_>) = by_kind.orders.into_iter().unzip();
+    if !items.is_empty() {
+        place(&mut out, at, store.record_orders(&items).await?);
+    }
+    let (at, items): (Vec<u64>, Vec<_>) = by_kind.returns.into_iter().unzip();
+    if !items.is_empty() {
+        place(&mut out, at, store.record_returns(&items).await?);
+    }
+    let (at, items): (Vec<u64>, Vec<_>) = by_kind.tickets.into_iter().unzip();
+    if !items.is_empty() {
+        place(&mut out, at, ok(store.upsert_tickets(&items).await?));
+    }
+    Ok(out
+        .into_iter()
+        .map(|r| r.unwrap_or(Ok(WriteOutcome::Duplicate)))
+        .collect())
+}

@@ -125,6 +125,11 @@ fn actor(root: &Obj) -> Result<Actor, String> {
 /// Maps one line. `now` bounds event times (no events from the future).
 pub fn parse_line(line: &str, now: Timestamp) -> Result<Record, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
+    parse_value(value, now)
+}
+
+/// One Segment/RudderStack call (a JSON object) as a record, or why not.
+pub fn parse_value(value: Value, now: Timestamp) -> Result<Record, String> {
     let Value::Object(root) = value else {
         return Err("not a JSON object".into());
     };
@@ -259,7 +264,20 @@ fn track(root: &Obj, now: Timestamp) -> Result<Record, String> {
         "Product Removed" => browse(EventKind::RemovedFromCart),
         "Products Searched" => browse(EventKind::Searched),
         "Product Added to Wishlist" => browse(EventKind::AddedToWishlist),
-        "Order Completed" => order(root, props, OrderStatus::Placed, now),
+        "Order Completed" => {
+            // An optional `status` carries where the order is now (a
+            // shop's order webhook does); the spec's event means placed.
+            let status = match s(props, "status") {
+                None => OrderStatus::Placed,
+                Some(raw) => OrderStatus::from_stored(raw).ok_or_else(|| {
+                    format!(
+                        "properties.status: {:?} is not one of placed, shipped, delivered, cancelled, refunded",
+                        clip(raw, 40)
+                    )
+                })?,
+            };
+            order(root, props, status, now)
+        }
         "Order Cancelled" => order(root, props, OrderStatus::Cancelled, now),
         "Order Refunded" => refund(root, props, now),
         "Return Requested" => return_requested(root, props, now),

@@ -81,6 +81,8 @@ pub struct Metrics {
     in_flight: AtomicI64,
     refused: Mutex<BTreeMap<Refusal, u64>>,
     ingested: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    acknowledged: Mutex<BTreeMap<&'static str, Histogram>>,
     started: AtomicU64,
 }
 
@@ -122,6 +124,25 @@ impl Metrics {
         }
         let mut ingested = self.ingested.lock().unwrap_or_else(|p| p.into_inner());
         *ingested.entry((kind, outcome)).or_default() += n;
+    }
+
+    /// Records a webhook delivery from `source` of `topic` (a known topic
+    /// or `other`) that ended as `outcome`, answered after `took`.
+    pub fn delivery(
+        &self,
+        source: &'static str,
+        topic: &'static str,
+        outcome: &'static str,
+        took: Duration,
+    ) {
+        let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+        *deliveries.entry((source, topic, outcome)).or_default() += 1;
+        drop(deliveries);
+        let mut acknowledged = self.acknowledged.lock().unwrap_or_else(|p| p.into_inner());
+        acknowledged
+            .entry(source)
+            .or_default()
+            .observe(took.as_secs_f64());
     }
 
     fn enter(&self) {
@@ -227,6 +248,7 @@ impl Metrics {
             let labels = [("kind", *kind), ("outcome", *outcome)];
             out.sample("cc_ingested_items_total", &labels, *n as f64);
         }
+        self.render_deliveries(out);
         out.family(
             "cc_process_start_time_seconds",
             "gauge",
@@ -234,6 +256,49 @@ impl Metrics {
         );
         let started = self.started.load(Ordering::Relaxed) as f64;
         out.sample("cc_process_start_time_seconds", &[], started);
+    }
+}
+
+impl Metrics {
+    fn render_deliveries(&self, out: &mut Text) {
+        out.family(
+            "cc_webhook_deliveries_total",
+            "counter",
+            "Webhook deliveries by source, topic and outcome (applied, duplicate, superseded, waiting, failed; unauthorized, malformed, too_large, unavailable, not_configured).",
+        );
+        let deliveries = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for ((source, topic, outcome), n) in &deliveries {
+            let labels = [("source", *source), ("topic", *topic), ("outcome", *outcome)];
+            out.sample("cc_webhook_deliveries_total", &labels, *n as f64);
+        }
+        out.family(
+            "cc_webhook_ack_seconds",
+            "histogram",
+            "Time from a delivery's arrival to our answer, by source.",
+        );
+        let acknowledged = self
+            .acknowledged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (source, h) in &acknowledged {
+            let mut cumulative = 0;
+            for (bound, c) in BUCKETS.iter().zip(h.counts) {
+                cumulative += c;
+                let le = bound.to_string();
+                let labels = [("source", *source), ("le", le.as_str())];
+                out.sample("cc_webhook_ack_seconds_bucket", &labels, cumulative as f64);
+            }
+            let inf = [("source", *source), ("le", "+Inf")];
+            out.sample("cc_webhook_ack_seconds_bucket", &inf, h.count as f64);
+            out.sample("cc_webhook_ack_seconds_sum", &[("source", *source)], h.sum);
+            let n = h.count as f64;
+            out.sample("cc_webhook_ack_seconds_count", &[("source", *source)], n);
+        }
     }
 }
 
@@ -264,6 +329,7 @@ mod tests {
         );
         m.refused(Refusal::Overloaded);
         m.ingested("event", "created", 5);
+        m.delivery("shopify", "orders/create", "applied", Duration::from_millis(4));
         let mut text = Text::default();
         m.render(&mut text);
         let text = text.finish();
@@ -279,6 +345,8 @@ mod tests {
             r#"cc_refused_calls_total{reason="rate_limited"} 0"#,
             r#"cc_ingested_items_total{kind="event",outcome="created"} 5"#,
             "# TYPE cc_calls_total counter",
+            r#"cc_webhook_deliveries_total{source="shopify",topic="orders/create",outcome="applied"} 1"#,
+            r#"cc_webhook_ack_seconds_bucket{source="shopify",le="0.005"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

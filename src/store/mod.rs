@@ -19,6 +19,7 @@ mod catalog;
 mod curations;
 mod customer_read;
 mod customers;
+mod deliveries;
 mod events;
 mod feed;
 mod model;
@@ -43,11 +44,12 @@ use sqlx::{
 pub use curations::{CurationCounts, CurationFilter, CurationQuery, LIVE_CURATIONS};
 pub use customer_read::{CustomerRead, CustomerReadBounds};
 pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
+pub use deliveries::{DeliveryState, Finish, NewDelivery, Saved, SourceStatus, StoredDelivery};
 pub use reads::*;
 pub use suggestions::{
     ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, ReturnedLine, VariantCounts,
 };
-pub use trust::{AccessEntry, ErasureReceipt, StoredKey, suppression_keys};
+pub use trust::{AccessEntry, ErasureReceipt, StoredKey, identity_hash, suppression_keys};
 
 use crate::domain;
 

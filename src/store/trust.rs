@@ -234,6 +234,22 @@ const PERSONAL_TABLES: &[PersonalTable] = &[
         vacuum: "VACUUM FULL curation_customers",
     },
     PersonalTable {
+        table: "webhook_deliveries",
+        erase: "DELETE FROM webhook_deliveries WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM webhook_deliveries WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL webhook_deliveries",
+    },
+    PersonalTable {
+        table: "webhook_links",
+        erase: "DELETE FROM webhook_links WHERE customer_id = $1",
+        erase_anonymous: None,
+        export: "SELECT * FROM webhook_links WHERE customer_id = $1",
+        export_anonymous: None,
+        vacuum: "VACUUM FULL webhook_links",
+    },
+    PersonalTable {
         table: "customers",
         erase: "DELETE FROM customers WHERE customer_id = $1",
         erase_anonymous: None,
@@ -246,6 +262,13 @@ const PERSONAL_TABLES: &[PersonalTable] = &[
 /// The suppression-list key of an identity.
 fn identity_key(kind: &str, value: &str) -> String {
     format!("{kind}:{value}")
+}
+
+/// The keyed hash under which an identity is suppressed once its customer
+/// is erased; deliveries not yet tied to a customer carry it too, so the
+/// erasure finds them without storing the identity in clear.
+pub fn identity_hash(hash_key: &[u8; 32], identity: &Identity) -> String {
+    keys::hash_secret(hash_key, &identity_key(identity.kind().as_str(), identity.value()))
 }
 
 /// Suppression-list keys for a customer id and identities.
@@ -503,6 +526,23 @@ impl Store {
             }
             receipt.deleted.insert(t.table.to_owned(), n);
         }
+        // Deliveries not tied to the customer yet (a guest order, a ticket
+        // waiting for its requester) are found by their identities' hashes.
+        let mut held = 0;
+        for key in &keys {
+            let hash = keys::hash_secret(&hash_key, key);
+            held += sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE subject = $1 OR awaiting = $1",
+            )
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        *receipt
+            .deleted
+            .entry("webhook_deliveries".to_owned())
+            .or_default() += held;
         let now = Timestamp::now().millis();
         for key in &keys {
             let n = sqlx::query(

@@ -25,6 +25,15 @@ pub fn route_of(path: &str) -> Option<&'static str> {
         "/sidebar",
         "/metrics",
         "/mcp",
+        "/webhooks/shopify",
+        "/webhooks/segment",
+        "/webhooks/rudderstack",
+        "/webhooks/zendesk",
+        "/webhooks/chatwoot",
+        "/webhooks/gorgias",
+        "/webhooks/freshdesk",
+        "/v1/webhooks",
+        "/v1/webhooks:replay",
     ]
     .into_iter()
     .find(|r| *r == path)

@@ -120,6 +120,7 @@ impl TestApp {
             suggest: SuggestConfig::default(),
             model_rebuild_every: None,
             model: customer_context::suggest::ModelConfig::default(),
+            connectors: Default::default(),
         };
         let app = Application::build(&config).await.expect("a replica builds");
         let addr = app.local_addr();
@@ -360,6 +361,24 @@ pub async fn spawn_reaching(
         None,
         SuggestConfig::default(),
         reach,
+        Default::default(),
+    )
+    .await
+}
+
+/// A server whose webhook receivers have these secrets.
+pub async fn spawn_with_connectors(
+    backend: Backend,
+    connectors: customer_context::connect::ConnectorConfig,
+) -> Option<TestApp> {
+    spawn_inner(
+        backend,
+        false,
+        GateConfig::default(),
+        None,
+        SuggestConfig::default(),
+        str::to_owned,
+        connectors,
     )
     .await
 }
@@ -371,7 +390,16 @@ async fn spawn_full(
     tls: Option<TlsFiles>,
     suggest: SuggestConfig,
 ) -> Option<TestApp> {
-    spawn_inner(backend, demo, gate, tls, suggest, str::to_owned).await
+    spawn_inner(
+        backend,
+        demo,
+        gate,
+        tls,
+        suggest,
+        str::to_owned,
+        Default::default(),
+    )
+    .await
 }
 
 async fn spawn_inner(
@@ -381,6 +409,7 @@ async fn spawn_inner(
     tls: Option<TlsFiles>,
     suggest: SuggestConfig,
     reach: impl FnOnce(&str) -> String,
+    connectors: customer_context::connect::ConnectorConfig,
 ) -> Option<TestApp> {
     let (database_url, guard) = fresh_database(backend).await?;
     let with_tls = tls.is_some();
@@ -403,6 +432,7 @@ async fn spawn_inner(
         suggest,
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
+        connectors,
     };
     let app = Application::build(&config)
         .await

@@ -370,6 +370,7 @@ async fn shutdown_finishes_calls_in_flight() {
         suggest: Default::default(),
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
+        connectors: Default::default(),
     };
     let app = Application::build(&config).await.expect("built");
     let addr = app.local_addr();

@@ -1255,6 +1255,7 @@ async fn auth_can_be_disabled_only_on_loopback() {
         suggest: Default::default(),
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
+        connectors: Default::default(),
     };
     let err = Application::build(&config("0.0.0.0:0"))
         .await
@@ -1292,6 +1293,7 @@ async fn a_revocation_reaches_every_replica(backend: Backend) {
         suggest: Default::default(),
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
+        connectors: Default::default(),
     };
     let second = Application::build(&config).await.expect("a second replica");
     let second_addr = second.local_addr();
