@@ -61,13 +61,25 @@ pub struct ConnectorArgs {
     /// A sender's signing secret as SOURCE=SECRET (shopify, segment,
     /// zendesk, chatwoot); give a source two while rotating. Several,
     /// comma-separated, in the environment.
-    #[arg(long = "webhook-secret", value_name = "SOURCE=SECRET", env = "WEBHOOK_SECRETS", hide_env_values = true, value_delimiter = ',')]
+    #[arg(
+        long = "webhook-secret",
+        value_name = "SOURCE=SECRET",
+        env = "WEBHOOK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub secrets: Vec<SourceValue>,
     /// A static token as SOURCE=TOKEN, sent by the sender in the
     /// `X-Webhook-Token` header (or `?token=` in the URL): for gorgias,
     /// freshdesk, rudderstack, Segment batches, and Chatwoot where its
     /// signature does not match.
-    #[arg(long = "webhook-token", value_name = "SOURCE=TOKEN", env = "WEBHOOK_TOKENS", hide_env_values = true, value_delimiter = ',')]
+    #[arg(
+        long = "webhook-token",
+        value_name = "SOURCE=TOKEN",
+        env = "WEBHOOK_TOKENS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub tokens: Vec<SourceValue>,
     /// A JSON file holding the same secrets and tokens (see docs/connectors.md).
     #[arg(long, value_name = "FILE", env = "CONNECTORS_FILE")]

@@ -95,7 +95,11 @@ impl Connectors {
             let n = run.rejected.len();
             run.rejected.truncate(REASONS_KEPT);
             let reason = format!("{n} rejected: {}", run.rejected.join("; "));
-            (DeliveryState::Failed, Outcome::Failed(reason.clone()), Some(reason))
+            (
+                DeliveryState::Failed,
+                Outcome::Failed(reason.clone()),
+                Some(reason),
+            )
         } else {
             (DeliveryState::Applied, Outcome::Applied, None)
         };
@@ -240,7 +244,10 @@ impl Connectors {
                 };
                 for i in &identities {
                     if found.is_none() {
-                        found = self.store.resolve(&CustomerKey::Identity(i.clone())).await?;
+                        found = self
+                            .store
+                            .resolve(&CustomerKey::Identity(i.clone()))
+                            .await?;
                     }
                 }
                 match (found, customer) {
@@ -249,8 +256,10 @@ impl Connectors {
                     }
                     _ => {}
                 }
-                let hashes: Vec<String> =
-                    identities.iter().map(|i| identity_hash(hash_key, i)).collect();
+                let hashes: Vec<String> = identities
+                    .iter()
+                    .map(|i| identity_hash(hash_key, i))
+                    .collect();
                 self.store.forget_deliveries_about(&hashes).await?;
                 run.forget = true;
             }
@@ -296,7 +305,8 @@ impl Connectors {
                 }
                 (_, Err(v)) => run.rejected.push(v.to_string()),
                 (segment::Record::Customer(c), Ok(_)) => {
-                    run.customer.get_or_insert(c.customer_id.as_str().to_owned());
+                    run.customer
+                        .get_or_insert(c.customer_id.as_str().to_owned());
                     run.unblocked
                         .extend(c.identities().iter().map(|i| identity_hash(hash_key, i)));
                 }
@@ -304,10 +314,12 @@ impl Connectors {
                     if let Some(c) = o.actor.customer_id() {
                         run.customer.get_or_insert(c.as_str().to_owned());
                     }
-                    run.unblocked.push(format!("{s}:order:{}", o.order_id.as_str()));
+                    run.unblocked
+                        .push(format!("{s}:order:{}", o.order_id.as_str()));
                 }
                 (segment::Record::Ticket(t), Ok(_)) => {
-                    run.customer.get_or_insert(t.customer_id.as_str().to_owned());
+                    run.customer
+                        .get_or_insert(t.customer_id.as_str().to_owned());
                 }
                 _ => {}
             }

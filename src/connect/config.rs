@@ -226,10 +226,18 @@ impl ConnectorConfig {
             let v: FileSource = serde_json::from_value(value)
                 .with_context(|| format!("{}: {name}", path.display()))?;
             for s in v.secrets {
-                secrets.push(format!("{}={s}", source.as_str()).parse().map_err(anyhow::Error::msg)?);
+                secrets.push(
+                    format!("{}={s}", source.as_str())
+                        .parse()
+                        .map_err(anyhow::Error::msg)?,
+                );
             }
             for t in v.tokens {
-                tokens.push(format!("{}={t}", source.as_str()).parse().map_err(anyhow::Error::msg)?);
+                tokens.push(
+                    format!("{}={t}", source.as_str())
+                        .parse()
+                        .map_err(anyhow::Error::msg)?,
+                );
             }
         }
         config.with(&secrets, &tokens)

@@ -17,7 +17,11 @@ pub fn status(raw: &str) -> Result<&'static str, String> {
     Ok(
         match raw.trim().to_lowercase().replace(['_', '-'], " ").as_str() {
             "" | "new" | "open" => "open",
-            "pending" | "hold" | "on hold" | "snoozed" | "waiting on customer"
+            "pending"
+            | "hold"
+            | "on hold"
+            | "snoozed"
+            | "waiting on customer"
             | "waiting on third party" => "pending",
             "solved" | "resolved" => "solved",
             "closed" => "closed",
@@ -143,9 +147,15 @@ pub fn zendesk(body: &Value, now: Timestamp) -> Result<Mapped, String> {
         time(d.get("created_at")),
         updated,
     );
-    let who = match d.get("requester").and_then(Value::as_object).and_then(identity_of) {
+    let who = match d
+        .get("requester")
+        .and_then(Value::as_object)
+        .and_then(identity_of)
+    {
         Some(who) => who,
-        None => Who::External(num_text(d, "requester_id").ok_or("detail.requester_id: is required")?),
+        None => {
+            Who::External(num_text(d, "requester_id").ok_or("detail.requester_id: is required")?)
+        }
     };
     Ok(Mapped {
         subject: subject(&who),
@@ -220,7 +230,10 @@ pub fn templated(source: &str, body: &Value, now: Timestamp) -> Result<Mapped, S
         .ok_or("ticket: is required (see the template in docs/connectors.md)")?;
     let id = num_text(t, "id").ok_or("ticket.id: is required")?;
     let empty = Obj::new();
-    let c = o.get("customer").and_then(Value::as_object).unwrap_or(&empty);
+    let c = o
+        .get("customer")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let who = num_text(c, "id")
         .and_then(|c| CustomerId::parse(&c).ok())
         .map(Who::Customer)

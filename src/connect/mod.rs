@@ -268,10 +268,7 @@ impl Connectors {
         creds: &Credentials,
         body: &[u8],
     ) -> Result<Receipt, Refused> {
-        let secrets = self
-            .config
-            .secrets(source)
-            .ok_or(Refused::NotConfigured)?;
+        let secrets = self.config.secrets(source).ok_or(Refused::NotConfigured)?;
         if body.len() > MAX_BODY_BYTES {
             return Err(Refused::TooLarge);
         }
@@ -414,7 +411,11 @@ impl Connectors {
         limit: i64,
     ) -> Result<Vec<(String, Outcome)>, Error> {
         let mut out = Vec::new();
-        for state in [DeliveryState::Failed, DeliveryState::Waiting, DeliveryState::Received] {
+        for state in [
+            DeliveryState::Failed,
+            DeliveryState::Waiting,
+            DeliveryState::Received,
+        ] {
             let left = limit - out.len() as i64;
             if left <= 0 {
                 break;

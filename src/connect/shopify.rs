@@ -137,7 +137,10 @@ fn email_of(o: &Obj) -> Option<Identity> {
 /// The customer of a compliance request: their id and the identities given.
 fn person(o: &Obj) -> (Option<CustomerId>, Vec<Identity>) {
     let empty = Obj::new();
-    let c = o.get("customer").and_then(Value::as_object).unwrap_or(&empty);
+    let c = o
+        .get("customer")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let id = num_text(c, "id").and_then(|i| CustomerId::parse(&i).ok());
     let mut identities: Vec<Identity> = email_of(c).into_iter().collect();
     if let Some(p) = text(c, "phone").and_then(|p| Phone::parse(&p).ok()) {
@@ -177,9 +180,7 @@ fn customer(c: &Obj, hash_key: &[u8; 32]) -> Result<(Item, Option<Identity>), St
         call["anonymousId"] = guest_id(hash_key, e).into();
     }
     if call["timestamp"].is_null() {
-        call.as_object_mut()
-            .expect("an object")
-            .remove("timestamp");
+        call.as_object_mut().expect("an object").remove("timestamp");
     }
     Ok((Item::Call(call), email))
 }
@@ -240,7 +241,10 @@ fn order(o: &Obj, hash_key: &[u8; 32]) -> Result<Mapped, String> {
         },
     });
     let empty = Obj::new();
-    let buyer = o.get("customer").and_then(Value::as_object).unwrap_or(&empty);
+    let buyer = o
+        .get("customer")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let mut items = Vec::new();
     let email = email_of(o).or_else(|| email_of(buyer));
     match num_text(buyer, "id") {
@@ -299,9 +303,21 @@ pub fn reason_code(note: &str) -> &'static str {
         "too_large"
     } else if has(&["damaged", "broken", "defect", "faulty", "torn"]) {
         "damaged"
-    } else if has(&["wrong item", "wrong size sent", "not what i ordered", "wrong colour", "wrong color"]) {
+    } else if has(&[
+        "wrong item",
+        "wrong size sent",
+        "not what i ordered",
+        "wrong colour",
+        "wrong color",
+    ]) {
         "wrong_item"
-    } else if has(&["changed my mind", "no longer", "don't want", "do not want", "unwanted"]) {
+    } else if has(&[
+        "changed my mind",
+        "no longer",
+        "don't want",
+        "do not want",
+        "unwanted",
+    ]) {
         "changed_mind"
     } else if n.trim().is_empty() {
         "refunded"
@@ -379,12 +395,18 @@ fn refund(r: &Obj) -> Result<Mapped, String> {
 /// The value of a variant's option named "Size" (any case), if any.
 fn size_of(p: &Obj, v: &Obj) -> Option<String> {
     let options = p.get("options").and_then(Value::as_array)?;
-    let position = options.iter().filter_map(Value::as_object).find_map(|opt| {
-        let name = text(opt, "name")?.to_lowercase();
-        matches!(name.as_str(), "size" | "größe" | "taille" | "talla" | "taglia")
+    let position = options
+        .iter()
+        .filter_map(Value::as_object)
+        .find_map(|opt| {
+            let name = text(opt, "name")?.to_lowercase();
+            matches!(
+                name.as_str(),
+                "size" | "größe" | "taille" | "talla" | "taglia"
+            )
             .then(|| opt.get("position").and_then(Value::as_u64))
             .flatten()
-    })?;
+        })?;
     text(v, &format!("option{position}"))
 }
 
@@ -514,7 +536,10 @@ mod tests {
         };
         assert_eq!(email.value(), "guest@example.com");
         assert!(call["anonymousId"].as_str().unwrap().starts_with("guest-"));
-        assert_eq!(call["properties"]["products"][1]["product_id"], "shopify-line-2");
+        assert_eq!(
+            call["properties"]["products"][1]["product_id"],
+            "shopify-line-2"
+        );
         let m = meta("orders/create", Some("e1"), &body, "h");
         assert_eq!(m.resource.as_deref(), Some("order:1001"));
         assert_eq!(m.event_key, "orders/create|e1");
@@ -536,6 +561,8 @@ mod tests {
         assert_eq!(p["stock_quantity"], 0);
         assert_eq!(p["group_id"], "5");
         assert_eq!(p["currency"], "EUR");
-        assert!(matches!(&mapped.items[1], Item::Links { kind: "inventory_item", links } if links == &vec![("510".to_owned(), "51".to_owned())]));
+        assert!(
+            matches!(&mapped.items[1], Item::Links { kind: "inventory_item", links } if links == &vec![("510".to_owned(), "51".to_owned())])
+        );
     }
 }

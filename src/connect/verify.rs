@@ -169,8 +169,8 @@ pub fn check(
                 verify_sha256(key, &[at.as_bytes(), b".", body], &sig)
             })?;
             let secs: i64 = at.parse().map_err(|_| Refusal::Wrong)?;
-            let signed = Timestamp::from_millis(secs.saturating_mul(1000))
-                .map_err(|_| Refusal::Wrong)?;
+            let signed =
+                Timestamp::from_millis(secs.saturating_mul(1000)).map_err(|_| Refusal::Wrong)?;
             fresh(signed, now)
         }
     }
@@ -333,7 +333,10 @@ mod tests {
             Ok(())
         );
         let t = creds(&[(TOKEN_HEADER, "static-token")]);
-        assert_eq!(check(Scheme::TokenOnly, &secrets(&[]), &t, body, now()), Ok(()));
+        assert_eq!(
+            check(Scheme::TokenOnly, &secrets(&[]), &t, body, now()),
+            Ok(())
+        );
         let bad = creds(&[(TOKEN_HEADER, "static-tokex")]);
         assert_eq!(
             check(Scheme::TokenOnly, &secrets(&[]), &bad, body, now()),

@@ -130,8 +130,12 @@ fn http_access(path: &str) -> Option<Access> {
         "/mcp" => Access::Authenticated,
         "/" | "/sidebar" | "/metrics" => Access::Open,
         // Senders prove themselves with their own signatures or tokens.
-        "/webhooks/shopify" | "/webhooks/segment" | "/webhooks/rudderstack"
-        | "/webhooks/zendesk" | "/webhooks/chatwoot" | "/webhooks/gorgias"
+        "/webhooks/shopify"
+        | "/webhooks/segment"
+        | "/webhooks/rudderstack"
+        | "/webhooks/zendesk"
+        | "/webhooks/chatwoot"
+        | "/webhooks/gorgias"
         | "/webhooks/freshdesk" => Access::Open,
         "/v1/webhooks" | "/v1/webhooks:replay" => Access::Needs(Permission::Ingest),
         _ => return None,

@@ -74,7 +74,10 @@ fn answer(status: StatusCode, body: Value) -> Response {
         http::header::CONTENT_TYPE,
         "application/json".parse().expect("a header"),
     );
-    headers.insert(http::header::CACHE_CONTROL, "no-store".parse().expect("a header"));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        "no-store".parse().expect("a header"),
+    );
     headers.insert(
         http::header::HeaderName::from_static("x-content-type-options"),
         "nosniff".parse().expect("a header"),
@@ -163,7 +166,10 @@ pub async fn receive(
             "too many deliveries at once; retry later",
         );
     };
-    let topic = creds.header("x-shopify-topic").unwrap_or("other").to_owned();
+    let topic = creds
+        .header("x-shopify-topic")
+        .unwrap_or("other")
+        .to_owned();
     match r.connectors.receive(source, &creds, &body).await {
         Ok(receipt) => {
             count(&receipt.topic, receipt.outcome.as_str());
@@ -184,11 +190,20 @@ pub async fn receive(
                     &format!("the {} receiver is not configured", source.as_str()),
                 ),
                 Refused::Unauthorized(why) => {
-                    tracing::info!(source = source.as_str(), why = why.as_str(), "webhook refused: signature");
-                    refusal(StatusCode::UNAUTHORIZED, "the signature or token did not verify")
+                    tracing::info!(
+                        source = source.as_str(),
+                        why = why.as_str(),
+                        "webhook refused: signature"
+                    );
+                    refusal(
+                        StatusCode::UNAUTHORIZED,
+                        "the signature or token did not verify",
+                    )
                 }
                 Refused::Malformed(why) => refusal(StatusCode::BAD_REQUEST, &why),
-                Refused::TooLarge => refusal(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"),
+                Refused::TooLarge => {
+                    refusal(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large")
+                }
                 Refused::Unavailable(e) => {
                     tracing::warn!(source = source.as_str(), error = ?e, "a webhook delivery could not be stored");
                     refusal(

@@ -272,7 +272,11 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for ((source, topic, outcome), n) in &deliveries {
-            let labels = [("source", *source), ("topic", *topic), ("outcome", *outcome)];
+            let labels = [
+                ("source", *source),
+                ("topic", *topic),
+                ("outcome", *outcome),
+            ];
             out.sample("cc_webhook_deliveries_total", &labels, *n as f64);
         }
         out.family(
@@ -329,7 +333,12 @@ mod tests {
         );
         m.refused(Refusal::Overloaded);
         m.ingested("event", "created", 5);
-        m.delivery("shopify", "orders/create", "applied", Duration::from_millis(4));
+        m.delivery(
+            "shopify",
+            "orders/create",
+            "applied",
+            Duration::from_millis(4),
+        );
         let mut text = Text::default();
         m.render(&mut text);
         let text = text.finish();

@@ -323,9 +323,9 @@ impl Store {
         let mut out = Vec::new();
         for key in keys {
             let rows = sqlx::query(select_deliveries!(
-            "WHERE awaiting = $1 AND state = 'waiting' \
+                "WHERE awaiting = $1 AND state = 'waiting' \
                  ORDER BY received_at LIMIT 1000"
-        ))
+            ))
             .bind(key)
             .fetch_all(&self.writer)
             .await?;
@@ -359,12 +359,10 @@ impl Store {
 
     /// One delivery by key.
     pub async fn delivery(&self, key: &str) -> Result<Option<StoredDelivery>, Error> {
-        let row = sqlx::query(select_deliveries!(
-            "WHERE delivery_key = $1"
-        ))
-        .bind(key)
-        .fetch_optional(&self.writer)
-        .await?;
+        let row = sqlx::query(select_deliveries!("WHERE delivery_key = $1"))
+            .bind(key)
+            .fetch_optional(&self.writer)
+            .await?;
         row.as_ref().map(delivery).transpose()
     }
 

@@ -43,8 +43,8 @@ use sqlx::{
 
 pub use curations::{CurationCounts, CurationFilter, CurationQuery, LIVE_CURATIONS};
 pub use customer_read::{CustomerRead, CustomerReadBounds};
-pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use deliveries::{DeliveryState, Finish, NewDelivery, Saved, SourceStatus, StoredDelivery};
+pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
 pub use suggestions::{
     ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, ReturnedLine, VariantCounts,

@@ -268,7 +268,10 @@ fn identity_key(kind: &str, value: &str) -> String {
 /// is erased; deliveries not yet tied to a customer carry it too, so the
 /// erasure finds them without storing the identity in clear.
 pub fn identity_hash(hash_key: &[u8; 32], identity: &Identity) -> String {
-    keys::hash_secret(hash_key, &identity_key(identity.kind().as_str(), identity.value()))
+    keys::hash_secret(
+        hash_key,
+        &identity_key(identity.kind().as_str(), identity.value()),
+    )
 }
 
 /// Suppression-list keys for a customer id and identities.
@@ -531,13 +534,12 @@ impl Store {
         let mut held = 0;
         for key in &keys {
             let hash = keys::hash_secret(&hash_key, key);
-            held += sqlx::query(
-                "DELETE FROM webhook_deliveries WHERE subject = $1 OR awaiting = $1",
-            )
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            held +=
+                sqlx::query("DELETE FROM webhook_deliveries WHERE subject = $1 OR awaiting = $1")
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
         }
         *receipt
             .deleted

@@ -23,3 +23,4 @@ mod suggest_props;
 mod suggestions;
 mod trust;
 mod watch;
+mod webhooks;
