@@ -512,7 +512,6 @@ async fn helpdesk_tickets_reach_the_context_and_wait_for_unknown_requesters(back
         .clone()
         .upsert_customers(pb::UpsertCustomersRequest {
             customers: vec![customer("maya", "Maya", "maya@example.com", "", "")],
-            ..Default::default()
         })
         .await
         .expect("stored");
@@ -561,7 +560,6 @@ async fn helpdesk_tickets_reach_the_context_and_wait_for_unknown_requesters(back
         .clone()
         .upsert_customers(pb::UpsertCustomersRequest {
             customers: vec![customer("newbie", "New", "new@example.com", "", "")],
-            ..Default::default()
         })
         .await
         .expect("stored");
