@@ -64,7 +64,14 @@ pub enum Backend {
 }
 
 /// A server running as its own process; killed on drop.
-pub struct ReplicaProcess(std::process::Child);
+pub struct ReplicaProcess(std::process::Child, pub String);
+
+impl ReplicaProcess {
+    /// The address it serves on.
+    pub fn addr(&self) -> &str {
+        &self.1
+    }
+}
 
 impl Drop for ReplicaProcess {
     fn drop(&mut self) {
@@ -149,6 +156,11 @@ impl TestApp {
     /// its own (read from its first log line), with admin clients. The
     /// process is killed when the returned guard drops.
     pub async fn replica_process(&self) -> (ReplicaProcess, Ingest, Context) {
+        self.replica_process_with(&[]).await
+    }
+
+    /// [`Self::replica_process`] with more `serve` arguments.
+    pub async fn replica_process_with(&self, extra: &[&str]) -> (ReplicaProcess, Ingest, Context) {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_customer-context"))
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
@@ -158,6 +170,7 @@ impl TestApp {
                 "--database-url",
                 &self.database_url,
             ])
+            .args(extra)
             .env_remove("RUST_LOG")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -178,13 +191,14 @@ impl TestApp {
                 }
             }
         });
-        let process = ReplicaProcess(child);
+        let mut process = ReplicaProcess(child, String::new());
         let addr = tokio::task::spawn_blocking(move || {
             rx.recv_timeout(std::time::Duration::from_secs(60))
         })
         .await
         .expect("joined")
         .expect("the replica process logs the address it serves on");
+        process.1 = addr.clone();
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("a URI")
             .connect()

@@ -26,6 +26,7 @@ on_both_backends!(
     malformed_and_oversized_bodies_are_refused,
     segment_events_single_and_batched_reach_the_context,
     helpdesk_tickets_reach_the_context_and_wait_for_unknown_requesters,
+    a_sender_retrying_across_a_crash_stores_every_acknowledged_delivery_once,
 );
 
 const SHOPIFY: &str = "shpss_test_secret_1";
@@ -591,4 +592,94 @@ async fn helpdesk_tickets_reach_the_context_and_wait_for_unknown_requesters(back
     assert_eq!(zendesk_ticket.subject, "Where is my parcel?");
     let ctx = context_of(&app, Identity::CustomerId("newbie".into())).await;
     assert_eq!(ctx.open_tickets[0].subject, "Exchange for a size up");
+}
+
+/// Posts a signed Shopify order to `addr` until it is acknowledged (as
+/// Shopify retries anything but a 2xx), switching to whatever `addr`
+/// holds now after each failure.
+async fn deliver_until_acknowledged(
+    addr: &std::sync::RwLock<String>,
+    client: &reqwest::Client,
+    n: u64,
+) -> u32 {
+    let body = order(5000 + n, 30, None).to_string();
+    let sig = base64::engine::general_purpose::STANDARD
+        .encode(hmac_sha256(SHOPIFY.as_bytes(), &[body.as_bytes()]));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let url = format!("http://{}/webhooks/shopify", addr.read().unwrap());
+        let sent = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-shopify-topic", "orders/create")
+            .header("x-shopify-hmac-sha256", &sig)
+            .header("x-shopify-webhook-id", format!("crash-{n}"))
+            .body(body.clone())
+            .send()
+            .await;
+        if matches!(&sent, Ok(r) if r.status().is_success()) {
+            return tries;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn a_sender_retrying_across_a_crash_stores_every_acknowledged_delivery_once(
+    backend: Backend,
+) {
+    use std::sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    };
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    let secret = format!("shopify={SHOPIFY}");
+    let args = ["--webhook-secret", secret.as_str()];
+    let (first, _, _) = app.replica_process_with(&args).await;
+    let addr = Arc::new(RwLock::new(first.addr().to_owned()));
+    const DELIVERIES: u64 = 60;
+    let next = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(AtomicU64::new(0));
+    let acked_one = Arc::new(tokio::sync::Notify::new());
+    let mut senders = Vec::new();
+    for _ in 0..6 {
+        let (addr, next, acked, acked_one) =
+            (addr.clone(), next.clone(), acked.clone(), acked_one.clone());
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap();
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= DELIVERIES {
+                    return;
+                }
+                deliver_until_acknowledged(&addr, &client, n).await;
+                acked.fetch_add(1, Ordering::SeqCst);
+                acked_one.notify_one();
+            }
+        }));
+    }
+    // Killed (SIGKILL) once a third is acknowledged, with others in flight.
+    while acked.load(Ordering::SeqCst) < DELIVERIES / 3 {
+        acked_one.notified().await;
+    }
+    drop(first);
+    let (second, _, _) = app.replica_process_with(&args).await;
+    *addr.write().unwrap() = second.addr().to_owned();
+    for s in senders {
+        s.await.expect("a sender");
+    }
+    let status = app.store.delivery_status().await.unwrap();
+    let shopify = status.iter().find(|s| s.source == "shopify").unwrap();
+    assert_eq!(
+        shopify.counts,
+        [0, DELIVERIES as i64, 0, 0, 0],
+        "every delivery stored once, applied"
+    );
+    let ctx = context_of(&app, john()).await;
+    assert_eq!(ctx.profile.unwrap().order_count, DELIVERIES);
 }
