@@ -19,10 +19,12 @@ use std::{
 mod cold;
 mod history;
 mod ingest;
+mod webhooks;
 
 pub use cold::{ColdReport, run as cold, table as cold_table};
 pub use history::prepare as prepare_histories;
 pub use ingest::{IngestReport, run as ingest, table as ingest_table};
+pub use webhooks::{WebhookReport, WebhookSecrets, run as webhooks, table as webhooks_table};
 
 use anyhow::Context as _;
 use tonic::{Code, transport::Channel};

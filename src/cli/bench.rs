@@ -62,6 +62,32 @@ pub struct BenchArgs {
     /// before is remembered).
     #[arg(long)]
     pub cold: bool,
+    /// Run the webhook test instead: signed Shopify order deliveries at
+    /// `--webhook-rate` per second and as fast as answered, then Segment
+    /// batches of 100 events (serve with `--webhook-secret
+    /// shopify=SECRET --webhook-token segment=TOKEN` and the same values
+    /// here).
+    #[arg(long)]
+    pub webhooks: bool,
+    /// Shopify deliveries offered per second in the fixed-rate phase.
+    #[arg(long, default_value_t = 500.0)]
+    pub webhook_rate: f64,
+    /// The Shopify signing secret the server was given.
+    #[arg(
+        long,
+        env = "BENCH_SHOPIFY_SECRET",
+        hide_env_values = true,
+        default_value = "bench-shopify-secret"
+    )]
+    pub shopify_secret: String,
+    /// The Segment token the server was given.
+    #[arg(
+        long,
+        env = "BENCH_SEGMENT_TOKEN",
+        hide_env_values = true,
+        default_value = "bench-segment-token"
+    )]
+    pub segment_token: String,
     /// Also measure GetCustomerContext for customers with 10, 1,000 and
     /// 100,000 browsing events (written first through RecordEvents as
     /// `bench-history-N`; the key needs the ingest right).
@@ -83,7 +109,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .bench_customers(args.random)
         .await
         .map_err(|e| anyhow::anyhow!("reading customer ids: {e:?}"))?;
-    let products = if args.ingest || args.history {
+    let products = if args.ingest || args.history || args.webhooks {
         store
             .bench_products(1000)
             .await
@@ -132,6 +158,23 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         if args.fail_on_errors && (report.missed > 0 || report.watch_ms.3 == 0) {
             anyhow::bail!("{} live updates never arrived", report.missed);
+        }
+        return Ok(());
+    }
+    if args.webhooks {
+        let secrets = crate::bench::WebhookSecrets {
+            shopify: args.shopify_secret.clone(),
+            segment_token: args.segment_token.clone(),
+        };
+        let report =
+            crate::bench::webhooks(&config, &secrets, &products, args.webhook_rate).await?;
+        print!("{}", crate::bench::webhooks_table(&report));
+        if let Some(pid) = args.server_pid {
+            println!("{}", crate::bench::peak_memory(pid)?);
+        }
+        let refused = report.at_rate.refused + report.most.refused + report.segment.refused;
+        if args.fail_on_errors && refused > 0 {
+            anyhow::bail!("{refused} deliveries were not acknowledged");
         }
         return Ok(());
     }
