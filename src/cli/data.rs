@@ -14,6 +14,27 @@ pub struct ImportArgs {
     db: DatabaseArgs,
     #[command(flatten)]
     model: ModelArgs,
+    /// The shop's currency (Shopify product prices do not carry one).
+    #[command(flatten)]
+    connectors: ShopArgs,
+}
+
+/// What mapping Shopify resources needs.
+#[derive(Debug, Args)]
+pub struct ShopArgs {
+    /// The shop's currency, for Shopify product prices.
+    #[arg(long, default_value = "USD", env = "SHOP_CURRENCY")]
+    pub shop_currency: String,
+}
+
+impl ShopArgs {
+    fn config(&self) -> anyhow::Result<crate::connect::ConnectorConfig> {
+        let currency = crate::domain::Currency::parse(&self.shop_currency)
+            .map_err(|e| anyhow::anyhow!("--shop-currency: {e}"))?;
+        let mut config = crate::connect::ConnectorConfig::default();
+        config.shop_currency = currency.as_str().to_owned();
+        Ok(config)
+    }
 }
 
 /// Arguments of `generate`.
@@ -51,11 +72,26 @@ pub struct GenerateArgs {
 pub(super) async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.db.url(), &args.db.options()).await?;
     store.migrate().await?;
-    let mut result = crate::ingest::run_import(&store, &args.files).await;
+    let files = &args.files;
+    let only_shopify = files.catalogs.is_empty() && files.events.is_empty();
+    let mut result = if only_shopify && !files.shopify.is_empty() {
+        Ok(())
+    } else {
+        crate::ingest::run_import(&store, files).await
+    };
+    if result.is_ok() && !args.files.shopify.is_empty() {
+        let connectors = crate::connect::Connectors::new(store.clone(), args.connectors.config()?);
+        for path in &args.files.shopify {
+            if let Err(e) = connectors.import_shopify(path).await {
+                result = Err(e);
+                break;
+            }
+        }
+    }
     if result.is_ok() {
         result = super::refresh_statistics(&store).await;
     }
-    if result.is_ok() && !args.files.events.is_empty() {
+    if result.is_ok() && !(args.files.events.is_empty() && args.files.shopify.is_empty()) {
         result = super::rebuild_model(&store, &args.model.config()).await;
     }
     store.close().await;

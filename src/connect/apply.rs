@@ -83,11 +83,7 @@ impl Connectors {
             }
         };
         let subject = mapped.subject.as_ref().map(|i| identity_hash(&hash_key, i));
-        let mut run = Run::default();
-        for item in mapped.items {
-            self.item(source, item, &hash_key, now, &mut run).await?;
-        }
-        self.write(source, &hash_key, &mut run).await?;
+        let mut run = self.run(source, mapped.items, &hash_key, now).await?;
         let (state, outcome, error) = if let Some((_, reason)) = &run.waiting {
             let outcome = Outcome::Waiting(reason.clone());
             (DeliveryState::Waiting, outcome, Some(reason.clone()))
@@ -124,6 +120,57 @@ impl Connectors {
             }
         }
         Ok(outcome)
+    }
+
+    /// Applies items (of one delivery, or of many backfilled resources)
+    /// and writes what they carry.
+    async fn run(
+        &self,
+        source: Source,
+        items: Vec<Item>,
+        hash_key: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<Run, Error> {
+        let mut run = Run::default();
+        for item in items {
+            self.item(source, item, hash_key, now, &mut run).await?;
+        }
+        self.write(source, hash_key, &mut run).await?;
+        Ok(run)
+    }
+
+    /// Backfills Shopify resources (one REST resource per JSON line:
+    /// orders, refunds, customers, products), mapped as their webhooks
+    /// are but written without storing a delivery. Returns (applied, and
+    /// each rejected or waiting line with its reason).
+    pub async fn backfill_shopify(
+        &self,
+        lines: &[(u64, String)],
+    ) -> Result<(u64, Vec<(u64, String)>), Error> {
+        let hash_key = self.store.hash_key().await?;
+        let now = Timestamp::now();
+        let mut problems = Vec::new();
+        let mut applied = 0;
+        let mut items = Vec::new();
+        for (n, line) in lines {
+            let mapped = serde_json::from_str::<Value>(line)
+                .map_err(|e| format!("not JSON: {e}"))
+                .and_then(|v| {
+                    let topic = shopify::topic_of_resource(&v)?;
+                    shopify::map(topic, &v, &hash_key, &self.config.shop_currency)
+                });
+            match mapped {
+                Ok(m) => items.extend(m.items),
+                Err(reason) => problems.push((*n, reason)),
+            }
+        }
+        let run = self.run(Source::Shopify, items, &hash_key, now).await?;
+        applied += (lines.len() - problems.len()) as u64;
+        problems.extend(run.rejected.into_iter().map(|r| (0, r)));
+        if let Some((_, why)) = run.waiting {
+            problems.push((0, why));
+        }
+        Ok((applied, problems))
     }
 
     /// Whose a ticket (or a helpdesk user) is: a customer id, or what to

@@ -14,6 +14,7 @@
 //! its newest stored version, so an older one arriving late never wins.
 
 mod apply;
+mod backfill;
 mod config;
 mod helpdesk;
 mod shopify;

@@ -72,6 +72,28 @@ pub fn meta(topic: &str, event_id: Option<&str>, body: &Value, body_hash: &str) 
     }
 }
 
+/// The webhook topic a REST resource (as the Admin API returns it) would
+/// come with, told by its shape.
+pub fn topic_of_resource(v: &Value) -> Result<&'static str, String> {
+    let o = v.as_object().ok_or("not a JSON object")?;
+    Ok(if o.contains_key("line_items") {
+        "orders/updated"
+    } else if o.contains_key("refund_line_items") {
+        "refunds/create"
+    } else if o.contains_key("variants") {
+        "products/update"
+    } else if o.contains_key("inventory_item_id") && o.contains_key("location_id") {
+        "inventory_levels/update"
+    } else if o.contains_key("first_name")
+        || o.contains_key("orders_count")
+        || o.contains_key("email")
+    {
+        "customers/update"
+    } else {
+        return Err("not a Shopify order, refund, product, inventory level or customer".into());
+    })
+}
+
 /// Maps one delivery of `topic`.
 pub fn map(
     topic: &str,

@@ -40,6 +40,12 @@ pub struct ImportFiles {
     /// events and identify calls.
     #[arg(long = "events", value_name = "FILE")]
     pub events: Vec<PathBuf>,
+    /// Shopify history (.jsonl, optionally .gz): one Admin REST resource
+    /// per line (orders, refunds, customers, products, inventory levels),
+    /// mapped as the Shopify webhooks are (docs/connectors.md). Imported
+    /// after the other files, in the order given.
+    #[arg(long = "shopify", value_name = "FILE")]
+    pub shopify: Vec<PathBuf>,
     /// Write every rejected line (file, line number, reason) to this file
     /// as JSON Lines. The first 20 are always printed.
     #[arg(long, value_name = "FILE")]
@@ -116,7 +122,7 @@ fn is_csv(path: &Path) -> bool {
     name.ends_with(".csv") || name.ends_with(".csv.gz")
 }
 
-fn progress_bar(path: &Path) -> ProgressBar {
+pub(crate) fn progress_bar(path: &Path) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -134,11 +140,11 @@ fn progress_bar(path: &Path) -> ProgressBar {
 }
 
 /// A parsed chunk of lines: (line number, record or reason).
-type Chunk<T> = Vec<(u64, Result<T, String>)>;
+pub(crate) type Chunk<T> = Vec<(u64, Result<T, String>)>;
 
 /// Reads and parses a file on a blocking thread, sending chunks of parsed
 /// lines. Parsing never blocks the async runtime.
-fn spawn_reader<T: Send + 'static>(
+pub(crate) fn spawn_reader<T: Send + 'static>(
     path: PathBuf,
     chunk: usize,
     progress: ProgressBar,
@@ -188,7 +194,7 @@ fn spawn_reader<T: Send + 'static>(
 }
 
 /// Parses one CSV record given the header.
-type CsvParser<T> = fn(&csv::StringRecord, &csv::StringRecord) -> Result<T, String>;
+pub(crate) type CsvParser<T> = fn(&csv::StringRecord, &csv::StringRecord) -> Result<T, String>;
 
 /// Records of each kind waiting to be written, with their line numbers.
 #[derive(Default)]
@@ -295,8 +301,10 @@ impl Rejects {
 /// file. Fails only on I/O or database errors: bad lines are reported and
 /// counted, never fatal and never silent.
 pub async fn run_import(store: &Store, args: &ImportFiles) -> anyhow::Result<()> {
-    if args.catalogs.is_empty() && args.events.is_empty() {
-        anyhow::bail!("nothing to import: pass --catalog FILE and/or --events FILE");
+    if args.catalogs.is_empty() && args.events.is_empty() && args.shopify.is_empty() {
+        anyhow::bail!(
+            "nothing to import: pass --catalog FILE, --events FILE and/or --shopify FILE"
+        );
     }
     let mut rejects = Rejects {
         printed: 0,
@@ -409,7 +417,7 @@ pub async fn run_import(store: &Store, args: &ImportFiles) -> anyhow::Result<()>
     Ok(())
 }
 
-fn report(file: &str, s: &ImportSummary, started: Instant) {
+pub(crate) fn report(file: &str, s: &ImportSummary, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{file}: {} lines in {secs:.1}s ({:.0}/s): {} accepted ({} new, {} updated), {} duplicate, {} rejected, {} suppressed (erased customers)",

@@ -166,6 +166,7 @@ async fn import_is_idempotent_and_reports_bad_lines(backend: Backend) {
     let args = ImportFiles {
         catalogs: vec![catalog],
         events: vec![events],
+        shopify: Vec::new(),
         rejects: Some(rejects.clone()),
         batch_size: 2,
     };

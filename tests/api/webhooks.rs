@@ -27,6 +27,7 @@ on_both_backends!(
     segment_events_single_and_batched_reach_the_context,
     helpdesk_tickets_reach_the_context_and_wait_for_unknown_requesters,
     a_sender_retrying_across_a_crash_stores_every_acknowledged_delivery_once,
+    a_shopify_history_file_is_imported_as_the_webhooks_map_it,
 );
 
 const SHOPIFY: &str = "shpss_test_secret_1";
@@ -682,4 +683,38 @@ async fn a_sender_retrying_across_a_crash_stores_every_acknowledged_delivery_onc
     );
     let ctx = context_of(&app, john()).await;
     assert_eq!(ctx.profile.unwrap().order_count, DELIVERIES);
+}
+
+async fn a_shopify_history_file_is_imported_as_the_webhooks_map_it(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = dir.path().join("shop.jsonl");
+    let refund = json!({"id": 77, "order_id": 6001, "created_at": iso(20), "note": "too big",
+        "refund_line_items": [{"quantity": 1, "line_item": {"variant_id": 642667041472713922u64}}]});
+    let lines = [
+        trail_runner().to_string(),
+        json!({"id": 115310627314723954u64, "email": "john@example.com", "first_name": "John",
+               "last_name": "Smith", "orders_count": 1, "updated_at": iso(100)})
+        .to_string(),
+        order(6001, 30, Some("fulfilled")).to_string(),
+        refund.to_string(),
+        "{\"neither\": 1}".to_owned(),
+    ];
+    std::fs::write(&path, lines.join("\n")).expect("written");
+    let connectors = customer_context::connect::Connectors::new(app.store.clone(), config());
+    let summary = connectors.import_shopify(&path).await.expect("imported");
+    assert_eq!(summary.lines, 5);
+    assert_eq!(summary.rejected, 1, "the line that is no resource");
+    let ctx = context_of(&app, Identity::Email("john@example.com".into())).await;
+    assert_eq!(ctx.recent_orders[0].order_id, "6001");
+    assert_eq!(ctx.recent_orders[0].status(), pb::OrderStatus::Shipped);
+    assert_eq!(ctx.returns[0].reason_code, "too_large");
+    let runner = ctx.recent_orders[0]
+        .lines
+        .iter()
+        .find(|l| l.product.as_ref().unwrap().product_id == "642667041472713922")
+        .unwrap();
+    assert_eq!(runner.product.as_ref().unwrap().size, "9");
 }
