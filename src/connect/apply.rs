@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::{Connectors, Item, Mapped, Outcome, Source, Who, helpdesk, shopify};
+use super::{Connectors, Item, Mapped, Outcome, Source, Who, guest_id, helpdesk, shopify};
 use crate::{
-    domain::{CustomerKey, Error, Identity, Product, Timestamp},
+    domain::{CustomerKey, Error, Identity, IdentityKind, Product, Timestamp},
     ingest::{product_from_json, segment, write_records},
     store::{DeliveryState, Finish, StoredDelivery, Subject, identity_hash},
 };
@@ -32,6 +32,9 @@ impl Run {
     }
 }
 
+/// The most events read from one batch (Segment sends up to 4,000).
+const MAX_BATCH: usize = 5_000;
+
 /// The most rejection reasons kept in a delivery's error.
 const REASONS_KEPT: usize = 5;
 
@@ -48,6 +51,12 @@ impl Connectors {
             Source::Shopify => shopify::map(topic, body, hash_key, &self.config.shop_currency),
             Source::Segment => Ok(Mapped {
                 items: match body {
+                    Value::Array(calls) if calls.len() > MAX_BATCH => {
+                        return Err(format!(
+                            "a batch has {} events; at most {MAX_BATCH} are read",
+                            calls.len()
+                        ));
+                    }
                     Value::Array(calls) => calls.iter().cloned().map(Item::Call).collect(),
                     call => vec![Item::Call(call.clone())],
                 },
@@ -297,11 +306,21 @@ impl Connectors {
                             .await?;
                     }
                 }
-                match (found, customer) {
-                    (Some(Subject::Customer(c)), _) | (_, Some(c)) => {
-                        self.store.erase_customer(&c).await?;
+                if let (Some(Subject::Customer(c)), _) | (_, Some(c)) = (found, customer) {
+                    // Orders they placed as a guest (under the guest id of
+                    // their email) become theirs first, so they go too.
+                    for i in identities
+                        .iter()
+                        .filter(|i| i.kind() == IdentityKind::Email)
+                    {
+                        let guest =
+                            Identity::parse(IdentityKind::AnonymousId, &guest_id(hash_key, i));
+                        if let Ok(guest) = guest {
+                            // A guest id linked to someone else stays theirs.
+                            let _ = self.store.link_identity(&c, &guest).await;
+                        }
                     }
-                    _ => {}
+                    self.store.erase_customer(&c).await?;
                 }
                 let hashes: Vec<String> = identities
                     .iter()

@@ -356,6 +356,21 @@ async fn customers_redact_erases_the_customer_and_their_deliveries(backend: Back
     assert_eq!(lookup.unwrap_err().code(), tonic::Code::NotFound);
     let after = app.store.delivery_status().await.unwrap();
     assert!(after.is_empty(), "no raw delivery left: {after:?}");
+    // A guest who never had an account: their guest order goes with them.
+    let mut guest = order(4002, 20, None);
+    guest["customer"] = Value::Null;
+    guest["email"] = "only.guest@example.com".into();
+    shopify(&app, "orders/create", "w-g", &guest).await;
+    assert_eq!(orders_with_id(&app, "4002").await, 1);
+    let redact = json!({"shop_id": 954889, "customer": {"id": 9090, "email": "only.guest@example.com"},
+                        "orders_to_redact": [4002]});
+    shopify(&app, "customers/redact", "w-redact-guest", &redact).await;
+    assert_eq!(
+        orders_with_id(&app, "4002").await,
+        0,
+        "the guest order is erased"
+    );
+    assert!(app.store.delivery_status().await.unwrap().is_empty());
     // A retried order delivery for them is suppressed, not stored again.
     let again = shopify(&app, "orders/updated", "w-o2", &order(4001, 10, None)).await;
     assert_eq!(again["status"], "applied");
@@ -412,6 +427,20 @@ async fn malformed_and_oversized_bodies_are_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(failed.len(), 1, "kept for a replay");
+}
+
+/// Orders stored under `id` (read from the database itself).
+async fn orders_with_id(app: &TestApp, id: &str) -> i64 {
+    use sqlx::{Connection as _, Row as _};
+    let mut conn = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .expect("connects");
+    let query = format!("SELECT COUNT(*) FROM orders WHERE order_id = '{id}'");
+    let row = sqlx::query(sqlx::AssertSqlSafe(query))
+        .fetch_one(&mut conn)
+        .await
+        .expect("counted");
+    row.try_get::<i64, _>(0).expect("a count")
 }
 
 /// Writes `request` on a fresh connection and reads the answer's head.
