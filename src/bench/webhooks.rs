@@ -48,6 +48,8 @@ pub struct Delivered {
 /// What `bench --webhooks` measured.
 #[derive(Debug, Clone)]
 pub struct WebhookReport {
+    /// Health `Check` calls per second in the same run (the yardstick).
+    pub check_per_sec: f64,
     /// The offered Shopify rate, per second.
     pub offered: f64,
     /// Shopify deliveries at the offered rate.
@@ -291,6 +293,10 @@ pub async fn run(
         !products.is_empty(),
         "the database has no products to order"
     );
+    let channels = super::connect(config).await?;
+    let who = Arc::new(vec![config.hot.clone()]);
+    let check = super::phase(config, &channels, super::Call::Check, "-", who).await;
+    drop(channels);
     let host = config
         .server
         .trim_start_matches("http://")
@@ -349,6 +355,7 @@ pub async fn run(
     .await?;
     let segment = segment.report(took, BATCH as f64);
     Ok(WebhookReport {
+        check_per_sec: check.ok_per_sec,
         offered: rate,
         at_rate,
         most,
@@ -360,11 +367,19 @@ pub async fn run(
 pub fn table(r: &WebhookReport) -> String {
     let row = |name: &str, d: &Delivered, unit: &str| {
         format!(
-            "{name:<44} {:>10.0} {unit:<12} p50 {:>7.1} ms  p99 {:>7.1} ms  acknowledged {:>7}  refused {:>5}\n",
-            d.per_sec, d.ack_ms.0, d.ack_ms.1, d.acknowledged, d.refused
+            "{name:<44} {:>10.0} {unit:<12} ({:>5.1}% of Check)  p50 {:>7.1} ms  p99 {:>7.1} ms  acknowledged {:>7}  refused {:>5}\n",
+            d.per_sec,
+            100.0 * d.per_sec / r.check_per_sec.max(1.0),
+            d.ack_ms.0,
+            d.ack_ms.1,
+            d.acknowledged,
+            d.refused
         )
     };
-    let mut out = String::new();
+    let mut out = format!(
+        "{:<44} {:>10.0} calls/s\n",
+        "Health.Check (gRPC)", r.check_per_sec
+    );
     out.push_str(&row(
         &format!("Shopify orders/create at {:.0}/s offered", r.offered),
         &r.at_rate,
