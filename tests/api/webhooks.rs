@@ -28,6 +28,7 @@ on_both_backends!(
     helpdesk_tickets_reach_the_context_and_wait_for_unknown_requesters,
     a_sender_retrying_across_a_crash_stores_every_acknowledged_delivery_once,
     a_shopify_history_file_is_imported_as_the_webhooks_map_it,
+    shopify_stock_levels_hide_a_sold_out_suggestion,
 );
 
 const SHOPIFY: &str = "shpss_test_secret_1";
@@ -746,4 +747,74 @@ async fn a_shopify_history_file_is_imported_as_the_webhooks_map_it(backend: Back
         .find(|l| l.product.as_ref().unwrap().product_id == "642667041472713922")
         .unwrap();
     assert_eq!(runner.product.as_ref().unwrap().size, "9");
+}
+
+/// The style ids `customer` is suggested with `anchor`.
+async fn suggested_styles(app: &TestApp, customer: &str, anchor: &str) -> Vec<String> {
+    app.context
+        .clone()
+        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId(customer.into())),
+            }),
+            anchor_product_ids: vec![anchor.into()],
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .expect("suggestions")
+        .into_inner()
+        .suggestions
+        .unwrap_or_default()
+        .items
+        .iter()
+        .map(|i| i.product.as_ref().unwrap().group_id.clone())
+        .collect()
+}
+
+async fn shopify_stock_levels_hide_a_sold_out_suggestion(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    shopify(&app, "products/create", "w-p1", &trail_runner()).await;
+    let bottle = json!({"id": 111, "title": "Water Bottle", "vendor": "Acme", "product_type": "Gear",
+        "status": "active", "updated_at": iso(600),
+        "variants": [{"id": 1110, "title": "Default Title", "price": "15.00", "inventory_management": "shopify",
+                      "inventory_quantity": 40, "inventory_item_id": 11100}]});
+    shopify(&app, "products/create", "w-p2", &bottle).await;
+    // Two customers bought the bottle with the trail runner.
+    for (n, (customer, variant)) in [(1u64, 642667041472713922u64), (2, 757650484644203962)]
+        .into_iter()
+        .enumerate()
+    {
+        let body = json!({"id": 7000 + n, "created_at": iso(100), "updated_at": iso(100), "currency": "USD",
+            "total_price": "135.00", "customer": {"id": customer, "email": format!("c{customer}@example.com")},
+            "line_items": [{"id": 1, "variant_id": 1110, "quantity": 1, "price": "15.00", "title": "Water Bottle"},
+                           {"id": 2, "variant_id": variant, "quantity": 1, "price": "120.00", "title": "Trail Runner"}]});
+        shopify(&app, "orders/create", &format!("w-o{n}"), &body).await;
+    }
+    app.rebuild_model().await.expect("a model");
+    let customer = json!({"id": 3, "email": "maya@example.com", "first_name": "Maya",
+                          "created_at": iso(50), "updated_at": iso(50)});
+    shopify(&app, "customers/create", "w-c3", &customer).await;
+    let runner = "788032119674292922".to_owned();
+    assert!(
+        suggested_styles(&app, "3", "1110").await.contains(&runner),
+        "bought together with the bottle, in stock"
+    );
+    // Both sizes sell out at their location.
+    for item in [271878346596884015u64, 271878346596884016] {
+        let level = json!({"inventory_item_id": item, "location_id": 1, "available": 0, "updated_at": iso(1)});
+        shopify(
+            &app,
+            "inventory_levels/update",
+            &format!("w-l{item}"),
+            &level,
+        )
+        .await;
+    }
+    assert!(
+        !suggested_styles(&app, "3", "1110").await.contains(&runner),
+        "sold out in every size"
+    );
 }
