@@ -123,7 +123,7 @@ impl Connectors {
         if run.forget {
             self.store.delete_delivery(&d.key).await?;
         }
-        if cascade && !run.unblocked.is_empty() {
+        if cascade && !run.unblocked.is_empty() && self.store.any_waiting().await? {
             for w in self.store.deliveries_awaiting(&run.unblocked).await? {
                 Box::pin(self.apply(&w, false)).await?;
             }

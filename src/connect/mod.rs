@@ -376,18 +376,22 @@ impl Connectors {
         };
         let mut own = None;
         for _ in 0..4 {
-            let Some(newest) = self.store.newest_delivery(&d.source, resource).await? else {
+            let (newest, versions) = self.store.newest_delivery(&d.source, resource).await?;
+            let Some(newest) = newest else {
                 break;
             };
             let outcome = self.apply(&newest, true).await?;
             if newest.key == d.key {
                 own = Some(outcome);
             }
-            let after = self.store.newest_delivery(&d.source, resource).await?;
+            let (after, _) = self.store.newest_delivery(&d.source, resource).await?;
             if after.as_ref().map(|a| &a.key) == Some(&newest.key) {
-                self.store
-                    .supersede_older(&d.source, resource, &newest.key)
-                    .await?;
+                // Older versions (when there are any) are done with.
+                if versions > 1 {
+                    self.store
+                        .supersede_older(&d.source, resource, &newest.key)
+                        .await?;
+                }
                 break;
             }
         }

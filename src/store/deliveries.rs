@@ -186,6 +186,19 @@ impl Store {
         .execute(&self.writer)
         .await?
         .rows_affected();
+        if inserted == 1 {
+            return Ok(Saved::New(StoredDelivery {
+                key,
+                source: d.source.to_owned(),
+                topic: d.topic.clone(),
+                resource: d.resource.clone(),
+                received_at: Timestamp::from_millis(now).unwrap_or(Timestamp::MIN),
+                body: d.body.clone(),
+                state: DeliveryState::Received,
+                error: None,
+                attempts: 0,
+            }));
+        }
         let found = sqlx::query(select_deliveries!(
             "WHERE delivery_key = $1 \
              OR (source = $2 AND (delivery_id = $3 OR event_key = $4)) LIMIT 1"
@@ -196,30 +209,39 @@ impl Store {
         .bind(&d.event_key)
         .fetch_one(&self.writer)
         .await?;
-        let stored = delivery(&found)?;
-        Ok(if inserted == 1 && stored.key == key {
-            Saved::New(stored)
-        } else {
-            Saved::Existing(stored)
-        })
+        Ok(Saved::Existing(delivery(&found)?))
+    }
+
+    /// Whether any delivery waits for something (one indexed probe, so a
+    /// delivery that unblocks nothing looks no further).
+    pub async fn any_waiting(&self) -> Result<bool, Error> {
+        let row = sqlx::query("SELECT 1 FROM webhook_deliveries WHERE state = 'waiting' LIMIT 1")
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// The newest applicable delivery of a resource (highest version, then
-    /// latest received); failed ones do not count.
+    /// latest received; failed ones do not count), and how many applicable
+    /// deliveries it has.
     pub async fn newest_delivery(
         &self,
         source: &str,
         resource: &str,
-    ) -> Result<Option<StoredDelivery>, Error> {
-        let row = sqlx::query(select_deliveries!(
-            "WHERE source = $1 AND resource = $2 \
-             AND state <> 'failed' ORDER BY version DESC, received_at DESC, delivery_key DESC LIMIT 1"
-        ))
+    ) -> Result<(Option<StoredDelivery>, i64), Error> {
+        let row = sqlx::query(
+            "SELECT delivery_key, source, topic, resource, received_at, body, state, error, attempts, \
+             COUNT(*) OVER () FROM webhook_deliveries WHERE source = $1 AND resource = $2 \
+             AND state <> 'failed' ORDER BY version DESC, received_at DESC, delivery_key DESC LIMIT 1",
+        )
         .bind(source)
         .bind(resource)
         .fetch_optional(&self.writer)
         .await?;
-        row.as_ref().map(delivery).transpose()
+        let Some(row) = row else {
+            return Ok((None, 0));
+        };
+        Ok((Some(delivery(&row)?), row.try_get(9)?))
     }
 
     /// Records how applying a delivery ended; `drop_body` empties its body
