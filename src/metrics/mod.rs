@@ -40,6 +40,24 @@ impl Histogram {
         self.count += 1;
         self.sum += secs;
     }
+
+    /// Its `_bucket` (cumulative), `_sum` and `_count` samples of `name`.
+    fn render(&self, out: &mut Text, name: &str, labels: &[(&str, &str)]) {
+        let bucket = format!("{name}_bucket");
+        let mut cumulative = 0;
+        for (bound, c) in BUCKETS.iter().zip(self.counts) {
+            cumulative += c;
+            let le = bound.to_string();
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            out.sample(&bucket, &with_le, cumulative as f64);
+        }
+        let mut inf = labels.to_vec();
+        inf.push(("le", "+Inf"));
+        out.sample(&bucket, &inf, self.count as f64);
+        out.sample(&format!("{name}_sum"), labels, self.sum);
+        out.sample(&format!("{name}_count"), labels, self.count as f64);
+    }
 }
 
 /// Why the gate refused a call before it ran.
@@ -184,22 +202,8 @@ impl Metrics {
             sum.sum += h.sum;
         }
         for ((protocol, method), h) in &by_method {
-            let mut cumulative = 0;
-            for (bound, c) in BUCKETS.iter().zip(h.counts) {
-                cumulative += c;
-                let le = bound.to_string();
-                let labels = [("protocol", *protocol), ("method", method), ("le", &le)];
-                out.sample(
-                    "cc_call_duration_seconds_bucket",
-                    &labels,
-                    cumulative as f64,
-                );
-            }
-            let labels = [("protocol", *protocol), ("method", method)];
-            let inf = [("protocol", *protocol), ("method", method), ("le", "+Inf")];
-            out.sample("cc_call_duration_seconds_bucket", &inf, h.count as f64);
-            out.sample("cc_call_duration_seconds_sum", &labels, h.sum);
-            out.sample("cc_call_duration_seconds_count", &labels, h.count as f64);
+            let labels = [("protocol", *protocol), ("method", *method)];
+            h.render(out, "cc_call_duration_seconds", &labels);
         }
         out.family(
             "cc_calls_in_flight",
@@ -290,18 +294,7 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for (source, h) in &acknowledged {
-            let mut cumulative = 0;
-            for (bound, c) in BUCKETS.iter().zip(h.counts) {
-                cumulative += c;
-                let le = bound.to_string();
-                let labels = [("source", *source), ("le", le.as_str())];
-                out.sample("cc_webhook_ack_seconds_bucket", &labels, cumulative as f64);
-            }
-            let inf = [("source", *source), ("le", "+Inf")];
-            out.sample("cc_webhook_ack_seconds_bucket", &inf, h.count as f64);
-            out.sample("cc_webhook_ack_seconds_sum", &[("source", *source)], h.sum);
-            let n = h.count as f64;
-            out.sample("cc_webhook_ack_seconds_count", &[("source", *source)], n);
+            h.render(out, "cc_webhook_ack_seconds", &[("source", *source)]);
         }
     }
 }
