@@ -34,8 +34,7 @@ use crate::{
 
 /// Most items in one batch request.
 pub const MAX_BATCH: usize = 1000;
-/// Largest request message accepted, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+pub use crate::wire::MAX_MESSAGE_BYTES;
 /// Events committed together by `StreamEvents`. On SQLite each commit
 /// writes every page it dirtied to the WAL and syncs it, and a batch of
 /// views dirties index pages all over the events table: 2,000 per commit

@@ -9,7 +9,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -76,6 +76,9 @@ struct State {
     /// that arrives after it is committed).
     keys: Keyed<Option<StoredKey>>,
 }
+
+/// Longest a unary call's body may take to arrive (without a place).
+const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Key ids whose reads are shared at most (more are dropped and refill).
 const SHARED_KEY_READS: usize = 4096;
@@ -291,6 +294,45 @@ impl State {
             })
     }
 
+    /// Reads a unary call's whole body before it runs. A body that has
+    /// arrived keeps the call's place; one still arriving gives the place
+    /// up while it does (within [`BODY_DEADLINE`]) and queues for a place
+    /// again after, so slow senders hold no running place.
+    async fn read_body(
+        &self,
+        path: &str,
+        deadline: Option<Instant>,
+        body: tonic::body::Body,
+        permit: &mut Option<Held>,
+    ) -> Result<tonic::body::Body, Status> {
+        let limit = crate::wire::MAX_MESSAGE_BYTES + 64 * 1024;
+        let mut collect = Box::pin(axum::body::to_bytes(axum::body::Body::new(body), limit));
+        let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+        let read = match first {
+            Poll::Ready(read) => read,
+            Poll::Pending => {
+                *permit = None;
+                let read = tokio::time::timeout(BODY_DEADLINE, collect)
+                    .await
+                    .map_err(|_| {
+                        Status::deadline_exceeded(format!(
+                            "the request body did not arrive within {} s",
+                            BODY_DEADLINE.as_secs()
+                        ))
+                    })?;
+                *permit = Some(self.place(path, deadline).await?);
+                read
+            }
+        };
+        let bytes = read.map_err(|_| {
+            Status::resource_exhausted(format!(
+                "the request body is larger than {} bytes (or broke off)",
+                crate::wire::MAX_MESSAGE_BYTES
+            ))
+        })?;
+        Ok(tonic::body::Body::new(axum::body::Body::from(bytes)))
+    }
+
     /// Decides a call: the caller and its place, or a status.
     async fn admit(
         &self,
@@ -327,14 +369,13 @@ impl State {
     }
 }
 
-impl<S, B> Service<http::Request<B>> for Gate<S>
+impl<S> Service<http::Request<tonic::body::Body>> for Gate<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -344,7 +385,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> Self::Future {
         // The ready service handles this call; a fresh clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -360,9 +401,17 @@ where
                 .and_then(grpc_timeout)
                 .map(|t| Instant::now() + t);
             match state.admit(&path, token, deadline).await {
-                Ok((caller, permit)) => {
+                Ok((caller, mut permit)) => {
                     if let Some(caller) = caller {
                         req.extensions_mut().insert(caller);
+                    }
+                    if matches!(permit, Some(Held::Call(_))) && req.method() != http::Method::GET {
+                        let (parts, body) = req.into_parts();
+                        match state.read_body(&path, deadline, body, &mut permit).await {
+                            Ok(body) => req = http::Request::from_parts(parts, body),
+                            Err(status) if http => return Ok(crate::wire::error_response(&status)),
+                            Err(status) => return Ok(status.into_http()),
+                        }
                     }
                     let response = inner.call(req).await;
                     match permit {

@@ -11,6 +11,9 @@ use tonic::Status;
 use crate::domain::Caller;
 
 pub use protojson::code_name;
+
+/// Largest request message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 pub use status::{invalid_argument, to_status};
 
 /// The route a path names, for metrics labels (None: not an HTTP route).

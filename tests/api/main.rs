@@ -19,6 +19,7 @@ mod platform;
 mod replicas;
 mod residue;
 mod sidebar;
+mod slow;
 mod suggest_props;
 mod suggestions;
 mod trust;
