@@ -324,9 +324,10 @@ impl State {
                 read
             }
         };
+        // OUT_OF_RANGE, as tonic answers a message over its limit.
         let bytes = read.map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the request body is larger than {} bytes (or broke off)",
+            Status::out_of_range(format!(
+                "the request is larger than {} bytes (or broke off)",
                 crate::wire::MAX_MESSAGE_BYTES
             ))
         })?;
