@@ -365,6 +365,19 @@ impl ContextApi {
         Ok(context)
     }
 
+    /// Whether `caller`'s key is still valid (a stream re-checks it when a
+    /// key is revoked anywhere, and at every heartbeat). A database that
+    /// cannot say keeps the stream open.
+    async fn still_valid(&self, caller: &crate::domain::Caller) -> bool {
+        if *caller == crate::domain::Caller::development() {
+            return true;
+        }
+        self.context
+            .key_is_valid(&caller.key_id)
+            .await
+            .unwrap_or(true)
+    }
+
     /// Records that `caller` read `context` through `rpc`.
     async fn log_read(
         &self,

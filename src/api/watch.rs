@@ -12,7 +12,12 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Code, Status};
 
 use super::{ContextApi, convert, invalid_argument};
-use crate::{domain::Caller, domain::Violations, proto as pb, watch::Trigger};
+use crate::{
+    domain::Caller,
+    domain::Violations,
+    proto as pb,
+    watch::{Trigger, Triggers},
+};
 
 /// The stream of a watch.
 pub type ContextStream =
@@ -41,7 +46,7 @@ fn trigger(t: Trigger) -> pb::WatchTrigger {
         Trigger::Order => pb::WatchTrigger::Order,
         Trigger::Return => pb::WatchTrigger::Return,
         Trigger::Ticket => pb::WatchTrigger::Ticket,
-        Trigger::Profile | Trigger::Erasure => pb::WatchTrigger::Profile,
+        Trigger::Profile | Trigger::Erasure | Trigger::Revocation => pb::WatchTrigger::Profile,
         Trigger::Consent => pb::WatchTrigger::Consent,
         Trigger::Catalog => pb::WatchTrigger::Catalog,
         Trigger::Feedback => pb::WatchTrigger::Feedback,
@@ -97,6 +102,10 @@ fn same(a: &pb::CustomerContext, b: &pb::CustomerContext) -> bool {
     *a == b
 }
 
+fn revoked() -> Status {
+    Status::unauthenticated("the API key was revoked; open a new stream with a valid key")
+}
+
 /// Opens a watch: the first context is read (and its errors returned)
 /// before the stream starts.
 pub async fn start(
@@ -135,6 +144,10 @@ pub async fn start(
                 () = tx.closed() => return,
                 t = watch.changed() => t,
                 () = tokio::time::sleep(every) => {
+                    if !api.still_valid(&caller).await {
+                        let _ = tx.send(Err(revoked())).await;
+                        return;
+                    }
                     let beat = pb::WatchCustomerContextResponse {
                         update: Some(pb::watch_customer_context_response::Update::Heartbeat(
                             convert::ts(crate::domain::Timestamp::now()),
@@ -147,9 +160,22 @@ pub async fn start(
                     continue;
                 }
             };
+            // A revoked key ends its streams at once, on every replica.
+            if triggers.has(Trigger::Revocation) && !api.still_valid(&caller).await {
+                let _ = tx.send(Err(revoked())).await;
+                return;
+            }
             // Coalesce: no two contexts closer than MIN_GAP.
             tokio::time::sleep_until(sent_at + MIN_GAP).await;
             let triggers = triggers.union(watch.take());
+            if triggers.has(Trigger::Revocation) && !api.still_valid(&caller).await {
+                let _ = tx.send(Err(revoked())).await;
+                return;
+            }
+            let triggers = Triggers::without(triggers, Trigger::Revocation);
+            if triggers.is_empty() {
+                continue;
+            }
             let context = match api.context.get(&query).await {
                 Ok(c) => c,
                 Err(e) => {

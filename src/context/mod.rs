@@ -234,6 +234,15 @@ impl ContextService {
         Self { store, suggest }
     }
 
+    /// Whether an API key exists and is not revoked.
+    pub async fn key_is_valid(&self, key_id: &str) -> Result<bool, crate::domain::Error> {
+        Ok(self
+            .store
+            .find_key(key_id)
+            .await?
+            .is_some_and(|k| !k.revoked))
+    }
+
     /// Assembles the context for `query`: read, assemble, apply the
     /// policy. `NotFound` when the identity leads to no customer and no
     /// browsing.

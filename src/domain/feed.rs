@@ -35,11 +35,14 @@ pub enum ChangeKind {
     Model,
     /// A stylist's curation was created, changed or archived.
     Curation,
+    /// An API key was revoked (the entry names no key): open streams
+    /// check whether theirs is still valid.
+    Revocation,
 }
 
 impl ChangeKind {
     /// Every kind, for parsing.
-    pub const ALL: [ChangeKind; 13] = [
+    pub const ALL: [ChangeKind; 14] = [
         ChangeKind::Basket,
         ChangeKind::Product,
         ChangeKind::Event,
@@ -53,6 +56,7 @@ impl ChangeKind {
         ChangeKind::Experiment,
         ChangeKind::Model,
         ChangeKind::Curation,
+        ChangeKind::Revocation,
     ];
 
     /// Stored name.
@@ -71,6 +75,7 @@ impl ChangeKind {
             ChangeKind::Experiment => "experiment",
             ChangeKind::Model => "model",
             ChangeKind::Curation => "curation",
+            ChangeKind::Revocation => "revocation",
         }
     }
 

@@ -396,14 +396,20 @@ impl Store {
 
     /// Revokes a key; `false` when no such key exists or it was revoked.
     pub async fn revoke_key(&self, key_id: &str) -> Result<bool, Error> {
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL",
         )
         .bind(key_id)
         .bind(Timestamp::now().millis())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        if n > 0 {
+            // Every replica's open streams check their key on this entry.
+            super::feed::append(&mut tx, &[Change::of(ChangeKind::Revocation)]).await?;
+        }
+        tx.commit().await?;
         Ok(n > 0)
     }
 

@@ -39,11 +39,13 @@ pub enum Trigger {
     Feedback = 128,
     /// Some customer was erased (perhaps this one: read again to know).
     Erasure = 256,
+    /// Some API key was revoked (perhaps the watcher's: check it).
+    Revocation = 512,
 }
 
 impl Trigger {
     /// Every trigger, in bit order.
-    pub const ALL: [Trigger; 9] = [
+    pub const ALL: [Trigger; 10] = [
         Trigger::Browsing,
         Trigger::Order,
         Trigger::Return,
@@ -53,6 +55,7 @@ impl Trigger {
         Trigger::Catalog,
         Trigger::Feedback,
         Trigger::Erasure,
+        Trigger::Revocation,
     ];
 
     fn of(kind: ChangeKind) -> Option<Trigger> {
@@ -66,6 +69,7 @@ impl Trigger {
             ChangeKind::Feedback => Trigger::Feedback,
             ChangeKind::Product => Trigger::Catalog,
             ChangeKind::Erasure => Trigger::Erasure,
+            ChangeKind::Revocation => Trigger::Revocation,
             ChangeKind::Basket
             | ChangeKind::Experiment
             | ChangeKind::Model
@@ -87,6 +91,11 @@ impl Triggers {
     /// Both sets.
     pub fn union(self, other: Triggers) -> Triggers {
         Triggers(self.0 | other.0)
+    }
+
+    /// The set without `t`.
+    pub fn without(self, t: Trigger) -> Triggers {
+        Triggers(self.0 & !(t as u32))
     }
 
     /// Whether `t` is in the set.
@@ -167,9 +176,9 @@ impl Watchers {
                 continue;
             };
             match (trigger, &e.change.customer_id, &e.change.product_id) {
-                (Trigger::Erasure, _, _) => {
+                (Trigger::Erasure | Trigger::Revocation, _, _) => {
                     for slot in map.values().flatten().filter_map(Weak::upgrade) {
-                        slot.post(Trigger::Erasure);
+                        slot.post(trigger);
                     }
                 }
                 (Trigger::Catalog, _, Some(product)) => {

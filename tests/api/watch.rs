@@ -24,6 +24,7 @@ on_both_backends!(
     watching_needs_the_context_role_and_valid_arguments,
     a_browser_watches_over_grpc_web,
     open_watches_take_stream_places_until_they_end,
+    revoking_a_key_ends_its_open_watches_on_every_replica,
 );
 
 /// Longest wait for a pushed context (a bound for failing, not a timing
@@ -388,4 +389,94 @@ async fn open_watches_take_stream_places_until_they_end(backend: Backend) {
             Err(s) => panic!("the place was never freed: {s:?}"),
         }
     }
+}
+
+async fn revoking_a_key_ends_its_open_watches_on_every_replica(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    maya(&app).await;
+    let (agent_id, agent) = app
+        .store
+        .create_key("agent to revoke", Role::Agent)
+        .await
+        .expect("a key");
+    let (_, other) = app
+        .store
+        .create_key("agent kept", Role::Agent)
+        .await
+        .expect("a key");
+    // Watches on a second replica (its own process): gRPC and SSE with the
+    // key to revoke, gRPC with another key.
+    let (replica, _, _) = app.replica_process().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", replica.addr()))
+        .expect("a URI")
+        .connect()
+        .await
+        .expect("connected");
+    let watch_as = |token: &str| {
+        let mut client =
+            pb::customer_context_service_client::CustomerContextServiceClient::with_interceptor(
+                channel.clone(),
+                Key::bearer(token),
+            );
+        async move {
+            let mut stream = client
+                .watch_customer_context(request("maya"))
+                .await
+                .expect("watching")
+                .into_inner();
+            stream
+                .message()
+                .await
+                .expect("ok")
+                .expect("the first context");
+            stream
+        }
+    };
+    let mut revoked = watch_as(&agent).await;
+    let mut kept = watch_as(&other).await;
+    let mut sse = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/context:watch?customer_id=maya",
+            replica.addr()
+        ))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .expect("a stream");
+    assert_eq!(sse.status(), 200);
+    let first = sse.chunk().await.expect("an event").expect("bytes");
+    assert!(String::from_utf8_lossy(&first).starts_with("event: context"));
+
+    // Revoked through this replica's store (as `keys revoke` does).
+    assert!(
+        app.store
+            .revoke_key(&agent_id.key_id)
+            .await
+            .expect("revoked")
+    );
+    let ended = tokio::time::timeout(PATIENCE, revoked.message())
+        .await
+        .expect("the gRPC watch ends");
+    assert_eq!(ended.expect_err("an error").code(), Code::Unauthenticated);
+    let mut text = String::new();
+    while let Some(chunk) = tokio::time::timeout(PATIENCE, sse.chunk())
+        .await
+        .expect("the SSE watch ends")
+        .expect("bytes")
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: error"), "{text}");
+    assert!(text.contains("UNAUTHENTICATED"), "{text}");
+    // Another key's watch goes on: a change still reaches it.
+    app.ingest
+        .clone()
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view("rv-1", "maya", "insoles", 0)],
+        })
+        .await
+        .expect("a view");
+    until(&mut kept, "the view", |c| !c.recent_browsing.is_empty()).await;
 }
