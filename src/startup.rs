@@ -46,6 +46,9 @@ pub struct ServeConfig {
     pub model: ModelConfig,
     /// The webhook receivers' secrets and settings.
     pub connectors: crate::connect::ConnectorConfig,
+    /// Origins (helpdesks) allowed to frame the sidebar and switch its
+    /// customer; none: only the service's own.
+    pub frame_origins: Vec<String>,
 }
 
 /// PEM files for TLS.
@@ -83,12 +86,22 @@ pub struct Application {
     model_rebuild_every: Option<Duration>,
     live: Arc<LiveModel>,
     connectors: crate::connect::ConnectorConfig,
+    frame_origins: Vec<String>,
 }
 
 impl Application {
     /// Binds the listener, opens the database and applies migrations.
     /// Nothing is served yet.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        if let Some(bad) = config
+            .frame_origins
+            .iter()
+            .find(|o| !crate::http::valid_origin(o))
+        {
+            anyhow::bail!(
+                "--sidebar-frame-origins: {bad:?} is not an origin such as https://app.chatwoot.com or https://*.zendesk.com"
+            );
+        }
         if !config.gate.auth && !config.listen.ip().is_loopback() {
             anyhow::bail!(
                 "authentication may only be disabled when listening on loopback (127.0.0.1 or ::1), not {}",
@@ -115,6 +128,7 @@ impl Application {
             model_rebuild_every: config.model_rebuild_every,
             live,
             connectors: config.connectors.clone(),
+            frame_origins: config.frame_origins.clone(),
         })
     }
 
@@ -145,6 +159,7 @@ impl Application {
             model_rebuild_every,
             live,
             connectors,
+            frame_origins,
         } = self;
         let rebuilder = model_rebuild_every.map(|every| {
             tokio::spawn(rebuild_model_every(
@@ -212,7 +227,8 @@ impl Application {
         let connectors = crate::connect::Connectors::new(store.clone(), connectors);
         let maintainer = tokio::spawn(maintain_deliveries(connectors.clone()));
         let receivers = crate::http::Receivers::new(connectors, metrics.clone());
-        let http = crate::http::router(adapters.clone(), receivers)
+        let sidebar = crate::http::Sidebar::new(&frame_origins);
+        let http = crate::http::router(adapters.clone(), receivers, sidebar)
             .route_service("/mcp", crate::mcp::service(adapters));
         let stylist =
             StylistServiceServer::new(stylist_api).max_decoding_message_size(MAX_MESSAGE_BYTES);

@@ -52,6 +52,16 @@ pub struct ServeArgs {
     /// The webhook receivers.
     #[command(flatten)]
     pub connectors: ConnectorArgs,
+    /// Helpdesk origins allowed to frame the sidebar and hand it the
+    /// conversation's contact, e.g. https://app.chatwoot.com or
+    /// https://*.zendesk.com (comma-separated). None: only this service.
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "SIDEBAR_FRAME_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub sidebar_frame_origins: Vec<String>,
 }
 
 /// The webhook receivers of `serve` (docs/connectors.md). A receiver
@@ -159,6 +169,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         suggestions_opt_in,
         model,
         connectors,
+        sidebar_frame_origins,
     } = args;
     let url = db.url();
     let embedded = db.database_url.is_none();
@@ -203,6 +214,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .then(|| std::time::Duration::from_secs(u64::from(model_rebuild_hours) * 3600)),
         model: model.config(),
         connectors: connectors.config()?,
+        frame_origins: sidebar_frame_origins,
     };
     let app = Application::build(&config).await?;
     if config.gate.auth {

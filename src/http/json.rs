@@ -50,6 +50,7 @@ where
             [
                 (http::header::CONTENT_TYPE, "application/json"),
                 (http::header::CACHE_CONTROL, "no-store"),
+                (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             protojson::to_json(answer, r.get_ref()).to_string(),
         )

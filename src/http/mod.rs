@@ -17,25 +17,28 @@ use axum::{
     routing::{get, post},
 };
 
+pub use sidebar::{Sidebar, valid_origin};
 pub use web::GrpcWebOnlyLayer;
 pub use webhooks::Receivers;
 
 use crate::api::Adapters;
 
 /// The HTTP routes (each also named in [`crate::wire::route_of`] and the gate's rules).
-pub fn router(adapters: Adapters, receivers: Receivers) -> Router {
+pub fn router(adapters: Adapters, receivers: Receivers, sidebar: Sidebar) -> Router {
     let webhooks = Router::new()
         .route("/webhooks/{source}", post(webhooks::receive))
         .route("/v1/webhooks", get(webhooks::status))
         .route("/v1/webhooks:replay", post(webhooks::replay))
         .with_state(receivers);
+    let page = Router::new()
+        .route("/sidebar", get(sidebar::page))
+        .with_state(sidebar);
     Router::new()
         .route("/v1/context", get(json::context))
         .route("/v1/context:watch", get(json::watch))
         .route("/v1/suggestions", get(json::suggestions))
         .route("/v1/curated-cross-sells", get(json::curated))
         .route("/v1/feedback", post(json::feedback))
-        .route("/sidebar", get(sidebar::page))
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/sidebar") }),
@@ -43,4 +46,5 @@ pub fn router(adapters: Adapters, receivers: Receivers) -> Router {
         .route("/metrics", get(metrics::scrape))
         .with_state(adapters)
         .merge(webhooks)
+        .merge(page)
 }

@@ -61,7 +61,8 @@ pub fn error_response(status: &Status) -> http::Response<tonic::body::Body> {
     let mut response = http::Response::builder()
         .status(code)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::CACHE_CONTROL, "no-store");
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .header(http::header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if code == http::StatusCode::UNAUTHORIZED {
         response = response.header(
             http::header::WWW_AUTHENTICATE,

@@ -128,6 +128,7 @@ impl TestApp {
             model_rebuild_every: None,
             model: customer_context::suggest::ModelConfig::default(),
             connectors: Default::default(),
+            frame_origins: Vec::new(),
         };
         let app = Application::build(&config).await.expect("a replica builds");
         let addr = app.local_addr();
@@ -447,6 +448,7 @@ async fn spawn_inner(
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
         connectors,
+        frame_origins: Vec::new(),
     };
     let app = Application::build(&config)
         .await

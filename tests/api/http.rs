@@ -21,6 +21,7 @@ on_both_backends!(
     json_errors_carry_the_code_name_and_field_violations,
     metrics_count_calls_ingest_and_pools,
     the_context_can_be_followed_as_server_sent_events,
+    the_sidebar_runs_only_its_own_script_and_json_is_never_sniffed,
 );
 
 /// A GET or POST with an optional bearer key: (HTTP status, JSON body).
@@ -478,4 +479,38 @@ async fn the_context_can_be_followed_as_server_sent_events(backend: Backend) {
     .await;
     assert_eq!(next["recentBrowsing"][0]["product"]["productId"], "bottle");
     assert!(next.get("recentOrders").is_none(), "the read mask holds");
+}
+
+async fn the_sidebar_runs_only_its_own_script_and_json_is_never_sniffed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let page = reqwest::get(format!("http://{}/sidebar", app.addr))
+        .await
+        .expect("the page");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    assert!(csp.ends_with("frame-ancestors 'self'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let agent = app.key(Role::Agent).await;
+    for path in [
+        "/v1/context?customer_id=nobody",
+        "/v1/context?email=not-an-email",
+    ] {
+        let answer = reqwest::Client::new()
+            .get(format!("http://{}{path}", app.addr))
+            .bearer_auth(&agent)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(
+            answer.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+    }
 }

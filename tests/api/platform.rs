@@ -372,6 +372,7 @@ async fn shutdown_finishes_calls_in_flight() {
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
         connectors: Default::default(),
+        frame_origins: Vec::new(),
     };
     let app = Application::build(&config).await.expect("built");
     let addr = app.local_addr();

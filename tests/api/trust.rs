@@ -1256,6 +1256,7 @@ async fn auth_can_be_disabled_only_on_loopback() {
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
         connectors: Default::default(),
+        frame_origins: Vec::new(),
     };
     let err = Application::build(&config("0.0.0.0:0"))
         .await
@@ -1294,6 +1295,7 @@ async fn a_revocation_reaches_every_replica(backend: Backend) {
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
         connectors: Default::default(),
+        frame_origins: Vec::new(),
     };
     let second = Application::build(&config).await.expect("a second replica");
     let second_addr = second.local_addr();
