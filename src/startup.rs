@@ -229,7 +229,7 @@ impl Application {
         let receivers = crate::http::Receivers::new(connectors, metrics.clone());
         let sidebar = crate::http::Sidebar::new(&frame_origins);
         let http = crate::http::router(adapters.clone(), receivers, sidebar)
-            .route_service("/mcp", crate::mcp::service(adapters));
+            .merge(crate::mcp::router(adapters));
         let stylist =
             StylistServiceServer::new(stylist_api).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let context = CustomerContextServiceServer::new(context_api)

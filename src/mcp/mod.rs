@@ -50,7 +50,7 @@ pub fn service(adapters: Adapters) -> StreamableHttpService<Tools, LocalSessionM
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
-        .with_max_request_body_bytes(256 * 1024);
+        .with_max_request_body_bytes(MAX_BODY);
     if adapters.auth {
         config = config.disable_allowed_hosts();
     }
@@ -62,6 +62,61 @@ pub fn service(adapters: Adapters) -> StreamableHttpService<Tools, LocalSessionM
         },
         Arc::new(LocalSessionManager::default()),
         config,
+    )
+}
+
+/// Largest MCP request body accepted.
+const MAX_BODY: usize = 256 * 1024;
+
+/// `/mcp`: the MCP service behind a check that a POSTed body is JSON, so a
+/// malformed one gets JSON-RPC's parse error (-32700) rather than an HTTP
+/// error a client cannot read as JSON-RPC.
+pub fn router(adapters: Adapters) -> axum::Router {
+    axum::Router::new()
+        .route("/mcp", axum::routing::any(parse_first))
+        .with_state(service(adapters))
+}
+
+async fn parse_first(
+    axum::extract::State(mcp): axum::extract::State<
+        StreamableHttpService<Tools, LocalSessionManager>,
+    >,
+    request: http::Request<axum::body::Body>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use tower::ServiceExt as _;
+    let request = if request.method() == http::Method::POST {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+            return rpc_error(-32600, "the request is larger than 256 KiB").into_response();
+        };
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+            return rpc_error(-32700, "Parse error: the body is not JSON").into_response();
+        }
+        http::Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        request
+    };
+    match mcp.oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// A JSON-RPC error answer without an id (HTTP 400).
+fn rpc_error(code: i32, message: &str) -> impl axum::response::IntoResponse {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    });
+    (
+        http::StatusCode::BAD_REQUEST,
+        [
+            (http::header::CONTENT_TYPE, "application/json"),
+            (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body.to_string(),
     )
 }
 

@@ -24,6 +24,7 @@ on_both_backends!(
     keys_and_roles_are_checked,
     consent_and_masking_hold_over_mcp,
     bad_arguments_are_tool_errors_naming_the_field,
+    a_malformed_body_is_a_json_rpc_parse_error,
 );
 
 type Client = RunningService<RoleClient, ()>;
@@ -328,4 +329,28 @@ async fn bad_arguments_are_tool_errors_naming_the_field(backend: Backend) {
         .await
         .expect_err("no such tool");
     assert!(format!("{err:?}").contains("no tool named"), "{err:?}");
+}
+
+async fn a_malformed_body_is_a_json_rpc_parse_error(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let key = app.key(Role::Agent).await;
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/mcp", app.addr))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/list""#)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], -32700, "{body}");
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert!(body["id"].is_null());
+    // A well-formed call still works after it.
+    let client = connect(&app, Some(&key)).await.expect("connects");
+    assert!(!client.list_all_tools().await.expect("tools").is_empty());
 }
