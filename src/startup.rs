@@ -279,16 +279,30 @@ impl Application {
     }
 }
 
-/// CORS for gRPC-Web calls from browser-based CRM plugins served from
-/// another origin (the helpdesk's). Any origin may call, without cookies or
-/// other credentials: authorization travels in request metadata.
+/// CORS for gRPC-Web, JSON and MCP calls from browser-based plugins served
+/// from another origin (the helpdesk's). Any origin may call, without
+/// cookies or other credentials: authorization travels in a header. Only
+/// the request headers these protocols use may be sent.
 fn cors() -> tower_http::cors::CorsLayer {
     use http::{HeaderName, Method};
     use tower_http::cors::{Any, CorsLayer};
+    const ALLOWED: [&str; 11] = [
+        "authorization",
+        "x-api-key",
+        "content-type",
+        "accept",
+        "grpc-timeout",
+        "x-grpc-web",
+        "x-user-agent",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+        "cache-control",
+    ];
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers(ALLOWED.map(HeaderName::from_static))
         .expose_headers([
             HeaderName::from_static("grpc-status"),
             HeaderName::from_static("grpc-message"),

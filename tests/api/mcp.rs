@@ -25,6 +25,7 @@ on_both_backends!(
     consent_and_masking_hold_over_mcp,
     bad_arguments_are_tool_errors_naming_the_field,
     a_malformed_body_is_a_json_rpc_parse_error,
+    cross_origin_callers_may_send_only_the_protocols_headers,
 );
 
 type Client = RunningService<RoleClient, ()>;
@@ -354,4 +355,51 @@ async fn a_malformed_body_is_a_json_rpc_parse_error(backend: Backend) {
     // A well-formed call still works after it.
     let client = connect(&app, Some(&key)).await.expect("connects");
     assert!(!client.list_all_tools().await.expect("tools").is_empty());
+}
+
+async fn cross_origin_callers_may_send_only_the_protocols_headers(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let preflight = |path: &str, headers: &str| {
+        reqwest::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("http://{}{path}", app.addr),
+            )
+            .header("origin", "https://helpdesk.example.com")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", headers)
+            .send()
+    };
+    let mcp = preflight(
+        "/mcp",
+        "authorization,content-type,mcp-protocol-version,x-evil",
+    )
+    .await
+    .expect("an answer");
+    let allowed = mcp.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert!(allowed.contains("mcp-protocol-version"), "{allowed}");
+    assert!(!allowed.contains("x-evil"), "{allowed}");
+    let web = preflight(
+        "/customer_context.v1.CustomerContextService/GetCustomerContext",
+        "content-type,x-grpc-web,x-user-agent,authorization,grpc-timeout",
+    )
+    .await
+    .expect("an answer");
+    let allowed = web.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    for h in [
+        "x-grpc-web",
+        "x-user-agent",
+        "authorization",
+        "grpc-timeout",
+    ] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
 }
