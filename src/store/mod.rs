@@ -375,13 +375,18 @@ fn is_conflict(e: &domain::Error) -> bool {
         .is_some_and(aborted_by_conflict)
 }
 
-/// A deadlock victim or serialization failure (PostgreSQL), or a busy
-/// database (SQLite): nothing was written; a retry may succeed.
+/// A deadlock victim or serialization failure (PostgreSQL), a busy
+/// database (SQLite), or a unique key another transaction inserted
+/// between this one's check and its insert (both): nothing was written; a
+/// retry sees the other's row and takes the update path.
 fn aborted_by_conflict(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "5" | "517")),
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            matches!(
+                c.as_ref(),
+                "40P01" | "40001" | "23505" | "5" | "517" | "1555" | "2067"
+            )
+        }),
         _ => false,
     }
 }
@@ -564,6 +569,58 @@ impl From<sqlx::Error> for domain::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database error with just a code.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn conflicts_and_unique_races_are_retried_other_errors_are_internal() {
+        let class = |code: &'static str| match domain::Error::from(sqlx::Error::Database(Box::new(
+            Coded(code),
+        ))) {
+            domain::Error::Unavailable(_) => "retryable",
+            domain::Error::Internal(_) => "internal",
+            _ => "other",
+        };
+        // Deadlock, serialization, unique race (PostgreSQL); busy, unique
+        // and primary-key races (SQLite).
+        for code in ["40P01", "40001", "23505", "5", "2067", "1555"] {
+            assert_eq!(class(code), "retryable", "{code}");
+        }
+        // A check constraint or a syntax error is a bug.
+        assert_eq!(class("23514"), "internal");
+        assert_eq!(class("42601"), "internal");
+    }
 
     #[test]
     fn batches_are_written_in_key_order_and_answered_in_request_order() {
