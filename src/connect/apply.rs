@@ -8,7 +8,7 @@ use super::{Connectors, Item, Mapped, Outcome, Source, Who, guest_id, helpdesk, 
 use crate::{
     domain::{CustomerKey, Error, Identity, IdentityKind, Product, Timestamp},
     ingest::{product_from_json, segment, write_records},
-    store::{DeliveryState, Finish, StoredDelivery, Subject, identity_hash},
+    store::{DeliveryState, Ended, Finish, StoredDelivery, Subject, identity_hash},
 };
 
 /// What applying one delivery gathered.
@@ -117,9 +117,13 @@ impl Connectors {
         // An applied delivery of no versioned resource is not needed again:
         // its body (personal data) goes; its key stays for deduplication.
         let drop_body = state == DeliveryState::Applied && d.resource.is_none();
-        self.store
-            .finish_delivery(&d.key, state, &finish, drop_body)
-            .await?;
+        let ended = Ended {
+            key: d.key.clone(),
+            state,
+            finish,
+            drop_body,
+        };
+        self.finisher.finish(ended).await?;
         if run.forget {
             self.store.delete_delivery(&d.key).await?;
         }

@@ -16,6 +16,7 @@
 mod apply;
 mod backfill;
 mod config;
+mod finish;
 mod helpdesk;
 mod shopify;
 mod verify;
@@ -213,6 +214,7 @@ pub struct Receipt {
 pub struct Connectors {
     store: Store,
     config: std::sync::Arc<ConnectorConfig>,
+    finisher: finish::Finisher,
 }
 
 /// A text field (strings, numbers and booleans as text; blank is none).
@@ -248,8 +250,11 @@ fn body_hash(body: &[u8]) -> String {
 
 impl Connectors {
     /// Connectors over `store` with `config`'s secrets.
+    /// Starts the task that records deliveries' states, so it needs a
+    /// Tokio runtime.
     pub fn new(store: Store, config: ConnectorConfig) -> Self {
         Self {
+            finisher: finish::Finisher::spawn(store.clone()),
             store,
             config: std::sync::Arc::new(config),
         }

@@ -118,6 +118,19 @@ pub struct Finish {
     pub error: Option<String>,
 }
 
+/// How one delivery ended, to record.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// The delivery.
+    pub key: String,
+    /// Its state now.
+    pub state: DeliveryState,
+    /// What to record with it.
+    pub finish: Finish,
+    /// Whether its body goes.
+    pub drop_body: bool,
+}
+
 /// One source's deliveries, for the status page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceStatus {
@@ -253,21 +266,38 @@ impl Store {
         finish: &Finish,
         drop_body: bool,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = $2, error = $3, customer_id = COALESCE($4, customer_id), \
-             subject = COALESCE($5, subject), awaiting = $6, attempts = attempts + 1, updated_at = $7, \
-             body = CASE WHEN $8 = 1 THEN '' ELSE body END WHERE delivery_key = $1",
-        )
-        .bind(key)
-        .bind(state.as_str())
-        .bind(finish.error.as_deref())
-        .bind(finish.customer_id.as_deref())
-        .bind(finish.subject.as_deref())
-        .bind(finish.awaiting.as_deref())
-        .bind(Timestamp::now().millis())
-        .bind(super::flag(drop_body))
-        .execute(&self.writer)
-        .await?;
+        let ended = Ended {
+            key: key.to_owned(),
+            state,
+            finish: finish.clone(),
+            drop_body,
+        };
+        self.finish_deliveries(std::slice::from_ref(&ended)).await
+    }
+
+    /// Records how several deliveries ended, in one transaction (one
+    /// commit for a group of deliveries answered together).
+    pub async fn finish_deliveries(&self, ended: &[Ended]) -> Result<(), Error> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        for e in ended {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET state = $2, error = $3, customer_id = COALESCE($4, customer_id), \
+                 subject = COALESCE($5, subject), awaiting = $6, attempts = attempts + 1, updated_at = $7, \
+                 body = CASE WHEN $8 = 1 THEN '' ELSE body END WHERE delivery_key = $1",
+            )
+            .bind(&e.key)
+            .bind(e.state.as_str())
+            .bind(e.finish.error.as_deref())
+            .bind(e.finish.customer_id.as_deref())
+            .bind(e.finish.subject.as_deref())
+            .bind(e.finish.awaiting.as_deref())
+            .bind(now)
+            .bind(super::flag(e.drop_body))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -43,7 +43,9 @@ use sqlx::{
 
 pub use curations::{CurationCounts, CurationFilter, CurationQuery, LIVE_CURATIONS};
 pub use customer_read::{CustomerRead, CustomerReadBounds};
-pub use deliveries::{DeliveryState, Finish, NewDelivery, Saved, SourceStatus, StoredDelivery};
+pub use deliveries::{
+    DeliveryState, Ended, Finish, NewDelivery, Saved, SourceStatus, StoredDelivery,
+};
 pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
 pub use suggestions::{
