@@ -33,6 +33,11 @@ use crate::{
 const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// Deliveries being stored and applied at once; more get 503 at once.
 const MAX_APPLYING: usize = 64;
+/// Bytes of bodies being received at once, in KiB (anyone can post to a
+/// receiver, and a body is read whole before its signature can be
+/// checked): a body reserves its declared length, or the largest allowed
+/// when it declares none; beyond the budget, 503 at once.
+const BODY_BUDGET_KIB: usize = 256 * 1024;
 /// Headers senders sign with (the only ones read).
 const SIGNED: &[&str] = &[
     "x-shopify-topic",
@@ -54,6 +59,7 @@ pub struct Receivers {
     connectors: Connectors,
     metrics: Arc<Metrics>,
     applying: Arc<Semaphore>,
+    body_budget: Arc<Semaphore>,
 }
 
 impl Receivers {
@@ -63,6 +69,7 @@ impl Receivers {
             connectors,
             metrics,
             applying: Arc::new(Semaphore::new(MAX_APPLYING)),
+            body_budget: Arc::new(Semaphore::new(BODY_BUDGET_KIB)),
         }
     }
 }
@@ -133,6 +140,20 @@ pub async fn receive(
         let topic = topic_label(source, topic);
         r.metrics
             .delivery(source.as_str(), topic, outcome, started.elapsed());
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(MAX_BODY_BYTES)
+        .min(MAX_BODY_BYTES + 1);
+    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let Ok(_budget) = r.body_budget.clone().try_acquire_many_owned(kib) else {
+        count("other", "overloaded");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many deliveries arriving at once; retry later",
+        );
     };
     let body = match read_body(&headers, body).await {
         Ok(b) => b,

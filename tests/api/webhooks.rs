@@ -29,6 +29,7 @@ on_both_backends!(
     a_sender_retrying_across_a_crash_stores_every_acknowledged_delivery_once,
     a_shopify_history_file_is_imported_as_the_webhooks_map_it,
     shopify_stock_levels_hide_a_sold_out_suggestion,
+    bodies_arriving_at_once_are_bounded_in_bytes,
 );
 
 const SHOPIFY: &str = "shpss_test_secret_1";
@@ -817,4 +818,81 @@ async fn shopify_stock_levels_hide_a_sold_out_suggestion(backend: Backend) {
         !suggested_styles(&app, "3", "1110").await.contains(&runner),
         "sold out in every size"
     );
+}
+
+async fn bodies_arriving_at_once_are_bounded_in_bytes(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    // Thirty-two unsigned uploads declaring 8 MiB each and sending nothing
+    // more take the whole 256 MiB budget.
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connects");
+        let head = format!(
+            "POST /webhooks/shopify HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
+            8 << 20
+        );
+        stream.write_all(head.as_bytes()).await.expect("written");
+        held.push(stream);
+    }
+    // Each is being read once the metrics say so (the scrape is one more).
+    loop {
+        let (_, text) = crate::http::call(&app, "GET", "/metrics", None, None).await;
+        let in_flight = text
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("cc_calls_in_flight "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if in_flight >= 33.0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // A signed delivery now finds no budget left (probed again while an
+    // upload may still be between the metrics and the receiver; a bound
+    // for failing, not a timing assertion).
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let id = format!("w-probe-{n}");
+        let (status, body) = shopify_as(
+            &app,
+            SHOPIFY,
+            "orders/create",
+            &id,
+            &order(8000 + n, 5, None),
+        )
+        .await;
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "never refused"
+        );
+        tokio::task::yield_now().await;
+    }
+    // Once they are gone, the budget is back and the retry is stored.
+    for mut s in held {
+        let _ = s.shutdown().await;
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+    }
+    let (status, body) = shopify_as(
+        &app,
+        SHOPIFY,
+        "orders/create",
+        "w-late",
+        &order(8001, 5, None),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
