@@ -99,12 +99,16 @@ fn refusal(status: StatusCode, message: &str) -> Response {
     answer(status, json!({ "error": message }))
 }
 
-/// Reads the body within [`BODY_DEADLINE`] and [`MAX_BODY_BYTES`].
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Response> {
-    let declared = headers
+/// The body's declared length, if it declares one.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reads the body within [`BODY_DEADLINE`] and [`MAX_BODY_BYTES`].
+async fn read_body(declared: Option<usize>, body: Body) -> Result<bytes::Bytes, Response> {
     let too_large = || {
         refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -141,13 +145,9 @@ pub async fn receive(
         r.metrics
             .delivery(source.as_str(), topic, outcome, started.elapsed());
     };
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(MAX_BODY_BYTES)
-        .min(MAX_BODY_BYTES + 1);
-    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let declared = declared_length(&headers);
+    let reserved = declared.unwrap_or(MAX_BODY_BYTES).min(MAX_BODY_BYTES + 1);
+    let kib = u32::try_from(reserved.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     let Ok(_budget) = r.body_budget.clone().try_acquire_many_owned(kib) else {
         count("other", "overloaded");
         return refusal(
@@ -155,7 +155,7 @@ pub async fn receive(
             "too many deliveries arriving at once; retry later",
         );
     };
-    let body = match read_body(&headers, body).await {
+    let body = match read_body(declared, body).await {
         Ok(b) => b,
         Err(response) => {
             let outcome = match response.status() {

@@ -17,7 +17,7 @@ use crate::{
 on_both_backends!(slow_request_bodies_hold_no_running_place);
 
 /// Calls being answered now, from `/metrics`.
-async fn in_flight(app: &TestApp) -> f64 {
+pub async fn in_flight(app: &TestApp) -> f64 {
     let (_, text) = crate::http::call(app, "GET", "/metrics", None, None).await;
     text.as_str()
         .unwrap_or_default()

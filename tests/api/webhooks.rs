@@ -840,18 +840,7 @@ async fn bodies_arriving_at_once_are_bounded_in_bytes(backend: Backend) {
         held.push(stream);
     }
     // Each is being read once the metrics say so (the scrape is one more).
-    loop {
-        let (_, text) = crate::http::call(&app, "GET", "/metrics", None, None).await;
-        let in_flight = text
-            .as_str()
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("cc_calls_in_flight "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if in_flight >= 33.0 {
-            break;
-        }
+    while crate::slow::in_flight(&app).await < 33.0 {
         tokio::task::yield_now().await;
     }
     // A signed delivery now finds no budget left (probed again while an
