@@ -20,7 +20,10 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("sizes", &["fit"]),
     ("one customer's reads, folded", &["reads"]),
     ("suggestions and the replica's model", &["suggest"]),
-    ("core services", &["context", "curate", "ingest"]),
+    (
+        "core services",
+        &["context", "curate", "ingest", "retention"],
+    ),
     ("connectors: senders' webhooks onto ingest", &["connect"]),
     ("the contract's generated code", &["proto"]),
     ("what every face shares on the wire", &["wire"]),

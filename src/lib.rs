@@ -3,7 +3,8 @@
 //!
 //! The crate is layered, lowest first: leaves ([`rng`], [`coalesce`],
 //! [`telemetry`]), [`domain`], [`store`] and [`watch`], [`fit`], [`reads`],
-//! [`suggest`], the core services ([`context`], [`curate`], [`ingest`]), the
+//! [`suggest`], the core services ([`context`], [`curate`], [`ingest`],
+//! [`retention`]), the
 //! webhook connectors ([`connect`]),
 //! the contract ([`proto`]), [`wire`], [`audit`] and [`metrics`], the gate
 //! ([`auth`]), the gRPC adapters ([`api`]), the other faces ([`http`],
@@ -35,6 +36,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod proto;
 pub mod reads;
+pub mod retention;
 pub mod rng;
 pub mod startup;
 pub mod store;

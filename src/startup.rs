@@ -49,6 +49,8 @@ pub struct ServeConfig {
     /// Origins (helpdesks) allowed to frame the sidebar and switch its
     /// customer; none: only the service's own.
     pub frame_origins: Vec<String>,
+    /// How long each kind of record is kept (docs/operations.md).
+    pub retention: crate::retention::Retention,
 }
 
 /// PEM files for TLS.
@@ -87,6 +89,7 @@ pub struct Application {
     live: Arc<LiveModel>,
     connectors: crate::connect::ConnectorConfig,
     frame_origins: Vec<String>,
+    retention: crate::retention::Retention,
 }
 
 impl Application {
@@ -129,6 +132,7 @@ impl Application {
             live,
             connectors: config.connectors.clone(),
             frame_origins: config.frame_origins.clone(),
+            retention: config.retention,
         })
     }
 
@@ -160,6 +164,7 @@ impl Application {
             live,
             connectors,
             frame_origins,
+            retention,
         } = self;
         let rebuilder = model_rebuild_every.map(|every| {
             tokio::spawn(rebuild_model_every(
@@ -225,7 +230,8 @@ impl Application {
             auth: gate.auth,
         };
         let connectors = crate::connect::Connectors::new(store.clone(), connectors);
-        let maintainer = tokio::spawn(maintain_deliveries(connectors.clone()));
+        let maintainer = tokio::spawn(maintain_deliveries(connectors.clone(), metrics.clone()));
+        let pruner = tokio::spawn(prune_every(store.clone(), retention, metrics.clone()));
         let receivers = crate::http::Receivers::new(connectors, metrics.clone());
         let sidebar = crate::http::Sidebar::new(&frame_origins);
         let http = crate::http::router(adapters.clone(), receivers, sidebar)
@@ -270,6 +276,7 @@ impl Application {
         watchdog.abort();
         tailer.abort();
         maintainer.abort();
+        pruner.abort();
         if let Some(r) = rebuilder {
             r.abort();
         }
@@ -358,16 +365,46 @@ async fn rebuild_model_every(store: Store, config: ModelConfig, every: Duration)
 
 /// Every minute: applies webhook deliveries a crash left unapplied, and
 /// deletes deliveries past their retention (a bounded batch at a time).
-async fn maintain_deliveries(connectors: crate::connect::Connectors) {
+async fn maintain_deliveries(connectors: crate::connect::Connectors, metrics: Arc<Metrics>) {
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;
         match connectors.maintain().await {
             Ok((0, 0)) => {}
             Ok((reapplied, deleted)) => {
+                metrics.pruned("webhook_deliveries", deleted);
                 tracing::info!(reapplied, deleted, "webhook deliveries maintained")
             }
             Err(e) => tracing::warn!(error = ?e, "maintaining webhook deliveries failed"),
         }
+    }
+}
+
+/// How often a retention pass runs (its first a minute after start).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes what is past its retention (see [`crate::retention`]), every
+/// [`PRUNE_EVERY`]. Every replica runs it; on PostgreSQL their batches
+/// take different rows.
+async fn prune_every(store: Store, policy: crate::retention::Retention, metrics: Arc<Metrics>) {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    loop {
+        let started = std::time::Instant::now();
+        let each = |kind: crate::store::Aged, n| metrics.pruned(kind.as_str(), n);
+        match crate::retention::prune(&store, &policy, crate::domain::Timestamp::now(), each).await
+        {
+            Ok(done) => {
+                for p in done.iter().filter(|p| p.deleted > 0) {
+                    tracing::info!(
+                        kind = p.kind.as_str(),
+                        deleted = p.deleted,
+                        secs = started.elapsed().as_secs_f64(),
+                        "retention pass"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = ?e, "a retention pass failed; the next one retries"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
     }
 }
 

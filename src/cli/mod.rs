@@ -1,5 +1,6 @@
 //! The command line, one file per subcommand: `serve` ([`serve`]),
-//! `keys`, `import` / `generate` / `migrate` / `scrub` ([`data`]), the
+//! `keys`, `import` / `generate` / `migrate` / `scrub` ([`data`]),
+//! `prune` / `backup` / `restore` / `replay-erasures` ([`ops`]), the
 //! `context` client, `bench`, and the offline evaluators. This file holds
 //! what they share: the database and model arguments and the dispatch.
 
@@ -8,6 +9,7 @@ mod context;
 mod data;
 mod evaluate;
 mod keys;
+mod ops;
 mod serve;
 
 use std::path::PathBuf;
@@ -102,6 +104,48 @@ pub enum Command {
         /// Which database.
         #[command(flatten)]
         db: DatabaseArgs,
+    },
+    /// Delete now what is past its retention (the service does it every
+    /// ten minutes with the same settings), and print what went.
+    Prune {
+        /// Which database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// How long each kind is kept.
+        #[command(flatten)]
+        retention: ops::RetentionArgs,
+    },
+    /// Write a consistent copy of the embedded SQLite database to a new
+    /// file, while the service serves (PostgreSQL: use pg_dump).
+    Backup {
+        /// Which database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replace the embedded SQLite database with a backup, the service
+    /// stopped: the copy is checked and migrated, and the erasures made
+    /// since it was taken are replayed onto it.
+    Restore {
+        /// Which database to replace.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Erase again, in this database, every customer erased in another
+    /// (newer) database of the same deployment: after restoring a
+    /// PostgreSQL dump.
+    ReplayErasures {
+        /// The database to erase in.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The database whose erasures are replayed (its URL).
+        #[arg(long)]
+        from: String,
     },
     /// Load a product catalog and Segment-style event files into the store.
     Import(data::ImportArgs),
@@ -209,6 +253,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Prune { db, retention } => ops::prune(&db, &retention).await,
+        Command::Backup { db, to } => ops::backup(&db, &to).await,
+        Command::Restore { db, from } => ops::restore(&db, &from).await,
+        Command::ReplayErasures { db, from } => ops::replay_erasures(&db, &from).await,
         Command::Import(args) => data::import(args).await,
         Command::Generate(args) => data::generate(args).await,
         Command::RebuildModel { db, model } => {

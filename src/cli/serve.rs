@@ -62,6 +62,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub sidebar_frame_origins: Vec<String>,
+    /// How long each kind of record is kept.
+    #[command(flatten)]
+    pub retention: super::ops::RetentionArgs,
 }
 
 /// The webhook receivers of `serve` (docs/connectors.md). A receiver
@@ -170,6 +173,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         model,
         connectors,
         sidebar_frame_origins,
+        retention,
     } = args;
     let url = db.url();
     let embedded = db.database_url.is_none();
@@ -215,6 +219,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         model: model.config(),
         connectors: connectors.config()?,
         frame_origins: sidebar_frame_origins,
+        retention: retention.policy(),
     };
     let app = Application::build(&config).await?;
     if config.gate.auth {

@@ -53,6 +53,21 @@ pub async fn scrape(State(a): State<Adapters>) -> impl IntoResponse {
             (head - applied).max(0) as f64,
         );
     }
+    out.family(
+        "cc_retention_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest stored record of each kind kept for a bounded time (events, access_log, purchases, solved tickets); absent when none is stored.",
+    );
+    for kind in crate::store::Aged::ALL {
+        if let Ok(Some(oldest)) = a.store.oldest(kind).await {
+            let age = (Timestamp::now().millis() - oldest.millis()).max(0) as f64 / 1000.0;
+            out.sample(
+                "cc_retention_oldest_age_seconds",
+                &[("kind", kind.as_str())],
+                age,
+            );
+        }
+    }
     out.gauge(
         "cc_database_up",
         "1 while the database answers health pings, 0 during an outage.",

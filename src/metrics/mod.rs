@@ -101,6 +101,7 @@ pub struct Metrics {
     ingested: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     deliveries: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
     acknowledged: Mutex<BTreeMap<&'static str, Histogram>>,
+    pruned: Mutex<BTreeMap<&'static str, u64>>,
     started: AtomicU64,
 }
 
@@ -161,6 +162,12 @@ impl Metrics {
             .entry(source)
             .or_default()
             .observe(took.as_secs_f64());
+    }
+
+    /// Records `n` rows of `kind` deleted by age (retention).
+    pub fn pruned(&self, kind: &'static str, n: u64) {
+        let mut pruned = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
+        *pruned.entry(kind).or_default() += n;
     }
 
     fn enter(&self) {
@@ -253,6 +260,19 @@ impl Metrics {
             out.sample("cc_ingested_items_total", &labels, *n as f64);
         }
         self.render_deliveries(out);
+        out.family(
+            "cc_retention_deleted_total",
+            "counter",
+            "Rows deleted by age by this replica's retention passes, by kind (events, access_log, purchases, tickets, webhook_deliveries).",
+        );
+        let pruned = self
+            .pruned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (kind, n) in &pruned {
+            out.sample("cc_retention_deleted_total", &[("kind", *kind)], *n as f64);
+        }
         out.family(
             "cc_process_start_time_seconds",
             "gauge",

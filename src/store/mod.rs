@@ -15,6 +15,7 @@
 //! Its page cache is 64 MiB (SQLite's default is 2 MiB), so the index pages
 //! of a large events table stay in memory from one batch to the next.
 
+mod backup;
 mod catalog;
 mod curations;
 mod customer_read;
@@ -26,6 +27,7 @@ mod model;
 mod orders;
 mod reads;
 mod repair;
+mod retention;
 mod returns;
 mod suggestions;
 mod tickets;
@@ -41,6 +43,7 @@ use sqlx::{
     migrate::Migrator,
 };
 
+pub use backup::{Replayed, settle_sqlite_file};
 pub use curations::{CurationCounts, CurationFilter, CurationQuery, LIVE_CURATIONS};
 pub use customer_read::{CustomerRead, CustomerReadBounds};
 pub use deliveries::{
@@ -48,6 +51,7 @@ pub use deliveries::{
 };
 pub use feed::{ModelInputs, ModelRead, StoredSnapshot, ViewRow};
 pub use reads::*;
+pub use retention::Aged;
 pub use suggestions::{
     ATTRIBUTION_DAYS, ExperimentRow, FeedbackRow, PurchasedLine, ReturnedLine, VariantCounts,
 };
@@ -448,7 +452,7 @@ fn create_private(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// The file path inside a `sqlite://PATH?...` URL, if it names a file.
-fn sqlite_file_of(url: &str) -> Option<PathBuf> {
+pub fn sqlite_file_of(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

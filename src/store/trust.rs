@@ -74,14 +74,14 @@ const POSTGRES_ERASED: &str = "Rows deleted. PostgreSQL keeps the bytes of delet
 /// A table that holds a customer's data, with its statements written out:
 /// each binds the same values every time (a statement whose binds vary
 /// with the customer breaks a connection's cached plan on PostgreSQL).
-struct PersonalTable {
+pub(super) struct PersonalTable {
     /// The table.
-    table: &'static str,
+    pub(super) table: &'static str,
     /// Deletes the customer's rows (`$1` the customer id).
     erase: &'static str,
     /// Deletes the rows of one of their anonymous ids (`$1`) not already
     /// found by the customer id (`$2`), for tables that have them.
-    erase_anonymous: Option<&'static str>,
+    pub(super) erase_anonymous: Option<&'static str>,
     /// Selects the customer's rows (`$1` the customer id).
     export: &'static str,
     /// Selects the rows of one of their anonymous ids, as `erase_anonymous`.
@@ -92,7 +92,7 @@ struct PersonalTable {
 
 /// The tables that hold a customer's data. Order matters for erasure
 /// (children first); export goes the other way.
-const PERSONAL_TABLES: &[PersonalTable] = &[
+pub(super) const PERSONAL_TABLES: &[PersonalTable] = &[
     PersonalTable {
         table: "access_log",
         erase: "DELETE FROM access_log WHERE customer_id = $1",
@@ -260,7 +260,7 @@ const PERSONAL_TABLES: &[PersonalTable] = &[
 ];
 
 /// The suppression-list key of an identity.
-fn identity_key(kind: &str, value: &str) -> String {
+pub(super) fn identity_key(kind: &str, value: &str) -> String {
     format!("{kind}:{value}")
 }
 

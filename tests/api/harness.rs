@@ -129,6 +129,7 @@ impl TestApp {
             model: customer_context::suggest::ModelConfig::default(),
             connectors: Default::default(),
             frame_origins: Vec::new(),
+            retention: Default::default(),
         };
         let app = Application::build(&config).await.expect("a replica builds");
         let addr = app.local_addr();
@@ -449,6 +450,7 @@ async fn spawn_inner(
         model: customer_context::suggest::ModelConfig::default(),
         connectors,
         frame_origins: Vec::new(),
+        retention: Default::default(),
     };
     let app = Application::build(&config)
         .await

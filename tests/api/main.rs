@@ -14,6 +14,7 @@ mod ingest;
 mod lookups;
 mod mcp;
 mod model;
+mod operations;
 mod outage;
 mod platform;
 mod replicas;

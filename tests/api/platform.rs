@@ -373,6 +373,7 @@ async fn shutdown_finishes_calls_in_flight() {
         model: customer_context::suggest::ModelConfig::default(),
         connectors: Default::default(),
         frame_origins: Vec::new(),
+        retention: Default::default(),
     };
     let app = Application::build(&config).await.expect("built");
     let addr = app.local_addr();

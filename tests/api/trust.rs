@@ -1257,6 +1257,7 @@ async fn auth_can_be_disabled_only_on_loopback() {
         model: customer_context::suggest::ModelConfig::default(),
         connectors: Default::default(),
         frame_origins: Vec::new(),
+        retention: Default::default(),
     };
     let err = Application::build(&config("0.0.0.0:0"))
         .await
@@ -1296,6 +1297,7 @@ async fn a_revocation_reaches_every_replica(backend: Backend) {
         model: customer_context::suggest::ModelConfig::default(),
         connectors: Default::default(),
         frame_origins: Vec::new(),
+        retention: Default::default(),
     };
     let second = Application::build(&config).await.expect("a second replica");
     let second_addr = second.local_addr();
