@@ -252,7 +252,7 @@ impl TestApp {
     }
 }
 
-enum DbGuard {
+pub enum DbGuard {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -296,7 +296,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A fresh, migrated database. `None` (after a loud message) when the
 /// backend is PostgreSQL and no server answers, unless CC_REQUIRE_POSTGRES
 /// is set, in which case the test fails.
-async fn fresh_database(backend: Backend) -> Option<(String, DbGuard)> {
+pub async fn fresh_database(backend: Backend) -> Option<(String, DbGuard)> {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temp dir");

@@ -11,7 +11,7 @@ use customer_context::{
 
 use crate::{
     fixtures::*,
-    harness::{Backend, TestApp, spawn_app},
+    harness::{Backend, Key, TestApp, fresh_database, spawn_app},
     on_both_backends,
 };
 
@@ -238,4 +238,336 @@ async fn retention_prunes_what_is_older_and_keeps_lifetime_figures(backend: Back
         [format!("{who}-o-new")]
     );
     assert_eq!(after.open_tickets.len(), 1);
+}
+
+/// Runs the binary with `args`; panics with its output when it fails.
+async fn run(args: Vec<String>) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_customer-context"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("the binary runs")
+    })
+    .await
+    .expect("joined");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the command failed: {text}");
+    text
+}
+
+/// Serves `url` in this process; returns admin context and ingest clients.
+async fn serve(url: &str) -> (customer_context::store::Store, crate::harness::Context) {
+    use customer_context::{
+        domain::Role,
+        startup::{Application, ServeConfig},
+        store::{Store, StoreOptions},
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        database_url: url.to_owned(),
+        store: StoreOptions::default(),
+        gate: Default::default(),
+        tls: None,
+        suggest: Default::default(),
+        model_rebuild_every: None,
+        model: Default::default(),
+        connectors: Default::default(),
+        frame_origins: Vec::new(),
+        retention: Default::default(),
+    };
+    let app = Application::build(&config)
+        .await
+        .expect("the restored database serves");
+    let addr = app.local_addr();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let store = Store::connect(url, &StoreOptions::default())
+        .await
+        .expect("a store");
+    let admin = Key::bearer(
+        &store
+            .create_key("restored admin", Role::Admin)
+            .await
+            .expect("a key")
+            .1,
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("a URI")
+        .connect()
+        .await
+        .expect("connecting");
+    (
+        store,
+        pb::customer_context_service_client::CustomerContextServiceClient::with_interceptor(
+            channel, admin,
+        ),
+    )
+}
+
+/// A customer who is erased after the backup, with browsing and an order.
+async fn seed_erased(app: &TestApp, who: &str) {
+    let mut ingest = app.ingest.clone();
+    let mut c = customer(who, "Erased Later", &format!("{who}@example.com"), "", "");
+    c.anonymous_ids = vec![format!("{who}-anon")];
+    ingest
+        .upsert_customers(pb::UpsertCustomersRequest { customers: vec![c] })
+        .await
+        .expect("customer");
+    ingest
+        .record_events(pb::RecordEventsRequest {
+            events: vec![view(&format!("{who}-v"), who, "socks", 5)],
+        })
+        .await
+        .expect("events");
+    ingest
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![order(
+                &format!("{who}-o"),
+                who,
+                60,
+                vec![line("mouse", 1, 2900)],
+            )],
+        })
+        .await
+        .expect("orders");
+}
+
+async fn erase(app: &TestApp, who: &str) {
+    app.privacy
+        .clone()
+        .erase_customer(pb::EraseCustomerRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId(who.into())),
+            }),
+        })
+        .await
+        .expect("erased");
+}
+
+/// Events of 50 a batch for `who` until `stop`; `acked` is the last batch
+/// acknowledged.
+fn keep_ingesting(
+    app: &TestApp,
+    who: &'static str,
+    acked: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    let mut ingest = app.ingest.clone();
+    tokio::spawn(async move {
+        for batch in 0.. {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let events = (0..50)
+                .map(|i| view(&format!("b-{batch}-{i}"), who, "socks", 1))
+                .collect();
+            ingest
+                .record_events(pb::RecordEventsRequest { events })
+                .await
+                .expect("a batch");
+            acked.store(batch, Ordering::SeqCst);
+        }
+    })
+}
+
+async fn wait_for(acked: &std::sync::atomic::AtomicI64, at_least: i64) {
+    while acked.load(std::sync::atomic::Ordering::SeqCst) < at_least {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// The batches whose 50 events are all stored for `who`.
+async fn whole_batches(store: &customer_context::store::Store, who: &str) -> (Vec<i64>, usize) {
+    let export = store
+        .export_customer(&CustomerId::parse(who).expect("an id"))
+        .await
+        .expect("an export");
+    let mut per_batch = std::collections::BTreeMap::<i64, usize>::new();
+    let mut events = 0;
+    for (_, rows) in export.into_iter().filter(|(t, _)| t == "events") {
+        for r in rows {
+            let id = r["message_id"].as_str().unwrap_or_default().to_owned();
+            if let Some(batch) = id.strip_prefix("b-").and_then(|r| r.split('-').next()) {
+                *per_batch
+                    .entry(batch.parse().expect("a number"))
+                    .or_default() += 1;
+                events += 1;
+            }
+        }
+    }
+    let whole = per_batch
+        .into_iter()
+        .filter(|(_, n)| *n == 50)
+        .map(|(b, _)| b)
+        .collect();
+    (whole, events)
+}
+
+/// `backup` while another client ingests: every batch acknowledged before
+/// it began is in the copy, each batch whole or absent. `restore` (the
+/// service stopped) brings it back, replays the erasure made after the
+/// backup, and the restored database serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_ingesting_then_restore_keeps_writes_and_erasures() {
+    use std::sync::{Arc, atomic::Ordering};
+    let app = spawn_app(Backend::Sqlite).await.expect("SQLite");
+    seed_catalog(&app).await;
+    seed_history(&app, "c-kept").await;
+    seed_erased(&app, "c-gone").await;
+    let dir = tempfile::tempdir().expect("a dir");
+    let backup = dir.path().join("backup.db");
+
+    let acked = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = keep_ingesting(&app, "c-kept", acked.clone(), stop.clone());
+    wait_for(&acked, 3).await;
+    let before = acked.load(Ordering::SeqCst);
+    let said = run(vec![
+        "backup".into(),
+        "--database-url".into(),
+        app.database_url.clone(),
+        "--to".into(),
+        backup.display().to_string(),
+    ])
+    .await;
+    assert!(said.contains("Backed up to"), "{said}");
+    let during = acked.load(Ordering::SeqCst);
+    wait_for(&acked, during + 2).await;
+    stop.store(true, Ordering::SeqCst);
+    writer.await.expect("the writer");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&backup)
+            .expect("the backup")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the backup is readable by its owner only");
+    }
+    erase(&app, "c-gone").await;
+
+    // Restoring refuses while the service has the database open.
+    let file = customer_context::store::sqlite_file_of(&app.database_url).expect("a file");
+    let restore = vec![
+        "restore".into(),
+        "--database-url".into(),
+        app.database_url.clone(),
+        "--from".into(),
+        backup.display().to_string(),
+    ];
+    let busy = std::process::Command::new(env!("CARGO_BIN_EXE_customer-context"))
+        .args(&restore)
+        .output()
+        .expect("runs");
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("in use"),
+        "{busy:?}"
+    );
+
+    app.store.close().await;
+    let said = run(restore).await;
+    assert!(
+        said.contains("1 customers and 0 visitors erased again"),
+        "{said}"
+    );
+    let replaced = format!("{}.before-restore", file.display());
+    assert!(
+        std::path::Path::new(&replaced).exists(),
+        "the replaced file is kept: {said}"
+    );
+
+    let (store, mut context) = serve(&app.database_url).await;
+    let (whole, events) = whole_batches(&store, "c-kept").await;
+    assert!(
+        (0..=before).all(|b| whole.contains(&b)),
+        "every batch acknowledged before the backup began is in it: {before} {whole:?}"
+    );
+    assert_eq!(events, whole.len() * 50, "no batch is there in part");
+    assert!(
+        whole.len() as i64 <= during + 1,
+        "nothing acknowledged after the backup ended"
+    );
+    let kept = context
+        .get_customer_context(by(Identity::CustomerId("c-kept".into())))
+        .await
+        .expect("the kept customer");
+    assert_eq!(
+        kept.into_inner().recent_orders.len(),
+        1,
+        "the order within the year"
+    );
+    for identity in [
+        Identity::CustomerId("c-gone".into()),
+        Identity::Email("c-gone@example.com".into()),
+        Identity::AnonymousId("c-gone-anon".into()),
+    ] {
+        let gone = context.get_customer_context(by(identity)).await;
+        assert_eq!(gone.expect_err("erased").code(), tonic::Code::NotFound);
+    }
+}
+
+/// The documented PostgreSQL steps: `pg_dump -Fc`, `pg_restore` into an
+/// empty database, `replay-erasures --from` the live one; the restored
+/// database serves the same context and the erasure made after the dump
+/// holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dump_restores_and_erasures_replay() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    seed_catalog(&app).await;
+    seed_history(&app, "c-kept").await;
+    seed_erased(&app, "c-gone").await;
+    let original = context_of(&app, Identity::CustomerId("c-kept".into())).await;
+    let dir = tempfile::tempdir().expect("a dir");
+    let dump = dir.path().join("cc.dump");
+    let status = std::process::Command::new("pg_dump")
+        .args(["-Fc", "--no-owner", "-f"])
+        .arg(&dump)
+        .arg(&app.database_url)
+        .status()
+        .expect("pg_dump runs");
+    assert!(status.success(), "pg_dump");
+    erase(&app, "c-gone").await;
+
+    let (restored_url, _guard) = fresh_database(Backend::Postgres).await.expect("a database");
+    let status = std::process::Command::new("pg_restore")
+        .args(["--no-owner", "--exit-on-error", "-d", &restored_url])
+        .arg(&dump)
+        .status()
+        .expect("pg_restore runs");
+    assert!(status.success(), "pg_restore");
+    let said = run(vec![
+        "replay-erasures".into(),
+        "--database-url".into(),
+        restored_url.clone(),
+        "--from".into(),
+        app.database_url.clone(),
+    ])
+    .await;
+    assert!(
+        said.contains("1 customers and 0 visitors erased again"),
+        "{said}"
+    );
+
+    let (_store, mut context) = serve(&restored_url).await;
+    let restored = context
+        .get_customer_context(by(Identity::CustomerId("c-kept".into())))
+        .await
+        .expect("the kept customer")
+        .into_inner();
+    assert_eq!(restored.profile, original.profile);
+    assert_eq!(restored.recent_orders, original.recent_orders);
+    assert_eq!(restored.recent_browsing, original.recent_browsing);
+    assert_eq!(restored.open_tickets, original.open_tickets);
+    let gone = context
+        .get_customer_context(by(Identity::Email("c-gone@example.com".into())))
+        .await;
+    assert_eq!(gone.expect_err("erased").code(), tonic::Code::NotFound);
 }
