@@ -15,7 +15,10 @@ use crate::{
     on_both_backends,
 };
 
-on_both_backends!(retention_prunes_what_is_older_and_keeps_lifetime_figures);
+on_both_backends!(
+    retention_prunes_what_is_older_and_keeps_lifetime_figures,
+    a_database_of_the_previous_release_migrates_and_serves_the_same_context,
+);
 
 const DAY: i64 = 24 * 60;
 
@@ -570,4 +573,86 @@ async fn postgres_dump_restores_and_erasures_replay() {
         .get_customer_context(by(Identity::Email("c-gone@example.com".into())))
         .await;
     assert_eq!(gone.expect_err("erased").code(), tonic::Code::NotFound);
+}
+
+/// The fixtures' directory.
+fn upgrade_fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade")
+}
+
+/// A database written by the previous release (schema 0010, committed
+/// fixtures) is migrated by this version and serves every customer (and
+/// the anonymous visitor) exactly the context this version serves after
+/// importing the same files into an empty database.
+async fn a_database_of_the_previous_release_migrates_and_serves_the_same_context(backend: Backend) {
+    let Some((old_url, _old)) = fresh_database(backend).await else {
+        return;
+    };
+    let fixtures = upgrade_fixtures();
+    match backend {
+        Backend::Sqlite => {
+            let file = customer_context::store::sqlite_file_of(&old_url).expect("a file");
+            std::fs::copy(fixtures.join("v0010.db"), file).expect("the SQLite fixture");
+        }
+        Backend::Postgres => {
+            use sqlx::Connection as _;
+            let sql =
+                std::fs::read_to_string(fixtures.join("v0010.postgres.sql")).expect("the dump");
+            let mut conn = sqlx::PgConnection::connect(&old_url)
+                .await
+                .expect("connects");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("the dump loads");
+        }
+    }
+    let (new_url, _new) = fresh_database(backend).await.expect("a database");
+    run(vec![
+        "import".into(),
+        "--database-url".into(),
+        new_url.clone(),
+        "--catalog".into(),
+        fixtures.join("catalog.jsonl").display().to_string(),
+        "--events".into(),
+        fixtures.join("events.jsonl").display().to_string(),
+    ])
+    .await;
+    let (_, mut migrated) = serve(&old_url).await;
+    let (_, mut fresh) = serve(&new_url).await;
+    let identities = ["u-ada", "u-bob", "u-cy", "u-dee", "u-eve"]
+        .map(|c| Identity::CustomerId(c.into()))
+        .into_iter()
+        .chain([
+            Identity::Email("cy@example.com".into()),
+            Identity::AnonymousId("anon-visitor".into()),
+        ]);
+    for identity in identities {
+        let request = || pb::GetCustomerContextRequest {
+            lookback_days: 3650,
+            ..by(identity.clone())
+        };
+        let mut old = migrated
+            .get_customer_context(request())
+            .await
+            .expect("migrated")
+            .into_inner();
+        let mut new = fresh
+            .get_customer_context(request())
+            .await
+            .expect("fresh")
+            .into_inner();
+        assert!(
+            !old.recent_orders.is_empty()
+                || identity == Identity::AnonymousId("anon-visitor".into())
+        );
+        // Per answer: when it was made, and suggestion ids (signed, dated).
+        for c in [&mut old, &mut new] {
+            c.as_of = None;
+            for s in c.suggestions.iter_mut().flat_map(|s| s.items.iter_mut()) {
+                s.suggestion_id.clear();
+            }
+        }
+        assert_eq!(old, new, "{identity:?}");
+    }
 }
