@@ -370,16 +370,7 @@ pub async fn spawn_reaching(
     backend: Backend,
     reach: impl FnOnce(&str) -> String,
 ) -> Option<TestApp> {
-    spawn_inner(
-        backend,
-        false,
-        GateConfig::default(),
-        None,
-        SuggestConfig::default(),
-        reach,
-        Default::default(),
-    )
-    .await
+    spawn_inner(backend, Setup::default(), reach).await
 }
 
 /// A server whose webhook receivers have these secrets.
@@ -387,16 +378,20 @@ pub async fn spawn_with_connectors(
     backend: Backend,
     connectors: customer_context::connect::ConnectorConfig,
 ) -> Option<TestApp> {
-    spawn_inner(
-        backend,
-        false,
-        GateConfig::default(),
-        None,
-        SuggestConfig::default(),
-        str::to_owned,
+    let setup = Setup {
         connectors,
-    )
-    .await
+        ..Setup::default()
+    };
+    spawn_inner(backend, setup, str::to_owned).await
+}
+
+/// A server that lets `origins` frame the sidebar.
+pub async fn spawn_framed(backend: Backend, origins: Vec<String>) -> Option<TestApp> {
+    let setup = Setup {
+        frame_origins: origins,
+        ..Setup::default()
+    };
+    spawn_inner(backend, setup, str::to_owned).await
 }
 
 async fn spawn_full(
@@ -406,27 +401,40 @@ async fn spawn_full(
     tls: Option<TlsFiles>,
     suggest: SuggestConfig,
 ) -> Option<TestApp> {
-    spawn_inner(
-        backend,
+    let setup = Setup {
         demo,
         gate,
         tls,
         suggest,
-        str::to_owned,
-        Default::default(),
-    )
-    .await
+        ..Setup::default()
+    };
+    spawn_inner(backend, setup, str::to_owned).await
 }
 
-async fn spawn_inner(
-    backend: Backend,
+/// What a test server is started with.
+#[derive(Default)]
+struct Setup {
     demo: bool,
     gate: GateConfig,
     tls: Option<TlsFiles>,
     suggest: SuggestConfig,
-    reach: impl FnOnce(&str) -> String,
     connectors: customer_context::connect::ConnectorConfig,
+    frame_origins: Vec<String>,
+}
+
+async fn spawn_inner(
+    backend: Backend,
+    setup: Setup,
+    reach: impl FnOnce(&str) -> String,
 ) -> Option<TestApp> {
+    let Setup {
+        demo,
+        gate,
+        tls,
+        suggest,
+        connectors,
+        frame_origins,
+    } = setup;
     let (database_url, guard) = fresh_database(backend).await?;
     let with_tls = tls.is_some();
     if demo {
@@ -449,7 +457,7 @@ async fn spawn_inner(
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
         connectors,
-        frame_origins: Vec::new(),
+        frame_origins,
         retention: Default::default(),
     };
     let app = Application::build(&config)

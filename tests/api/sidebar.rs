@@ -1,7 +1,9 @@
 //! The sidebar page in a real headless browser (Debian's Chromium through
 //! ChromeDriver): it renders a customer's brief and suggestions, follows a
 //! Chatwoot `appContext` message to another contact, and a thumbs down is
-//! stored and removes the item. Without `chromedriver` on the PATH the test
+//! stored and removes the item; framed by an allowed helpdesk, it follows
+//! the helpdesk's messages and ignores those of a frame from another
+//! origin. Without `chromedriver` on the PATH the test
 //! says so and passes, unless `CC_REQUIRE_BROWSER=1` (CI sets it).
 
 use std::{process::Stdio, time::Duration};
@@ -12,7 +14,7 @@ use serde_json::json;
 
 use crate::{
     fixtures::*,
-    harness::{Backend, spawn_app},
+    harness::{Backend, spawn_app, spawn_framed},
     http::maya,
     suggestions::for_customer,
 };
@@ -218,6 +220,181 @@ async fn the_sidebar_shows_a_customer_follows_chatwoot_and_records_a_thumbs_down
             .iter()
             .all(|i| i.product.as_ref().is_some_and(|p| p.product_id != product)),
         "the thumbs down was stored: {product} is not offered again"
+    );
+    driver.client.clone().close().await.expect("closed");
+}
+
+/// A listener on a free port of 127.0.0.1.
+fn free_listener() -> std::net::TcpListener {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.set_nonblocking(true).expect("non-blocking");
+    listener
+}
+
+/// Serves `pages` (path → HTML) on `listener`, every request answered at
+/// once and the connection closed; returns the port.
+fn pages(listener: std::net::TcpListener, pages: Vec<(&'static str, String)>) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+    let port = listener.local_addr().expect("an address").port();
+    let pages = std::sync::Arc::new(pages);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let pages = pages.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split(' ').nth(1).unwrap_or("/");
+                let body = pages
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map_or(String::new(), |(_, html)| html.clone());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+async fn number_at(client: &Client, script: &str) -> i64 {
+    client
+        .execute(script, vec![])
+        .await
+        .expect("a script")
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+/// A helpdesk page (an allowed origin) frames the sidebar beside a frame
+/// from another origin that keeps posting a Chatwoot `appContext` for
+/// another customer: the sidebar follows the helpdesk's own message and
+/// never even asks for the other frame's customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_from_an_unlisted_origin_cannot_switch_the_customer() {
+    // The helpdesk's port is taken before the service is told about it.
+    let helpdesk_listener = free_listener();
+    let helpdesk_port = helpdesk_listener.local_addr().expect("an address").port();
+    let helpdesk = format!("http://127.0.0.1:{helpdesk_port}");
+    let Some(app) = spawn_framed(Backend::Sqlite, vec![helpdesk.clone()]).await else {
+        return;
+    };
+    maya(&app).await;
+    app.ingest
+        .clone()
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![
+                customer("c2", "Chris Doe", "chris@example.com", "", ""),
+                customer("c3", "Dana Roe", "dana@example.com", "", ""),
+            ],
+        })
+        .await
+        .expect("customers");
+    let Some(driver) = browser().await else {
+        return;
+    };
+    let agent = app.key(Role::Agent).await;
+    // The page from another origin (localhost is not 127.0.0.1 to a browser).
+    let evil_port = pages(
+        free_listener(),
+        vec![(
+        "/evil",
+        r#"<!doctype html><body data-sent="0"><script>
+let n = 0;
+setInterval(() => {
+  parent.frames[0].postMessage(JSON.stringify({event: "appContext", data: {contact: {email: "chris@example.com"}}}), "*");
+  n += 1;
+  document.body.dataset.sent = String(n);
+}, 20);
+</script></body>"#
+            .to_owned(),
+        )],
+    );
+    let helpdesk_page = format!(
+        r#"<!doctype html><body>
+<iframe id="sidebar" src="http://{addr}/sidebar?email=maya.chen%40example.com#key={agent}" width="360" height="900"></iframe>
+<iframe id="evil" src="http://localhost:{evil_port}/evil"></iframe>
+<script>
+window.switchTo = (email) => document.getElementById("sidebar").contentWindow
+  .postMessage(JSON.stringify({{event: "appContext", data: {{contact: {{email}}}}}}), "*");
+</script></body>"#,
+        addr = app.addr
+    );
+    pages(helpdesk_listener, vec![("/helpdesk", helpdesk_page)]);
+    let b = &driver.client;
+    b.goto(&format!("{helpdesk}/helpdesk"))
+        .await
+        .expect("the helpdesk opens");
+
+    // The sidebar, framed by an allowed origin, loads Maya.
+    b.enter_frame(0).await.expect("the sidebar's frame");
+    wait_for(b, r#"body[data-loaded="email:maya.chen@example.com"]"#).await;
+    // Every request the page makes from now on is noted.
+    b.execute(
+        "window.asked = []; const f = window.fetch; \
+         window.fetch = function (u) { window.asked.push(String(u)); return f.apply(this, arguments); };",
+        vec![],
+    )
+    .await
+    .expect("the hook");
+    let sent = "return Number(document.body.dataset.sent)";
+    b.enter_parent_frame().await.expect("back");
+    b.enter_frame(1).await.expect("the other frame");
+    b.wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::XPath("//body[number(@data-sent) >= 10]"))
+        .await
+        .expect("the other frame posts");
+
+    // The helpdesk's own message is followed.
+    b.enter_parent_frame().await.expect("back");
+    b.execute("switchTo('dana@example.com')", vec![])
+        .await
+        .expect("posted");
+    b.enter_frame(0).await.expect("the sidebar's frame");
+    wait_for(b, r#"body[data-loaded="email:dana@example.com"]"#).await;
+
+    // Ten more of the other frame's messages arrive; none is followed.
+    b.enter_parent_frame().await.expect("back");
+    b.enter_frame(1).await.expect("the other frame");
+    let so_far = number_at(b, sent).await;
+    b.wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::XPath(&format!(
+            "//body[number(@data-sent) >= {}]",
+            so_far + 10
+        )))
+        .await
+        .expect("the other frame goes on posting");
+    b.enter_parent_frame().await.expect("back");
+    b.enter_frame(0).await.expect("the sidebar's frame");
+    let asked = b
+        .execute("return window.asked", vec![])
+        .await
+        .expect("the requests");
+    let asked: Vec<String> = serde_json::from_value(asked).expect("strings");
+    assert!(
+        asked.iter().any(|u| u.contains("dana")),
+        "the helpdesk's switch was requested: {asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|u| u.contains("chris")),
+        "the other origin's customer was never requested: {asked:?}"
+    );
+    assert_eq!(
+        b.find(Locator::Css("body"))
+            .await
+            .expect("body")
+            .attr("data-loaded")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("email:dana@example.com")
     );
     driver.client.clone().close().await.expect("closed");
 }
