@@ -421,6 +421,21 @@ impl Model {
                 o.push(it.category);
             }
         }
+        // Items seen only in browsing join before anything is counted, so
+        // every per-item list has one entry per item.
+        let sessions: Vec<Vec<ItemIx>> = sessions(&inputs.views)
+            .into_iter()
+            .map(|s| {
+                let mut ixs: Vec<ItemIx> = Vec::with_capacity(s.len());
+                for p in s {
+                    let i = ix(p, &mut items, &mut groups);
+                    if !ixs.contains(&i) {
+                        ixs.push(i);
+                    }
+                }
+                ixs
+            })
+            .collect();
         let (popularity, pairs) = count(items.len(), &baskets);
         let partners = partner_lists(&popularity, pairs);
         let customers: Vec<Vec<(ItemIx, u32)>> = customers
@@ -445,19 +460,6 @@ impl Model {
             }
         }
 
-        let sessions: Vec<Vec<ItemIx>> = sessions(&inputs.views)
-            .into_iter()
-            .map(|s| {
-                let mut ixs: Vec<ItemIx> = Vec::with_capacity(s.len());
-                for p in s {
-                    let i = ix(p, &mut items, &mut groups);
-                    if !ixs.contains(&i) {
-                        ixs.push(i);
-                    }
-                }
-                ixs
-            })
-            .collect();
         let coviewed = cosine_lists(items.len(), &sessions);
 
         let mut catalog = Catalog::new(items, categories.names, &recent);
@@ -915,5 +917,75 @@ impl Model {
         } else {
             Err("an index is out of range".into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PurchaseRow;
+
+    fn product(id: &str) -> CatalogRow {
+        CatalogRow {
+            product_id: id.into(),
+            name: id.into(),
+            group_id: id.into(),
+            category_path: "Gear > Packs".into(),
+            price_minor: 100,
+            available: true,
+            brand: String::new(),
+            replenish_days: None,
+            merchandise: None,
+            size: None,
+        }
+    }
+
+    fn bought(customer: &str, order: &str, product: &str) -> PurchaseRow {
+        PurchaseRow {
+            customer_id: customer.into(),
+            order_id: order.into(),
+            placed_at: 1_000,
+            product_id: product.into(),
+        }
+    }
+
+    fn viewed(visitor: &str, product: &str) -> ViewRow {
+        ViewRow {
+            visitor: visitor.into(),
+            product_id: product.into(),
+            occurred_at: 1_000,
+        }
+    }
+
+    /// Browsing of products neither in the catalogue nor ever bought (a
+    /// catalogue sync behind the storefront) used to leave the per-item
+    /// lists shorter than the items: every replica refused the snapshot.
+    #[test]
+    fn items_seen_only_in_browsing_give_a_model_every_replica_reads() {
+        let inputs = ModelInputs {
+            as_of_seq: 0,
+            catalog: vec![product("pack"), product("lamp")],
+            purchases: vec![
+                bought("c1", "o1", "pack"),
+                bought("c1", "o1", "lamp"),
+                bought("c2", "o2", "pack"),
+                bought("c2", "o2", "map"),
+            ],
+            views: vec![
+                viewed("v1", "pack"),
+                viewed("v1", "ghost"),
+                viewed("v1", "lamp"),
+                viewed("v2", "ghost"),
+                viewed("v2", "phantom"),
+            ],
+        };
+        let model = Model::build(&inputs, &ModelConfig::default(), 0);
+        let n = model.catalog.items.len();
+        assert_eq!(n, 5, "pack, lamp, map, ghost, phantom");
+        assert_eq!(model.baskets.len(), n);
+        assert_eq!(model.also_bought.len(), n);
+        assert_eq!(model.recent.len(), n);
+        let read = Model::decode(&model.encode()).expect("the snapshot reads back");
+        assert_eq!(read.catalog.items.len(), n);
     }
 }
