@@ -106,6 +106,44 @@ fn revoked() -> Status {
     Status::unauthenticated("the API key was revoked; open a new stream with a valid key")
 }
 
+/// Pauses before reading again after a transient failure: doubling from
+/// the first, never longer than the second.
+const RETRY: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
+
+/// The context again after a change. A busy or unreachable database does
+/// not end the watch (that would free its place for another stream while
+/// the client reconnects, and lose its place in line): the read is retried
+/// with a growing pause until it succeeds or the client leaves (`None`).
+/// Other errors end it; an unknown customer was erased.
+async fn reread(
+    api: &ContextApi,
+    query: &crate::context::ContextQuery,
+    tx: &mpsc::Sender<Result<pb::WatchCustomerContextResponse, Status>>,
+) -> Option<Result<crate::context::CustomerContext, Status>> {
+    let mut pause = RETRY.0;
+    loop {
+        let status = match api.context.get(query).await {
+            Ok(c) => return Some(Ok(c)),
+            Err(e) => Status::from(e),
+        };
+        match status.code() {
+            Code::Unavailable | Code::ResourceExhausted => {
+                tokio::select! {
+                    () = tx.closed() => return None,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(RETRY.1);
+            }
+            Code::NotFound => {
+                return Some(Err(Status::not_found(
+                    "the customer is no longer known (erased)",
+                )));
+            }
+            _ => return Some(Err(status)),
+        }
+    }
+}
+
 /// Opens a watch: the first context is read (and its errors returned)
 /// before the stream starts.
 pub async fn start(
@@ -176,18 +214,13 @@ pub async fn start(
             if triggers.is_empty() {
                 continue;
             }
-            let context = match api.context.get(&query).await {
-                Ok(c) => c,
-                Err(e) => {
-                    let status = Status::from(e);
-                    let status = if status.code() == Code::NotFound {
-                        Status::not_found("the customer is no longer known (erased)")
-                    } else {
-                        status
-                    };
+            let context = match reread(&api, &query, &tx).await {
+                Some(Ok(c)) => c,
+                Some(Err(status)) => {
                     let _ = tx.send(Err(status)).await;
                     return;
                 }
+                None => return,
             };
             let context = convert::context_response(context, caller.role.sees_contact_details());
             if same(&last, &context) {
