@@ -3,6 +3,7 @@
 
 use super::CustomerContext;
 use crate::reads::ProductView;
+use crate::store::AffinityRow;
 use crate::{
     domain::{Currency, Money, ReturnStatus, SizeDomain, TicketPriority, TicketStatus, Timestamp},
     fit::{Confidence, Outcome, size_reason},
@@ -167,7 +168,7 @@ fn who(ctx: &CustomerContext, now: Timestamp) -> String {
         .first()
         .map(|(c, m)| format!(", {} spent", money(c, *m)))
         .unwrap_or_default();
-    let mostly = match (p.top_categories.first(), p.top_brands.first()) {
+    let mostly = match (most_often(&p.top_categories), most_often(&p.top_brands)) {
         (Some(c), Some(b)) => format!(", mostly {} ({})", c.name, b.name),
         (Some(c), None) => format!(", mostly {}", c.name),
         _ => String::new(),
@@ -188,6 +189,16 @@ fn who(ctx: &CustomerContext, now: Timestamp) -> String {
         "{name}, customer since {since}: {}{spend}{last}{mostly}{returns}.",
         plural(p.order_count, "order", "orders")
     )
+}
+
+/// The category or brand in the most orders (then the most units): what a
+/// customer buys often, not what is sold by the gallon.
+fn most_often(rows: &[AffinityRow]) -> Option<&AffinityRow> {
+    rows.iter().max_by(|a, b| {
+        (a.orders, a.units)
+            .cmp(&(b.orders, b.units))
+            .then(b.name.cmp(&a.name))
+    })
 }
 
 fn capitalise(s: &str) -> String {
@@ -418,6 +429,44 @@ pub(super) mod tests {
             suggestions: None,
             sizes: vec![],
         }
+    }
+
+    /// Fuel sold by the gallon (86,075 units in 10 orders) is not what a
+    /// grocery shopper (965 units in 629 orders) is "mostly" about.
+    #[test]
+    fn mostly_counts_orders_not_units() {
+        let mut c = context();
+        let profile = c.profile.as_mut().unwrap();
+        profile.top_categories = vec![
+            AffinityRow {
+                name: "FUEL".into(),
+                units: 86_075,
+                orders: 10,
+            },
+            AffinityRow {
+                name: "GROCERY".into(),
+                units: 965,
+                orders: 629,
+            },
+        ];
+        profile.top_brands = vec![
+            AffinityRow {
+                name: "Private".into(),
+                units: 86_100,
+                orders: 40,
+            },
+            AffinityRow {
+                name: "National".into(),
+                units: 900,
+                orders: 600,
+            },
+        ];
+        let brief = agent_brief(&c);
+        assert!(brief.contains("mostly GROCERY (National)"), "{brief}");
+        // Equal orders: more units wins.
+        let profile = c.profile.as_mut().unwrap();
+        profile.top_categories[0].orders = 629;
+        assert!(agent_brief(&c).contains("mostly FUEL"));
     }
 
     #[test]

@@ -88,8 +88,8 @@ fn statement(b: Backend) -> String {
     let top = |kind: &str| {
         format!(
             "(SELECT {} FROM (SELECT name, units, orders FROM customer_affinities \
-             WHERE customer_id = $1 AND kind = '{kind}' ORDER BY units DESC, name LIMIT 3) a)",
-            agg(b, "name, units, orders", "units DESC, name")
+             WHERE customer_id = $1 AND kind = '{kind}' ORDER BY orders DESC, units DESC, name LIMIT 3) a)",
+            agg(b, "name, units, orders", "orders DESC, units DESC, name")
         )
     };
     [
