@@ -249,18 +249,24 @@ pub fn next_categories(catalog: &Catalog, signals: &Signals, n: usize) -> Vec<(u
     out
 }
 
-/// Where a source accumulates in a candidate: its total, and the seed that
-/// contributed most.
+/// Where a source accumulates in a candidate: its total, and the seed to
+/// name in its reason (with how strongly it is named).
 type Slot = fn(&mut Candidate) -> (&mut f32, &mut Option<(ItemIx, f32)>);
 
+/// How strongly a seed may be named as the reason for a neighbour, from
+/// (seed, neighbour, its contribution, the pair's similarity); `None`: it
+/// may not be named.
+type Naming<'a> = &'a dyn Fn(ItemIx, ItemIx, f32, f32) -> Option<f32>;
+
 /// Adds the neighbours of `seeds` (from `neighbours_of`) to the candidates
-/// through `slot`.
+/// through `slot`; the seed named is the one `naming` rates highest.
 fn spread(
     candidates: &mut IxMap<Candidate>,
     neighbours_of: impl Fn(ItemIx) -> Vec<(ItemIx, f32)>,
     mut seeds: Vec<(ItemIx, f32)>,
     slot: Slot,
     keep: impl Fn(ItemIx, ItemIx) -> bool,
+    naming: Naming,
 ) {
     // Seeds are visited in a fixed order so that float sums, and the seed
     // named in the reason, do not depend on how the caller ordered them.
@@ -274,8 +280,10 @@ fn spread(
             let (total, best) = slot(candidates.entry(n).or_default());
             let contribution = w * sim;
             *total += contribution;
-            if best.is_none_or(|(_, b)| contribution > b) {
-                *best = Some((seed, contribution));
+            if let Some(strength) = naming(seed, n, contribution, sim)
+                && best.is_none_or(|(_, b)| strength > b)
+            {
+                *best = Some((seed, strength));
             }
         }
     }
@@ -304,11 +312,26 @@ fn purchase_seeds(signals: &Signals, weights: &Weights) -> Vec<(ItemIx, f32)> {
         .collect()
 }
 
+/// Naming strength of a product the caller asked about: above any lift.
+const ASKED: f32 = 1e9;
+
 /// Every source's candidates, before any filter.
 fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Candidate> {
     let catalog = &model.catalog;
     let mut candidates: IxMap<Candidate> = IxMap::default();
     let seeds = purchase_seeds(signals, weights);
+    // What a purchase-based suggestion is said to go with: a product the
+    // caller asked about first, else the purchase with the highest lift
+    // for it; an item nearly everyone buys, or non-merchandise, never.
+    let by_lift = |lift: fn(&Model, ItemIx, ItemIx, f32) -> f32| {
+        move |seed: ItemIx, n: ItemIx, contribution: f32, sim: f32| {
+            if signals.anchors.contains(&seed) {
+                Some(ASKED + contribution)
+            } else {
+                model.can_anchor(seed).then(|| lift(model, seed, n, sim))
+            }
+        }
+    };
     if weights.complement > 0.0 {
         spread(
             &mut candidates,
@@ -316,6 +339,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
             seeds.clone(),
             |c| (&mut c.complement, &mut c.best_seed),
             |_, _| true,
+            &by_lift(Model::basket_lift),
         );
     }
     if weights.also_bought > 0.0 {
@@ -325,6 +349,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
             seeds,
             |c| (&mut c.also_bought, &mut c.best_owned),
             |_, _| true,
+            &by_lift(Model::buyer_lift),
         );
     }
     // Co-viewed: alternatives to what was looked at and not bought, in the
@@ -337,6 +362,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
         signals.viewed.iter().map(|&v| (v, 1.0)).collect(),
         |c| (&mut c.coviewed, &mut c.best_viewed),
         |seed, n| category(seed).is_some_and(|c| c != 0) && category(seed) == category(n),
+        &|_, _, contribution, _| Some(contribution),
     );
     add_category_sources(&mut candidates, catalog, signals, weights);
     // Popular overall: the fallback that answers a customer with no history.
@@ -452,16 +478,17 @@ fn score(
         score *= 1.0 - weights.price_fit.clamp(0.0, 1.0);
     }
     // The reason is the source with the strongest evidence for this item
-    // (weights rank the list; they do not make a weak reason strong), the
-    // more specific on a tie; "popular" only when nothing specific applies.
-    let main = parts
+    // that can be said (weights rank the list; they do not make a weak
+    // reason strong), the more specific on a tie; a purchase-based source
+    // with no purchase worth naming gives way to the next. "Popular" only
+    // when nothing specific applies.
+    let mut said: Vec<(f32, usize, u8)> = parts
         .iter()
-        .filter(|p| p.2 != 2 && p.0 > 0.0 && p.1 > 0.0)
-        .fold(None::<(f32, u8)>, |best, p| match best {
-            Some((e, _)) if e >= p.1 => best,
-            _ => Some((p.1, p.2)),
-        })
-        .map_or(2, |(_, code)| code);
+        .enumerate()
+        .filter(|(_, p)| p.2 != 2 && p.0 > 0.0 && p.1 > 0.0)
+        .map(|(k, p)| (p.1, k, p.2))
+        .collect();
+    said.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     // A stylist's pick says so: the note is the better sentence.
     if let Some((curation, anchor)) = c.curation.filter(|_| weights.curated > 0.0) {
         return Suggestion {
@@ -471,26 +498,35 @@ fn score(
             fit: Fit::NotSized,
         };
     }
-    let reason = match (
-        main,
-        c.best_seed,
-        c.best_viewed,
-        c.category,
-        c.moved,
-        c.best_owned,
-    ) {
-        (0, Some((with, _)), ..) => Reason::Complement { with },
-        (3, _, Some((with, _)), ..) => Reason::CoViewed { with },
-        (1, _, _, Some(category), ..) => Reason::PopularInCategory { category },
-        (4, .., Some((from, category)), _) => Reason::NewCategory { from, category },
-        (5, .., Some((with, _))) => Reason::AlsoBought { with },
-        _ => Reason::Popular,
-    };
+    let reason = said
+        .iter()
+        .find_map(|&(_, _, code)| reason_of(code, c))
+        .or_else(|| {
+            c.category
+                .map(|category| Reason::PopularInCategory { category })
+        })
+        .unwrap_or(Reason::Popular);
     Suggestion {
         item,
         score,
         reason,
         fit: Fit::NotSized,
+    }
+}
+
+/// The reason a source gives, when it has what it needs to be said.
+fn reason_of(code: u8, c: &Candidate) -> Option<Reason> {
+    match code {
+        0 => c.best_seed.map(|(with, _)| Reason::Complement { with }),
+        3 => c.best_viewed.map(|(with, _)| Reason::CoViewed { with }),
+        1 => c
+            .category
+            .map(|category| Reason::PopularInCategory { category }),
+        4 => c
+            .moved
+            .map(|(from, category)| Reason::NewCategory { from, category }),
+        5 => c.best_owned.map(|(with, _)| Reason::AlsoBought { with }),
+        _ => None,
     }
 }
 
@@ -1006,6 +1042,82 @@ mod tests {
             out.iter().all(|s| s.item != 0),
             "never the laptop itself again"
         );
+    }
+
+    /// 60 customers, three orders each: everyone buys bananas (0); six buy
+    /// a tent (1) with pegs (2); ten more buy pegs with their bananas; the
+    /// rest buy filler (3).
+    fn bananas_and_tents() -> Model {
+        let mut baskets = Vec::new();
+        for j in 0..60 {
+            baskets.push(vec![0]);
+            baskets.push(if j < 6 { vec![1, 2] } else { vec![3] });
+            baskets.push(if j < 16 { vec![0, 2] } else { vec![3] });
+        }
+        model_of(&distinct(4), &baskets, &[])
+    }
+
+    fn named(reason: &Reason) -> Option<ItemIx> {
+        match reason {
+            Reason::Complement { with } | Reason::AlsoBought { with } => Some(*with),
+            _ => None,
+        }
+    }
+
+    /// The pegs are suggested for the tent, the purchase that makes them
+    /// likelier than for anyone (lift), though the customer bought bananas
+    /// thirty times and they share more orders with pegs.
+    #[test]
+    fn the_anchor_is_the_purchase_with_the_highest_lift_never_a_ubiquitous_one() {
+        let model = bananas_and_tents();
+        assert!(!model.can_anchor(0), "bought by every customer");
+        assert!(model.can_anchor(1));
+        let mut signals = Signals {
+            bought: vec![(0, 30), (1, 1)],
+            ..Signals::default()
+        };
+        for i in [0, 1] {
+            let group = model.catalog.items[i].group;
+            signals.filters.bought_groups.insert(group);
+        }
+        let out = suggest(&model, &signals, &Weights::default(), 3);
+        let pegs = out
+            .iter()
+            .find(|s| s.item == 2)
+            .expect("pegs are suggested");
+        assert_eq!(named(&pegs.reason), Some(1), "{:?}", pegs.reason);
+        assert!(out.iter().all(|s| named(&s.reason) != Some(0)));
+
+        // Bought only bananas: the pegs may still come, but never "with the
+        // bananas you have".
+        signals.bought = vec![(0, 30)];
+        signals
+            .filters
+            .bought_groups
+            .remove(&model.catalog.items[1].group);
+        let out = suggest(&model, &signals, &Weights::default(), 3);
+        assert!(!out.is_empty());
+        assert!(
+            out.iter().all(|s| named(&s.reason).is_none()),
+            "{:?}",
+            out.iter().map(|s| &s.reason).collect::<Vec<_>>()
+        );
+    }
+
+    /// A product the caller asks about is named even when everyone buys it.
+    #[test]
+    fn an_asked_anchor_is_named_even_when_ubiquitous() {
+        let model = bananas_and_tents();
+        let signals = Signals {
+            anchors: vec![0],
+            ..Signals::default()
+        };
+        let out = suggest(&model, &signals, &Weights::default(), 3);
+        let pegs = out
+            .iter()
+            .find(|s| s.item == 2)
+            .expect("pegs are suggested");
+        assert_eq!(named(&pegs.reason), Some(0), "{:?}", pegs.reason);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::{
 
 /// Format of [`Model::encode`]; a replica refuses formats it does not know
 /// (and builds its own model instead).
-pub const FORMAT: i64 = 2;
+pub const FORMAT: i64 = 3;
 
 /// A gap longer than this between two views of one visitor starts a new
 /// browsing session.
@@ -158,6 +158,13 @@ pub struct Model {
     /// Per item: items bought by the same customers (cosine over customers,
     /// not orders), strongest first.
     pub also_bought: Vec<Vec<(ItemIx, f32)>>,
+    /// Per item: distinct customers who bought it, at build time (what
+    /// makes an item ubiquitous, and the base of a pair's lift).
+    pub buyers: Vec<u32>,
+    /// Customers with at least one order, at build time.
+    pub customers: u32,
+    /// Orders counted (at build time, plus those applied since).
+    pub orders: u32,
 }
 
 /// Browsing sessions (one visitor's product views with no long gap), as
@@ -288,6 +295,57 @@ const ALSO_BOUGHT_NEIGHBOURS: usize = 100;
 /// similarity, so that pairs seen for a handful of customers do not
 /// outrank well-supported ones (shrinkage).
 const ALSO_BOUGHT_SHRINK: f32 = 10.0;
+
+/// Items bought by more than this share of customers are never named as
+/// what a suggestion goes with: true of nearly everyone, so it explains
+/// nothing ("customers who bought the bananas you have...").
+pub const UBIQUITOUS: f64 = 0.15;
+
+/// Fewer buyers than this never make an item ubiquitous: in a shop of a
+/// handful of customers a share says nothing.
+const UBIQUITOUS_BUYERS: u32 = 20;
+
+/// Pseudo-count that shrinks a pair's lift toward 1, so a pair seen for a
+/// couple of customers does not outrank a well-supported one.
+const LIFT_PRIOR: f64 = 2.0;
+
+impl Model {
+    /// Whether `item` may be named as what a suggestion goes with: not
+    /// marked non-merchandise (fuel, bags, fees), and bought by at most
+    /// [`UBIQUITOUS`] of customers.
+    pub fn can_anchor(&self, item: ItemIx) -> bool {
+        let Some(it) = self.catalog.items.get(item as usize) else {
+            return false;
+        };
+        // Category 0: known only from orders, not marked either way.
+        let merchandise = it.merchandise || it.category == 0;
+        let buyers = self.buyers.get(item as usize).copied().unwrap_or(0);
+        let ubiquitous = buyers >= UBIQUITOUS_BUYERS
+            && f64::from(buyers) > UBIQUITOUS * f64::from(self.customers.max(1));
+        merchandise && !ubiquitous
+    }
+
+    /// How many times likelier an order holding `a` is to hold `b` than
+    /// any order (lift), shrunk toward 1; `cos` as [`Model::complements`]
+    /// gives it.
+    pub fn basket_lift(&self, a: ItemIx, b: ItemIx, cos: f32) -> f32 {
+        let pop = |i: ItemIx| f64::from(self.baskets.get(i as usize).copied().unwrap_or(0).max(1));
+        let (pa, pb) = (pop(a), pop(b));
+        let together = f64::from(cos) * (pa * pb).sqrt();
+        let expected = pa * pb / f64::from(self.orders.max(1));
+        ((together + LIFT_PRIOR) / (expected + LIFT_PRIOR)) as f32
+    }
+
+    /// How many times likelier a buyer of `a` is to buy `b` than any
+    /// customer (lift), shrunk toward 1; `sim` as `also_bought` holds it.
+    pub fn buyer_lift(&self, a: ItemIx, b: ItemIx, sim: f32) -> f32 {
+        let n = |i: ItemIx| f64::from(self.buyers.get(i as usize).copied().unwrap_or(0).max(1));
+        let (na, nb) = (n(a), n(b));
+        let together = f64::from(sim) * ((na * nb).sqrt() + f64::from(ALSO_BOUGHT_SHRINK));
+        let expected = na * nb / f64::from(self.customers.max(1));
+        ((together + LIFT_PRIOR) / (expected + LIFT_PRIOR)) as f32
+    }
+}
 
 /// Item-to-item similarity over customers ("customers who bought X also
 /// bought Y"): cosine over the customers who bought each item, shrunk, on
@@ -438,6 +496,14 @@ impl Model {
             .collect();
         let (popularity, pairs) = count(items.len(), &baskets);
         let partners = partner_lists(&popularity, pairs);
+        let mut buyers = vec![0u32; items.len()];
+        for c in &customers {
+            for &i in c.keys() {
+                buyers[i as usize] += 1;
+            }
+        }
+        let n_customers = u32::try_from(customers.len()).unwrap_or(u32::MAX);
+        let n_orders = u32::try_from(baskets.len()).unwrap_or(u32::MAX);
         let customers: Vec<Vec<(ItemIx, u32)>> = customers
             .into_iter()
             .map(|c| {
@@ -487,6 +553,9 @@ impl Model {
             partners,
             coviewed,
             also_bought,
+            buyers,
+            customers: n_customers,
+            orders: n_orders,
         };
         model.derive_groups();
         model
@@ -621,6 +690,7 @@ impl Model {
             self.partners.push(Vec::new());
             self.coviewed.push(Vec::new());
             self.also_bought.push(Vec::new());
+            self.buyers.push(0);
         }
         i
     }
@@ -644,6 +714,11 @@ impl Model {
     /// feed reports them.
     pub fn apply_basket(&mut self, added: bool, placed_at: i64, products: &[String]) {
         let weight = self.recency_weight(placed_at);
+        self.orders = if added {
+            self.orders.saturating_add(1)
+        } else {
+            self.orders.saturating_sub(1)
+        };
         let mut items: Vec<ItemIx> = Vec::with_capacity(products.len());
         for p in products {
             let i = self.item_or_add(p);
@@ -782,6 +857,9 @@ impl Model {
         };
         w.u32s(&size(|s| s.domain));
         w.u32s(&size(|s| s.label));
+        w.u32s(&self.buyers);
+        w.u32(self.customers);
+        w.u32(self.orders);
         codec::deflate(&w.into_bytes())
     }
 
@@ -835,6 +913,7 @@ impl Model {
         let size_domains = Names::from_names(r.strings()?);
         let size_labels = Names::from_names(r.strings()?);
         let (domains, labels) = (r.u32s()?, r.u32s()?);
+        let (buyers, customers, orders) = (r.u32s()?, r.u32()?, r.u32()?);
         if domains.len() != n || labels.len() != n {
             return Err("size count does not match the items".into());
         }
@@ -876,6 +955,9 @@ impl Model {
             partners,
             coviewed,
             also_bought,
+            buyers,
+            customers,
+            orders,
         };
         model.check()?;
         model.derive_groups();
@@ -891,6 +973,7 @@ impl Model {
             .iter()
             .all(|l| l.len() == n && l.iter().flatten().all(|(i, _)| ok_item(i)));
         let fine = self.baskets.len() == n
+            && self.buyers.len() == n
             && self.recent.len() == n
             && self.partners.len() == n
             && self.partners.iter().flatten().all(|(i, _)| ok_item(i))
