@@ -117,6 +117,23 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         let store = Store::connect(&config.database_url, &config.store).await?;
         store.migrate().await?;
+        // After an upgrade that changed the model's format, the stored one
+        // cannot be read: build one now, so suggestions are there from the
+        // first call (once; replicas starting after see it current).
+        if store
+            .stored_model_format()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the model's format: {e:?}"))?
+            .is_some_and(|f| f < crate::suggest::snapshot::FORMAT)
+        {
+            let built = live::build_and_save(&store, &config.model)
+                .await
+                .map_err(|e| anyhow::anyhow!("rebuilding the suggestion model: {e:?}"))?;
+            tracing::info!(
+                version = built.version,
+                "suggestion model rebuilt in this version's format"
+            );
+        }
         // The newest stored model and the feed after it, before serving.
         let live = Arc::new(LiveModel::new(config.model.clone()));
         live.catch_up(&store)

@@ -46,4 +46,13 @@ impl Store {
         tx.commit().await?;
         Ok(claimed)
     }
+
+    /// The format of the newest stored model snapshot, if any.
+    pub async fn stored_model_format(&self) -> Result<Option<i64>, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT format FROM model_snapshots ORDER BY version DESC LIMIT 1")
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
 }
