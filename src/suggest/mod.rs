@@ -113,7 +113,14 @@ pub struct ItemInfo {
     pub replenish_days: Option<u32>,
     /// Its size, for a variant of a sized style.
     pub size: Option<ItemSize>,
+    /// What it is to a customer (index into [`Model::alikes`]: brand and
+    /// name without size or pack words); [`NO_ALIKE`] when unknown. A list
+    /// holds at most one item per value.
+    pub alike: u32,
 }
+
+/// [`ItemInfo::alike`] of an item known only from history.
+pub const NO_ALIKE: u32 = u32::MAX;
 
 /// A variant's size in the model's indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -600,11 +600,14 @@ pub fn suggest(
         .collect();
     scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
     let mut per_category: IxMap<usize> = IxMap::default();
+    // One item per style, and per look-alike (the same thing under
+    // another product id: "White Bread 20 OZ" and "White Bread").
     let mut styles = IxSet::default();
+    let mut alikes = IxSet::default();
     let mut out = Vec::with_capacity(limit);
     for s in scored {
         let item = &catalog.items[s.item as usize];
-        if styles.contains(&item.group) {
+        if styles.contains(&item.group) || alikes.contains(&item.alike) {
             continue;
         }
         let n = per_category.entry(item.category).or_insert(0);
@@ -615,6 +618,8 @@ pub fn suggest(
         let Some((chosen, fit)) = in_their_size(model, signals, s.item) else {
             continue;
         };
+        alikes.insert(item.alike);
+        alikes.insert(catalog.items[chosen as usize].alike);
         *n += 1;
         out.push(Suggestion {
             item: chosen,
@@ -1101,6 +1106,24 @@ mod tests {
             out.iter().all(|s| named(&s.reason).is_none()),
             "{:?}",
             out.iter().map(|s| &s.reason).collect::<Vec<_>>()
+        );
+    }
+
+    /// Two product ids of one thing ("White Bread 20 OZ", "White Bread"):
+    /// the list shows the better-placed one only.
+    #[test]
+    fn a_list_holds_one_item_per_look_alike() {
+        let baskets: Vec<Vec<ItemIx>> = (0..12).map(|k| vec![k % 4]).collect();
+        let mut model = model_of(&distinct(4), &baskets, &[]);
+        let everyone = suggest(&model, &Signals::default(), &Weights::default(), 4);
+        assert_eq!(everyone.len(), 4);
+        model.catalog.items[2].alike = model.catalog.items[1].alike;
+        let out = suggest(&model, &Signals::default(), &Weights::default(), 4);
+        let items: Vec<ItemIx> = out.iter().map(|s| s.item).collect();
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(
+            !(items.contains(&1) && items.contains(&2)),
+            "one of the two look-alikes: {items:?}"
         );
     }
 

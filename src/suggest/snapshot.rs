@@ -129,6 +129,8 @@ pub struct Model {
     pub size_domains: Names,
     /// Size labels.
     pub size_labels: Names,
+    /// What items are to a customer ([`alike_key`]).
+    pub alikes: Names,
     /// Per style: its sized variants, smallest size first. Derived from the
     /// items, not stored.
     pub variants: Vec<Vec<ItemIx>>,
@@ -203,6 +205,7 @@ struct Interned {
     categories: Names,
     size_domains: Names,
     size_labels: Names,
+    alikes: Names,
 }
 
 /// Interns the catalog rows as items.
@@ -227,7 +230,71 @@ fn item_of(row: &CatalogRow, config: &ModelConfig, n: &mut Interned) -> ItemInfo
             .unwrap_or_else(|| config.is_merchandise(&row.category_path)),
         brand: (!row.brand.is_empty()).then(|| brands.intern(&row.brand)),
         replenish_days: row.replenish_days.and_then(|d| u32::try_from(d).ok()),
+        alike: n.alikes.intern(&alike_key(&row.brand, &row.name)),
     }
+}
+
+/// Words that say how much or what size, not what: units, pack words and
+/// letter sizes.
+const MEASURE_WORDS: &[&str] = &[
+    "oz", "fl", "floz", "lb", "lbs", "ga", "gal", "gallon", "gallons", "qt", "pt", "ml", "cl", "l",
+    "ltr", "litre", "liter", "kg", "g", "gr", "gram", "grams", "ct", "count", "pk", "pack",
+    "packs", "pc", "pcs", "dz", "doz", "dozen", "cm", "mm", "ft", "sz", "size", "xxs", "xs", "s",
+    "m", "xl", "xxl", "xxxl", "ea", "each",
+];
+
+/// Whether `w` is a number ("20", "1.5").
+fn number(w: &str) -> bool {
+    !w.is_empty() && w.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// Whether `w` is a quantity in one word ("20oz", "12pk", "1.5l").
+fn quantity(w: &str) -> bool {
+    let unit = w.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    unit.len() < w.len() && MEASURE_WORDS.contains(&unit)
+}
+
+/// What a product is to a customer: its brand and its name in lower case
+/// without what is in parentheses, quantities ("20 OZ", "12pk", "2 x 330
+/// ml"), pack words or letter sizes. "White Bread 20 OZ" and "White
+/// Bread", or "Rain Shell (M)" and "Rain Shell (L)" of one brand, are one
+/// thing; "Trail Runner 2" and "Trail Runner 3" are not.
+pub fn alike_key(brand: &str, name: &str) -> String {
+    let mut bare = String::with_capacity(name.len());
+    let mut depth = 0u32;
+    for c in name.to_lowercase().chars() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => bare.push(c),
+            _ => {}
+        }
+    }
+    let tokens: Vec<&str> = bare
+        .split(|c: char| !(c.is_alphanumeric() || c == '.'))
+        .map(|w| w.trim_matches('.'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut words: Vec<&str> = Vec::with_capacity(tokens.len());
+    let mut k = 0;
+    while k < tokens.len() {
+        let w = tokens[k];
+        let next = tokens.get(k + 1).copied().unwrap_or("");
+        if number(w) && (MEASURE_WORDS.contains(&next) || next == "x" || quantity(next)) {
+            k += if next == "x" { 2 } else { 1 };
+            continue;
+        }
+        if !quantity(w) && !MEASURE_WORDS.contains(&w) {
+            words.push(w);
+        }
+        k += 1;
+    }
+    let what = if words.is_empty() {
+        bare.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        words.join(" ")
+    };
+    format!("{}|{what}", brand.trim().to_lowercase())
 }
 
 /// An item known only from history (bought or viewed, not in the catalog):
@@ -243,6 +310,7 @@ fn unknown_item(product_id: &str, groups: &mut Names) -> ItemInfo {
         brand: None,
         replenish_days: None,
         size: None,
+        alike: super::NO_ALIKE,
     }
 }
 
@@ -432,6 +500,7 @@ impl Model {
             categories,
             size_domains,
             size_labels,
+            alikes,
         } = names;
         let mut ix = |id: &str, items: &mut Vec<ItemInfo>, groups: &mut Names| -> ItemIx {
             let i = products.intern(id);
@@ -543,6 +612,7 @@ impl Model {
             brands,
             size_domains,
             size_labels,
+            alikes,
             variants: Vec::new(),
             domain_sizes: Vec::new(),
             baskets: popularity,
@@ -774,12 +844,14 @@ impl Model {
             categories: Names::from_names(std::mem::take(&mut self.catalog.categories)),
             size_domains: std::mem::take(&mut self.size_domains),
             size_labels: std::mem::take(&mut self.size_labels),
+            alikes: std::mem::take(&mut self.alikes),
         };
         let item = item_of(row, config, &mut names);
         self.groups = names.groups;
         self.brands = names.brands;
         self.size_domains = names.size_domains;
         self.size_labels = names.size_labels;
+        self.alikes = names.alikes;
         self.catalog.categories = names.categories.names;
         self.catalog
             .next_categories
@@ -860,6 +932,9 @@ impl Model {
         w.u32s(&self.buyers);
         w.u32(self.customers);
         w.u32(self.orders);
+        w.strings(&self.alikes.names);
+        let alike: Vec<u32> = self.catalog.items.iter().map(|it| it.alike).collect();
+        w.u32s(&alike);
         codec::deflate(&w.into_bytes())
     }
 
@@ -901,6 +976,7 @@ impl Model {
                 brand: (brand != u32::MAX).then_some(brand),
                 replenish_days: (replenish != u32::MAX).then_some(replenish),
                 size: None,
+                alike: super::NO_ALIKE,
             });
         }
         let baskets = r.u32s()?;
@@ -914,6 +990,14 @@ impl Model {
         let size_labels = Names::from_names(r.strings()?);
         let (domains, labels) = (r.u32s()?, r.u32s()?);
         let (buyers, customers, orders) = (r.u32s()?, r.u32()?, r.u32()?);
+        let alikes = Names::from_names(r.strings()?);
+        let alike = r.u32s()?;
+        if alike.len() != n {
+            return Err("look-alike count does not match the items".into());
+        }
+        for (it, a) in items.iter_mut().zip(alike) {
+            it.alike = a;
+        }
         if domains.len() != n || labels.len() != n {
             return Err("size count does not match the items".into());
         }
@@ -945,6 +1029,7 @@ impl Model {
             brands,
             size_domains,
             size_labels,
+            alikes,
             variants: Vec::new(),
             domain_sizes: Vec::new(),
             baskets,
@@ -989,7 +1074,8 @@ impl Model {
                 .flatten()
                 .all(|(k, _)| (*k as usize) < c)
             && self.catalog.items.iter().all(|it| {
-                (it.group as usize) < self.groups.names.len()
+                (it.alike == super::NO_ALIKE || (it.alike as usize) < self.alikes.names.len())
+                    && (it.group as usize) < self.groups.names.len()
                     && (it.category as usize) < c
                     && it
                         .brand
@@ -1038,6 +1124,39 @@ mod tests {
             product_id: product.into(),
             occurred_at: 1_000,
         }
+    }
+
+    #[test]
+    fn look_alikes_share_a_key_and_different_things_do_not() {
+        let same = |a: (&str, &str), b: (&str, &str)| alike_key(a.0, a.1) == alike_key(b.0, b.1);
+        assert!(same(
+            ("National", "Mainstream White Bread 20 OZ"),
+            ("National", "Mainstream White Bread")
+        ));
+        assert!(same(
+            ("Private", "Fluid Milk White Only 1 GA"),
+            ("Private", "FLUID MILK WHITE ONLY")
+        ));
+        assert!(same(
+            ("Kestrel", "Rain Shell (M)"),
+            ("Kestrel", "Rain Shell (L)")
+        ));
+        assert!(same(
+            ("", "Soft Drinks 12pk 12oz"),
+            ("", "Soft drinks 2 x 330 ml")
+        ));
+        assert!(same(("", "Bananas 40 LB"), ("", "Bananas")));
+        assert!(!same(
+            ("National", "White Bread"),
+            ("Private", "White Bread")
+        ));
+        assert!(!same(
+            ("Strider", "Trail Runner 2"),
+            ("Strider", "Trail Runner 3")
+        ));
+        assert!(!same(("", "Merino Socks"), ("", "Merino Gloves")));
+        // A name that is all measure still has a key of its own.
+        assert!(!same(("", "12 OZ"), ("", "16 OZ")));
     }
 
     /// Browsing of products neither in the catalogue nor ever bought (a
