@@ -133,11 +133,12 @@ pub(super) async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     };
     let k = args.k;
     println!(
-        "{:<16} {:>9} {:>12} {:>10} {:>10} {:>8} {:>11} {:>11}",
+        "{:<16} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8} {:>11} {:>11}",
         "split",
         "evaluated",
         "method",
         format!("HitRate@{k}"),
+        "alike hits",
         format!("NDCG@{k}"),
         "coverage",
         "violations",
@@ -155,10 +156,11 @@ pub(super) async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             ("popular now", &r.popular_now),
         ] {
             println!(
-                "{:<16} {:>9} {name:>12} {:>10.4} {:>10.4} {:>8.4} {:>11} {:>10.2}x",
+                "{:<16} {:>9} {name:>12} {:>10.4} {:>10.4} {:>10.4} {:>8.4} {:>11} {:>10.2}x",
                 split.name(),
                 r.customers,
                 s.hit_rate,
+                s.alike_hit_rate,
                 s.ndcg,
                 s.coverage,
                 s.violations,

@@ -72,6 +72,12 @@ impl Split {
 pub struct Scores {
     /// Share of evaluated customers with at least one hit in the top k.
     pub hit_rate: f64,
+    /// The same, a hit also when the held-out order holds a look-alike of
+    /// a suggestion (the same thing under another product id: "White Bread
+    /// 20 OZ" suggested, "White Bread" bought). Lists hold one item per
+    /// look-alike, so the product-id rate undercounts what an agent's
+    /// suggestion achieves.
+    pub alike_hit_rate: f64,
     /// Mean NDCG@k (binary relevance: held-out items new to the customer).
     pub ndcg: f64,
     /// Distinct suggested items / suggestable items.
@@ -177,6 +183,7 @@ fn dcg(hits: &[bool]) -> f64 {
 #[derive(Default)]
 struct Tally {
     hits: usize,
+    alike_hits: usize,
     ndcg: f64,
     seen: HashSet<ItemIx>,
     violations: u64,
@@ -186,13 +193,21 @@ impl Tally {
     fn add(
         &mut self,
         list: &[ItemIx],
-        relevant: &HashSet<ItemIx>,
+        relevant: (&HashSet<ItemIx>, &HashSet<u32>),
         k: usize,
+        alike: impl Fn(ItemIx) -> u32,
         bad: impl Fn(ItemIx) -> bool,
     ) {
+        let (relevant, relevant_alikes) = relevant;
         let marks: Vec<bool> = list.iter().map(|i| relevant.contains(i)).collect();
         if marks.iter().any(|m| *m) {
             self.hits += 1;
+        }
+        if list
+            .iter()
+            .any(|&i| relevant.contains(&i) || relevant_alikes.contains(&alike(i)))
+        {
+            self.alike_hits += 1;
         }
         let ideal = dcg(&vec![true; relevant.len().min(k)]);
         if ideal > 0.0 {
@@ -205,6 +220,7 @@ impl Tally {
     fn scores(&self, n: usize, suggestable: usize) -> Scores {
         Scores {
             hit_rate: self.hits as f64 / n.max(1) as f64,
+            alike_hit_rate: self.alike_hits as f64 / n.max(1) as f64,
             ndcg: self.ndcg / n.max(1) as f64,
             coverage: self.seen.len() as f64 / suggestable.max(1) as f64,
             violations: self.violations,
@@ -313,9 +329,15 @@ pub fn evaluate(
             let it = &catalog.items[i as usize];
             bought_groups.contains(&it.group) || !it.available || !it.merchandise
         };
+        let alike = |i: ItemIx| catalog.items[i as usize].alike;
+        let relevant_alikes: HashSet<u32> = relevant
+            .iter()
+            .map(|&i| alike(i))
+            .filter(|&a| a != super::NO_ALIKE)
+            .collect();
         let lists = [ranked, top(&all_time), top(&catalog.popular)];
         for (list, tally) in lists.iter().zip(tallies.iter_mut()) {
-            tally.add(list, &relevant, k, bad);
+            tally.add(list, (&relevant, &relevant_alikes), k, alike, bad);
         }
     }
     Report {
