@@ -149,30 +149,28 @@ async fn ids(tx: &mut Tx, sql: &str, before: Timestamp, limit: i64) -> Result<Ve
 /// the returns named. The customers' running totals are lifetime totals
 /// and stay as they are.
 async fn delete_purchases(tx: &mut Tx, orders: &[String], returns: &[String]) -> Result<(), Error> {
-    let by_ids = |sql: &str, n: usize| sql.replace("{ids}", &placeholders(1, n));
-    for chunk in orders.chunks(super::ROWS_PER_STATEMENT) {
-        let statements = [
-            "DELETE FROM return_lines WHERE return_id IN \
-             (SELECT return_id FROM returns WHERE order_id IN ({ids}))",
-            "DELETE FROM returns WHERE order_id IN ({ids})",
-            "DELETE FROM order_lines WHERE order_id IN ({ids})",
-            "DELETE FROM orders WHERE order_id IN ({ids})",
-        ];
+    let of_orders = [
+        "DELETE FROM return_lines WHERE return_id IN \
+         (SELECT return_id FROM returns WHERE order_id IN ({ids}))",
+        "DELETE FROM returns WHERE order_id IN ({ids})",
+        "DELETE FROM order_lines WHERE order_id IN ({ids})",
+        "DELETE FROM orders WHERE order_id IN ({ids})",
+    ];
+    let of_returns = [
+        "DELETE FROM return_lines WHERE return_id IN ({ids})",
+        "DELETE FROM returns WHERE return_id IN ({ids})",
+    ];
+    delete_by_ids(tx, &of_orders, orders).await?;
+    delete_by_ids(tx, &of_returns, returns).await
+}
+
+/// Runs each statement (its `{ids}` a list of placeholders) for `ids`, a
+/// bounded number at a time.
+async fn delete_by_ids(tx: &mut Tx, statements: &[&str], ids: &[String]) -> Result<(), Error> {
+    for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
         for sql in statements {
-            let mut q = sqlx::query(AssertSqlSafe(by_ids(sql, chunk.len())));
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            q.execute(&mut **tx).await?;
-        }
-    }
-    for chunk in returns.chunks(super::ROWS_PER_STATEMENT) {
-        let statements = [
-            "DELETE FROM return_lines WHERE return_id IN ({ids})",
-            "DELETE FROM returns WHERE return_id IN ({ids})",
-        ];
-        for sql in statements {
-            let mut q = sqlx::query(AssertSqlSafe(by_ids(sql, chunk.len())));
+            let sql = sql.replace("{ids}", &placeholders(1, chunk.len()));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(id.as_str());
             }

@@ -270,3 +270,17 @@ pub async fn withdraw_personalisation(app: &TestApp, customer: &str) {
         .await
         .expect("consent");
 }
+
+/// Erases the customer found by `identity` (admin privacy client).
+pub async fn erase(app: &TestApp, identity: Identity) -> pb::EraseCustomerResponse {
+    app.privacy
+        .clone()
+        .erase_customer(pb::EraseCustomerRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(identity),
+            }),
+        })
+        .await
+        .expect("erased")
+        .into_inner()
+}

@@ -339,18 +339,6 @@ async fn seed_erased(app: &TestApp, who: &str) {
         .expect("orders");
 }
 
-async fn erase(app: &TestApp, who: &str) {
-    app.privacy
-        .clone()
-        .erase_customer(pb::EraseCustomerRequest {
-            customer: Some(pb::CustomerRef {
-                identity: Some(Identity::CustomerId(who.into())),
-            }),
-        })
-        .await
-        .expect("erased");
-}
-
 /// Events of 50 a batch for `who` until `stop`; `acked` is the last batch
 /// acknowledged.
 fn keep_ingesting(
@@ -452,7 +440,7 @@ async fn backup_while_ingesting_then_restore_keeps_writes_and_erasures() {
             .mode();
         assert_eq!(mode & 0o077, 0, "the backup is readable by its owner only");
     }
-    erase(&app, "c-gone").await;
+    erase(&app, Identity::CustomerId("c-gone".into())).await;
 
     // Restoring refuses while the service has the database open.
     let file = customer_context::store::sqlite_file_of(&app.database_url).expect("a file");
@@ -537,7 +525,7 @@ async fn postgres_dump_restores_and_erasures_replay() {
         .status()
         .expect("pg_dump runs");
     assert!(status.success(), "pg_dump");
-    erase(&app, "c-gone").await;
+    erase(&app, Identity::CustomerId("c-gone".into())).await;
 
     let (restored_url, _guard) = fresh_database(Backend::Postgres).await.expect("a database");
     let status = std::process::Command::new("pg_restore")

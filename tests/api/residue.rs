@@ -96,19 +96,6 @@ async fn seed(app: &TestApp) {
     context_of(app, Identity::Email(EMAIL.into())).await;
 }
 
-async fn erase(app: &TestApp) -> pb::EraseCustomerResponse {
-    app.privacy
-        .clone()
-        .erase_customer(pb::EraseCustomerRequest {
-            customer: Some(pb::CustomerRef {
-                identity: Some(Identity::Email(EMAIL.into())),
-            }),
-        })
-        .await
-        .expect("erased")
-        .into_inner()
-}
-
 /// The needles found in `bytes`.
 fn found(bytes: &[u8]) -> Vec<&'static str> {
     NEEDLES
@@ -139,7 +126,7 @@ async fn erasure_leaves_no_readable_residue(backend: Backend) {
                     .collect::<Vec<u8>>()
             };
             assert!(!found(&files()).is_empty(), "the search sees stored data");
-            let receipt = erase(&app).await;
+            let receipt = erase(&app, Identity::Email(EMAIL.into())).await;
             assert!(receipt.storage.contains("zeros"), "{}", receipt.storage);
             assert_eq!(found(&files()), Vec::<&str>::new(), "left in {path}");
         }
@@ -148,7 +135,7 @@ async fn erasure_leaves_no_readable_residue(backend: Backend) {
                 .await
                 .expect("a superuser connection");
             assert!(!found(&relation_bytes(&mut conn).await).is_empty());
-            let receipt = erase(&app).await;
+            let receipt = erase(&app, Identity::Email(EMAIL.into())).await;
             assert!(receipt.storage.contains("scrub"), "{}", receipt.storage);
             app.store.scrub().await.expect("scrubbed");
             let left = found(&relation_bytes(&mut conn).await);
