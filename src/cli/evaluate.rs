@@ -51,9 +51,16 @@ pub struct EvaluateArgs {
     /// Score lost by items priced outside the customer's usual band (0-1).
     #[arg(long, default_value_t = crate::suggest::Weights::default().price_fit)]
     pub price_fit: f32,
+    /// Seed decay per order back of the recency-weighted blend (0 to 1).
+    #[arg(long, default_value_t = crate::suggest::validate::ORDER_DECAY)]
+    pub order_decay: f32,
     /// Splits to run: all, even, odd (each household number's parity).
     #[arg(long, value_delimiter = ',', default_value = "all,even,odd")]
     pub splits: Vec<String>,
+    /// Each split is also run moved back this many orders (every
+    /// household's newest orders dropped from all data), e.g. `0,1,2`.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub moved_back: Vec<usize>,
     /// How the suggestion model is built.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -129,11 +136,12 @@ pub(super) async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         new_category: args.new_category,
         brand: args.brand,
         price_fit: args.price_fit,
+        order_decay: args.order_decay.clamp(0.0, 1.0),
         ..crate::suggest::Weights::default()
     };
     let k = args.k;
     println!(
-        "{:<16} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8} {:>11} {:>11}",
+        "{:<22} {:>9} {:>16} {:>10} {:>10} {:>10} {:>8} {:>10} {:>13}",
         "split",
         "evaluated",
         "method",
@@ -142,39 +150,65 @@ pub(super) async fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         format!("NDCG@{k}"),
         "coverage",
         "violations",
-        "vs popular"
+        "vs stronger pop."
     );
     let mut violations = 0;
-    for split in splits {
-        let (inputs, config, weights) = (inputs.clone(), args.model.config(), weights.clone());
-        let r = tokio::task::spawn_blocking(move || evaluate(&inputs, &config, &weights, k, split))
+    for back in args.moved_back.iter().copied() {
+        for &split in &splits {
+            let (inputs, config, weights) = (inputs.clone(), args.model.config(), weights.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                evaluate(&inputs, &config, &weights, k, split, back)
+            })
             .await?;
-        let base = r.popularity.hit_rate.max(1e-9);
-        for (name, s) in [
-            ("ranker", &r.ranker),
-            ("popularity", &r.popularity),
-            ("popular now", &r.popular_now),
-        ] {
-            println!(
-                "{:<16} {:>9} {name:>12} {:>10.4} {:>10.4} {:>10.4} {:>8.4} {:>11} {:>10.2}x",
-                split.name(),
-                r.customers,
-                s.hit_rate,
-                s.alike_hit_rate,
-                s.ndcg,
-                s.coverage,
-                s.violations,
-                s.hit_rate / base
-            );
-            violations += s.violations;
+            violations += print_split(&r);
         }
-        println!(
-            "{:<16} ({} with 2+ orders, {} training orders, {} suggestable items; build {:.1}s, score {:.1}s)",
-            "", r.with_two_orders, r.train_orders, r.suggestable, r.train_secs, r.score_secs
-        );
     }
     if violations > 0 {
         anyhow::bail!("suggestions broke a hard filter");
     }
     Ok(())
+}
+
+/// Prints one split's rows; returns its violations.
+fn print_split(r: &crate::suggest::evaluate::Report) -> u64 {
+    let name = match r.moved_back {
+        0 => r.split.name().to_string(),
+        n => format!("{}, -{n}", r.split.name()),
+    };
+    let base = r.stronger_popularity().hit_rate.max(1e-9);
+    let picked = format!("picked: {}", r.picked.name());
+    let mut rows: Vec<(&str, &crate::suggest::evaluate::Scores)> = r
+        .rankers
+        .iter()
+        .map(|(ranker, s)| (ranker.name(), s))
+        .collect();
+    rows.push((&picked, r.of(r.picked)));
+    rows.push(("popularity", &r.popularity));
+    rows.push(("by households", &r.by_households));
+    rows.push(("popular now", &r.popular_now));
+    let mut violations = 0;
+    for (method, s) in rows {
+        println!(
+            "{name:<22} {:>9} {method:>16} {:>10.4} {:>10.4} {:>10.4} {:>8.4} {:>10} {:>12.2}x",
+            r.customers,
+            s.hit_rate,
+            s.alike_hit_rate,
+            s.ndcg,
+            s.coverage,
+            s.violations,
+            s.hit_rate / base
+        );
+        violations += s.violations;
+    }
+    println!(
+        "{:<22} ({} with 2+ orders, {} training orders, {} suggestable items; build {:.1}s, validate {:.1}s, score {:.1}s)",
+        "",
+        r.with_two_orders,
+        r.train_orders,
+        r.suggestable,
+        r.train_secs,
+        r.validate_secs,
+        r.score_secs
+    );
+    violations
 }

@@ -301,5 +301,31 @@ async fn rebuild_model(store: &Store, config: &crate::suggest::ModelConfig) -> a
         m.build_secs,
         m.store_secs
     );
+    print!("{}", validation_report(&m.ranking));
     Ok(())
+}
+
+/// The build's ranker validation, as `rebuild-model` prints it.
+fn validation_report(r: &crate::suggest::validate::Ranking) -> String {
+    use crate::suggest::validate::{MIN_CUSTOMERS, Z_TO_SERVE};
+    if r.validations.is_empty() {
+        return format!(
+            "serving the blend: fewer than {MIN_CUSTOMERS} customers with a second order to validate other rankers on\n"
+        );
+    }
+    let mut out = format!(
+        "rankers validated on {} customers' latest orders (HitRate@10, NDCG@10, z over the blend; served above z {Z_TO_SERVE}):\n",
+        r.customers
+    );
+    for v in &r.validations {
+        out.push_str(&format!(
+            "  {:<13} {:.4}  {:.4}  {:+.2}{}\n",
+            v.ranker.name(),
+            v.hit_rate,
+            v.ndcg,
+            v.z,
+            if v.ranker == r.served { "  served" } else { "" }
+        ));
+    }
+    out
 }

@@ -40,6 +40,7 @@ pub async fn scrape(State(a): State<Adapters>) -> impl IntoResponse {
         "Seconds since the served model snapshot was built (0 with none).",
         age,
     );
+    ranking(&mut out, &a.live.read(|m| m.ranking.clone()));
     let applied = a.live.applied();
     out.gauge(
         "cc_change_feed_applied",
@@ -80,4 +81,44 @@ pub async fn scrape(State(a): State<Adapters>) -> impl IntoResponse {
         )],
         out.finish(),
     )
+}
+
+/// The served model's ranker and the validation numbers that chose it.
+fn ranking(out: &mut Text, r: &crate::suggest::validate::Ranking) {
+    use crate::suggest::validate::Ranker;
+    out.family(
+        "cc_model_ranker_served",
+        "gauge",
+        "1 for the ranker the served model picked on the shop's own latest orders (the blend when none beat it).",
+    );
+    for ranker in Ranker::ALL {
+        let served = if ranker == r.served { 1.0 } else { 0.0 };
+        out.sample(
+            "cc_model_ranker_served",
+            &[("ranker", ranker.name())],
+            served,
+        );
+    }
+    out.gauge(
+        "cc_model_validation_customers",
+        "Customers whose latest order the served model's build validated its rankers on (0: too little history; the blend is served).",
+        f64::from(r.customers),
+    );
+    for (name, help, value) in [
+        (
+            "cc_model_validation_hit_rate",
+            "Share of validation customers whose held-out latest order holds one of the ranker's 10 suggestions.",
+            (|v: &crate::suggest::validate::Validation| v.hit_rate) as fn(&_) -> f64,
+        ),
+        (
+            "cc_model_validation_ndcg",
+            "Mean NDCG@10 of the ranker on the validation customers' held-out latest orders.",
+            |v| v.ndcg,
+        ),
+    ] {
+        out.family(name, "gauge", help);
+        for v in &r.validations {
+            out.sample(name, &[("ranker", v.ranker.name())], value(v));
+        }
+    }
 }

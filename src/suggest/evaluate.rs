@@ -4,12 +4,16 @@
 //! [`signals::signals`] from what the service would read (its newest
 //! purchase lines), and the list is ranked by [`suggest`]. Scored against
 //! the held-out order (items new to the household only, since bought items
-//! are filtered), beside two baselines: all-time best-sellers and
-//! recency-weighted best-sellers.
+//! are filtered), beside three baselines: all-time best-sellers (by
+//! orders, and by households) and recency-weighted best-sellers.
 //!
 //! Three splits, so a default is not tuned to one set of households:
 //! every household; even-numbered households only, trained on their own
-//! data; odd-numbered ones likewise.
+//! data; odd-numbered ones likewise. Each may be moved back in time (every
+//! household's newest orders dropped from all data).
+//!
+//! The model build validates its rankers with the same protocol on the
+//! shop's own orders ([`super::validate`]).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,9 +21,10 @@ use std::{
 };
 
 use super::{
-    Filters, ItemIx, Model, ModelConfig, Weights,
+    Filters, ItemIx, IxSet, Model, ModelConfig, Weights,
     signals::{self, Ask, History},
     suggest,
+    validate::{self, Ranker},
 };
 use crate::{
     domain::Timestamp,
@@ -92,6 +97,8 @@ pub struct Scores {
 pub struct Report {
     /// The split.
     pub split: Split,
+    /// Newest orders dropped from every household first.
+    pub moved_back: usize,
     /// Customers with at least two orders.
     pub with_two_orders: usize,
     /// Of those, customers whose held-out order holds an item new to them:
@@ -103,21 +110,47 @@ pub struct Report {
     pub suggestable: usize,
     /// k.
     pub k: usize,
-    /// The served ranker.
-    pub ranker: Scores,
-    /// All-time best-sellers.
+    /// Every candidate ranker, in [`Ranker::ALL`] order.
+    pub rankers: Vec<(Ranker, Scores)>,
+    /// What a model build on this split's training orders would serve
+    /// (validated on their own latest orders, as every build does).
+    pub picked: Ranker,
+    /// All-time best-sellers by orders.
     pub popularity: Scores,
+    /// All-time best-sellers by households that bought them.
+    pub by_households: Scores,
     /// Recency-weighted best-sellers (the model's "popular now").
     pub popular_now: Scores,
     /// Seconds to build the model.
     pub train_secs: f64,
-    /// Seconds to score every customer with the ranker.
+    /// Seconds to validate the rankers on the training orders.
+    pub validate_secs: f64,
+    /// Seconds to score every customer.
     pub score_secs: f64,
 }
 
+impl Report {
+    /// The scores of one candidate.
+    pub fn of(&self, ranker: Ranker) -> &Scores {
+        self.rankers
+            .iter()
+            .find(|r| r.0 == ranker)
+            .map_or(&self.rankers[0].1, |r| &r.1)
+    }
+
+    /// The stronger of the two all-time popularity baselines.
+    pub fn stronger_popularity(&self) -> &Scores {
+        if self.by_households.hit_rate > self.popularity.hit_rate {
+            &self.by_households
+        } else {
+            &self.popularity
+        }
+    }
+}
+
 /// One household's orders, oldest first.
-struct Household<'a> {
-    orders: Vec<Vec<&'a PurchaseRow>>,
+pub(super) struct Household<'a> {
+    pub(super) orders: Vec<Vec<&'a PurchaseRow>>,
 }
 
 /// Households in the purchase rows (ordered by customer, time, order).
@@ -143,6 +176,38 @@ fn households(purchases: &[PurchaseRow], split: Split) -> Vec<Household<'_>> {
         }
     }
     out
+}
+
+/// The protocol's data: the households of a split (each without its
+/// `moved_back` newest orders), and the training inputs, every order but
+/// the last of each household with two or more.
+pub(super) struct Protocol<'a> {
+    pub(super) homes: Vec<Household<'a>>,
+    pub(super) train: ModelInputs,
+}
+
+/// Holds out each household's last order of `split`, after dropping its
+/// `moved_back` newest orders from all data.
+pub(super) fn protocol(inputs: &ModelInputs, split: Split, moved_back: usize) -> Protocol<'_> {
+    let mut homes = households(&inputs.purchases, split);
+    for h in &mut homes {
+        let keep = h.orders.len().saturating_sub(moved_back);
+        h.orders.truncate(keep);
+    }
+    homes.retain(|h| !h.orders.is_empty());
+    let mut train = ModelInputs {
+        as_of_seq: inputs.as_of_seq,
+        catalog: inputs.catalog.clone(),
+        purchases: Vec::new(),
+        views: Vec::new(),
+    };
+    for h in &homes {
+        let n = h.orders.len() - usize::from(h.orders.len() >= 2);
+        train
+            .purchases
+            .extend(h.orders[..n].iter().flatten().map(|p| (*p).clone()));
+    }
+    Protocol { homes, train }
 }
 
 /// The history the service would read for a household: its newest
@@ -179,10 +244,104 @@ fn dcg(hits: &[bool]) -> f64 {
         .sum()
 }
 
-/// Per method: hits, summed NDCG, items ever suggested, violations.
+/// One household to score: what the service would read before its last
+/// order, and what that order held new.
+struct Case {
+    history: History,
+    bought_groups: IxSet,
+    relevant: HashSet<ItemIx>,
+    relevant_alikes: HashSet<u32>,
+}
+
+/// The case of a household with two orders or more whose last order holds
+/// an item new to it (a perfect ranker could not hit otherwise).
+fn case_of(model: &Model, h: &Household<'_>) -> Option<Case> {
+    let catalog = &model.catalog;
+    let (history, held_out) = h.orders.split_at(h.orders.len() - 1);
+    let mut bought: HashMap<String, Timestamp> = HashMap::new();
+    let mut bought_groups = IxSet::default();
+    for p in history.iter().flatten() {
+        if let Some(i) = model.item(&p.product_id) {
+            let g = catalog.items[i as usize].group;
+            bought_groups.insert(g);
+            bought.insert(
+                model.groups.names[g as usize].clone(),
+                Timestamp::from_millis(p.placed_at).unwrap_or(Timestamp::MIN),
+            );
+        }
+    }
+    let relevant: HashSet<ItemIx> = held_out[0]
+        .iter()
+        .filter_map(|p| model.item(&p.product_id))
+        .filter(|i| !bought_groups.contains(&catalog.items[*i as usize].group))
+        .collect();
+    if relevant.is_empty() {
+        return None;
+    }
+    let relevant_alikes = relevant
+        .iter()
+        .map(|&i| catalog.items[i as usize].alike)
+        .filter(|&a| a != super::NO_ALIKE)
+        .collect();
+    let mut lines = history_of(model, history, super::limits::PURCHASE_LINES as usize);
+    lines.bought_groups = bought;
+    Some(Case {
+        history: lines,
+        bought_groups,
+        relevant,
+        relevant_alikes,
+    })
+}
+
+/// What is scored: a ranker's strategy (through the served code), or a
+/// fixed best-seller list (the filters applied).
+pub(super) enum Method {
+    /// Ranked by [`suggest`] with these weights.
+    Ranker(Weights),
+    /// The first k of this list the household may be offered.
+    Fixed(Vec<ItemIx>),
+}
+
+impl Method {
+    fn list(&self, model: &Model, case: &Case, k: usize) -> Vec<ItemIx> {
+        match self {
+            Method::Ranker(weights) => {
+                let now = case
+                    .history
+                    .lines
+                    .first()
+                    .map_or(Timestamp::MIN, |l| l.placed_at);
+                let ask = Ask {
+                    personal: true,
+                    now,
+                    ..Ask::default()
+                };
+                let s = signals::signals(model, &case.history, &ask);
+                suggest(model, &s, weights, k)
+                    .into_iter()
+                    .map(|x| x.item)
+                    .collect()
+            }
+            Method::Fixed(list) => {
+                let filters = Filters {
+                    bought_groups: case.bought_groups.clone(),
+                    ..Filters::default()
+                };
+                list.iter()
+                    .copied()
+                    .filter(|&i| filters.check(&model.catalog, i).is_ok())
+                    .take(k)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Per method: hits (one mark per household scored), summed NDCG, items
+/// ever suggested, violations.
 #[derive(Default)]
-struct Tally {
-    hits: usize,
+pub(super) struct Tally {
+    pub(super) marks: Vec<bool>,
     alike_hits: usize,
     ndcg: f64,
     seen: HashSet<ItemIx>,
@@ -190,167 +349,152 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(
-        &mut self,
-        list: &[ItemIx],
-        relevant: (&HashSet<ItemIx>, &HashSet<u32>),
-        k: usize,
-        alike: impl Fn(ItemIx) -> u32,
-        bad: impl Fn(ItemIx) -> bool,
-    ) {
-        let (relevant, relevant_alikes) = relevant;
-        let marks: Vec<bool> = list.iter().map(|i| relevant.contains(i)).collect();
-        if marks.iter().any(|m| *m) {
-            self.hits += 1;
-        }
+    fn add(&mut self, model: &Model, case: &Case, list: &[ItemIx], k: usize) {
+        let catalog = &model.catalog;
+        let marks: Vec<bool> = list.iter().map(|i| case.relevant.contains(i)).collect();
+        self.marks.push(marks.iter().any(|m| *m));
+        let alike = |i: ItemIx| catalog.items[i as usize].alike;
         if list
             .iter()
-            .any(|&i| relevant.contains(&i) || relevant_alikes.contains(&alike(i)))
+            .any(|&i| case.relevant.contains(&i) || case.relevant_alikes.contains(&alike(i)))
         {
             self.alike_hits += 1;
         }
-        let ideal = dcg(&vec![true; relevant.len().min(k)]);
+        let ideal = dcg(&vec![true; case.relevant.len().min(k)]);
         if ideal > 0.0 {
             self.ndcg += dcg(&marks) / ideal;
         }
         self.seen.extend(list.iter().copied());
-        self.violations += list.iter().filter(|i| bad(**i)).count() as u64;
+        // Checked apart from the ranker's own filters.
+        let bad = |i: &ItemIx| {
+            let it = &catalog.items[*i as usize];
+            case.bought_groups.contains(&it.group) || !it.available || !it.merchandise
+        };
+        self.violations += list.iter().filter(|i| bad(i)).count() as u64;
     }
 
-    fn scores(&self, n: usize, suggestable: usize) -> Scores {
+    pub(super) fn scores(&self, suggestable: usize) -> Scores {
+        let n = self.marks.len().max(1) as f64;
         Scores {
-            hit_rate: self.hits as f64 / n.max(1) as f64,
-            alike_hit_rate: self.alike_hits as f64 / n.max(1) as f64,
-            ndcg: self.ndcg / n.max(1) as f64,
+            hit_rate: self.marks.iter().filter(|m| **m).count() as f64 / n,
+            alike_hit_rate: self.alike_hits as f64 / n,
+            ndcg: self.ndcg / n,
             coverage: self.seen.len() as f64 / suggestable.max(1) as f64,
             violations: self.violations,
         }
     }
 }
 
-/// Runs one split. CPU-bound: call it on a blocking thread.
+/// What scoring the households gave.
+pub(super) struct Outcome {
+    /// Households with two orders or more (of those visited).
+    pub(super) with_two: usize,
+    /// One tally per method, in the order given.
+    pub(super) tallies: Vec<Tally>,
+}
+
+/// Scores every method on every `stride`-th household with two orders or
+/// more (1: all of them), against `model` built on the protocol's training
+/// orders. CPU-bound.
+pub(super) fn score(
+    model: &Model,
+    homes: &[Household<'_>],
+    methods: &[Method],
+    k: usize,
+    stride: usize,
+) -> Outcome {
+    let mut tallies: Vec<Tally> = methods.iter().map(|_| Tally::default()).collect();
+    let mut with_two = 0;
+    for h in homes.iter().filter(|h| h.orders.len() >= 2) {
+        with_two += 1;
+        if (with_two - 1) % stride.max(1) != 0 {
+            continue;
+        }
+        let Some(case) = case_of(model, h) else {
+            continue;
+        };
+        for (method, tally) in methods.iter().zip(tallies.iter_mut()) {
+            tally.add(model, &case, &method.list(model, &case, k), k);
+        }
+    }
+    Outcome { with_two, tallies }
+}
+
+/// Items that may be suggested (merchandise, available).
+pub(super) fn suggestable(model: &Model) -> usize {
+    model
+        .catalog
+        .items
+        .iter()
+        .filter(|i| i.merchandise && i.available)
+        .count()
+}
+
+/// The all-time best-sellers by `count` (merchandise only), most first.
+fn best_sellers(model: &Model, count: &[u32]) -> Vec<ItemIx> {
+    let catalog = &model.catalog;
+    let n = |i: ItemIx| count.get(i as usize).copied().unwrap_or(0);
+    let mut all: Vec<ItemIx> = (0..catalog.items.len() as ItemIx)
+        .filter(|&i| catalog.items[i as usize].merchandise && n(i) > 0)
+        .collect();
+    all.sort_by(|&a, &b| n(b).cmp(&n(a)).then(a.cmp(&b)));
+    all.truncate(1000);
+    all
+}
+
+/// Runs one split: every candidate ranker over `weights` (the blend's),
+/// what the build would pick, and the baselines. CPU-bound: call it on a
+/// blocking thread.
 pub fn evaluate(
     inputs: &ModelInputs,
     config: &ModelConfig,
     weights: &Weights,
     k: usize,
     split: Split,
+    moved_back: usize,
 ) -> Report {
     let started = Instant::now();
-    let homes = households(&inputs.purchases, split);
-    let mut train = ModelInputs {
-        as_of_seq: inputs.as_of_seq,
-        catalog: inputs.catalog.clone(),
-        purchases: Vec::new(),
-        views: Vec::new(),
-    };
-    for h in &homes {
-        let n = h.orders.len() - usize::from(h.orders.len() >= 2);
-        train
-            .purchases
-            .extend(h.orders[..n].iter().flatten().map(|p| (*p).clone()));
-    }
-    let train_orders = homes
+    let p = protocol(inputs, split, moved_back);
+    let train_orders = p
+        .homes
         .iter()
         .map(|h| h.orders.len() - usize::from(h.orders.len() >= 2))
         .sum();
-    let model = Model::build(&train, config, 0);
-    let catalog = &model.catalog;
-    let mut all_time: Vec<ItemIx> = (0..catalog.items.len() as ItemIx)
-        .filter(|&i| catalog.items[i as usize].merchandise && model.baskets[i as usize] > 0)
-        .collect();
-    all_time.sort_by(|&a, &b| {
-        model.baskets[b as usize]
-            .cmp(&model.baskets[a as usize])
-            .then(a.cmp(&b))
-    });
-    all_time.truncate(1000);
+    let model = Model::build(&p.train, config, 0);
     let train_secs = started.elapsed().as_secs_f64();
-    let suggestable = catalog
-        .items
-        .iter()
-        .filter(|i| i.merchandise && i.available)
-        .count();
-
     let started = Instant::now();
-    let mut tallies: [Tally; 3] = Default::default();
-    let (mut with_two, mut evaluated) = (0, 0);
-    for h in homes.iter().filter(|h| h.orders.len() >= 2) {
-        with_two += 1;
-        let (history, held_out) = h.orders.split_at(h.orders.len() - 1);
-        let mut bought: HashMap<String, Timestamp> = HashMap::new();
-        let mut bought_groups = super::IxSet::default();
-        for p in history.iter().flatten() {
-            if let Some(i) = model.item(&p.product_id) {
-                let g = catalog.items[i as usize].group;
-                bought_groups.insert(g);
-                bought.insert(
-                    model.groups.names[g as usize].clone(),
-                    Timestamp::from_millis(p.placed_at).unwrap_or(Timestamp::MIN),
-                );
-            }
-        }
-        let relevant: HashSet<ItemIx> = held_out[0]
-            .iter()
-            .filter_map(|p| model.item(&p.product_id))
-            .filter(|i| !bought_groups.contains(&catalog.items[*i as usize].group))
-            .collect();
-        // Only customers whose held-out order has something new to find
-        // are evaluated (a perfect ranker could not hit otherwise).
-        if relevant.is_empty() {
-            continue;
-        }
-        evaluated += 1;
-        let mut lines = history_of(&model, history, super::limits::PURCHASE_LINES as usize);
-        lines.bought_groups = bought;
-        let now = lines.lines.first().map_or(Timestamp::MIN, |l| l.placed_at);
-        let ask = Ask {
-            personal: true,
-            now,
-            ..Ask::default()
-        };
-        let s = signals::signals(&model, &lines, &ask);
-        let ranked: Vec<ItemIx> = suggest(&model, &s, weights, k)
-            .into_iter()
-            .map(|x| x.item)
-            .collect();
-        let filters = Filters {
-            bought_groups: bought_groups.clone(),
-            ..Filters::default()
-        };
-        let top = |list: &[ItemIx]| -> Vec<ItemIx> {
-            list.iter()
-                .copied()
-                .filter(|&i| filters.check(catalog, i).is_ok())
-                .take(k)
-                .collect()
-        };
-        let bad = |i: ItemIx| {
-            let it = &catalog.items[i as usize];
-            bought_groups.contains(&it.group) || !it.available || !it.merchandise
-        };
-        let alike = |i: ItemIx| catalog.items[i as usize].alike;
-        let relevant_alikes: HashSet<u32> = relevant
-            .iter()
-            .map(|&i| alike(i))
-            .filter(|&a| a != super::NO_ALIKE)
-            .collect();
-        let lists = [ranked, top(&all_time), top(&catalog.popular)];
-        for (list, tally) in lists.iter().zip(tallies.iter_mut()) {
-            tally.add(list, (&relevant, &relevant_alikes), k, alike, bad);
-        }
-    }
+    let picked = validate::validate(&p.train, config, weights).served;
+    let validate_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut methods: Vec<Method> = Ranker::ALL
+        .iter()
+        .map(|r| Method::Ranker(r.weights_over(weights)))
+        .collect();
+    methods.push(Method::Fixed(best_sellers(&model, &model.baskets)));
+    methods.push(Method::Fixed(best_sellers(&model, &model.buyers)));
+    methods.push(Method::Fixed(model.catalog.popular.clone()));
+    let outcome = score(&model, &p.homes, &methods, k, 1);
+    let suggestable = suggestable(&model);
+    let mut scores = outcome.tallies.iter().map(|t| t.scores(suggestable));
+    let rankers = Ranker::ALL
+        .iter()
+        .map(|&r| (r, scores.next().unwrap_or_default()))
+        .collect();
     Report {
         split,
-        with_two_orders: with_two,
-        customers: evaluated,
+        moved_back,
+        with_two_orders: outcome.with_two,
+        customers: outcome.tallies[0].marks.len(),
         train_orders,
         suggestable,
         k,
-        ranker: tallies[0].scores(evaluated, suggestable),
-        popularity: tallies[1].scores(evaluated, suggestable),
-        popular_now: tallies[2].scores(evaluated, suggestable),
+        rankers,
+        picked,
+        popularity: scores.next().unwrap_or_default(),
+        by_households: scores.next().unwrap_or_default(),
+        popular_now: scores.next().unwrap_or_default(),
         train_secs,
+        validate_secs,
         score_secs: started.elapsed().as_secs_f64(),
     }
 }
@@ -434,14 +578,22 @@ mod tests {
             &Weights::default(),
             10,
             Split::All,
+            0,
         );
         assert_eq!(report.with_two_orders, 7);
         assert_eq!(
             report.customers, 1,
             "only a's held-out order has something new"
         );
-        assert_eq!(report.ranker.hit_rate, 1.0, "butter goes with bread");
-        assert_eq!(report.ranker.violations, 0);
+        for (ranker, scores) in &report.rankers {
+            assert_eq!(scores.hit_rate, 1.0, "{ranker:?}: butter goes with bread");
+            assert_eq!(scores.violations, 0);
+        }
+        assert_eq!(
+            report.picked,
+            Ranker::Blend,
+            "too few households to pick another"
+        );
         assert_eq!(report.suggestable, 3, "the coupon is not merchandise");
     }
 }

@@ -41,7 +41,7 @@ const READER_LIVE_MS: i64 = 10 * 60_000;
 pub const VIEW_DAYS: u32 = 90;
 
 /// What a build produced.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BuildSummary {
     /// The stored version.
     pub version: i64,
@@ -63,6 +63,8 @@ pub struct BuildSummary {
     pub build_secs: f64,
     /// Seconds spent storing the snapshot.
     pub store_secs: f64,
+    /// The ranker it serves, and each candidate's validation numbers.
+    pub ranking: super::validate::Ranking,
 }
 
 /// A replica's model, current as of `applied` in the feed.
@@ -332,25 +334,27 @@ pub async fn save_built(
     let sessions = super::snapshot::sessions(&inputs.views).len();
     let config = config.clone();
     let started = Instant::now();
-    let (body, items, partners, transitions, as_of) = tokio::task::spawn_blocking(move || {
-        let model = Model::build(&inputs, &config, now.millis());
-        let partners = model.partners.iter().map(Vec::len).sum::<usize>();
-        let transitions = model
-            .catalog
-            .next_categories
-            .iter()
-            .map(Vec::len)
-            .sum::<usize>();
-        (
-            model.encode(),
-            model.catalog.items.len(),
-            partners,
-            transitions,
-            model.as_of_seq,
-        )
-    })
-    .await
-    .map_err(|e| Error::Internal(e.into()))?;
+    let (body, items, partners, transitions, as_of, ranking) =
+        tokio::task::spawn_blocking(move || {
+            let model = Model::build_validated(&inputs, &config, now.millis());
+            let partners = model.partners.iter().map(Vec::len).sum::<usize>();
+            let transitions = model
+                .catalog
+                .next_categories
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>();
+            (
+                model.encode(),
+                model.catalog.items.len(),
+                partners,
+                transitions,
+                model.as_of_seq,
+                model.ranking,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
     let build_secs = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let version = store.save_snapshot(now, as_of, FORMAT, &body).await?;
@@ -365,6 +369,7 @@ pub async fn save_built(
         read_secs,
         build_secs,
         store_secs: started.elapsed().as_secs_f64(),
+        ranking,
     })
 }
 

@@ -12,6 +12,8 @@
 //! * [`reasons`]: the sentences an agent can say;
 //! * [`service`]: the RPCs' core (suggest, feedback, experiments);
 //! * [`evaluate`]: the offline numbers, through the same model and core;
+//! * [`validate`]: which ranker each build serves, from its numbers on
+//!   the shop's own latest orders;
 //! * [`evaluate_fit`]: how often sized suggestions come in the true size,
 //!   on generated shops, through the same code.
 
@@ -30,6 +32,7 @@ mod service;
 pub mod signals;
 pub mod snapshot;
 pub mod token;
+pub mod validate;
 
 pub use filters::{Blocked, Filters};
 pub use live::LiveModel;

@@ -44,6 +44,10 @@ pub struct Weights {
     pub recent_boost: f32,
     /// Stylists' curated items whose anchor matches the customer.
     pub curated: f32,
+    /// Recency weighting of purchase seeds: 0 (off) weighs a purchase by
+    /// how often it was bought; from 0 to 1, each order it was in adds
+    /// `order_decay` to the power of how many orders back it is.
+    pub order_decay: f32,
 }
 
 impl Default for Weights {
@@ -66,6 +70,7 @@ impl Default for Weights {
             new_categories: 3,
             recent_boost: 1.0,
             curated: 1.0,
+            order_decay: 0.0,
         }
     }
 }
@@ -78,6 +83,9 @@ pub struct Signals {
     /// Of those, the ones bought recently (weighted up as seeds: what goes
     /// with this week's purchases matters more than with last year's).
     pub recent: Vec<ItemIx>,
+    /// Each order of those purchases: (item, how many of the customer's
+    /// orders back it is, 0 for the newest).
+    pub bought_orders: Vec<(ItemIx, u16)>,
     /// Items the customer is asking about now (weighted above history).
     pub anchors: Vec<ItemIx>,
     /// Items viewed recently and not bought (seeds of co-viewed
@@ -297,10 +305,16 @@ fn list_of(lists: &[Vec<(ItemIx, f32)>], i: ItemIx) -> Vec<(ItemIx, f32)> {
 /// Seeds of the item-to-item sources: anchors (double weight) and
 /// purchases (more for repeat and recent ones).
 fn purchase_seeds(signals: &Signals, weights: &Weights) -> Vec<(ItemIx, f32)> {
-    signals
-        .anchors
-        .iter()
-        .map(|&a| (a, 2.0f32))
+    let asked = signals.anchors.iter().map(|&a| (a, 2.0f32));
+    if weights.order_decay > 0.0 {
+        let decay = weights.order_decay.min(1.0);
+        let mut by_item: IxMap<f32> = IxMap::default();
+        for &(i, back) in &signals.bought_orders {
+            *by_item.entry(i).or_insert(0.0) += decay.powi(i32::from(back));
+        }
+        return asked.chain(by_item).collect();
+    }
+    asked
         .chain(signals.bought.iter().map(|&(i, times)| {
             let boost = if signals.recent.contains(&i) {
                 weights.recent_boost
@@ -847,6 +861,12 @@ mod tests {
         let signals = Signals {
             bought,
             recent: w.bought.iter().take(2).copied().collect(),
+            bought_orders: w
+                .bought
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| (i, k as u16))
+                .collect(),
             anchors: w.anchors.clone(),
             viewed: w.excluded.iter().chain(&w.anchors).copied().collect(),
             price_band: w.limit.is_multiple_of(2).then_some((50, 150)),
@@ -876,6 +896,8 @@ mod tests {
             popular: p,
             also_bought: ab,
             per_category: cap,
+            // The recency-weighted blend in a third of the worlds.
+            order_decay: if w.limit % 3 == 0 { 0.8 } else { 0.0 },
             ..Weights::default()
         };
         let out = if curated_first {
@@ -980,7 +1002,17 @@ mod tests {
         /// A model survives its encoding unchanged.
         #[test]
         fn the_model_round_trips_through_its_encoding(w in world()) {
-            let (model, ..) = run(&w, false);
+            let (mut model, ..) = run(&w, false);
+            // A validated build's ranking travels with it.
+            use crate::suggest::validate::{Ranker, Ranking, Validation};
+            model.ranking = Ranking {
+                served: Ranker::RecentBlend,
+                customers: w.limit as u32,
+                validations: Ranker::ALL
+                    .iter()
+                    .map(|&ranker| Validation { ranker, hit_rate: 0.25, ndcg: 0.125, z: -1.5 })
+                    .collect(),
+            };
             let back = Model::decode(&model.encode());
             prop_assert_eq!(back.as_ref(), Ok(&model));
         }

@@ -451,6 +451,14 @@ impl SuggestService {
                     None => history.clone(),
                 };
                 let list = std::sync::Arc::new(self.live.read(|m| {
+                    // Outside an experiment, the ranker the build picked.
+                    let served;
+                    let weights = if assignment.experiment.is_empty() {
+                        served = m.served_weights();
+                        &served
+                    } else {
+                        weights
+                    };
                     let s = signals::signals(m, &history, &ask);
                     let ranked = if r.curated_first {
                         super::curated::curated_first(m, &s, weights, want)

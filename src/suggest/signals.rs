@@ -179,6 +179,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             }
         }
         s.price_band = price_band(&prices);
+        s.bought_orders = orders_back(model, &history.lines, &s.bought);
         s.brands = by_brand
             .into_iter()
             .map(|(b, n)| (b, n / units.max(1.0)))
@@ -240,6 +241,28 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
         s.curated = super::curated::candidates(model, &ask.curations, &interest, &s.filters);
     }
     s
+}
+
+/// (item, orders back) for each order of the `bought` items among `lines`
+/// (newest first).
+fn orders_back(
+    model: &Model,
+    lines: &[crate::store::PurchasedLine],
+    bought: &[(super::ItemIx, u32)],
+) -> Vec<(super::ItemIx, u16)> {
+    let seeds: IxSet = bought.iter().map(|b| b.0).collect();
+    let mut orders: HashMap<&str, u16> = HashMap::new();
+    let mut out: HashSet<(super::ItemIx, u16)> = HashSet::new();
+    for l in lines {
+        let next = orders.len().min(usize::from(u16::MAX)) as u16;
+        let back = *orders.entry(l.order_id.as_str()).or_insert(next);
+        if let Some(i) = model.item(&l.product_id).filter(|i| seeds.contains(i)) {
+            out.insert((i, back));
+        }
+    }
+    let mut out: Vec<(super::ItemIx, u16)> = out.into_iter().collect();
+    out.sort_unstable();
+    out
 }
 
 /// The profile's sizes in the model's indexes: per domain the catalogue

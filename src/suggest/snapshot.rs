@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use super::{
     Catalog, ItemInfo, ItemIx, MAX_BASKET_PAIRS, NEIGHBOURS, category_transitions, codec, cosine,
     count,
+    validate::{Ranker, Ranking, Validation},
 };
 use crate::{
     domain::{CategoryPath, Size, SizeDomain},
@@ -18,7 +19,7 @@ use crate::{
 
 /// Format of [`Model::encode`]; a replica refuses formats it does not know
 /// (and builds its own model instead).
-pub const FORMAT: i64 = 3;
+pub const FORMAT: i64 = 4;
 
 /// A gap longer than this between two views of one visitor starts a new
 /// browsing session.
@@ -167,6 +168,36 @@ pub struct Model {
     pub customers: u32,
     /// Orders counted (at build time, plus those applied since).
     pub orders: u32,
+    /// The ranker this model is served with, and the numbers that chose
+    /// it ([`super::validate`]).
+    pub ranking: Ranking,
+}
+
+/// Reads what [`Model::encode`] wrote of the ranking.
+fn decode_ranking(r: &mut codec::Reader<'_>) -> Result<Ranking, String> {
+    let ranker = |code: u32| Ranker::of_code(code).ok_or("an unknown ranker");
+    let served = ranker(r.u32()?)?;
+    let customers = r.u32()?;
+    let n = r.u32()?;
+    if n as usize > Ranker::ALL.len() {
+        return Err("more validations than rankers".into());
+    }
+    let mut validations = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let ranker = ranker(r.u32()?)?;
+        let mut x = || r.i64().map(|b| f64::from_bits(b as u64));
+        validations.push(Validation {
+            ranker,
+            hit_rate: x()?,
+            ndcg: x()?,
+            z: x()?,
+        });
+    }
+    Ok(Ranking {
+        served,
+        customers,
+        validations,
+    })
 }
 
 /// Browsing sessions (one visitor's product views with no long gap), as
@@ -626,9 +657,25 @@ impl Model {
             buyers,
             customers: n_customers,
             orders: n_orders,
+            ranking: Ranking::default(),
         };
         model.derive_groups();
         model
+    }
+
+    /// [`Model::build`] after validating the candidate rankers on the
+    /// inputs' own latest orders; the model serves the one picked.
+    pub fn build_validated(inputs: &ModelInputs, config: &ModelConfig, built_at: i64) -> Self {
+        let ranking = super::validate::validate(inputs, config, &super::Weights::default());
+        let mut model = Self::build(inputs, config, built_at);
+        model.ranking = ranking;
+        model
+    }
+
+    /// The strategy served outside experiments: the picked ranker over
+    /// the default weights.
+    pub fn served_weights(&self) -> super::Weights {
+        self.ranking.served.weights_over(&super::Weights::default())
     }
 
     /// Recomputes what is derived per style from the items.
@@ -935,6 +982,15 @@ impl Model {
         w.strings(&self.alikes.names);
         let alike: Vec<u32> = self.catalog.items.iter().map(|it| it.alike).collect();
         w.u32s(&alike);
+        w.u32(self.ranking.served.code());
+        w.u32(self.ranking.customers);
+        w.u32(self.ranking.validations.len() as u32);
+        for v in &self.ranking.validations {
+            w.u32(v.ranker.code());
+            for x in [v.hit_rate, v.ndcg, v.z] {
+                w.i64(x.to_bits() as i64);
+            }
+        }
         codec::deflate(&w.into_bytes())
     }
 
@@ -998,6 +1054,7 @@ impl Model {
         for (it, a) in items.iter_mut().zip(alike) {
             it.alike = a;
         }
+        let ranking = decode_ranking(&mut r)?;
         if domains.len() != n || labels.len() != n {
             return Err("size count does not match the items".into());
         }
@@ -1043,6 +1100,7 @@ impl Model {
             buyers,
             customers,
             orders,
+            ranking,
         };
         model.check()?;
         model.derive_groups();

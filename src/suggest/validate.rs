@@ -1,0 +1,332 @@
+//! Which ranker a shop is served: every model build scores the candidate
+//! rankers on the shop's own latest orders (the protocol of
+//! [`super::evaluate`]: each customer's last order held out, a model built
+//! from the rest) and serves a candidate only when it beats the blend on
+//! them by more than chance (McNemar's test on the customers where exactly
+//! one of the two hit). Otherwise, and when the shop has too little
+//! history to tell, the blend is served.
+
+use super::{
+    ModelConfig, Weights,
+    evaluate::{self, Method, Split},
+    snapshot::Model,
+};
+use crate::store::ModelInputs;
+
+/// Items per list, as served to an agent.
+pub const K: usize = 10;
+/// Customers scored at least (their last order holding something new)
+/// before any candidate may replace the blend.
+pub const MIN_CUSTOMERS: usize = 200;
+/// Customers scored at most (every n-th of those with two orders): the
+/// validation of a large shop costs a bounded time.
+pub const MAX_CUSTOMERS: usize = 5_000;
+/// How far above chance a candidate's extra hits must be (one-sided 5 %).
+pub const Z_TO_SERVE: f64 = 1.645;
+/// Each order back weighs this much less as a seed of the recency-weighted
+/// blend (0.8: an order 3 back counts half as much as the newest).
+pub const ORDER_DECAY: f32 = 0.8;
+
+/// A way of ranking a build may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ranker {
+    /// The blend of sources with the default weights.
+    #[default]
+    Blend,
+    /// The blend, with collaborative seeds weighted by how recently the
+    /// customer bought them (each order a time, each order back
+    /// [`ORDER_DECAY`] as much: the user vector of TIFU-KNN).
+    RecentBlend,
+}
+
+impl Ranker {
+    /// Every candidate, the blend first.
+    pub const ALL: [Ranker; 2] = [Ranker::Blend, Ranker::RecentBlend];
+
+    /// Its name in metrics and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ranker::Blend => "blend",
+            Ranker::RecentBlend => "recent_blend",
+        }
+    }
+
+    /// Its strategy over the blend's weights (the recency-weighted blend
+    /// takes their `order_decay` when one is set, [`ORDER_DECAY`] if not).
+    pub fn weights_over(self, blend: &Weights) -> Weights {
+        match self {
+            Ranker::Blend => Weights {
+                order_decay: 0.0,
+                ..blend.clone()
+            },
+            Ranker::RecentBlend => Weights {
+                order_decay: if blend.order_decay > 0.0 {
+                    blend.order_decay
+                } else {
+                    ORDER_DECAY
+                },
+                ..blend.clone()
+            },
+        }
+    }
+
+    /// Its code in a stored model.
+    pub fn code(self) -> u32 {
+        match self {
+            Ranker::Blend => 0,
+            Ranker::RecentBlend => 1,
+        }
+    }
+
+    /// The ranker of a stored code (`None`: unknown).
+    pub fn of_code(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+/// One candidate's numbers on the shop's own latest orders.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Validation {
+    /// The candidate.
+    pub ranker: Ranker,
+    /// Share of customers whose held-out order holds one of its 10.
+    pub hit_rate: f64,
+    /// Mean NDCG@10.
+    pub ndcg: f64,
+    /// How far its extra hits over the blend are above chance (McNemar
+    /// z; 0 for the blend).
+    pub z: f64,
+}
+
+/// What a build validated and serves.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ranking {
+    /// The ranker served.
+    pub served: Ranker,
+    /// Customers the candidates were scored on (0: not validated).
+    pub customers: u32,
+    /// Each candidate's numbers, in [`Ranker::ALL`] order (empty when
+    /// the shop had too little history).
+    pub validations: Vec<Validation>,
+}
+
+/// McNemar's z of `candidate` over `blend` (one mark per customer: hit or
+/// not): positive when the candidate hits where the blend misses more
+/// often than the other way round.
+pub fn mcnemar_z(blend: &[bool], candidate: &[bool]) -> f64 {
+    let (mut won, mut lost) = (0f64, 0f64);
+    for (b, c) in blend.iter().zip(candidate) {
+        match (b, c) {
+            (false, true) => won += 1.0,
+            (true, false) => lost += 1.0,
+            _ => {}
+        }
+    }
+    if won + lost == 0.0 {
+        0.0
+    } else {
+        (won - lost) / (won + lost).sqrt()
+    }
+}
+
+/// The ranker to serve: the candidate with the highest hit rate among those
+/// whose z over the blend reaches [`Z_TO_SERVE`], else the blend.
+pub fn pick(validations: &[Validation]) -> Ranker {
+    validations
+        .iter()
+        .filter(|v| v.ranker != Ranker::Blend && v.z >= Z_TO_SERVE)
+        .max_by(|a, b| a.hit_rate.total_cmp(&b.hit_rate))
+        .map_or(Ranker::Blend, |v| v.ranker)
+}
+
+/// Validates every candidate on `inputs` (as [`Model::build`] takes them)
+/// and picks the one to serve. CPU-bound: builds a model of all but each
+/// customer's last order.
+pub fn validate(inputs: &ModelInputs, config: &ModelConfig, blend: &Weights) -> Ranking {
+    let p = evaluate::protocol(inputs, Split::All, 0);
+    let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
+    if with_two < MIN_CUSTOMERS {
+        return Ranking::default();
+    }
+    let model = Model::build(&p.train, config, 0);
+    let methods: Vec<Method> = Ranker::ALL
+        .iter()
+        .map(|r| Method::Ranker(r.weights_over(blend)))
+        .collect();
+    let stride = with_two.div_ceil(MAX_CUSTOMERS);
+    let outcome = evaluate::score(&model, &p.homes, &methods, K, stride);
+    let customers = outcome.tallies[0].marks.len();
+    if customers < MIN_CUSTOMERS {
+        return Ranking::default();
+    }
+    let suggestable = evaluate::suggestable(&model);
+    let blend_marks = &outcome.tallies[0].marks;
+    let validations: Vec<Validation> = Ranker::ALL
+        .iter()
+        .zip(&outcome.tallies)
+        .map(|(&ranker, t)| {
+            let s = t.scores(suggestable);
+            Validation {
+                ranker,
+                hit_rate: s.hit_rate,
+                ndcg: s.ndcg,
+                z: mcnemar_z(blend_marks, &t.marks),
+            }
+        })
+        .collect();
+    Ranking {
+        served: pick(&validations),
+        customers: customers as u32,
+        validations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(ranker: Ranker, hit_rate: f64, z: f64) -> Validation {
+        Validation {
+            ranker,
+            hit_rate,
+            ndcg: 0.0,
+            z,
+        }
+    }
+
+    #[test]
+    fn mcnemar_counts_only_disagreements() {
+        let blend = [true, true, false, false, false];
+        let same = mcnemar_z(&blend, &blend);
+        assert_eq!(same, 0.0);
+        // Wins 3, loses 1: (3 - 1) / sqrt(4).
+        let c = [true, false, true, true, true];
+        assert_eq!(mcnemar_z(&blend, &c), 1.0);
+        assert_eq!(mcnemar_z(&c, &blend), -1.0);
+    }
+
+    #[test]
+    fn the_blend_is_served_unless_a_candidate_wins_beyond_chance() {
+        assert_eq!(pick(&[]), Ranker::Blend);
+        let blend = v(Ranker::Blend, 0.10, 0.0);
+        assert_eq!(
+            pick(&[blend, v(Ranker::RecentBlend, 0.09, -2.0)]),
+            Ranker::Blend
+        );
+        assert_eq!(
+            pick(&[blend, v(Ranker::RecentBlend, 0.11, 1.0)]),
+            Ranker::Blend,
+            "better, but within chance"
+        );
+        assert_eq!(
+            pick(&[blend, v(Ranker::RecentBlend, 0.12, 2.5)]),
+            Ranker::RecentBlend
+        );
+    }
+
+    /// A shop where 60 customers show what goes with A (X0..X9) and with
+    /// B (Y0..Y9), and 200 bought A in three old orders and B in their two
+    /// newest, then (held out) `next`'s ten items.
+    fn shop(next: char) -> ModelInputs {
+        use crate::store::{CatalogRow, PurchaseRow};
+        let mut ids = vec!["A".to_string(), "B".to_string()];
+        for k in 0..10 {
+            ids.push(format!("X{k}"));
+            ids.push(format!("Y{k}"));
+        }
+        let catalog = ids
+            .iter()
+            .map(|id| CatalogRow {
+                product_id: id.clone(),
+                name: id.clone(),
+                group_id: id.clone(),
+                category_path: format!("C{id} > x"),
+                price_minor: 100,
+                available: true,
+                brand: String::new(),
+                replenish_days: None,
+                merchandise: None,
+                size: None,
+            })
+            .collect();
+        let day = 86_400_000;
+        let mut purchases = Vec::new();
+        let mut order = |customer: &str, n: usize, at: i64, products: Vec<String>| {
+            for p in products {
+                purchases.push(PurchaseRow {
+                    customer_id: customer.into(),
+                    order_id: format!("{customer}-{n}"),
+                    placed_at: at,
+                    product_id: p,
+                });
+            }
+        };
+        let ten = |c: char| (0..10).map(move |k| format!("{c}{k}"));
+        for t in 0..30 {
+            order(
+                &format!("ta{t:03}"),
+                0,
+                day,
+                ["A".into()].into_iter().chain(ten('X')).collect(),
+            );
+            order(
+                &format!("tb{t:03}"),
+                0,
+                day,
+                ["B".into()].into_iter().chain(ten('Y')).collect(),
+            );
+        }
+        for c in 0..MIN_CUSTOMERS {
+            let who = format!("c{c:03}");
+            for n in 0..5 {
+                let bought = if n < 3 { "A" } else { "B" };
+                order(&who, n, (2 + n as i64) * day, vec![bought.into()]);
+            }
+            order(&who, 5, 8 * day, ten(next).collect());
+        }
+        purchases.sort_by(|x, y| {
+            (&x.customer_id, x.placed_at, &x.order_id).cmp(&(
+                &y.customer_id,
+                y.placed_at,
+                &y.order_id,
+            ))
+        });
+        ModelInputs {
+            catalog,
+            purchases,
+            ..ModelInputs::default()
+        }
+    }
+
+    #[test]
+    fn the_build_serves_the_ranker_that_wins_on_the_shops_own_orders() {
+        let config = ModelConfig::default();
+        // The newest purchases tell what comes next: recency wins.
+        let recent = validate(&shop('Y'), &config, &Weights::default());
+        assert_eq!(recent.customers as usize, MIN_CUSTOMERS);
+        assert_eq!(recent.served, Ranker::RecentBlend, "{recent:?}");
+        assert!(recent.validations[1].hit_rate > recent.validations[0].hit_rate);
+        // The most repeated purchase tells it: the candidate loses, and
+        // the blend is served.
+        let repeated = validate(&shop('X'), &config, &Weights::default());
+        assert_eq!(repeated.served, Ranker::Blend, "{repeated:?}");
+        assert!(repeated.validations[1].z < 0.0);
+        // Too few customers to tell: the blend, not validated.
+        let mut small = shop('Y');
+        small
+            .purchases
+            .retain(|p| p.customer_id.as_str() < "c100" || p.customer_id.starts_with('t'));
+        assert_eq!(
+            validate(&small, &config, &Weights::default()),
+            Ranking::default()
+        );
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for r in Ranker::ALL {
+            assert_eq!(Ranker::of_code(r.code()), Some(r));
+        }
+        assert_eq!(Ranker::of_code(9), None);
+    }
+}
