@@ -188,7 +188,11 @@ impl TestApp {
                 let addr = serde_json::from_str::<serde_json::Value>(&line)
                     .ok()
                     .and_then(|v| v.get("addr")?.as_str().map(str::to_owned));
-                if let (Some(addr), Some(tx)) = (addr, tx.take()) {
+                // Lines before the one naming the address (a model loaded)
+                // must not drop the sender.
+                if let Some(addr) = addr
+                    && let Some(tx) = tx.take()
+                {
                     let _ = tx.send(addr);
                 }
             }

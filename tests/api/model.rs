@@ -18,6 +18,7 @@ on_both_backends!(
     bought_styles_are_known_for_the_whole_history,
     one_replica_claims_each_periodic_rebuild,
     a_model_in_an_older_format_is_rebuilt_at_once,
+    the_ranker_that_wins_on_the_shops_orders_is_served_by_every_replica,
 );
 
 /// A product's bought-together partners with the orders they share, as
@@ -285,4 +286,152 @@ async fn a_model_in_an_older_format_is_rebuilt_at_once(backend: Backend) {
             .await
             .expect("claim")
     );
+}
+
+/// A shop whose customers' newest purchases tell what they buy next: 60
+/// customers show what goes with A (X0..X9) and with B (Y0..Y9), 200 bought
+/// A in three orders, B in their next two and then the Ys; 60 more show
+/// what goes with P (U0..U9) and Q (V0..V9), and "probe" bought P three
+/// times, then Q twice.
+async fn recency_shop(app: &crate::harness::TestApp) {
+    let mut ingest = app.ingest.clone();
+    let ten = |c: char| (0..10).map(move |k| format!("{c}{k}"));
+    let ids: Vec<String> = ["A", "B", "P", "Q"]
+        .into_iter()
+        .map(String::from)
+        .chain("XYUV".chars().flat_map(ten))
+        .collect();
+    let products = ids
+        .iter()
+        .map(|id| {
+            product(
+                id,
+                &format!("Item {id}"),
+                &[&format!("C{id}"), "x"],
+                1000,
+                50,
+            )
+        })
+        .collect();
+    ingest
+        .upsert_products(pb::UpsertProductsRequest { products })
+        .await
+        .expect("products");
+    let lines = |ids: Vec<String>| ids.iter().map(|p| line(p, 1, 1000)).collect::<Vec<_>>();
+    let mut orders = Vec::new();
+    for t in 0..30 {
+        for (first, partner) in [("A", 'X'), ("B", 'Y'), ("P", 'U'), ("Q", 'V')] {
+            let who = format!("t{first}{t}");
+            let items = [first.to_string()]
+                .into_iter()
+                .chain(ten(partner))
+                .collect();
+            orders.push(order(&format!("{who}-0"), &who, 20_000, lines(items)));
+        }
+    }
+    for c in 0..200 {
+        let who = format!("c{c}");
+        for n in 0..5 {
+            let bought = if n < 3 { "A" } else { "B" };
+            let at = 10_000 - n * 100;
+            orders.push(order(
+                &format!("{who}-{n}"),
+                &who,
+                at,
+                lines(vec![bought.into()]),
+            ));
+        }
+        orders.push(order(
+            &format!("{who}-5"),
+            &who,
+            1_000,
+            lines(ten('Y').collect()),
+        ));
+    }
+    for (n, bought) in ["P", "P", "P", "Q", "Q"].into_iter().enumerate() {
+        let at = 9_000 - n as i64 * 100;
+        orders.push(order(
+            &format!("probe-{n}"),
+            "probe",
+            at,
+            lines(vec![bought.into()]),
+        ));
+    }
+    for chunk in orders.chunks(200) {
+        ingest
+            .record_orders(pb::RecordOrdersRequest {
+                orders: chunk.to_vec(),
+            })
+            .await
+            .expect("orders");
+    }
+}
+
+async fn the_ranker_that_wins_on_the_shops_orders_is_served_by_every_replica(backend: Backend) {
+    use customer_context::suggest::validate::Ranker;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    recency_shop(&app).await;
+    let summary = app.rebuild_model().await.expect("rebuilt");
+    let ranking = summary.ranking;
+    assert_eq!(ranking.served, Ranker::RecentBlend, "{ranking:?}");
+    assert_eq!(ranking.customers, 200);
+    let hit = |r: Ranker| {
+        ranking
+            .validations
+            .iter()
+            .find(|v| v.ranker == r)
+            .expect("validated")
+            .hit_rate
+    };
+    assert!(hit(Ranker::RecentBlend) > hit(Ranker::Blend), "{ranking:?}");
+    // Another replica reads the choice from the stored snapshot...
+    let live = app.replica_model().await;
+    assert_eq!(live.read(|m| m.ranking.clone()), ranking);
+    let (process, _, mut context) = app.replica_process().await;
+    // ...serves with it: the probe's newest purchase (Q) leads, where the
+    // blend would follow its most repeated one (P)...
+    let list = context
+        .suggest_cross_sells(pb::SuggestCrossSellsRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("probe".into())),
+            }),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("suggestions")
+        .into_inner()
+        .suggestions
+        .expect("a list");
+    let ids: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|i| i.product.as_ref().map(|p| p.product_id.clone()))
+        .collect();
+    assert!(ids.first().is_some_and(|p| p.starts_with('V')), "{ids:?}");
+    let count = |c: char| ids.iter().filter(|p| p.starts_with(c)).count();
+    assert!(count('V') > count('U'), "{ids:?}");
+    // ...and says so in /metrics, with the numbers that chose it.
+    let metrics = reqwest::get(format!("http://{}/metrics", process.addr()))
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("a body");
+    assert!(
+        metrics.contains("cc_model_ranker_served{ranker=\"recent_blend\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cc_model_ranker_served{ranker=\"blend\"} 0"));
+    assert!(metrics.contains("cc_model_validation_customers 200"));
+    for r in Ranker::ALL {
+        let line = format!(
+            "cc_model_validation_hit_rate{{ranker=\"{}\"}} {}",
+            r.name(),
+            hit(r)
+        );
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
