@@ -314,15 +314,16 @@ fn validation_report(r: &crate::suggest::validate::Ranking) -> String {
         );
     }
     let mut out = format!(
-        "rankers validated on {} customers' latest orders (HitRate@10, NDCG@10, z over the blend; served above z {Z_TO_SERVE}):\n",
+        "rankers validated on {} customers' latest orders (HitRate@10, NDCG@10, HitRate@10 on the order before, z over the blend on both; served above z {Z_TO_SERVE} when not below it on either):\n",
         r.customers
     );
     for v in &r.validations {
         out.push_str(&format!(
-            "  {:<13} {:.4}  {:.4}  {:+.2}{}\n",
+            "  {:<13} {:.4}  {:.4}  {:.4}  {:+.2}{}\n",
             v.ranker.name(),
             v.hit_rate,
             v.ndcg,
+            v.previous_hit_rate,
             v.z,
             if v.ranker == r.served { "  served" } else { "" }
         ));

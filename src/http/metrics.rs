@@ -111,6 +111,11 @@ fn ranking(out: &mut Text, r: &crate::suggest::validate::Ranking) {
             (|v: &crate::suggest::validate::Validation| v.hit_rate) as fn(&_) -> f64,
         ),
         (
+            "cc_model_validation_previous_hit_rate",
+            "The same on the order before each validation customer's latest (a model built without the latest two).",
+            |v| v.previous_hit_rate,
+        ),
+        (
             "cc_model_validation_ndcg",
             "Mean NDCG@10 of the ranker on the validation customers' held-out latest orders.",
             |v| v.ndcg,

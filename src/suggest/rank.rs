@@ -1010,7 +1010,7 @@ mod tests {
                 customers: w.limit as u32,
                 validations: Ranker::ALL
                     .iter()
-                    .map(|&ranker| Validation { ranker, hit_rate: 0.25, ndcg: 0.125, z: -1.5 })
+                    .map(|&ranker| Validation { ranker, hit_rate: 0.25, ndcg: 0.125, previous_hit_rate: 0.5, z: -1.5 })
                     .collect(),
             };
             let back = Model::decode(&model.encode());

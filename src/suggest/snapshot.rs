@@ -190,6 +190,7 @@ fn decode_ranking(r: &mut codec::Reader<'_>) -> Result<Ranking, String> {
             ranker,
             hit_rate: x()?,
             ndcg: x()?,
+            previous_hit_rate: x()?,
             z: x()?,
         });
     }
@@ -987,7 +988,7 @@ impl Model {
         w.u32(self.ranking.validations.len() as u32);
         for v in &self.ranking.validations {
             w.u32(v.ranker.code());
-            for x in [v.hit_rate, v.ndcg, v.z] {
+            for x in [v.hit_rate, v.ndcg, v.previous_hit_rate, v.z] {
                 w.i64(x.to_bits() as i64);
             }
         }

@@ -3,7 +3,8 @@
 //! [`super::evaluate`]: each customer's last order held out, a model built
 //! from the rest) and serves a candidate only when it beats the blend on
 //! them by more than chance (McNemar's test on the customers where exactly
-//! one of the two hit). Otherwise, and when the shop has too little
+//! one of the two hit), and is at least as good on the order before the
+//! latest too (one lucky order does not decide). Otherwise, and when the shop has too little
 //! history to tell, the blend is served.
 
 use super::{
@@ -93,8 +94,11 @@ pub struct Validation {
     pub hit_rate: f64,
     /// Mean NDCG@10.
     pub ndcg: f64,
-    /// How far its extra hits over the blend are above chance (McNemar
-    /// z; 0 for the blend).
+    /// Its hit rate on the order before the latest (a model built without
+    /// the latest two).
+    pub previous_hit_rate: f64,
+    /// How far its extra hits over the blend, on both held-out orders,
+    /// are above chance (McNemar z; 0 for the blend).
     pub z: f64,
 }
 
@@ -130,23 +134,36 @@ pub fn mcnemar_z(blend: &[bool], candidate: &[bool]) -> f64 {
 }
 
 /// The ranker to serve: the candidate with the highest hit rate among those
-/// whose z over the blend reaches [`Z_TO_SERVE`], else the blend.
+/// at least as good as the blend on both held-out orders whose z over the
+/// blend (both pooled) reaches [`Z_TO_SERVE`]; else the blend.
 pub fn pick(validations: &[Validation]) -> Ranker {
+    let Some(blend) = validations.iter().find(|v| v.ranker == Ranker::Blend) else {
+        return Ranker::Blend;
+    };
     validations
         .iter()
-        .filter(|v| v.ranker != Ranker::Blend && v.z >= Z_TO_SERVE)
+        .filter(|v| {
+            v.ranker != Ranker::Blend
+                && v.z >= Z_TO_SERVE
+                && v.hit_rate >= blend.hit_rate
+                && v.previous_hit_rate >= blend.previous_hit_rate
+        })
         .max_by(|a, b| a.hit_rate.total_cmp(&b.hit_rate))
         .map_or(Ranker::Blend, |v| v.ranker)
 }
 
-/// Validates every candidate on `inputs` (as [`Model::build`] takes them)
-/// and picks the one to serve. CPU-bound: builds a model of all but each
-/// customer's last order.
-pub fn validate(inputs: &ModelInputs, config: &ModelConfig, blend: &Weights) -> Ranking {
-    let p = evaluate::protocol(inputs, Split::All, 0);
+/// Each candidate's tally on one held-out order (`back` orders before the
+/// latest), with the customers scored.
+fn holdout(
+    inputs: &ModelInputs,
+    config: &ModelConfig,
+    blend: &Weights,
+    back: usize,
+) -> Option<(Vec<evaluate::Scores>, Vec<Vec<bool>>)> {
+    let p = evaluate::protocol(inputs, Split::All, back);
     let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
     if with_two < MIN_CUSTOMERS {
-        return Ranking::default();
+        return None;
     }
     let model = Model::build(&p.train, config, 0);
     let methods: Vec<Method> = Ranker::ALL
@@ -155,28 +172,49 @@ pub fn validate(inputs: &ModelInputs, config: &ModelConfig, blend: &Weights) -> 
         .collect();
     let stride = with_two.div_ceil(MAX_CUSTOMERS);
     let outcome = evaluate::score(&model, &p.homes, &methods, K, stride);
-    let customers = outcome.tallies[0].marks.len();
-    if customers < MIN_CUSTOMERS {
-        return Ranking::default();
+    if outcome.tallies[0].marks.len() < MIN_CUSTOMERS {
+        return None;
     }
     let suggestable = evaluate::suggestable(&model);
-    let blend_marks = &outcome.tallies[0].marks;
-    let validations: Vec<Validation> = Ranker::ALL
+    Some(
+        outcome
+            .tallies
+            .into_iter()
+            .map(|t| (t.scores(suggestable), t.marks))
+            .unzip(),
+    )
+}
+
+/// Validates every candidate on `inputs` (as [`Model::build`] takes them)
+/// and picks the one to serve. Two held-out orders, so that one lucky
+/// order does not decide: each customer's latest (the numbers reported),
+/// and the one before it (with the latest dropped). CPU-bound: builds two
+/// models.
+pub fn validate(inputs: &ModelInputs, config: &ModelConfig, blend: &Weights) -> Ranking {
+    let Some((latest, marks)) = holdout(inputs, config, blend, 0) else {
+        return Ranking::default();
+    };
+    let customers = marks[0].len() as u32;
+    // Too little history a step back: only the latest order speaks.
+    let (previous, previous_marks) =
+        holdout(inputs, config, blend, 1).unwrap_or_else(|| (latest.clone(), marks.clone()));
+    let pooled =
+        |k: usize| -> Vec<bool> { marks[k].iter().chain(&previous_marks[k]).copied().collect() };
+    let blend_marks = pooled(0);
+    let validations = Ranker::ALL
         .iter()
-        .zip(&outcome.tallies)
-        .map(|(&ranker, t)| {
-            let s = t.scores(suggestable);
-            Validation {
-                ranker,
-                hit_rate: s.hit_rate,
-                ndcg: s.ndcg,
-                z: mcnemar_z(blend_marks, &t.marks),
-            }
+        .enumerate()
+        .map(|(k, &ranker)| Validation {
+            ranker,
+            hit_rate: latest[k].hit_rate,
+            ndcg: latest[k].ndcg,
+            previous_hit_rate: previous[k].hit_rate,
+            z: mcnemar_z(&blend_marks, &pooled(k)),
         })
-        .collect();
+        .collect::<Vec<_>>();
     Ranking {
         served: pick(&validations),
-        customers: customers as u32,
+        customers,
         validations,
     }
 }
@@ -190,6 +228,7 @@ mod tests {
             ranker,
             hit_rate,
             ndcg: 0.0,
+            previous_hit_rate: hit_rate,
             z,
         }
     }
@@ -221,6 +260,15 @@ mod tests {
         assert_eq!(
             pick(&[blend, v(Ranker::RecentBlend, 0.12, 2.5)]),
             Ranker::RecentBlend
+        );
+        let lucky = Validation {
+            previous_hit_rate: 0.09,
+            ..v(Ranker::RecentBlend, 0.14, 2.5)
+        };
+        assert_eq!(
+            pick(&[blend, lucky]),
+            Ranker::Blend,
+            "worse on the order before"
         );
     }
 
