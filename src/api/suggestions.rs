@@ -129,6 +129,7 @@ fn size_choice(f: FitView) -> pb::SizeChoice {
             Fit::NotSized => pb::SizeFit::NotSized,
             Fit::CustomerSize => pb::SizeFit::CustomerSize,
             Fit::Unknown => pb::SizeFit::Unknown,
+            Fit::Probable => pb::SizeFit::Probable,
         }
         .into(),
         size,

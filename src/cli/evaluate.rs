@@ -16,6 +16,10 @@ pub struct EvaluateFitArgs {
     /// Share of purchases made in a size one off the true size.
     #[arg(long, default_value_t = 0.25)]
     pub wrong_size_share: f64,
+    /// Each customer buys in one size domain per department only: the
+    /// others are sized from it (a related domain), or not at all.
+    #[arg(long)]
+    pub one_domain_per_department: bool,
 }
 
 /// Arguments of `evaluate`.
@@ -84,6 +88,7 @@ pub(super) fn evaluate_fit(args: &EvaluateFitArgs) {
             customers: args.customers,
             seed,
             wrong_size_share: args.wrong_size_share,
+            one_domain_per_department: args.one_domain_per_department,
         });
         for (k, b) in r.by_kept.iter().enumerate() {
             let kept = ["0", "1", "2+"][k];
@@ -91,6 +96,15 @@ pub(super) fn evaluate_fit(args: &EvaluateFitArgs) {
             println!(
                 "{seed:<5} {kept:<15} {:<18} {:<17} {share:>5.1} %  {}",
                 b.offered, b.in_true_size, b.unknown
+            );
+        }
+        for (d, b) in r.carried.iter().enumerate().filter(|(_, b)| b.offered > 0) {
+            let share = b.in_true_size as f64 / b.offered as f64 * 100.0;
+            println!(
+                "{seed:<5} probably, in {:<18} {:<9} {:<17} {share:>5.1} %",
+                crate::suggest::evaluate_fit::domain_name(d),
+                b.offered,
+                b.in_true_size
             );
         }
         println!(

@@ -211,6 +211,34 @@ impl SizeProfile {
     pub fn get(&self, domain: &SizeDomain) -> Option<&Estimate> {
         self.estimates.iter().find(|e| &e.domain == domain)
     }
+
+    /// Where `domain` has no evidence, the estimate of a related domain
+    /// whose size probably carries over: the same size system in the same
+    /// department (the first level of the category: sandals from running
+    /// shoes, knitwear from tops), with an item kept in its size; the one
+    /// with most items kept in it, then the newest. Never across
+    /// departments: a shoe 9 says nothing of a numeric dress size, nor a
+    /// men's M of a women's.
+    pub fn related(&self, domain: &SizeDomain) -> Option<&Estimate> {
+        if self.get(domain).is_some() || domain.system == SizeSystem::Other {
+            return None;
+        }
+        let department = |d: &SizeDomain| d.category.split(" > ").next().map(str::to_owned);
+        self.estimates
+            .iter()
+            .filter(|e| {
+                e.domain.system == domain.system
+                    && department(&e.domain) == department(domain)
+                    && e.size.is_some()
+                    && e.kept_in_size > 0
+            })
+            .max_by(|a, b| {
+                a.kept_in_size
+                    .cmp(&b.kept_in_size)
+                    .then(a.last_at.cmp(&b.last_at))
+                    .then(b.domain.category.cmp(&a.domain.category))
+            })
+    }
 }
 
 /// Infers the profile. `catalogue_sizes` gives the sizes the shop sells in

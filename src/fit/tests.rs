@@ -147,6 +147,54 @@ fn numeric_steps_follow_the_catalogue() {
     assert_eq!(label(p.get(&shoes).unwrap()), Some("9.5"));
 }
 
+#[test]
+fn a_related_domain_of_the_same_department_and_system_carries_its_size() {
+    let at = |d: SizeDomain, size: &str, days_ago: i64| Evidence {
+        domain: d,
+        ..ev(size, Outcome::Kept, days_ago)
+    };
+    let shoes = |c: &str| domain(&format!("Footwear > {c}"), SizeSystem::Numeric);
+    let profile = infer(
+        &[
+            at(shoes("Running"), "9", 10),
+            at(shoes("Running"), "9", 20),
+            at(shoes("Boots"), "9.5", 5),
+            at(jackets(), "L", 30),
+            at(domain("Men > Tops", SizeSystem::Alpha), "XL", 1),
+        ],
+        &no_catalogue,
+        now(),
+    );
+    // Sandals: from running shoes (two kept in 9 beat one newer 9.5).
+    let sandals = profile.related(&shoes("Sandals")).expect("carried");
+    assert_eq!(sandals.domain, shoes("Running"));
+    assert_eq!(label(sandals), Some("9"));
+    // Knitwear: from jackets, never from another department's tops.
+    let knit = profile
+        .related(&domain("Apparel > Knitwear", SizeSystem::Alpha))
+        .expect("carried");
+    assert_eq!(knit.domain, jackets());
+    // Not across systems or departments, nor over the domain's own evidence.
+    assert!(
+        profile
+            .related(&domain("Apparel > Dresses", SizeSystem::Numeric))
+            .is_none()
+    );
+    assert!(
+        profile
+            .related(&domain("Women > Tops", SizeSystem::Alpha))
+            .is_none()
+    );
+    assert!(profile.related(&jackets()).is_none());
+    // A domain known only from a size return does not carry.
+    let returned = infer(&[ev("M", Outcome::TooSmall, 3)], &no_catalogue, now());
+    assert!(
+        returned
+            .related(&domain("Apparel > Knitwear", SizeSystem::Alpha))
+            .is_none()
+    );
+}
+
 fn purchase(order: &str, product: &str, quantity: i64, size: &str) -> SizedPurchase {
     SizedPurchase {
         order_id: order.into(),

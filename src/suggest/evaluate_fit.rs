@@ -53,6 +53,9 @@ pub struct FitEvalConfig {
     pub seed: u64,
     /// Share of purchases in a size one off the customer's true size.
     pub wrong_size_share: f64,
+    /// Each customer buys sized items in one domain per department only
+    /// (chosen at random), so the others can only be sized from it.
+    pub one_domain_per_department: bool,
 }
 
 /// Sized suggestions in the customer's size, for customers with a number
@@ -74,6 +77,10 @@ pub struct FitReport {
     pub by_kept: [Bucket; 3],
     /// Suggestions without a size.
     pub not_sized: u64,
+    /// Suggestions sized from a related domain ([`Fit::Probable`]), per
+    /// domain suggested in (the index into the generated domains; `unknown`
+    /// unused).
+    pub carried: Vec<Bucket>,
     /// Customers.
     pub customers: usize,
 }
@@ -154,6 +161,22 @@ fn customer(rng: &mut Rng, id: usize, config: &FitEvalConfig, now: i64) -> Custo
         lines: Vec::new(),
         returns: Vec::new(),
     };
+    // Per department, the one domain this customer buys in (when limited).
+    let departments: Vec<&str> = DOMAINS.iter().map(|d| d.0).fold(Vec::new(), |mut v, d| {
+        if !v.contains(&d) {
+            v.push(d);
+        }
+        v
+    });
+    let chosen: Vec<usize> = departments
+        .iter()
+        .map(|dept| {
+            let own: Vec<usize> = (0..DOMAINS.len())
+                .filter(|&d| DOMAINS[d].0 == *dept)
+                .collect();
+            own[rng.below(own.len())]
+        })
+        .collect();
     let items = 1 + rng.below(6) + rng.below(6);
     for k in 0..items {
         let at = now - (1 + rng.below(730)) as i64 * 86_400_000;
@@ -164,7 +187,11 @@ fn customer(rng: &mut Rng, id: usize, config: &FitEvalConfig, now: i64) -> Custo
                 .push(line(&order_id, &product_id, "Accessories > Bags", at));
             continue;
         }
-        let d = rng.below(DOMAINS.len());
+        let d = if config.one_domain_per_department {
+            chosen[rng.below(chosen.len())]
+        } else {
+            rng.below(DOMAINS.len())
+        };
         let (dept, cat, sizes) = DOMAINS[d];
         let style = popular_style(rng);
         let true_ix = c.truth[d];
@@ -277,6 +304,7 @@ pub fn evaluate_fit(config: &FitEvalConfig) -> FitReport {
     let now = Timestamp::from_millis(now).unwrap_or(Timestamp::MIN);
     let mut report = FitReport {
         customers: customers.len(),
+        carried: vec![Bucket::default(); DOMAINS.len()],
         ..FitReport::default()
     };
     for c in &customers {
@@ -303,18 +331,39 @@ pub fn evaluate_fit(config: &FitEvalConfig) -> FitReport {
                 }
                 Fit::Unknown => bucket.unknown += 1,
                 Fit::NotSized => report.not_sized += 1,
+                Fit::Probable => {
+                    let Some(d) = domain_index(&domain) else {
+                        continue;
+                    };
+                    let carried = &mut report.carried[d];
+                    carried.offered += 1;
+                    if size.label() == true_label(&domain, &c.truth) {
+                        carried.in_true_size += 1;
+                    }
+                }
             }
         }
     }
     report
 }
 
-/// The customer's true size label in a generated domain.
-fn true_label(domain: &SizeDomain, truth: &[usize]) -> &'static str {
+/// The index of a generated domain.
+fn domain_index(domain: &SizeDomain) -> Option<usize> {
     DOMAINS
         .iter()
         .position(|(dept, cat, _)| domain.category == format!("{dept} > {cat}"))
-        .map_or("", |d| DOMAINS[d].2[truth[d]])
+}
+
+/// A generated domain's name ("Apparel > Tops").
+pub fn domain_name(d: usize) -> String {
+    DOMAINS
+        .get(d)
+        .map_or(String::new(), |(dept, cat, _)| format!("{dept} > {cat}"))
+}
+
+/// The customer's true size label in a generated domain.
+fn true_label(domain: &SizeDomain, truth: &[usize]) -> &'static str {
+    domain_index(domain).map_or("", |d| DOMAINS[d].2[truth[d]])
 }
 
 #[cfg(test)]
@@ -327,6 +376,7 @@ mod tests {
             customers: 300,
             seed: 7,
             wrong_size_share: 0.25,
+            one_domain_per_department: false,
         };
         let report = evaluate_fit(&config);
         assert_eq!(report, evaluate_fit(&config), "deterministic");
@@ -336,5 +386,19 @@ mod tests {
             confident.in_true_size * 100 >= confident.offered * 90,
             "{report:?}"
         );
+    }
+
+    #[test]
+    fn boots_are_offered_in_the_size_kept_in_running_shoes() {
+        let report = evaluate_fit(&FitEvalConfig {
+            customers: 300,
+            seed: 7,
+            wrong_size_share: 0.25,
+            one_domain_per_department: true,
+        });
+        // The generator gives boots the running-shoe size.
+        let boots = &report.carried[4];
+        assert!(boots.offered > 20, "{report:?}");
+        assert!(boots.in_true_size * 100 >= boots.offered * 80, "{report:?}");
     }
 }

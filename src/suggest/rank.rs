@@ -106,6 +106,9 @@ pub struct Signals {
     /// The customer's size profile the indexes above come from (for the
     /// sentences).
     pub size_profile: crate::fit::SizeProfile,
+    /// Domains of `sizes` whose size comes from a related domain
+    /// ([`crate::fit::SizeProfile::related`]), not their own evidence.
+    pub carried: IxSet,
     /// Items of the stylists' curations that match the customer, most
     /// specific match first, in each curation's order.
     pub curated: Vec<super::curated::CuratedCandidate>,
@@ -123,6 +126,9 @@ pub enum Fit {
     CustomerSize,
     /// The customer's size in its domain is unknown: one available variant.
     Unknown,
+    /// No evidence in its domain, but a related one (same department and
+    /// size system) gives the size: the variant in it, less sure.
+    Probable,
 }
 
 /// Why an item is suggested.
@@ -589,7 +595,14 @@ pub(crate) fn in_their_size(
             catalog.items[v as usize].size == Some(wanted)
                 && signals.filters.check(catalog, v).is_ok()
         })
-        .map(|v| (v, Fit::CustomerSize))
+        .map(|v| {
+            let fit = if signals.carried.contains(&size.domain) {
+                Fit::Probable
+            } else {
+                Fit::CustomerSize
+            };
+            (v, fit)
+        })
 }
 
 /// Ranks suggestions: every source adds candidates, every candidate passes
@@ -873,6 +886,11 @@ mod tests {
             brands: vec![(0, 0.5), (1, 1.0)],
             filters,
             sizes: customer_sizes(&model, &w.customer_sizes),
+            // Odd domains' sizes carried from a related one.
+            carried: customer_sizes(&model, &w.customer_sizes)
+                .into_keys()
+                .filter(|d| d % 2 == 1)
+                .collect(),
             size_profile: Default::default(),
             // Curated items straight from the stylist, not pre-filtered:
             // the ranking must hold the filters on its own.
@@ -988,6 +1006,11 @@ mod tests {
                     (None, Fit::NotSized) => {}
                     (Some(size), Fit::CustomerSize) => {
                         prop_assert_eq!(signals.sizes.get(&size.domain), Some(&size.label), "{:?}", s);
+                        prop_assert!(!signals.carried.contains(&size.domain), "{:?}", s);
+                    }
+                    (Some(size), Fit::Probable) => {
+                        prop_assert_eq!(signals.sizes.get(&size.domain), Some(&size.label), "{:?}", s);
+                        prop_assert!(signals.carried.contains(&size.domain), "{:?}", s);
                     }
                     (Some(size), Fit::Unknown) => {
                         prop_assert!(!signals.sizes.contains_key(&size.domain), "{:?}", s);

@@ -149,6 +149,17 @@ fn fit_view(model: &Model, signals: &Signals, s: &Suggestion) -> FitView {
     let estimate = signals.size_profile.get(&domain);
     let (confidence, text) = match (s.fit, estimate) {
         (Fit::CustomerSize, Some(e)) => (Some(e.confidence), in_size(&size, e)),
+        (Fit::Probable, _) => match signals.size_profile.related(&domain) {
+            Some(from) => (
+                Some(crate::fit::Confidence::Low),
+                format!(
+                    "Probably {}: the size you keep in {}.",
+                    size.label(),
+                    from.domain.spoken()
+                ),
+            ),
+            None => (None, String::new()),
+        },
         _ => (
             None,
             format!(
@@ -160,7 +171,7 @@ fn fit_view(model: &Model, signals: &Signals, s: &Suggestion) -> FitView {
     };
     FitView {
         fit: s.fit,
-        size: if s.fit == Fit::CustomerSize {
+        size: if matches!(s.fit, Fit::CustomerSize | Fit::Probable) {
             size.label().to_owned()
         } else {
             String::new()
@@ -347,7 +358,7 @@ pub fn explain(
         ReasonCode::Curated => curated_sentence(r, &name(with), asked),
     };
     let text = match r.fit.fit {
-        Fit::CustomerSize | Fit::Unknown => format!("{text} {}", r.fit.text),
+        Fit::CustomerSize | Fit::Unknown | Fit::Probable => format!("{text} {}", r.fit.text),
         Fit::NotSized => text,
     };
     ReasonView {

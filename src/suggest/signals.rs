@@ -220,7 +220,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
         &|d| model.catalogue_sizes(d),
         ask.now,
     );
-    s.sizes = sizes_in_model(model, &s.size_profile);
+    (s.sizes, s.carried) = sizes_in_model(model, &s.size_profile);
     if !ask.curations.is_empty() {
         let bought: Vec<super::ItemIx> = s.bought.iter().map(|b| b.0).collect();
         let mut categories: Vec<String> = Vec::new();
@@ -267,21 +267,37 @@ fn orders_back(
 
 /// The profile's sizes in the model's indexes: per domain the catalogue
 /// has, the label of the customer's size ([`super::rank::NO_SUCH_SIZE`]
-/// when no product has it).
-fn sizes_in_model(model: &Model, profile: &crate::fit::SizeProfile) -> super::IxMap<u32> {
-    profile
-        .estimates
-        .iter()
-        .filter_map(|e| {
-            let domain = model.size_domains.get(&e.domain.key())?;
-            let size = e.size.as_ref()?;
-            let label = model
+/// when no product has it); then, per domain with no evidence, the size of
+/// a related one ([`crate::fit::SizeProfile::related`]), those domains
+/// returned apart.
+fn sizes_in_model(model: &Model, profile: &crate::fit::SizeProfile) -> (super::IxMap<u32>, IxSet) {
+    let label = |e: &crate::fit::Estimate| {
+        let size = e.size.as_ref()?;
+        Some(
+            model
                 .size_labels
                 .get(size.label())
-                .unwrap_or(super::rank::NO_SUCH_SIZE);
-            Some((domain, label))
-        })
-        .collect()
+                .unwrap_or(super::rank::NO_SUCH_SIZE),
+        )
+    };
+    let mut sizes: super::IxMap<u32> = profile
+        .estimates
+        .iter()
+        .filter_map(|e| Some((model.size_domains.get(&e.domain.key())?, label(e)?)))
+        .collect();
+    let mut carried = IxSet::default();
+    if profile.estimates.is_empty() {
+        return (sizes, carried);
+    }
+    for (d, key) in model.size_domains.names.iter().enumerate() {
+        let d = d as u32;
+        let domain = crate::domain::SizeDomain::from_key(key);
+        if let Some(l) = profile.related(&domain).and_then(label) {
+            sizes.insert(d, l);
+            carried.insert(d);
+        }
+    }
+    (sizes, carried)
 }
 
 /// The bought styles that may not come back yet: all but those whose

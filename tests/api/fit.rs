@@ -24,6 +24,7 @@ const DAY: i64 = 24 * 60;
 const JACKETS: [&str; 2] = ["Apparel", "Jackets"];
 const RUNNING: [&str; 2] = ["Footwear", "Running"];
 const TOPS: [&str; 2] = ["Apparel", "Tops"];
+const DRESSES: [&str; 2] = ["Apparel", "Dresses"];
 
 /// Jackets, running shoes and tops in sizes (some sold out), a bag
 /// without one; other customers buy everything so all of it sells.
@@ -52,6 +53,8 @@ async fn shop(app: &TestApp) {
     products.push(sized("tempo-9", "tempo", "Tempo", &RUNNING, "9", 0));
     products.push(sized("tempo-10", "tempo", "Tempo", &RUNNING, "10", 5));
     products.extend(style("tee", "Tee", &TOPS, &["S", "M", "L"]));
+    // Numeric sizes: nothing of Maya's says hers.
+    products.extend(style("dress", "Dress", &DRESSES, &["6", "8", "10"]));
     products.push(product(
         "daypack",
         "Daypack",
@@ -84,7 +87,7 @@ async fn shop(app: &TestApp) {
     ];
     let sellers = [
         "fleece-S", "fleece-M", "parka-m", "racer-8", "racer-10", "tempo-10", "tee-S", "tee-M",
-        "daypack",
+        "daypack", "dress-8",
     ];
     for (k, p) in sellers.iter().enumerate() {
         orders.push(order(
@@ -151,8 +154,10 @@ fn offered(s: &pb::Suggestions) -> HashMap<String, (String, pb::SizeChoice)> {
 }
 
 /// What both suggestion RPCs must offer Maya: fleece and racer in her
-/// sizes, parka and tempo not at all (sold out in her size), the tee with
-/// its size unknown, the bag without a size.
+/// sizes, parka and tempo not at all (sold out in her size), the tee
+/// probably in the size she keeps in jackets (same department and size
+/// system), the dress with its size unknown (numeric sizes), the bag
+/// without a size.
 fn assert_offered_in_her_size(s: &pb::Suggestions) {
     let got = offered(s);
     let (fleece, fit) = &got["fleece"];
@@ -194,13 +199,21 @@ fn assert_offered_in_her_size(s: &pb::Suggestions) {
         !got.contains_key("tempo"),
         "no tempo in 9: not another size"
     );
-    let (_, fit) = &got["tee"];
+    let (tee, fit) = &got["tee"];
+    assert_eq!(
+        (tee.as_str(), fit.status(), fit.size.as_str()),
+        ("tee-L", pb::SizeFit::Probable, "L")
+    );
+    assert_eq!(fit.size_domain, "Apparel > Tops");
+    assert_eq!(fit.confidence(), pb::SizeConfidence::Low);
+    assert_eq!(fit.text, "Probably L: the size you keep in jackets.");
+    let (_, fit) = &got["dress"];
     assert_eq!(fit.status(), pb::SizeFit::Unknown);
     assert!(fit.size.is_empty());
-    assert_eq!(fit.sizes_in_stock, ["S", "M", "L"]);
+    assert_eq!(fit.sizes_in_stock, ["6", "8", "10"]);
     assert_eq!(
         fit.text,
-        "Their size in tops is not known yet: ask. In stock in S, M, L."
+        "Their size in dresses is not known yet: ask. In stock in 6, 8, 10."
     );
     let (_, fit) = &got["daypack"];
     assert_eq!(fit.status(), pb::SizeFit::NotSized);
