@@ -16,8 +16,8 @@ pub struct EvaluateFitArgs {
     /// Share of purchases made in a size one off the true size.
     #[arg(long, default_value_t = 0.25)]
     pub wrong_size_share: f64,
-    /// Each customer buys in one size domain per department only: the
-    /// others are sized from it (a related domain), or not at all.
+    /// Every other customer buys in one size domain per department only:
+    /// the others are sized from it (a related domain), or not at all.
     #[arg(long)]
     pub one_domain_per_department: bool,
 }

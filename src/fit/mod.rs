@@ -215,11 +215,16 @@ impl SizeProfile {
     /// Where `domain` has no evidence, the estimate of a related domain
     /// whose size probably carries over: the same size system in the same
     /// department (the first level of the category: sandals from running
-    /// shoes, knitwear from tops), with an item kept in its size; the one
-    /// with most items kept in it, then the newest. Never across
-    /// departments: a shoe 9 says nothing of a numeric dress size, nor a
-    /// men's M of a women's.
-    pub fn related(&self, domain: &SizeDomain) -> Option<&Estimate> {
+    /// shoes, knitwear from tops), one `carries` accepts (the shop's
+    /// customers keep the same size in both), with an item kept in its
+    /// size; the one with most items kept in it, then the newest. Never
+    /// across departments: a shoe 9 says nothing of a numeric dress size,
+    /// nor a men's M of a women's.
+    pub fn related(
+        &self,
+        domain: &SizeDomain,
+        carries: &dyn Fn(&SizeDomain) -> bool,
+    ) -> Option<&Estimate> {
         if self.get(domain).is_some() || domain.system == SizeSystem::Other {
             return None;
         }
@@ -231,6 +236,7 @@ impl SizeProfile {
                     && department(&e.domain) == department(domain)
                     && e.size.is_some()
                     && e.kept_in_size > 0
+                    && carries(&e.domain)
             })
             .max_by(|a, b| {
                 a.kept_in_size

@@ -166,31 +166,39 @@ fn a_related_domain_of_the_same_department_and_system_carries_its_size() {
         now(),
     );
     // Sandals: from running shoes (two kept in 9 beat one newer 9.5).
-    let sandals = profile.related(&shoes("Sandals")).expect("carried");
+    let sandals = profile
+        .related(&shoes("Sandals"), &|_| true)
+        .expect("carried");
     assert_eq!(sandals.domain, shoes("Running"));
     assert_eq!(label(sandals), Some("9"));
     // Knitwear: from jackets, never from another department's tops.
     let knit = profile
-        .related(&domain("Apparel > Knitwear", SizeSystem::Alpha))
+        .related(&domain("Apparel > Knitwear", SizeSystem::Alpha), &|_| true)
         .expect("carried");
     assert_eq!(knit.domain, jackets());
     // Not across systems or departments, nor over the domain's own evidence.
     assert!(
         profile
-            .related(&domain("Apparel > Dresses", SizeSystem::Numeric))
+            .related(&domain("Apparel > Dresses", SizeSystem::Numeric), &|_| true)
             .is_none()
     );
     assert!(
         profile
-            .related(&domain("Women > Tops", SizeSystem::Alpha))
+            .related(&domain("Women > Tops", SizeSystem::Alpha), &|_| true)
             .is_none()
     );
-    assert!(profile.related(&jackets()).is_none());
+    assert!(profile.related(&jackets(), &|_| true).is_none());
+    // Nor where the shop's customers say sizes do not carry.
+    assert!(
+        profile
+            .related(&shoes("Sandals"), &|d| d.category != "Footwear > Running")
+            .is_some_and(|e| e.domain == shoes("Boots"))
+    );
     // A domain known only from a size return does not carry.
     let returned = infer(&[ev("M", Outcome::TooSmall, 3)], &no_catalogue, now());
     assert!(
         returned
-            .related(&domain("Apparel > Knitwear", SizeSystem::Alpha))
+            .related(&domain("Apparel > Knitwear", SizeSystem::Alpha), &|_| true)
             .is_none()
     );
 }

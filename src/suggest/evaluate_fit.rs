@@ -53,8 +53,10 @@ pub struct FitEvalConfig {
     pub seed: u64,
     /// Share of purchases in a size one off the customer's true size.
     pub wrong_size_share: f64,
-    /// Each customer buys sized items in one domain per department only
-    /// (chosen at random), so the others can only be sized from it.
+    /// Every other customer buys sized items in one domain per department
+    /// only (chosen at random), so the others can only be sized from it;
+    /// the rest buy everywhere (what the shop learns which domains share
+    /// sizes from).
     pub one_domain_per_department: bool,
 }
 
@@ -187,7 +189,7 @@ fn customer(rng: &mut Rng, id: usize, config: &FitEvalConfig, now: i64) -> Custo
                 .push(line(&order_id, &product_id, "Accessories > Bags", at));
             continue;
         }
-        let d = if config.one_domain_per_department {
+        let d = if config.one_domain_per_department && id % 2 == 1 {
             chosen[rng.below(chosen.len())]
         } else {
             rng.below(DOMAINS.len())

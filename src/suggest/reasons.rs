@@ -149,7 +149,7 @@ fn fit_view(model: &Model, signals: &Signals, s: &Suggestion) -> FitView {
     let estimate = signals.size_profile.get(&domain);
     let (confidence, text) = match (s.fit, estimate) {
         (Fit::CustomerSize, Some(e)) => (Some(e.confidence), in_size(&size, e)),
-        (Fit::Probable, _) => match signals.size_profile.related(&domain) {
+        (Fit::Probable, _) => match model.carried_size(&signals.size_profile, &domain) {
             Some(from) => (
                 Some(crate::fit::Confidence::Low),
                 format!(

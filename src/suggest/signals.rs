@@ -268,7 +268,7 @@ fn orders_back(
 /// The profile's sizes in the model's indexes: per domain the catalogue
 /// has, the label of the customer's size ([`super::rank::NO_SUCH_SIZE`]
 /// when no product has it); then, per domain with no evidence, the size of
-/// a related one ([`crate::fit::SizeProfile::related`]), those domains
+/// a related one ([`Model::carried_size`]), those domains
 /// returned apart.
 fn sizes_in_model(model: &Model, profile: &crate::fit::SizeProfile) -> (super::IxMap<u32>, IxSet) {
     let label = |e: &crate::fit::Estimate| {
@@ -292,7 +292,7 @@ fn sizes_in_model(model: &Model, profile: &crate::fit::SizeProfile) -> (super::I
     for (d, key) in model.size_domains.names.iter().enumerate() {
         let d = d as u32;
         let domain = crate::domain::SizeDomain::from_key(key);
-        if let Some(l) = profile.related(&domain).and_then(label) {
+        if let Some(l) = model.carried_size(profile, &domain).and_then(label) {
             sizes.insert(d, l);
             carried.insert(d);
         }

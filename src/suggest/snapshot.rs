@@ -171,6 +171,103 @@ pub struct Model {
     /// The ranker this model is served with, and the numbers that chose
     /// it ([`super::validate`]).
     pub ranking: Ranking,
+    /// Pairs of size domains of one system, with how many customers bought
+    /// in both and how many of them mostly in the same size there: whether
+    /// a size carries from one to the other in this shop.
+    pub size_pairs: Vec<SizePair>,
+}
+
+/// Two size domains (indexes, `a < b`) and their buyers' sizes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SizePair {
+    /// One domain.
+    pub a: u32,
+    /// The other.
+    pub b: u32,
+    /// Customers who bought sized items in both.
+    pub both: u32,
+    /// Of those, the ones whose most bought size is the same in both.
+    pub agree: u32,
+    /// Cohen's kappa of those sizes: how far their agreement is above what
+    /// two unrelated domains with the same spread of sizes would show (0:
+    /// chance, 1: always the same). Purchases include sizes later sent
+    /// back, so it understates what customers keep.
+    pub kappa: f32,
+}
+
+/// Kappa a pair's sizes must reach before a size carries from one domain
+/// to the other ("moderate agreement" on the usual scale).
+pub const CARRY_KAPPA: f32 = 0.4;
+/// Customers who bought in both domains of a pair before it says anything.
+pub const CARRY_MIN_CUSTOMERS: u32 = 20;
+
+/// Per pair of size domains of one system, the customers who bought in
+/// both and those whose most bought size is the same in both (ties to the
+/// smaller label index).
+fn size_pairs(
+    items: &[ItemInfo],
+    customers: &[Vec<(ItemIx, u32)>],
+    domains: &Names,
+) -> Vec<SizePair> {
+    let system = |d: u32| SizeDomain::from_key(&domains.names[d as usize]).system;
+    // Per pair: customers, agreements, and each side's sizes (for chance).
+    type Sides = (HashMap<u32, u32>, HashMap<u32, u32>);
+    let mut pairs: std::collections::BTreeMap<(u32, u32), (u32, u32, Sides)> = Default::default();
+    for c in customers {
+        let mut counts: std::collections::BTreeMap<(u32, u32), u32> = Default::default();
+        for &(i, n) in c {
+            if let Some(size) = items.get(i as usize).and_then(|it| it.size) {
+                *counts.entry((size.domain, size.label)).or_insert(0) += n;
+            }
+        }
+        let mut modal: Vec<(u32, u32, u32)> = Vec::new();
+        for ((d, l), n) in counts {
+            match modal.last_mut() {
+                Some(m) if m.0 == d => {
+                    if n > m.2 {
+                        *m = (d, l, n);
+                    }
+                }
+                _ => modal.push((d, l, n)),
+            }
+        }
+        for (k, x) in modal.iter().enumerate() {
+            for y in &modal[k + 1..] {
+                if system(x.0) != system(y.0) {
+                    continue;
+                }
+                let e = pairs.entry((x.0, y.0)).or_default();
+                e.0 += 1;
+                e.1 += u32::from(x.1 == y.1);
+                *e.2.0.entry(x.1).or_insert(0) += 1;
+                *e.2.1.entry(y.1).or_insert(0) += 1;
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|((a, b), (both, agree, (la, lb)))| {
+            let n = f64::from(both.max(1));
+            let chance: f64 = la
+                .iter()
+                .map(|(l, x)| f64::from(*x) * f64::from(lb.get(l).copied().unwrap_or(0)))
+                .sum::<f64>()
+                / (n * n);
+            let observed = f64::from(agree) / n;
+            let kappa = if chance >= 1.0 {
+                0.0
+            } else {
+                (observed - chance) / (1.0 - chance)
+            };
+            SizePair {
+                a,
+                b,
+                both,
+                agree,
+                kappa: kappa as f32,
+            }
+        })
+        .collect()
 }
 
 /// Reads what [`Model::encode`] wrote of the ranking.
@@ -614,6 +711,7 @@ impl Model {
             })
             .collect();
         let also_bought = also_bought_lists(items.len(), &customers);
+        let size_pairs = size_pairs(&items, &customers, &size_domains);
 
         // "Popular now": orders weighted down by age (half-life) from the
         // newest order of the history.
@@ -659,9 +757,36 @@ impl Model {
             customers: n_customers,
             orders: n_orders,
             ranking: Ranking::default(),
+            size_pairs,
         };
         model.derive_groups();
         model
+    }
+
+    /// The estimate whose size carries to `domain`, where the profile has
+    /// none of its own ([`crate::fit::SizeProfile::related`], over the
+    /// pairs [`Model::sizes_carry`] accepts).
+    pub fn carried_size<'a>(
+        &self,
+        profile: &'a crate::fit::SizeProfile,
+        domain: &SizeDomain,
+    ) -> Option<&'a crate::fit::Estimate> {
+        let target = self.size_domains.get(&domain.key())?;
+        profile.related(domain, &|source| {
+            self.size_domains
+                .get(&source.key())
+                .is_some_and(|s| self.sizes_carry(s, target))
+        })
+    }
+
+    /// Whether a size carries between two size domains in this shop: at
+    /// least [`CARRY_MIN_CUSTOMERS`] bought in both, and their sizes there
+    /// agree well above chance (kappa at least [`CARRY_KAPPA`]).
+    pub fn sizes_carry(&self, x: u32, y: u32) -> bool {
+        let (a, b) = (x.min(y), x.max(y));
+        self.size_pairs.iter().any(|p| {
+            p.a == a && p.b == b && p.both >= CARRY_MIN_CUSTOMERS && p.kappa >= CARRY_KAPPA
+        })
     }
 
     /// [`Model::build`] after validating the candidate rankers on the
@@ -992,6 +1117,13 @@ impl Model {
                 w.i64(x.to_bits() as i64);
             }
         }
+        w.u32(self.size_pairs.len() as u32);
+        for p in &self.size_pairs {
+            for x in [p.a, p.b, p.both, p.agree] {
+                w.u32(x);
+            }
+            w.f32(p.kappa);
+        }
         codec::deflate(&w.into_bytes())
     }
 
@@ -1056,6 +1188,22 @@ impl Model {
             it.alike = a;
         }
         let ranking = decode_ranking(&mut r)?;
+        let pairs = r.u32()? as usize;
+        let mut size_pairs = Vec::with_capacity(pairs.min(1 << 16));
+        for _ in 0..pairs {
+            let (a, b, both, agree) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+            let kappa = r.f32()?;
+            if a >= b || b as usize >= size_domains.names.len() {
+                return Err("a size pair is out of range".into());
+            }
+            size_pairs.push(SizePair {
+                a,
+                b,
+                both,
+                agree,
+                kappa,
+            });
+        }
         if domains.len() != n || labels.len() != n {
             return Err("size count does not match the items".into());
         }
@@ -1102,6 +1250,7 @@ impl Model {
             customers,
             orders,
             ranking,
+            size_pairs,
         };
         model.check()?;
         model.derive_groups();

@@ -29,7 +29,8 @@ const DRESSES: [&str; 2] = ["Apparel", "Dresses"];
 /// Jackets, running shoes and tops in sizes (some sold out), a bag
 /// without one; other customers buy everything so all of it sells.
 /// Customer `maya` kept a windbreaker in L and trail shoes in 9, and sent
-/// a shell back in M as too small.
+/// a shell back in M as too small; twenty others keep one size in tops and
+/// jackets.
 async fn shop(app: &TestApp) {
     let mut products = vec![
         sized("shell-m", "shell", "Shell", &JACKETS, "M", 5),
@@ -97,6 +98,20 @@ async fn shop(app: &TestApp) {
             vec![line(p, 1, 5000)],
         ));
     }
+    // Twenty customers keep the same size in tops and jackets: in this
+    // shop a size carries between them.
+    for k in 0..20 {
+        let size = ["S", "M", "L"][k % 3];
+        orders.push(order(
+            &format!("o-twin-{k}"),
+            &format!("twin-{k}"),
+            (k as i64 + 2) * DAY,
+            vec![
+                line(&format!("tee-{size}"), 1, 5000),
+                line(&format!("fleece-{size}"), 1, 5000),
+            ],
+        ));
+    }
     let stored = ingest
         .record_orders(pb::RecordOrdersRequest { orders })
         .await
@@ -109,6 +124,8 @@ async fn shop(app: &TestApp) {
         })
         .await
         .expect("returns");
+    // Which domains share sizes is learned by a full build.
+    app.rebuild_model().await.expect("rebuilt");
 }
 
 /// A style in stock in every one of `sizes` (variant ids `{group}-{size}`).
