@@ -915,7 +915,7 @@ mod tests {
             also_bought: ab,
             per_category: cap,
             // The recency-weighted blend in a third of the worlds.
-            order_decay: if w.limit % 3 == 0 { 0.8 } else { 0.0 },
+            order_decay: if w.limit.is_multiple_of(3) { 0.8 } else { 0.0 },
             ..Weights::default()
         };
         let out = if curated_first {
