@@ -2,9 +2,9 @@
 //! desk, served over gRPC, JSON, MCP and a sidebar page.
 //!
 //! The crate is layered, lowest first: leaves ([`rng`], [`coalesce`],
-//! [`telemetry`]), [`domain`], [`store`] and [`watch`], [`fit`], [`reads`],
-//! [`suggest`], the core services ([`context`], [`curate`], [`ingest`],
-//! [`retention`]), the
+//! [`telemetry`]), [`domain`], [`store`] and [`watch`], [`text_index`],
+//! [`fit`], [`reads`], [`suggest`], the core services ([`context`],
+//! [`curate`], [`ingest`], [`retention`], [`search`]), the
 //! webhook connectors ([`connect`]),
 //! the contract ([`proto`]), [`wire`], [`audit`] and [`metrics`], the gate
 //! ([`auth`]), the gRPC adapters ([`api`]), the other faces ([`http`],
@@ -38,9 +38,11 @@ pub mod proto;
 pub mod reads;
 pub mod retention;
 pub mod rng;
+pub mod search;
 pub mod startup;
 pub mod store;
 pub mod suggest;
 pub mod telemetry;
+pub mod text_index;
 pub mod watch;
 pub mod wire;

@@ -485,6 +485,22 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Up to `n` catalogue rows after `after` in product id order: the
+    /// catalogue read a page at a time (the text index is built this way,
+    /// without holding a million rows at once).
+    #[instrument(skip_all, fields(n))]
+    pub async fn catalog_page(&self, after: &str, n: i64) -> Result<Vec<CatalogRow>, Error> {
+        let sql = format!(
+            "SELECT {CATALOG_COLUMNS} FROM products WHERE product_id > $1 ORDER BY product_id LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(after)
+            .bind(n)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(catalog_row).collect()
+    }
 }
 
 impl Store {

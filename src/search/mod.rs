@@ -1,0 +1,1 @@
+//! Catalogue search (placeholder while building).

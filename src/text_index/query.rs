@@ -1,0 +1,209 @@
+//! Words and filters into one tantivy query.
+
+use std::ops::Bound;
+
+use tantivy::{
+    Term,
+    query::{
+        BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur,
+        Query, RangeQuery, TermQuery,
+    },
+    schema::IndexRecordOption,
+    tokenizer::{
+        AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+        TextAnalyzer, TokenStream,
+    },
+};
+
+use super::{Fields, category_key};
+
+/// Most words of a query that count (the rest are ignored).
+pub const MAX_WORDS: usize = 12;
+
+/// A typed query: its words, and whether the last may be a prefix (the
+/// agent is still typing it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words {
+    /// (as written, lower case and folded; its stem), in order.
+    words: Vec<(String, String)>,
+    /// The last word may be the start of a longer one.
+    last_is_prefix: bool,
+}
+
+impl Words {
+    /// The words of `text` (at most [`MAX_WORDS`]; words longer than 40
+    /// characters are dropped). The last word is a prefix unless the text
+    /// ends in a space or punctuation.
+    pub fn parse(text: &str) -> Self {
+        let plain = analyzer(false);
+        let stemmed = analyzer(true);
+        let mut words: Vec<(String, String)> = Vec::new();
+        for w in tokens(plain, text) {
+            let stem = tokens(stemmed.clone(), &w)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| w.clone());
+            if !words.iter().any(|(p, _)| *p == w) {
+                words.push((w, stem));
+            }
+            if words.len() == MAX_WORDS {
+                break;
+            }
+        }
+        let last_is_prefix = text.chars().last().is_some_and(char::is_alphanumeric);
+        Self {
+            words,
+            last_is_prefix,
+        }
+    }
+
+    /// How many words count.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Whether no word counts (only punctuation, say).
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+/// The analyzer of the stemmed (`stem`) or unstemmed fields: words, lower
+/// case, accents folded, words over 40 characters dropped.
+pub(super) fn analyzer(stem: bool) -> TextAnalyzer {
+    let b = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter);
+    if stem {
+        b.filter(Stemmer::new(Language::English)).build()
+    } else {
+        b.build()
+    }
+}
+
+fn tokens(mut a: TextAnalyzer, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stream = a.token_stream(text);
+    while stream.advance() {
+        out.push(stream.token().text.clone());
+    }
+    out
+}
+
+/// What results must satisfy besides the words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Under this category path (any depth, case-insensitive).
+    pub category: Option<Vec<String>>,
+    /// Of this brand (case-insensitive).
+    pub brand: Option<String>,
+    /// Price at least this (minor units).
+    pub min_price: Option<i64>,
+    /// Price at most this (minor units).
+    pub max_price: Option<i64>,
+    /// Active and in stock only.
+    pub in_stock: bool,
+}
+
+/// Typos allowed in a word of `n` characters: none under 4, one under 8,
+/// else two (Elasticsearch's AUTO fuzziness, one notch stricter on short
+/// words, where a typo often names another real word).
+fn typos(n: usize) -> u8 {
+    match n {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+/// One word's query: the exact stem scores most, a typo or a prefix less;
+/// the best of them counts (dis-max), in the name above brand and category.
+fn word(f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Query> {
+    let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
+    for (stemmed, unstemmed, weight) in [(f.name, f.name_plain, 1.0), (f.more, f.more_plain, 0.5)] {
+        alternatives.push(Box::new(BoostQuery::new(
+            Box::new(TermQuery::new(
+                Term::from_field_text(stemmed, stem),
+                IndexRecordOption::WithFreqs,
+            )),
+            3.0 * weight,
+        )));
+        let n = plain.chars().count();
+        if typos(n) > 0 {
+            alternatives.push(Box::new(BoostQuery::new(
+                Box::new(FuzzyTermQuery::new(
+                    Term::from_field_text(unstemmed, plain),
+                    typos(n),
+                    true,
+                )),
+                weight,
+            )));
+        }
+        if prefix && n >= 2 {
+            alternatives.push(Box::new(BoostQuery::new(
+                Box::new(FuzzyTermQuery::new_prefix(
+                    Term::from_field_text(unstemmed, plain),
+                    0,
+                    true,
+                )),
+                1.5 * weight,
+            )));
+        }
+    }
+    Box::new(DisjunctionMaxQuery::with_tie_breaker(alternatives, 0.1))
+}
+
+/// A filter that counts nothing towards the score.
+fn filter(q: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
+    (Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0)))
+}
+
+/// The query: every word (`all_words`) or any word, within the filters.
+pub(super) fn build(f: &Fields, w: &Words, filters: &Filters, all_words: bool) -> BooleanQuery {
+    let last = w.words.len().saturating_sub(1);
+    let words: Vec<(Occur, Box<dyn Query>)> = w
+        .words
+        .iter()
+        .enumerate()
+        .map(|(i, (plain, stem))| {
+            let occur = if all_words {
+                Occur::Must
+            } else {
+                Occur::Should
+            };
+            (occur, word(f, plain, stem, w.last_is_prefix && i == last))
+        })
+        .collect();
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Must, Box::new(BooleanQuery::new(words)))];
+    if let Some(c) = &filters.category {
+        clauses.push(filter(Box::new(TermQuery::new(
+            Term::from_field_text(f.category, &category_key(c)),
+            IndexRecordOption::Basic,
+        ))));
+    }
+    if let Some(b) = &filters.brand {
+        clauses.push(filter(Box::new(TermQuery::new(
+            Term::from_field_text(f.brand, &b.trim().to_lowercase()),
+            IndexRecordOption::Basic,
+        ))));
+    }
+    if filters.min_price.is_some() || filters.max_price.is_some() {
+        let bound = |p: Option<i64>| match p {
+            Some(p) => Bound::Included(Term::from_field_i64(f.price, p)),
+            None => Bound::Unbounded,
+        };
+        clauses.push(filter(Box::new(RangeQuery::new(
+            bound(filters.min_price),
+            bound(filters.max_price),
+        ))));
+    }
+    if filters.in_stock {
+        clauses.push(filter(Box::new(TermQuery::new(
+            Term::from_field_u64(f.available, 1),
+            IndexRecordOption::Basic,
+        ))));
+    }
+    BooleanQuery::new(clauses)
+}
