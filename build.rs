@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "proto/customer_context/v1/ingest.proto",
     "proto/customer_context/v1/suggestions.proto",
     "proto/customer_context/v1/stylist.proto",
+    "proto/customer_context/v1/search.proto",
     "proto/customer_context/v1/context.proto",
     "proto/customer_context/v1/privacy.proto",
 ];

@@ -191,6 +191,7 @@ impl Application {
             ))
         });
         let tailer = tokio::spawn(live::tail(live.clone(), store.clone(), reader_id()));
+        let indexer = tokio::spawn(load_text_index(live.clone(), store.clone()));
         let addr = listener.local_addr()?;
         if !gate.auth {
             tracing::warn!(
@@ -235,7 +236,8 @@ impl Application {
         );
         let context_api = ContextApi::new(
             ContextService::new(store.clone(), suggest.clone()),
-            suggest,
+            suggest.clone(),
+            crate::search::SearchService::new(store.clone(), suggest),
             audit.clone(),
         );
         let adapters = crate::api::Adapters {
@@ -292,6 +294,7 @@ impl Application {
             .await;
         watchdog.abort();
         tailer.abort();
+        indexer.abort();
         maintainer.abort();
         pruner.abort();
         if let Some(r) = rebuilder {
@@ -341,6 +344,20 @@ fn reader_id() -> String {
     let _ = getrandom::fill(&mut bytes);
     let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("replica-{}-{suffix}", std::process::id())
+}
+
+/// Loads the catalogue's word index in the background (searches wait for
+/// it), trying again after a failure (the database may be away a while).
+async fn load_text_index(live: Arc<LiveModel>, store: Store) {
+    loop {
+        match live.load_text_index(&store).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = ?e, "could not load the catalogue word index; trying again");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
 }
 
 /// Builds the suggestion model from the whole history every `every`

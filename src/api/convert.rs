@@ -85,7 +85,7 @@ fn claimed_time(
     v.check(field, t.claimed(now))
 }
 
-fn money(
+pub(crate) fn money(
     v: &mut Violations,
     field: &str,
     m: Option<pb::Money>,

@@ -3,6 +3,7 @@
 
 pub mod convert;
 mod privacy;
+mod search;
 mod stylist;
 mod suggestions;
 mod watch;
@@ -348,6 +349,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
 pub struct ContextApi {
     context: ContextService,
     suggest: crate::suggest::SuggestService,
+    search: crate::search::SearchService,
     audit: crate::audit::AccessLog,
 }
 
@@ -398,15 +400,18 @@ impl ContextApi {
         Ok(())
     }
 
-    /// An adapter over `context` and `suggest`, recording reads in `audit`.
+    /// An adapter over `context`, `suggest` and `search`, recording reads
+    /// in `audit`.
     pub fn new(
         context: ContextService,
         suggest: crate::suggest::SuggestService,
+        search: crate::search::SearchService,
         audit: crate::audit::AccessLog,
     ) -> Self {
         Self {
             context,
             suggest,
+            search,
             audit,
         }
     }
@@ -469,6 +474,29 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
             as_of: Some(convert::ts(out.as_of)),
             suggestions: Some(suggestions::suggestions(out.list)),
         }))
+    }
+
+    #[tracing::instrument(skip_all, name = "SearchProducts")]
+    async fn search_products(
+        &self,
+        request: Request<pb::SearchProductsRequest>,
+    ) -> Result<Response<pb::SearchProductsResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let query = search::search_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let out = self.search.search(&query).await?;
+        // Personalised results read the customer's history: logged like
+        // suggestions.
+        if out.personalised && (out.customer_id.is_some() || out.anonymous_id.is_some()) {
+            self.audit
+                .record(
+                    &caller,
+                    "/customer_context.v1.CustomerContextService/SearchProducts",
+                    out.customer_id.as_ref().map(|c| c.as_str()),
+                    out.anonymous_id.as_deref(),
+                )
+                .await?;
+        }
+        Ok(Response::new(search::search_response(out)))
     }
 
     #[tracing::instrument(skip_all, name = "RecordSuggestionFeedback")]

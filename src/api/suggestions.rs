@@ -115,7 +115,7 @@ fn item(i: SuggestedItem) -> pb::SuggestedItem {
 }
 
 /// The proto form of how an item's size was chosen.
-fn size_choice(f: FitView) -> pb::SizeChoice {
+pub(super) fn size_choice(f: FitView) -> pb::SizeChoice {
     let FitView {
         fit,
         size,

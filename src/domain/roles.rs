@@ -180,7 +180,9 @@ pub fn access_for(path: &str) -> Access {
                 "GetCustomerContext" | "WatchCustomerContext" => {
                     Access::Needs(Permission::ReadContext)
                 }
-                "SuggestCrossSells" => Access::Needs(Permission::ReadSuggestions),
+                "SuggestCrossSells" | "SearchProducts" => {
+                    Access::Needs(Permission::ReadSuggestions)
+                }
                 "RecordSuggestionFeedback" => Access::Needs(Permission::SendFeedback),
                 // Merchandising numbers: for stylists (who curate) and admins.
                 "GetSuggestionStats" => Access::Needs(Permission::Curate),

@@ -26,8 +26,12 @@ use super::{
 use crate::{
     domain::{ChangeKind, Error, FeedEntry, Timestamp},
     store::{ModelInputs, Store},
+    text_index::TextIndex,
     watch::Watchers,
 };
+
+/// Catalogue rows read per page when the word index is loaded.
+const TEXT_PAGE: i64 = 5_000;
 
 /// Feed entries read per round trip.
 const FEED_BATCH: i64 = 1000;
@@ -88,6 +92,8 @@ pub struct LiveModel {
     memo: Memo,
     /// Live watchers of customers, woken by the entries applied here.
     watchers: Arc<Watchers>,
+    /// The catalogue's word index, kept current by the same feed entries.
+    text: Arc<TextIndex>,
 }
 
 impl LiveModel {
@@ -105,7 +111,43 @@ impl LiveModel {
             head: crate::coalesce::Latest::new(),
             memo: Memo::default(),
             watchers: Arc::default(),
+            // An in-memory index with a valid budget: tantivy's only
+            // failures here are a directory lock or a budget out of range.
+            text: Arc::new(TextIndex::new().expect("an in-memory index with a valid budget")),
         }
+    }
+
+    /// The catalogue's word index.
+    pub fn text(&self) -> &Arc<TextIndex> {
+        &self.text
+    }
+
+    /// Fills the word index from the whole catalogue, a page at a time
+    /// (products the feed changes meanwhile keep their newer rows), and
+    /// marks it ready.
+    pub async fn load_text_index(&self, store: &Store) -> Result<(), Error> {
+        let started = Instant::now();
+        self.text.start_load();
+        let mut after = String::new();
+        loop {
+            let page = store.catalog_page(&after, TEXT_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.product_id.clone();
+            let text = self.text.clone();
+            let full = page.len() as i64 == TEXT_PAGE;
+            blocking(move || text.load(&page)).await?;
+            if !full {
+                break;
+            }
+        }
+        let text = self.text.clone();
+        blocking(move || text.finish_load()).await?;
+        tracing::info!(
+            products = self.text.len(),
+            secs = started.elapsed().as_secs_f64(),
+            "catalogue word index loaded"
+        );
+        Ok(())
     }
 
     /// Runs `f` over the current model (synchronously: never hold it across
@@ -253,16 +295,21 @@ impl LiveModel {
         // An order stamped in the future counts as placed now (it must not
         // age every other order).
         let now = Timestamp::now().millis();
-        let mut model = self.model.write().unwrap_or_else(|e| e.into_inner());
-        for e in entries {
-            if let Some(b) = &e.change.basket {
-                model.apply_basket(b.added, b.placed_at.min(now), &b.products);
+        {
+            let mut model = self.model.write().unwrap_or_else(|e| e.into_inner());
+            for e in entries {
+                if let Some(b) = &e.change.basket {
+                    model.apply_basket(b.added, b.placed_at.min(now), &b.products);
+                }
+            }
+            for row in &rows {
+                model.upsert_product(row, &self.config);
             }
         }
-        for row in &rows {
-            model.upsert_product(row, &self.config);
+        if !rows.is_empty() {
+            let text = self.text.clone();
+            blocking(move || text.upsert(&rows)).await?;
         }
-        drop(model);
         if entries
             .iter()
             .any(|e| matches!(e.change.kind, ChangeKind::Basket | ChangeKind::Product))
@@ -296,6 +343,16 @@ impl LiveModel {
         self.watchers.notify(entries);
         Ok(())
     }
+}
+
+/// Runs a word-index step on a blocking thread; its failure is internal.
+async fn blocking(
+    f: impl FnOnce() -> Result<(), crate::text_index::IndexError> + Send + 'static,
+) -> Result<(), Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+        .map_err(|e| Error::Internal(e.into()))
 }
 
 /// Builds a model from the whole history and stores it as the next

@@ -42,7 +42,7 @@ pub use model::{
 pub use rank::{
     Fit, NO_SUCH_SIZE, Reason, Signals, Suggestion, Weights, next_categories, price_band, suggest,
 };
-pub use reasons::{FitView, ReasonCode, ReasonView};
+pub use reasons::{FitView, ReasonCode, ReasonView, fit_view};
 pub use service::HistoryRows;
 pub(crate) use service::Request;
 pub use service::{

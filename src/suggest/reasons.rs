@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Fit, Model, Reason, Signals, Suggestion};
+use super::{Fit, ItemIx, Model, Reason, Signals, Suggestion};
 use crate::{
     domain::{Curation, Size, Timestamp},
     fit::{Confidence, Estimate},
@@ -125,12 +125,13 @@ pub struct Ranked {
     pub curated: Option<CuratedView>,
 }
 
-/// The size sentence and facts of one suggested item.
-fn fit_view(model: &Model, signals: &Signals, s: &Suggestion) -> FitView {
-    let Some((domain, size)) = model.size_of(s.item) else {
+/// The size sentence and facts of `item` offered as `fit` (suggestions
+/// and search results alike).
+pub fn fit_view(model: &Model, signals: &Signals, item: ItemIx, fit: Fit) -> FitView {
+    let Some((domain, size)) = model.size_of(item) else {
         return FitView::default();
     };
-    let group = model.catalog.items[s.item as usize].group;
+    let group = model.catalog.items[item as usize].group;
     let sizes_in_stock: Vec<String> = model
         .variants
         .get(group as usize)
@@ -147,7 +148,7 @@ fn fit_view(model: &Model, signals: &Signals, s: &Suggestion) -> FitView {
             v
         });
     let estimate = signals.size_profile.get(&domain);
-    let (confidence, text) = match (s.fit, estimate) {
+    let (confidence, text) = match (fit, estimate) {
         (Fit::CustomerSize, Some(e)) => (Some(e.confidence), in_size(&size, e)),
         (Fit::Probable, _) => match model.carried_size(&signals.size_profile, &domain) {
             Some(from) => (
@@ -170,8 +171,8 @@ fn fit_view(model: &Model, signals: &Signals, s: &Suggestion) -> FitView {
         ),
     };
     FitView {
-        fit: s.fit,
-        size: if matches!(s.fit, Fit::CustomerSize | Fit::Probable) {
+        fit,
+        size: if matches!(fit, Fit::CustomerSize | Fit::Probable) {
             size.label().to_owned()
         } else {
             String::new()
@@ -288,7 +289,7 @@ pub fn to_ids(
                 category: category(item.category),
                 from_category,
                 brand,
-                fit: fit_view(model, signals, s),
+                fit: fit_view(model, signals, s.item, s.fit),
                 curated,
             }
         })

@@ -502,6 +502,48 @@ impl SuggestService {
         Ok((list, history))
     }
 
+    /// What a search may use of a subject's own data: their history (read
+    /// once and remembered, as for suggestions) when they may be served
+    /// personally — both consents as suggestions read them — else the
+    /// sentence saying why not ("" for no subject).
+    pub(crate) async fn personal_history(
+        &self,
+        subject: Option<&Subject>,
+        now: Timestamp,
+    ) -> Result<Result<Arc<History>, &'static str>, Error> {
+        let Some(subject) = subject else {
+            return Ok(Err(""));
+        };
+        let customer = match subject {
+            Subject::Customer(c) => Some(c),
+            Subject::Anonymous(_) => None,
+        };
+        let consents = match customer {
+            Some(c) => self.consents(c).await?,
+            None => Arc::new(Vec::new()),
+        };
+        let history_allowed = !withdrawn(&consents, Purpose::SupportContext);
+        let personal = history_allowed
+            && consents
+                .iter()
+                .find(|c| c.purpose == Purpose::PersonalisedSuggestions)
+                .map_or(self.config.personalise_without_consent, |c| c.granted);
+        if !history_allowed {
+            return Ok(Err(
+                "The customer withdrew consent for using their history: results are the same as for anyone.",
+            ));
+        }
+        if !personal {
+            return Ok(Err(
+                "The customer has not agreed to personalised suggestions: results are the same as for anyone.",
+            ));
+        }
+        let memo_key = customer.map(CustomerId::as_str);
+        self.remembered_history(Some(subject), customer, true, memo_key, now, None)
+            .await
+            .map(Ok)
+    }
+
     /// The subject's history, from this replica's memory when it holds it
     /// (`memo_key`), else read (and remembered).
     async fn remembered_history(

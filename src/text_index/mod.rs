@@ -125,6 +125,8 @@ pub struct Hit {
     /// Text relevance (BM25 over name, brand and category; typo and prefix
     /// matches count less than exact words).
     pub score: f32,
+    /// It names every word of the query (not only some).
+    pub all_words: bool,
 }
 
 /// Why the index could not answer.
@@ -300,6 +302,7 @@ impl TextIndex {
                     hits.push(Hit {
                         product_id: id.to_owned(),
                         score,
+                        all_words,
                     });
                 }
             }
