@@ -125,7 +125,9 @@ pub enum Access {
 fn http_access(path: &str) -> Option<Access> {
     Some(match path {
         "/v1/context" | "/v1/context:watch" => Access::Needs(Permission::ReadContext),
-        "/v1/suggestions" | "/v1/curated-cross-sells" => Access::Needs(Permission::ReadSuggestions),
+        "/v1/suggestions" | "/v1/curated-cross-sells" | "/v1/search" => {
+            Access::Needs(Permission::ReadSuggestions)
+        }
         "/v1/feedback" => Access::Needs(Permission::SendFeedback),
         "/mcp" => Access::Authenticated,
         "/" | "/sidebar" | "/metrics" => Access::Open,

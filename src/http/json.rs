@@ -1,5 +1,5 @@
 //! The JSON endpoint for helpdesk widgets: `GET /v1/context`,
-//! `GET /v1/suggestions`, `GET /v1/curated-cross-sells` (requests from query
+//! `GET /v1/suggestions`, `GET /v1/curated-cross-sells`, `GET /v1/search` (requests from query
 //! parameters) and `POST /v1/feedback` (a JSON body), answers in the
 //! canonical protobuf JSON of the same messages as the RPCs; and
 //! `GET /v1/context:watch`, `WatchCustomerContext` as Server-Sent Events.
@@ -86,6 +86,21 @@ pub async fn suggestions(
     );
     let answer = "customer_context.v1.SuggestCrossSellsResponse";
     serve(caller, input, answer, |r| a.context.suggest_cross_sells(r)).await
+}
+
+/// `GET /v1/search?query=…&email=…&filter.brand=…&limit=…` (any field of
+/// `SearchProductsRequest` by its path).
+pub async fn search(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let input = protojson::from_query::<pb::SearchProductsRequest>(
+        "customer_context.v1.SearchProductsRequest",
+        query.as_deref(),
+    );
+    let answer = "customer_context.v1.SearchProductsResponse";
+    serve(caller, input, answer, |r| a.context.search_products(r)).await
 }
 
 /// `GET /v1/curated-cross-sells?email=…&anchor_product_ids=…`.

@@ -37,6 +37,7 @@ pub fn router(adapters: Adapters, receivers: Receivers, sidebar: Sidebar) -> Rou
         .route("/v1/context", get(json::context))
         .route("/v1/context:watch", get(json::watch))
         .route("/v1/suggestions", get(json::suggestions))
+        .route("/v1/search", get(json::search))
         .route("/v1/curated-cross-sells", get(json::curated))
         .route("/v1/feedback", post(json::feedback))
         .route(

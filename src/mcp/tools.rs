@@ -53,7 +53,7 @@ impl Spec {
 }
 
 /// Every tool.
-pub const ALL: [Spec; 4] = [
+pub const ALL: [Spec; 5] = [
     Spec {
         name: "get_customer_context",
         rpc: "/customer_context.v1.CustomerContextService/GetCustomerContext",
@@ -95,6 +95,23 @@ service's own suggestions. Use it when the customer asks what goes with somethin
 recommendation with a human touch; quote the stylist's note as theirs.",
         read_only: true,
         schema: curated_schema,
+    },
+    Spec {
+        name: "search_products",
+        rpc: "/customer_context.v1.CustomerContextService/SearchProducts",
+        title: "Search the catalogue",
+        description: "Finds products in the shop's catalogue by words, as the customer asks for \
+them ('waterproof hiking jacket', 'trail runner blue'): words in any order, plurals, small \
+typos. Optionally narrow by category_path (e.g. [\"Apparel\", \"Jackets\"]), brand, \
+min_price / max_price ({\"currency_code\": \"USD\", \"amount_minor\": 5000} is $50.00) or \
+in_stock_only. Give the customer's identity (one of email, phone, customer_id, loyalty_id, \
+anonymous_id) whenever you know it: each sized item then comes in their size with whether that \
+size is in stock, and items they already own or returned are marked, so you do not offer them \
+again. When their size is unknown, the result lists the sizes in stock: ask the customer. Each \
+result has a suggestion_id: after sending one to the customer, call record_suggestion_feedback. \
+Only offer what the results contain; an empty list means nothing in the catalogue matches.",
+        read_only: true,
+        schema: search_schema,
     },
     Spec {
         name: "record_suggestion_feedback",
@@ -164,6 +181,44 @@ fn curated_schema() -> Value {
     object(identity(), anchors())
 }
 
+fn search_schema() -> Value {
+    let money = |what: &str| {
+        json!({
+            "type": "object",
+            "description": what,
+            "properties": {
+                "currency_code": {"type": "string", "description": "ISO 4217 code, e.g. USD."},
+                "amount_minor": {"type": "integer", "minimum": 0, "description": "Amount in minor units (cents)."}
+            },
+            "required": ["currency_code", "amount_minor"]
+        })
+    };
+    let mut properties = identity();
+    properties["query"] = json!({"type": "string", "minLength": 1, "maxLength": 200, "description": "What to look for, in the customer's words."});
+    properties["category_path"] = json!({"type": "array", "items": {"type": "string"}, "maxItems": 8, "description": "Only under this category, most general first."});
+    properties["brand"] = json!({"type": "string", "description": "Only this brand."});
+    properties["min_price"] = money("Only products priced at least this.");
+    properties["max_price"] = money("Only products priced at most this.");
+    properties["in_stock_only"] = json!({"type": "boolean", "description": "Only products that can be sold now (in the customer's size, when known)."});
+    properties["limit"] = json!({"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results (default 10)."});
+    json!({
+        "type": "object",
+        "description": "query is required; the customer's identity (at most one of email, phone, customer_id, loyalty_id, anonymous_id) is optional.",
+        "properties": properties,
+        "required": ["query"],
+        "additionalProperties": false
+    })
+}
+
+/// Arguments of `search_products` that go under the request's `filter`.
+const FILTER_KEYS: [&str; 5] = [
+    "category_path",
+    "brand",
+    "min_price",
+    "max_price",
+    "in_stock_only",
+];
+
 fn feedback_schema() -> Value {
     json!({
         "type": "object",
@@ -185,12 +240,13 @@ const IDENTITY_KEYS: [&str; 5] = [
 ];
 
 /// The request JSON of a tool's arguments: identities under `customer`,
-/// `sections` as the read mask, feedback as a one-item batch; any other
+/// search's filters under `filter`, `sections` as the read mask, feedback as a one-item batch; any other
 /// argument is the request's own field (an unknown one is refused by the
 /// parser, naming it).
 fn request_json(tool: &str, arguments: JsonObject) -> Value {
     let mut request = serde_json::Map::new();
     let mut customer = serde_json::Map::new();
+    let mut filter = serde_json::Map::new();
     if tool == "record_suggestion_feedback" {
         let mut item = arguments;
         if let Some(Value::String(kind)) = item.get("kind") {
@@ -203,6 +259,8 @@ fn request_json(tool: &str, arguments: JsonObject) -> Value {
     for (key, value) in arguments {
         if IDENTITY_KEYS.contains(&key.as_str()) {
             customer.insert(key, value);
+        } else if tool == "search_products" && FILTER_KEYS.contains(&key.as_str()) {
+            filter.insert(key, value);
         } else if key == "sections" {
             let paths = value
                 .as_array()
@@ -217,6 +275,9 @@ fn request_json(tool: &str, arguments: JsonObject) -> Value {
     }
     if !customer.is_empty() {
         request.insert("customer".into(), Value::Object(customer));
+    }
+    if !filter.is_empty() {
+        request.insert("filter".into(), Value::Object(filter));
     }
     Value::Object(request)
 }
@@ -283,6 +344,13 @@ pub async fn call(
             let full = "customer_context.v1.GetCuratedCrossSellsResponse";
             result(text, protojson::to_json(full, &answer))
         }
+        "search_products" => {
+            let request = "customer_context.v1.SearchProductsRequest";
+            let answer = rpc(caller, json, request, |r| context.search_products(r)).await?;
+            let text = found_text(&answer);
+            let full = "customer_context.v1.SearchProductsResponse";
+            result(text, protojson::to_json(full, &answer))
+        }
         _ => {
             let request = "customer_context.v1.RecordSuggestionFeedbackRequest";
             let answer: pb::RecordSuggestionFeedbackResponse = rpc(caller, json, request, |r| {
@@ -329,6 +397,50 @@ fn push_items(text: &mut String, items: &[pb::SuggestedItem]) {
             item.suggestion_id
         ));
     }
+}
+
+/// Search results as lines a model reads: name, price, size and its
+/// stock, marks, id.
+fn found_text(answer: &pb::SearchProductsResponse) -> String {
+    let mut text = String::new();
+    if !answer.note.is_empty() {
+        text.push_str(&answer.note);
+        text.push('\n');
+    }
+    if answer.results.is_empty() {
+        text.push_str("Nothing in the catalogue matches.");
+        return text;
+    }
+    text.push_str("Products found (best first):");
+    for r in &answer.results {
+        let p = r.product.clone().unwrap_or_default();
+        let price = p
+            .price
+            .as_ref()
+            .map(|m| {
+                format!(
+                    ", {} {}.{:02}",
+                    m.currency_code,
+                    m.amount_minor / 100,
+                    m.amount_minor % 100
+                )
+            })
+            .unwrap_or_default();
+        let fit = r.fit.as_ref().map_or("", |f| f.text.as_str());
+        let stock = if r.available { "in stock" } else { "sold out" };
+        let mut marks = String::new();
+        if r.owned {
+            marks.push_str(" They already own this.");
+        }
+        if r.returned {
+            marks.push_str(" They returned this.");
+        }
+        text.push_str(&format!(
+            "\n- {}{price} ({stock}). {fit}{marks} [suggestion_id: {}]",
+            p.name, r.suggestion_id
+        ));
+    }
+    text
 }
 
 fn result(text: String, structured: Value) -> CallToolResult {

@@ -23,6 +23,7 @@ pub fn route_of(path: &str) -> Option<&'static str> {
         "/v1/context",
         "/v1/context:watch",
         "/v1/suggestions",
+        "/v1/search",
         "/v1/curated-cross-sells",
         "/v1/feedback",
         "/sidebar",

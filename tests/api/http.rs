@@ -22,6 +22,7 @@ on_both_backends!(
     metrics_count_calls_ingest_and_pools,
     the_context_can_be_followed_as_server_sent_events,
     the_sidebar_runs_only_its_own_script_and_json_is_never_sniffed,
+    the_json_endpoint_searches_the_catalogue,
 );
 
 /// A GET or POST with an optional bearer key: (HTTP status, JSON body).
@@ -513,4 +514,40 @@ async fn the_sidebar_runs_only_its_own_script_and_json_is_never_sniffed(backend:
             "{path}"
         );
     }
+}
+
+async fn the_json_endpoint_searches_the_catalogue(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    crate::search::shop(&app).await;
+    let crm = app.key(Role::Crm).await;
+    let (status, body) = call(
+        &app,
+        "GET",
+        "/v1/search?query=fleece%20jack&email=maya%40example.com&filter.inStockOnly=true&filter.category_path=Apparel&limit=5",
+        Some(&crm),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["personalised"], json!(true), "{body}");
+    let first = &body["results"][0];
+    assert_eq!(first["product"]["productId"], json!("fleece-L"), "{body}");
+    assert_eq!(
+        first["fit"]["status"],
+        json!("SIZE_FIT_CUSTOMER_SIZE"),
+        "{body}"
+    );
+    assert!(
+        first["suggestionId"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    // A bad filter names its field; no key is refused.
+    let (status, body) = call(&app, "GET", "/v1/search?query=x&limit=99", Some(&crm), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("limit"), "{body}");
+    let (status, _) = call(&app, "GET", "/v1/search?query=fleece", None, None).await;
+    assert_eq!(status, 401);
 }

@@ -19,6 +19,7 @@ mod outage;
 mod platform;
 mod replicas;
 mod residue;
+mod search;
 mod sidebar;
 mod slow;
 mod suggest_props;

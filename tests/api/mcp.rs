@@ -26,6 +26,7 @@ on_both_backends!(
     bad_arguments_are_tool_errors_naming_the_field,
     a_malformed_body_is_a_json_rpc_parse_error,
     cross_origin_callers_may_send_only_the_protocols_headers,
+    an_agent_searches_the_catalogue_in_the_customers_size,
 );
 
 type Client = RunningService<RoleClient, ()>;
@@ -101,6 +102,7 @@ async fn an_agent_gets_context_and_suggestions_and_records_feedback(backend: Bac
             "get_curated_cross_sells",
             "get_customer_context",
             "record_suggestion_feedback",
+            "search_products",
             "suggest_cross_sells"
         ]
     );
@@ -402,4 +404,40 @@ async fn cross_origin_callers_may_send_only_the_protocols_headers(backend: Backe
     ] {
         assert!(allowed.contains(h), "{h} in {allowed}");
     }
+}
+
+async fn an_agent_searches_the_catalogue_in_the_customers_size(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    crate::search::shop(&app).await;
+    let agent = app.key(Role::Agent).await;
+    let client = connect(&app, Some(&agent)).await.expect("connected");
+    let found = tool(
+        &client,
+        "search_products",
+        json!({
+            "query": "jacket",
+            "email": "maya@example.com",
+            "category_path": ["Apparel"],
+            "in_stock_only": true,
+            "max_price": {"currency_code": "USD", "amount_minor": 20000}
+        }),
+    )
+    .await;
+    assert_ne!(found.is_error, Some(true), "{}", text(&found));
+    let said = text(&found);
+    assert!(said.contains("Polar Fleece Jacket (L)"), "{said}");
+    assert!(
+        said.contains("In L, the size you kept in jackets."),
+        "{said}"
+    );
+    assert!(said.contains("They already own this."), "{said}");
+    assert!(said.contains("suggestion_id: "), "{said}");
+    let results = structured(&found)["results"].as_array().expect("results");
+    assert!(results.iter().all(|r| r["available"] == json!(true)));
+    // A bad argument is a tool error naming the field.
+    let bad = tool(&client, "search_products", json!({"query": ""})).await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(text(&bad).contains("query"), "{}", text(&bad));
 }
