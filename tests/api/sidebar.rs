@@ -398,3 +398,68 @@ window.switchTo = (email) => document.getElementById("sidebar").contentWindow
     );
     driver.client.clone().close().await.expect("closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidebars_search_box_finds_a_product_in_her_size() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    crate::search::shop(&app).await;
+    let Some(driver) = browser().await else {
+        return;
+    };
+    let b = &driver.client;
+    let agent = app.key(Role::Agent).await;
+    b.goto(&format!(
+        "http://{}/sidebar?email=maya%40example.com#key={agent}",
+        app.addr
+    ))
+    .await
+    .expect("the page opens");
+    wait_for(b, r#"body[data-loaded="email:maya@example.com"]"#).await;
+    let input = b
+        .find(Locator::Css("#search-input"))
+        .await
+        .expect("a search box");
+    input.send_keys("polar flee").await.expect("typed");
+    b.find(Locator::Css("#search-form button[type=submit]"))
+        .await
+        .expect("a search button")
+        .click()
+        .await
+        .expect("clicked");
+    wait_for(b, r#"body[data-searched="polar flee"]"#).await;
+    let found = b
+        .find(Locator::Css(
+            r#"#search-results li[data-product-id="fleece-L"]"#,
+        ))
+        .await
+        .expect("the fleece in her L");
+    let said = found.text().await.expect("text");
+    assert!(
+        said.contains("In L, the size you kept in jackets."),
+        "{said}"
+    );
+    assert!(said.contains("In stock"), "{said}");
+    found
+        .find(Locator::Css(r#"button[data-kind="SENT_TO_CUSTOMER"]"#))
+        .await
+        .expect("the same buttons as suggestions")
+        .click()
+        .await
+        .expect("clicked");
+    b.wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::XPath(
+            "//p[@id='status' and starts-with(., 'Recorded')]",
+        ))
+        .await
+        .expect("the feedback is recorded");
+    // What she owns is marked.
+    input.clear().await.expect("cleared");
+    input.send_keys("windbreaker").await.expect("typed");
+    wait_for(b, r#"body[data-searched="windbreaker"]"#).await;
+    let owned = text_of(b, "#search-results li").await;
+    assert!(owned.contains("Owns this"), "{owned}");
+    driver.client.clone().close().await.expect("closed");
+}
