@@ -12,7 +12,12 @@ use crate::{
     curate::{CurateService, CurationView, ListFilter, ListQuery, PAGE_SIZE},
     domain::{self as d, Violations},
     proto as pb,
-    suggest::{SuggestQuery, limits},
+    suggest::{
+        SuggestQuery,
+        curated::Match,
+        limits,
+        preview::{CurationPreview, LeftOut, PreviewItem},
+    },
 };
 
 /// The handlers.
@@ -184,6 +189,7 @@ fn curation(view: CurationView) -> pb::Curation {
         state: s,
         available,
         counts,
+        item_counts,
     } = view;
     use pb::curation_anchor::Anchor as A;
     let anchor = match c.draft.anchor {
@@ -209,11 +215,13 @@ fn curation(view: CurationView) -> pb::Curation {
             .into_iter()
             .zip(c.item_groups)
             .zip(available)
-            .map(|((i, group_id), available)| pb::CuratedItem {
+            .zip(item_counts)
+            .map(|(((i, group_id), available), n)| pb::CuratedItem {
                 product_id: i.product_id.as_str().to_owned(),
                 note: i.note,
                 group_id,
                 available,
+                stats: Some(stats(n)),
             })
             .collect(),
         starts_at: c.draft.starts_at.map(ts),
@@ -221,12 +229,69 @@ fn curation(view: CurationView) -> pb::Curation {
         state: state(s).into(),
         create_time: Some(ts(c.created_at)),
         update_time: Some(ts(c.updated_at)),
-        stats: Some(pb::CurationStats {
-            shown: counts.shown,
-            accepted: counts.accepted,
-            purchased: counts.purchased,
-            rejected: counts.rejected,
-        }),
+        stats: Some(stats(counts)),
+    }
+}
+
+fn stats(n: crate::store::CurationCounts) -> pb::CurationStats {
+    pb::CurationStats {
+        shown: n.shown,
+        accepted: n.accepted,
+        purchased: n.purchased,
+        rejected: n.rejected,
+    }
+}
+
+/// The proto form of a preview.
+fn preview(p: CurationPreview) -> pb::PreviewCurationResponse {
+    let CurationPreview {
+        customer_id,
+        matched,
+        personalised,
+        note,
+        items,
+    } = p;
+    pb::PreviewCurationResponse {
+        customer_id: customer_id
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default(),
+        r#match: match matched {
+            None | Some(Match::Asked) => pb::CurationMatch::Unspecified,
+            Some(Match::Customer) => pb::CurationMatch::Customer,
+            Some(Match::Browsed) => pb::CurationMatch::Browsed,
+            Some(Match::Bought) => pb::CurationMatch::Bought,
+            Some(Match::Category) => pb::CurationMatch::Category,
+        }
+        .into(),
+        items: items
+            .into_iter()
+            .map(|i| {
+                let PreviewItem {
+                    product_id,
+                    shown,
+                    left_out,
+                } = i;
+                pb::PreviewedItem {
+                    product_id,
+                    shown: shown.map(suggestions::item),
+                    left_out: left_out
+                        .map_or(pb::LeftOutReason::Unspecified, |l| match l {
+                            LeftOut::Owned => pb::LeftOutReason::Owned,
+                            LeftOut::Returned => pb::LeftOutReason::Returned,
+                            LeftOut::ThumbedDown => pb::LeftOutReason::ThumbedDown,
+                            LeftOut::InCart => pb::LeftOutReason::InCart,
+                            LeftOut::Unavailable => pb::LeftOutReason::Unavailable,
+                            LeftOut::NotInTheirSize => pb::LeftOutReason::NotInTheirSize,
+                            LeftOut::NotMerchandise => pb::LeftOutReason::NotMerchandise,
+                            LeftOut::NotInCatalogue => pb::LeftOutReason::NotInCatalogue,
+                        })
+                        .into(),
+                    left_out_text: left_out.map(|l| l.text().to_owned()).unwrap_or_default(),
+                }
+            })
+            .collect(),
+        personalised,
+        note,
     }
 }
 
@@ -376,6 +441,38 @@ impl pb::stylist_service_server::StylistService for StylistApi {
             curations: page.into_iter().map(curation).collect(),
             next_page_token,
         }))
+    }
+
+    #[tracing::instrument(skip_all, name = "PreviewCuration")]
+    async fn preview_curation(
+        &self,
+        request: Request<pb::PreviewCurationRequest>,
+    ) -> Result<Response<pb::PreviewCurationResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let pb::PreviewCurationRequest {
+            curation_id,
+            customer,
+        } = request.into_inner();
+        let mut v = Violations::new();
+        let id = text(&mut v, "curation_id", &curation_id, 64, true);
+        let key = customer_in(&mut v, "customer", customer);
+        let key = match key {
+            Some(key) if v.is_empty() => key,
+            _ => return Err(invalid_argument(&v)),
+        };
+        let out = self.curate.preview(&id, &key).await?;
+        self.audit
+            .record(
+                &caller,
+                "/customer_context.v1.StylistService/PreviewCuration",
+                out.customer_id.as_ref().map(|c| c.as_str()),
+                match &key {
+                    d::CustomerKey::Identity(i) if out.customer_id.is_none() => Some(i.value()),
+                    _ => None,
+                },
+            )
+            .await?;
+        Ok(Response::new(preview(out)))
     }
 
     #[tracing::instrument(skip_all, name = "GetCuratedCrossSells")]

@@ -82,7 +82,7 @@ fn reason_code(c: ReasonCode) -> pb::ReasonCode {
     }
 }
 
-fn item(i: SuggestedItem) -> pb::SuggestedItem {
+pub(super) fn item(i: SuggestedItem) -> pb::SuggestedItem {
     let SuggestedItem {
         suggestion_id,
         product,

@@ -5,9 +5,11 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::{
-    domain::{Curation, CurationDraft, CurationState, Error, Timestamp, curation_id_from},
+    domain::{
+        Curation, CurationDraft, CurationState, CustomerKey, Error, Timestamp, curation_id_from,
+    },
     store::{CurationCounts, CurationFilter, CurationQuery, Store},
-    suggest::{Model, SuggestOutcome, SuggestQuery, SuggestService},
+    suggest::{Model, SuggestOutcome, SuggestQuery, SuggestService, preview::CurationPreview},
 };
 
 /// Default and maximum page size of ListCurations.
@@ -23,8 +25,10 @@ pub struct CurationView {
     pub state: CurationState,
     /// Per item, whether any variant of its style can be sold now.
     pub available: Vec<bool>,
-    /// Feedback on its items.
+    /// Feedback on its items, all together.
     pub counts: CurationCounts,
+    /// Feedback per item (by its style), in the curation's order.
+    pub item_counts: Vec<CurationCounts>,
 }
 
 /// What ListCurations asks for (the page token still opaque).
@@ -146,6 +150,17 @@ impl CurateService {
         Ok((views, next))
     }
 
+    /// PreviewCuration: the curation as the customer `key` names would get
+    /// it.
+    pub async fn preview(&self, id: &str, key: &CustomerKey) -> Result<CurationPreview, Error> {
+        let curation = self
+            .store
+            .curation(id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such curation".into()))?;
+        self.suggest.preview(&curation, key).await
+    }
+
     /// GetCuratedCrossSells.
     pub async fn curated(&self, query: &SuggestQuery) -> Result<SuggestOutcome, Error> {
         self.suggest.curated(query).await
@@ -177,11 +192,30 @@ impl CurateService {
         Ok(page
             .into_iter()
             .zip(available)
-            .map(|(c, available)| CurationView {
-                state: c.state(now),
-                counts: counts.get(&c.curation_id).copied().unwrap_or_default(),
-                curation: c,
-                available,
+            .map(|(c, available)| {
+                let item_counts: Vec<CurationCounts> = c
+                    .item_groups
+                    .iter()
+                    .map(|g| {
+                        let key = (c.curation_id.clone(), g.clone());
+                        counts.get(&key).copied().unwrap_or_default()
+                    })
+                    .collect();
+                // Feedback on a style no longer in the curation still
+                // counts for the curation.
+                let mut total = CurationCounts::default();
+                for ((id, _), n) in &counts {
+                    if *id == c.curation_id {
+                        total += *n;
+                    }
+                }
+                CurationView {
+                    state: c.state(now),
+                    counts: total,
+                    item_counts,
+                    curation: c,
+                    available,
+                }
             })
             .collect())
     }

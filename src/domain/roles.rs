@@ -165,7 +165,7 @@ pub fn access_for(path: &str) -> Access {
         "customer_context.v1.StylistService" => {
             let method = path.rsplit('/').next().unwrap_or_default();
             match method {
-                "CreateCuration" | "UpdateCuration" | "ArchiveCuration" => {
+                "CreateCuration" | "UpdateCuration" | "ArchiveCuration" | "PreviewCuration" => {
                     Access::Needs(Permission::Curate)
                 }
                 // Agents and CRM plugins read curations and serve them.

@@ -62,6 +62,15 @@ pub struct CurationCounts {
     pub rejected: u64,
 }
 
+impl std::ops::AddAssign for CurationCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.shown += o.shown;
+        self.accepted += o.accepted;
+        self.purchased += o.purchased;
+        self.rejected += o.rejected;
+    }
+}
+
 const COLUMNS: &str = "curation_id, title, stylist, note, anchor_kind, anchor_category, starts_at, \
                        ends_at, archived, created_at, updated_at";
 
@@ -296,16 +305,16 @@ impl Store {
         self.complete(&rows).await
     }
 
-    /// Feedback numbers of the given curations.
+    /// Feedback numbers of the given curations, per (curation, style).
     pub async fn curation_counts(
         &self,
         ids: &[&str],
-    ) -> Result<HashMap<String, CurationCounts>, Error> {
+    ) -> Result<HashMap<(String, String), CurationCounts>, Error> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT curation_id, {OUTCOME_COUNTS} FROM suggestion_feedback \
-                 WHERE curation_id IN ({}) GROUP BY curation_id",
+                "SELECT curation_id, {OUTCOME_COUNTS}, group_id FROM suggestion_feedback \
+                 WHERE curation_id IN ({}) GROUP BY curation_id, group_id",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -313,7 +322,7 @@ impl Store {
                 q = q.bind(*id);
             }
             for r in q.fetch_all(&self.reader).await? {
-                out.insert(r.try_get(0)?, outcome_counts(&r)?);
+                out.insert((r.try_get(0)?, r.try_get(5)?), outcome_counts(&r)?);
             }
         }
         Ok(out)

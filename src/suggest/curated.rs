@@ -77,62 +77,21 @@ fn under(path: &CategoryPath, prefix: &CategoryPath) -> bool {
 }
 
 /// The curated candidates for a customer: every item of every matching
-/// curation (`curations` are the active ones, newest first), most specific
+/// curation (`curations` are the active ones, newest first; `matched` says
+/// how each matches the customer, see [`matches`]), most specific
 /// match first, in each curation's order; each style once, as a variant
 /// that passes the filters.
 pub fn candidates(
     model: &Model,
     curations: &[&Curation],
-    interest: &Interest<'_>,
+    matched: &[Option<(Match, Option<ItemIx>)>],
     filters: &super::Filters,
 ) -> Vec<CuratedCandidate> {
-    let mut matched: Vec<(Match, usize, Option<ItemIx>)> = Vec::new();
-    for (k, c) in curations.iter().enumerate() {
-        let m = match &c.draft.anchor {
-            Anchor::Customers(ids) => interest
-                .customer
-                .filter(|me| ids.iter().any(|c| c.as_str() == *me))
-                .map(|_| (Match::Customer, None)),
-            Anchor::Products(ids) => {
-                let anchors: Vec<ItemIx> =
-                    ids.iter().filter_map(|p| model.item(p.as_str())).collect();
-                first_match(
-                    model,
-                    &anchors,
-                    [
-                        (interest.asked, Match::Asked),
-                        (interest.browsed, Match::Browsed),
-                        (interest.bought, Match::Bought),
-                    ],
-                )
-                .map(|(how, a)| (how, Some(a)))
-            }
-            Anchor::Category(prefix) => {
-                let key_of = |i: &ItemIx| {
-                    let it = model.catalog.items.get(*i as usize)?;
-                    model.catalog.categories.get(it.category as usize)
-                };
-                let seen = interest
-                    .asked
-                    .iter()
-                    .chain(interest.browsed)
-                    .chain(interest.bought)
-                    .filter_map(key_of)
-                    .map(|k| CategoryPath::from_stored(k))
-                    .chain(
-                        interest
-                            .bought_categories
-                            .iter()
-                            .map(|p| CategoryPath::from_stored(p)),
-                    )
-                    .any(|p| under(&p, prefix));
-                seen.then_some((Match::Category, None))
-            }
-        };
-        if let Some((how, anchor)) = m {
-            matched.push((how, k, anchor));
-        }
-    }
+    let mut matched: Vec<(Match, usize, Option<ItemIx>)> = matched
+        .iter()
+        .enumerate()
+        .filter_map(|(k, m)| m.map(|(how, anchor)| (how, k, anchor)))
+        .collect();
     matched.sort_by_key(|m| (m.0, m.1));
     let mut styles = IxSet::default();
     let mut out = Vec::new();
@@ -168,6 +127,107 @@ pub fn candidates(
         }
     }
     out
+}
+
+/// Whether curation `c` matches a customer of this interest, how, and the
+/// anchor item it matched (for a product anchor).
+pub fn matches(
+    model: &Model,
+    c: &Curation,
+    interest: &Interest<'_>,
+) -> Option<(Match, Option<ItemIx>)> {
+    match &c.draft.anchor {
+        Anchor::Customers(ids) => interest
+            .customer
+            .filter(|me| ids.iter().any(|c| c.as_str() == *me))
+            .map(|_| (Match::Customer, None)),
+        Anchor::Products(ids) => {
+            let anchors: Vec<ItemIx> = ids.iter().filter_map(|p| model.item(p.as_str())).collect();
+            first_match(
+                model,
+                &anchors,
+                [
+                    (interest.asked, Match::Asked),
+                    (interest.browsed, Match::Browsed),
+                    (interest.bought, Match::Bought),
+                ],
+            )
+            .map(|(how, a)| (how, Some(a)))
+        }
+        Anchor::Category(prefix) => {
+            let key_of = |i: &ItemIx| {
+                let it = model.catalog.items.get(*i as usize)?;
+                model.catalog.categories.get(it.category as usize)
+            };
+            let seen = interest
+                .asked
+                .iter()
+                .chain(interest.browsed)
+                .chain(interest.bought)
+                .filter_map(key_of)
+                .map(|k| CategoryPath::from_stored(k))
+                .chain(
+                    interest
+                        .bought_categories
+                        .iter()
+                        .map(|p| CategoryPath::from_stored(p)),
+                )
+                .any(|p| under(&p, prefix));
+            seen.then_some((Match::Category, None))
+        }
+    }
+}
+
+/// What a customer would be shown of one curated item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Offered: this variant (in their size when sized), sized so.
+    Shown(ItemIx, super::Fit),
+    /// Left out by a hard filter.
+    Blocked(super::Blocked),
+    /// In stock, but not in the size they keep.
+    NotInTheirSize,
+    /// Not in the catalogue any more.
+    Unknown,
+}
+
+/// Each item of `curation` as the customer of `signals` would see it (the
+/// stylist's preview): the variant offered in their size, or why it is
+/// left out, in the stylist's order.
+pub fn preview(model: &Model, signals: &Signals, curation: &Curation) -> Vec<Verdict> {
+    curation
+        .item_groups
+        .iter()
+        .zip(&curation.draft.items)
+        .map(|(group, item)| {
+            let Some(g) = model.groups.get(group) else {
+                return Verdict::Unknown;
+            };
+            let named = model.item(item.product_id.as_str());
+            let variants = model
+                .variants
+                .get(g as usize)
+                .map_or(&[][..], Vec::as_slice);
+            let mut all = named.into_iter().chain(variants.iter().copied());
+            let passing = all
+                .clone()
+                .find(|&v| signals.filters.check(&model.catalog, v).is_ok());
+            match passing {
+                Some(v) => match in_their_size(model, signals, v) {
+                    Some((shown, fit)) => Verdict::Shown(shown, fit),
+                    None => Verdict::NotInTheirSize,
+                },
+                // A style bought and sent back: "returned" says more.
+                None if signals.filters.returned_groups.contains(&g) => {
+                    Verdict::Blocked(super::Blocked::Returned)
+                }
+                None => match all.next().map(|v| signals.filters.check(&model.catalog, v)) {
+                    Some(Err(why)) => Verdict::Blocked(why),
+                    _ => Verdict::Unknown,
+                },
+            }
+        })
+        .collect()
 }
 
 /// GetCuratedCrossSells: the curated items first, in order (each in the

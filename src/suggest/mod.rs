@@ -26,6 +26,7 @@ mod filters;
 pub mod live;
 pub mod memo;
 mod model;
+pub mod preview;
 mod rank;
 mod reasons;
 mod service;

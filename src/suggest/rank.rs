@@ -112,6 +112,9 @@ pub struct Signals {
     /// Items of the stylists' curations that match the customer, most
     /// specific match first, in each curation's order.
     pub curated: Vec<super::curated::CuratedCandidate>,
+    /// Per curation of the request: how it matches the customer (and the
+    /// anchor item it matched), `None` when it does not.
+    pub matched: Vec<Option<(super::curated::Match, Option<ItemIx>)>>,
 }
 
 /// A size label no product of the model has.
@@ -906,6 +909,7 @@ mod tests {
                     anchor: None,
                 })
                 .collect(),
+            matched: vec![Some((super::super::curated::Match::Bought, None))],
         };
         let (c, a, p, ab, cap) = w.weights;
         let weights = Weights {

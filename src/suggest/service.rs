@@ -205,9 +205,9 @@ type RunningAt = (u64, Option<Experiment>);
 /// Suggestions, feedback and experiments over a store and a live model.
 #[derive(Debug, Clone)]
 pub struct SuggestService {
-    store: Store,
-    config: SuggestConfig,
-    live: Arc<LiveModel>,
+    pub(super) store: Store,
+    pub(super) config: SuggestConfig,
+    pub(super) live: Arc<LiveModel>,
     /// The running experiment as last read, with the experiments epoch of
     /// the change feed it was read at.
     running: Arc<std::sync::Mutex<Option<RunningAt>>>,
@@ -380,12 +380,7 @@ impl SuggestService {
             self.live.ensure_current(&self.store).await?;
         }
         let assignment = self.assignment(r.who).await?;
-        let history_allowed = !withdrawn(r.consents, Purpose::SupportContext);
-        let personal = history_allowed
-            && r.consents
-                .iter()
-                .find(|c| c.purpose == Purpose::PersonalisedSuggestions)
-                .map_or(self.config.personalise_without_consent, |c| c.granted);
+        let (history_allowed, personal) = self.allowed(r.consents);
         let customer = match r.subject {
             Some(Subject::Customer(c)) if history_allowed => Some(c),
             _ => None,
@@ -502,6 +497,18 @@ impl SuggestService {
         Ok((list, history))
     }
 
+    /// What consents allow: (the customer's history may be used at all,
+    /// their suggestions may be personal).
+    pub(super) fn allowed(&self, consents: &[ConsentRecord]) -> (bool, bool) {
+        let history_allowed = !withdrawn(consents, Purpose::SupportContext);
+        let personal = history_allowed
+            && consents
+                .iter()
+                .find(|c| c.purpose == Purpose::PersonalisedSuggestions)
+                .map_or(self.config.personalise_without_consent, |c| c.granted);
+        (history_allowed, personal)
+    }
+
     /// What a search may use of a subject's own data: their history (read
     /// once and remembered, as for suggestions) when they may be served
     /// personally — both consents as suggestions read them — else the
@@ -522,12 +529,7 @@ impl SuggestService {
             Some(c) => self.consents(c).await?,
             None => Arc::new(Vec::new()),
         };
-        let history_allowed = !withdrawn(&consents, Purpose::SupportContext);
-        let personal = history_allowed
-            && consents
-                .iter()
-                .find(|c| c.purpose == Purpose::PersonalisedSuggestions)
-                .map_or(self.config.personalise_without_consent, |c| c.granted);
+        let (history_allowed, personal) = self.allowed(&consents);
         if !history_allowed {
             return Ok(Err(
                 "The customer withdrew consent for using their history: results are the same as for anyone.",
@@ -546,7 +548,7 @@ impl SuggestService {
 
     /// The subject's history, from this replica's memory when it holds it
     /// (`memo_key`), else read (and remembered).
-    async fn remembered_history(
+    pub(super) async fn remembered_history(
         &self,
         subject: Option<&Subject>,
         customer: Option<&CustomerId>,
@@ -676,7 +678,7 @@ impl SuggestService {
     /// are dropped (the model may be a moment behind the catalog, the
     /// database is not), then each gets its signed id and sentence.
     #[allow(clippy::too_many_arguments)]
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         subject: Option<&Subject>,
         assignment: &Assignment,

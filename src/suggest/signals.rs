@@ -238,7 +238,12 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             bought: &bought,
             bought_categories: &categories,
         };
-        s.curated = super::curated::candidates(model, &ask.curations, &interest, &s.filters);
+        s.matched = ask
+            .curations
+            .iter()
+            .map(|c| super::curated::matches(model, c, &interest))
+            .collect();
+        s.curated = super::curated::candidates(model, &ask.curations, &s.matched, &s.filters);
     }
     s
 }

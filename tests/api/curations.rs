@@ -23,6 +23,7 @@ on_both_backends!(
     curated_items_pass_the_hard_filters_and_come_in_their_size,
     curated_items_blend_into_suggestions_and_are_counted_per_curation,
     stylists_write_agents_read_and_ingest_keys_do_neither,
+    a_preview_shows_each_item_as_the_customer_would_get_it_and_stats_come_per_item,
 );
 
 const DAY: i64 = 24 * 60;
@@ -795,4 +796,152 @@ async fn stylists_write_agents_read_and_ingest_keys_do_neither(backend: Backend)
         Some(pb::curation_anchor::Anchor::Customers(c)) => assert_eq!(c.customer_ids, ["c3"]),
         other => panic!("{other:?}"),
     }
+}
+
+async fn a_preview_shows_each_item_as_the_customer_would_get_it_and_stats_come_per_item(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    crate::search::shop(&app).await;
+    let mut stylist = app.stylist().await;
+    let anchor = Some(pb::CurationAnchor {
+        anchor: Some(pb::curation_anchor::Anchor::Customers(pb::CustomerIds {
+            customer_ids: vec!["maya".into()],
+        })),
+    });
+    let items = [
+        ("fleece-S", "Warm under the shell"),
+        ("windbreaker-L", ""),
+        ("shell-S", ""),
+        ("parka-M", ""),
+        ("socks", ""),
+    ];
+    let c = create(
+        &mut stylist,
+        curation("Trail layers", "Ana", anchor, &items),
+    )
+    .await;
+    let previewer = stylist.clone();
+    let preview = |customer: Identity, id: String| {
+        let mut stylist = previewer.clone();
+        async move {
+            stylist
+                .preview_curation(pb::PreviewCurationRequest {
+                    curation_id: id,
+                    customer: Some(pb::CustomerRef {
+                        identity: Some(customer),
+                    }),
+                })
+                .await
+        }
+    };
+    let p = preview(
+        Identity::Email("maya@example.com".into()),
+        c.curation_id.clone(),
+    )
+    .await
+    .expect("a preview")
+    .into_inner();
+    assert_eq!(p.customer_id, "maya");
+    assert_eq!(p.r#match(), pb::CurationMatch::Customer);
+    assert!(p.personalised, "{}", p.note);
+    let got: Vec<(String, pb::LeftOutReason)> = p
+        .items
+        .iter()
+        .map(|i| {
+            let shown = i.shown.as_ref().and_then(|s| s.product.as_ref());
+            (
+                shown.map_or(i.product_id.clone(), |p| p.product_id.clone()),
+                i.left_out(),
+            )
+        })
+        .collect();
+    use pb::LeftOutReason as L;
+    assert_eq!(
+        got,
+        [
+            ("fleece-L".to_owned(), L::Unspecified),
+            ("windbreaker-L".to_owned(), L::Owned),
+            ("shell-S".to_owned(), L::Returned),
+            ("parka-M".to_owned(), L::NotInTheirSize),
+            ("socks".to_owned(), L::Unspecified),
+        ]
+    );
+    let fleece = p.items[0].shown.as_ref().expect("shown");
+    assert_eq!(
+        fleece.fit.as_ref().expect("a size").text,
+        "In L, the size you kept in jackets."
+    );
+    assert_eq!(
+        fleece.curated.as_ref().expect("curated").note,
+        "Warm under the shell"
+    );
+    assert_eq!(
+        p.items[3].left_out_text,
+        "Left out: not in stock in their size."
+    );
+    // Feedback on the previewed item counts for it, per item.
+    app.context
+        .clone()
+        .record_suggestion_feedback(pb::RecordSuggestionFeedbackRequest {
+            feedback: vec![pb::SuggestionFeedback {
+                suggestion_id: fleece.suggestion_id.clone(),
+                kind: pb::FeedbackKind::SentToCustomer.into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("feedback");
+    let listed = stylist
+        .list_curations(pb::ListCurationsRequest::default())
+        .await
+        .expect("a list")
+        .into_inner();
+    let c = &listed.curations[0];
+    assert_eq!(c.stats.as_ref().unwrap().accepted, 1);
+    let per_item: Vec<u64> = c
+        .items
+        .iter()
+        .map(|i| i.stats.as_ref().unwrap().accepted)
+        .collect();
+    assert_eq!(per_item, [1, 0, 0, 0, 0]);
+    // Unknown curation or customer; agents may not preview.
+    let unknown = preview(
+        Identity::Email("maya@example.com".into()),
+        "cur_nope".into(),
+    )
+    .await;
+    assert_eq!(unknown.expect_err("refused").code(), Code::NotFound);
+    let nobody = preview(
+        Identity::Email("nobody@example.com".into()),
+        c.curation_id.clone(),
+    )
+    .await;
+    assert_eq!(nobody.expect_err("refused").code(), Code::NotFound);
+    let agent = app.stylist_as(Key::bearer(&app.key(Role::Agent).await));
+    let denied = agent
+        .clone()
+        .preview_curation(pb::PreviewCurationRequest {
+            curation_id: c.curation_id.clone(),
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("maya".into())),
+            }),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // Withdrawn personalisation: curations naming her no longer reach her.
+    withdraw_personalisation(&app, "maya").await;
+    let p = preview(Identity::CustomerId("maya".into()), c.curation_id.clone())
+        .await
+        .expect("a preview")
+        .into_inner();
+    assert_eq!(p.r#match(), pb::CurationMatch::Unspecified);
+    assert!(
+        !p.personalised && p.note.contains("not agreed"),
+        "{}",
+        p.note
+    );
 }
