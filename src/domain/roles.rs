@@ -129,8 +129,15 @@ fn http_access(path: &str) -> Option<Access> {
             Access::Needs(Permission::ReadSuggestions)
         }
         "/v1/feedback" => Access::Needs(Permission::SendFeedback),
+        // Each path one method, so each has one rule: listing as
+        // ListCurations; writes and previews need curation rights.
+        "/v1/curations" => Access::Needs(Permission::ReadSuggestions),
+        "/v1/curations:create"
+        | "/v1/curations:update"
+        | "/v1/curations:archive"
+        | "/v1/curations:preview" => Access::Needs(Permission::Curate),
         "/mcp" => Access::Authenticated,
-        "/" | "/sidebar" | "/metrics" => Access::Open,
+        "/" | "/sidebar" | "/stylist" | "/metrics" => Access::Open,
         // Senders prove themselves with their own signatures or tokens.
         "/webhooks/shopify"
         | "/webhooks/segment"

@@ -1,7 +1,10 @@
 //! The JSON endpoint for helpdesk widgets: `GET /v1/context`,
 //! `GET /v1/suggestions`, `GET /v1/curated-cross-sells`, `GET /v1/search` (requests from query
 //! parameters) and `POST /v1/feedback` (a JSON body), answers in the
-//! canonical protobuf JSON of the same messages as the RPCs; and
+//! canonical protobuf JSON of the same messages as the RPCs; the stylists'
+//! curations (`GET /v1/curations`, `POST /v1/curations:create`,
+//! `POST /v1/curations:update`, `POST /v1/curations:archive`,
+//! `GET /v1/curations:preview`); and
 //! `GET /v1/context:watch`, `WatchCustomerContext` as Server-Sent Events.
 
 use std::future::Future;
@@ -120,31 +123,95 @@ pub async fn curated(
     .await
 }
 
-/// `POST /v1/feedback` with a `RecordSuggestionFeedbackRequest` as JSON.
-pub async fn feedback(
-    State(a): State<Adapters>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
-    let input = serde_json::from_slice::<Value>(&body)
+/// The request (proto type `full_name`) in a JSON body.
+fn from_body<M: prost::Message + Default>(full_name: &str, body: &[u8]) -> Result<M, Status> {
+    serde_json::from_slice::<Value>(body)
         .map_err(|e| {
             crate::wire::invalid_argument(&Violations::single(
                 "body",
                 format!("is not JSON: {}", clip(&e.to_string(), 200)),
             ))
         })
-        .and_then(|json| {
-            protojson::from_json::<pb::RecordSuggestionFeedbackRequest>(
-                "customer_context.v1.RecordSuggestionFeedbackRequest",
-                json,
-                "body",
-            )
-        });
+        .and_then(|json| protojson::from_json::<M>(full_name, json, "body"))
+}
+
+/// `POST /v1/feedback` with a `RecordSuggestionFeedbackRequest` as JSON.
+pub async fn feedback(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let input = from_body::<pb::RecordSuggestionFeedbackRequest>(
+        "customer_context.v1.RecordSuggestionFeedbackRequest",
+        &body,
+    );
     let answer = "customer_context.v1.RecordSuggestionFeedbackResponse";
     serve(caller, input, answer, |r| {
         a.context.record_suggestion_feedback(r)
     })
     .await
+}
+
+/// `GET /v1/curations?filter=…&page_token=…` (ListCurationsRequest's
+/// fields).
+pub async fn list_curations(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let input = protojson::from_query::<pb::ListCurationsRequest>(
+        "customer_context.v1.ListCurationsRequest",
+        query.as_deref(),
+    );
+    let answer = "customer_context.v1.ListCurationsResponse";
+    serve(caller, input, answer, |r| a.stylist.list_curations(r)).await
+}
+
+/// `POST /v1/curations:create` with a `CreateCurationRequest` as JSON.
+pub async fn create_curation(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let input = from_body("customer_context.v1.CreateCurationRequest", &body);
+    let answer = "customer_context.v1.Curation";
+    serve(caller, input, answer, |r| a.stylist.create_curation(r)).await
+}
+
+/// `POST /v1/curations:update` with an `UpdateCurationRequest` as JSON.
+pub async fn update_curation(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let input = from_body("customer_context.v1.UpdateCurationRequest", &body);
+    let answer = "customer_context.v1.Curation";
+    serve(caller, input, answer, |r| a.stylist.update_curation(r)).await
+}
+
+/// `POST /v1/curations:archive` with an `ArchiveCurationRequest` as JSON.
+pub async fn archive_curation(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let input = from_body("customer_context.v1.ArchiveCurationRequest", &body);
+    let answer = "customer_context.v1.Curation";
+    serve(caller, input, answer, |r| a.stylist.archive_curation(r)).await
+}
+
+/// `GET /v1/curations:preview?curation_id=…&email=…`.
+pub async fn preview_curation(
+    State(a): State<Adapters>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let input = protojson::from_query::<pb::PreviewCurationRequest>(
+        "customer_context.v1.PreviewCurationRequest",
+        query.as_deref(),
+    );
+    let answer = "customer_context.v1.PreviewCurationResponse";
+    serve(caller, input, answer, |r| a.stylist.preview_curation(r)).await
 }
 
 /// One message of a watch as a Server-Sent Event: `event: context` with

@@ -1,6 +1,7 @@
 //! Thin HTTP adapters on the service's one port, behind the same gate
 //! (keys, roles, admission, rate limits) as the gRPC calls: a JSON endpoint
-//! for helpdesk widgets, the agents' sidebar page and Prometheus metrics
+//! for helpdesk widgets, the agents' sidebar page, the stylists' workspace
+//! page and Prometheus metrics
 //! (MCP, at `/mcp`, is a face of its own: [`crate::mcp`]), and the webhook
 //! receivers of the shop's systems over [`crate::connect`]. Each calls the
 //! gRPC handlers (`api::Adapters`), so validation, consent, masking and the
@@ -9,6 +10,7 @@
 mod json;
 mod metrics;
 mod sidebar;
+mod stylist;
 mod web;
 mod webhooks;
 
@@ -33,6 +35,9 @@ pub fn router(adapters: Adapters, receivers: Receivers, sidebar: Sidebar) -> Rou
     let page = Router::new()
         .route("/sidebar", get(sidebar::page))
         .with_state(sidebar);
+    let stylist = Router::new()
+        .route("/stylist", get(stylist::page))
+        .with_state(stylist::StylistPage::new());
     Router::new()
         .route("/v1/context", get(json::context))
         .route("/v1/context:watch", get(json::watch))
@@ -40,6 +45,11 @@ pub fn router(adapters: Adapters, receivers: Receivers, sidebar: Sidebar) -> Rou
         .route("/v1/search", get(json::search))
         .route("/v1/curated-cross-sells", get(json::curated))
         .route("/v1/feedback", post(json::feedback))
+        .route("/v1/curations", get(json::list_curations))
+        .route("/v1/curations:create", post(json::create_curation))
+        .route("/v1/curations:update", post(json::update_curation))
+        .route("/v1/curations:archive", post(json::archive_curation))
+        .route("/v1/curations:preview", get(json::preview_curation))
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/sidebar") }),
@@ -48,4 +58,5 @@ pub fn router(adapters: Adapters, receivers: Receivers, sidebar: Sidebar) -> Rou
         .with_state(adapters)
         .merge(webhooks)
         .merge(page)
+        .merge(stylist)
 }

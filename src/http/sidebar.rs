@@ -24,15 +24,15 @@ pub struct Sidebar {
     csp: Arc<str>,
 }
 
-/// The text between `open` and `close` in the page.
-fn inline(open: &str, close: &str) -> &'static str {
-    let start = PAGE.find(open).map_or(0, |i| i + open.len());
-    let end = PAGE[start..].find(close).map_or(start, |i| start + i);
-    &PAGE[start..end]
+/// The text between `open` and `close` in `page`.
+pub(super) fn inline<'a>(page: &'a str, open: &str, close: &str) -> &'a str {
+    let start = page.find(open).map_or(0, |i| i + open.len());
+    let end = page[start..].find(close).map_or(start, |i| start + i);
+    &page[start..end]
 }
 
 /// A CSP source allowing exactly `text`.
-fn hash_source(text: &str) -> String {
+pub(super) fn hash_source(text: &str) -> String {
     let digest = sha2::Sha256::digest(text.as_bytes());
     format!(
         "'sha256-{}'",
@@ -76,8 +76,8 @@ impl Sidebar {
         let csp = format!(
             "default-src 'none'; script-src {}; style-src {}; img-src 'self' data:; \
              connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}",
-            hash_source(inline("<script>", "</script>")),
-            hash_source(inline("<style>", "</style>")),
+            hash_source(inline(PAGE, "<script>", "</script>")),
+            hash_source(inline(PAGE, "<style>", "</style>")),
         );
         let meta = format!(
             r#"<meta name="cc-frame-origins" content="{}">"#,
@@ -92,15 +92,20 @@ impl Sidebar {
 
 /// The page. It holds no data until it calls the JSON endpoint.
 pub async fn page(State(s): State<Sidebar>) -> axum::response::Response {
+    html(&s.page, &s.csp)
+}
+
+/// A page of the binary's own with its policy and headers.
+pub(super) fn html(page: &str, csp: &str) -> axum::response::Response {
     (
         [
             (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (http::header::CACHE_CONTROL, "no-cache"),
-            (http::header::CONTENT_SECURITY_POLICY, &*s.csp),
+            (http::header::CONTENT_SECURITY_POLICY, csp),
             (http::header::REFERRER_POLICY, "no-referrer"),
             (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        s.page.to_string(),
+        page.to_owned(),
     )
         .into_response()
 }
@@ -119,7 +124,7 @@ mod tests {
         assert!(!s.csp.contains("unsafe-inline"), "{}", s.csp);
         assert!(
             s.csp
-                .contains(&hash_source(inline("<script>", "</script>")))
+                .contains(&hash_source(inline(PAGE, "<script>", "</script>")))
         );
         assert!(
             s.csp
@@ -128,7 +133,7 @@ mod tests {
         assert!(s.page.contains(
             r#"<meta name="cc-frame-origins" content="https://app.chatwoot.com https://*.zendesk.com">"#
         ));
-        assert!(inline("<script>", "</script>").contains("addEventListener(\"message\""));
+        assert!(inline(PAGE, "<script>", "</script>").contains("addEventListener(\"message\""));
         assert!(!valid_origin("https://a.com/path"));
         assert!(valid_origin("http://localhost:3000"));
     }

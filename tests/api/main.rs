@@ -22,6 +22,7 @@ mod residue;
 mod search;
 mod sidebar;
 mod slow;
+mod stylist_page;
 mod suggest_props;
 mod suggestions;
 mod trust;

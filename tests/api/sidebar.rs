@@ -20,11 +20,11 @@ use crate::{
 };
 
 /// Longest wait for the page to reach a state (a bound, not an assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
-struct Driver {
+pub struct Driver {
     process: std::process::Child,
-    client: Client,
+    pub client: Client,
 }
 
 impl Drop for Driver {
@@ -35,6 +35,12 @@ impl Drop for Driver {
 }
 
 async fn browser() -> Option<Driver> {
+    browser_sized(360, 1400).await
+}
+
+/// A headless Chromium with a window of `width` x `height`, or `None` (the
+/// test passes, saying why) without chromedriver unless CI requires it.
+pub async fn browser_sized(width: u32, height: u32) -> Option<Driver> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -65,7 +71,8 @@ async fn browser() -> Option<Driver> {
             "binary": std::env::var("CC_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                      "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--window-size=360,1400"]
+                     "--disable-component-update", "--disable-sync",
+                     format!("--window-size={width},{height}")]
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -88,7 +95,7 @@ async fn browser() -> Option<Driver> {
     }
 }
 
-async fn text_of(client: &Client, css: &str) -> String {
+pub async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
         .await
@@ -98,7 +105,7 @@ async fn text_of(client: &Client, css: &str) -> String {
         .expect("text")
 }
 
-async fn wait_for(client: &Client, css: &str) {
+pub async fn wait_for(client: &Client, css: &str) {
     client
         .wait()
         .at_most(PATIENCE)
@@ -429,6 +436,13 @@ async fn the_sidebars_search_box_finds_a_product_in_her_size() {
         .await
         .expect("clicked");
     wait_for(b, r#"body[data-searched="polar flee"]"#).await;
+    b.execute(
+        "document.getElementById('h-search').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .expect("scrolled");
+    screenshot(b, "sidebar-search.png").await;
     let found = b
         .find(Locator::Css(
             r#"#search-results li[data-product-id="fleece-L"]"#,
@@ -462,4 +476,15 @@ async fn the_sidebars_search_box_finds_a_product_in_her_size() {
     let owned = text_of(b, "#search-results li").await;
     assert!(owned.contains("Owns this"), "{owned}");
     driver.client.clone().close().await.expect("closed");
+}
+
+/// Saves a screenshot of the page as `name` in `CC_SCREENSHOTS` when set
+/// (`CC_SCREENSHOTS=docs/screenshots cargo test --test api sidebar`
+/// refreshes the docs' pictures); does nothing otherwise.
+pub async fn screenshot(client: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("CC_SCREENSHOTS") {
+        let png = client.screenshot().await.expect("a screenshot");
+        std::fs::create_dir_all(&dir).expect("the screenshot folder");
+        std::fs::write(std::path::Path::new(&dir).join(name), png).expect("saved");
+    }
 }
