@@ -57,6 +57,9 @@ pub struct BenchConfig {
     /// Customers of known history lengths, each asked for in a phase of
     /// its own (see `history`), with their labels.
     pub by_history: Vec<(&'static str, String)>,
+    /// What SearchProducts phases search for, round-robin (see
+    /// [`queries_from_names`]).
+    pub queries: Vec<String>,
 }
 
 /// The calls a phase makes.
@@ -70,6 +73,10 @@ pub enum Call {
     ContextWithoutSuggestions,
     /// SuggestCrossSells, 10 items.
     Suggest,
+    /// SearchProducts, 10 results, without a customer.
+    Search,
+    /// SearchProducts, 10 results, for the phase's customer.
+    SearchFor,
 }
 
 impl Call {
@@ -79,6 +86,8 @@ impl Call {
             Call::Context => "GetCustomerContext",
             Call::ContextWithoutSuggestions => "GetCustomerContext -suggestions",
             Call::Suggest => "SuggestCrossSells",
+            Call::Search => "SearchProducts",
+            Call::SearchFor => "SearchProducts +customer",
         }
     }
 }
@@ -125,8 +134,41 @@ fn customer(id: &str) -> Option<pb::CustomerRef> {
     })
 }
 
+/// What to search for: from each product name, its first two words (a
+/// typed request), and for every third name the first word and the start
+/// of the second (a request still being typed). Deterministic.
+pub fn queries_from_names(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let words: Vec<String> = name
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.chars().count() >= 3 && !w.chars().all(|c| c.is_ascii_digit()))
+                .take(2)
+                .map(str::to_lowercase)
+                .collect();
+            match words.as_slice() {
+                [] => None,
+                [one] => Some(format!("{one} ")),
+                [a, b] if i % 3 == 2 => {
+                    Some(format!("{a} {}", b.chars().take(3).collect::<String>()))
+                }
+                [a, b] => Some(format!("{a} {b} ")),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Makes one call; its status code.
-async fn call_once(channel: Channel, call: Call, who: &str, key: &Option<String>) -> Code {
+async fn call_once(
+    channel: Channel,
+    call: Call,
+    who: &str,
+    query: &str,
+    key: &Option<String>,
+) -> Code {
     let context = |mask: &[&str]| pb::GetCustomerContextRequest {
         customer: customer(who),
         read_mask: (!mask.is_empty()).then(|| prost_types::FieldMask {
@@ -163,6 +205,22 @@ async fn call_once(channel: Channel, call: Call, who: &str, key: &Option<String>
             ))
             .await
             .map(|_| ()),
+        Call::Search | Call::SearchFor => CustomerContextServiceClient::new(channel)
+            .search_products(with_key(
+                pb::SearchProductsRequest {
+                    query: query.to_owned(),
+                    customer: if call == Call::SearchFor {
+                        customer(who)
+                    } else {
+                        None
+                    },
+                    limit: 10,
+                    ..Default::default()
+                },
+                key,
+            ))
+            .await
+            .map(|_| ()),
     };
     match result {
         Ok(()) => Code::Ok,
@@ -191,6 +249,7 @@ async fn phase_at(
     who: Arc<Vec<String>>,
     concurrency: usize,
 ) -> PhaseReport {
+    let queries = Arc::new(config.queries.clone());
     let started = Instant::now();
     let measure_from = started + config.warmup;
     let stop_at = measure_from + config.duration;
@@ -198,6 +257,7 @@ async fn phase_at(
     for n in 0..concurrency.max(1) {
         let channel = channels[n % channels.len()].clone();
         let who = who.clone();
+        let queries = queries.clone();
         let key = config.api_key.clone();
         tasks.spawn(async move {
             let mut latencies: Vec<u32> = Vec::new();
@@ -209,8 +269,11 @@ async fn phase_at(
                     break;
                 }
                 let id = who.get(i % who.len().max(1)).map_or("", String::as_str);
+                let query = queries
+                    .get(i % queries.len().max(1))
+                    .map_or("", String::as_str);
                 i += 7919;
-                let code = call_once(channel.clone(), call, id, &key).await;
+                let code = call_once(channel.clone(), call, id, query, &key).await;
                 if at >= measure_from {
                     *codes.entry(format!("{code:?}")).or_insert(0) += 1;
                     if code == Code::Ok {
@@ -363,6 +426,21 @@ pub fn peak_memory(pid: u32) -> anyhow::Result<String> {
     ))
 }
 
+/// The search test: `Check`, then SearchProducts without a customer, for
+/// the hot customer and for random customers, the queries taken
+/// round-robin from [`BenchConfig::queries`].
+pub async fn search(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
+    let channels = connect(config).await?;
+    let hot = Arc::new(vec![config.hot.clone()]);
+    let random = Arc::new(config.random.clone());
+    Ok(vec![
+        phase(config, &channels, Call::Check, "-", hot.clone()).await,
+        phase(config, &channels, Call::Search, "-", hot.clone()).await,
+        phase(config, &channels, Call::SearchFor, "hot", hot).await,
+        phase(config, &channels, Call::SearchFor, "random", random).await,
+    ])
+}
+
 /// Runs every phase and returns their reports, `Check` first.
 pub async fn run(config: &BenchConfig) -> anyhow::Result<Vec<PhaseReport>> {
     let channels = connect(config).await?;
@@ -410,4 +488,24 @@ pub fn table(reports: &[PhaseReport]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_the_first_words_of_names_some_still_being_typed() {
+        let names = [
+            "Waterproof Shell Jacket (M)".to_owned(),
+            "Fluid Milk White Only 1 GA".to_owned(),
+            "Polar Fleece".to_owned(),
+            "XL".to_owned(),
+            "Gasoline-Reg Unleaded".to_owned(),
+        ];
+        assert_eq!(
+            queries_from_names(&names),
+            ["waterproof shell ", "fluid milk ", "polar fle", "gasoline reg "]
+        );
+    }
 }

@@ -93,6 +93,11 @@ pub struct BenchArgs {
     /// `bench-history-N`; the key needs the ingest right).
     #[arg(long)]
     pub history: bool,
+    /// Run the search test instead: SearchProducts without a customer,
+    /// for the hot customer and for random customers, beside `Check`, with
+    /// queries made from 1,000 product names of the database.
+    #[arg(long)]
+    pub search: bool,
     /// The server's process id (same machine): its peak resident memory
     /// (VmHWM) is printed after the run.
     #[arg(long)]
@@ -117,6 +122,15 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let queries = if args.search {
+        let names = store
+            .bench_product_names(1000)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading product names: {e:?}"))?;
+        crate::bench::queries_from_names(&names)
+    } else {
+        Vec::new()
+    };
     store.close().await;
     let hot = args
         .hot
@@ -137,6 +151,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         hot,
         random: if random.is_empty() { vec![] } else { random },
         by_history: Vec::new(),
+        queries,
     };
     if args.history {
         config.by_history = crate::bench::prepare_histories(&config, &products).await?;
@@ -175,6 +190,23 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let refused = report.at_rate.refused + report.most.refused + report.segment.refused;
         if args.fail_on_errors && refused > 0 {
             anyhow::bail!("{refused} deliveries were not acknowledged");
+        }
+        return Ok(());
+    }
+    if args.search {
+        let reports = crate::bench::search(&config).await?;
+        print!("{}", crate::bench::table(&reports));
+        if let Some(pid) = args.server_pid {
+            println!("{}", crate::bench::peak_memory(pid)?);
+        }
+        let failed: u64 = reports
+            .iter()
+            .flat_map(|r| r.codes.iter())
+            .filter(|(code, _)| code.as_str() != "Ok")
+            .map(|(_, n)| n)
+            .sum();
+        if args.fail_on_errors && failed > 0 {
+            anyhow::bail!("{failed} searches were not answered OK");
         }
         return Ok(());
     }

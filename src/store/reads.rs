@@ -523,6 +523,16 @@ impl Store {
         Ok((hot, picked))
     }
 
+    /// Up to `n` product names spread over the catalogue, for load tests.
+    pub async fn bench_product_names(&self, n: usize) -> Result<Vec<String>, Error> {
+        let all: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM products ORDER BY product_id LIMIT 1000000")
+                .fetch_all(&self.reader)
+                .await?;
+        let step = (all.len() / n.max(1)).max(1);
+        Ok(all.into_iter().step_by(step).take(n).collect())
+    }
+
     /// Up to `n` product ids spread over the catalogue, for load tests.
     pub async fn bench_products(&self, n: usize) -> Result<Vec<String>, Error> {
         let all: Vec<String> =
