@@ -505,7 +505,12 @@ mod tests {
         ];
         assert_eq!(
             queries_from_names(&names),
-            ["waterproof shell ", "fluid milk ", "polar fle", "gasoline reg "]
+            [
+                "waterproof shell ",
+                "fluid milk ",
+                "polar fle",
+                "gasoline reg "
+            ]
         );
     }
 }
