@@ -19,6 +19,7 @@ use std::{
 mod cold;
 mod history;
 mod ingest;
+pub mod relevance;
 mod webhooks;
 
 pub use cold::{ColdReport, run as cold, table as cold_table};

@@ -59,11 +59,10 @@ pub struct Outcome {
 }
 
 /// Whether a result (category path, style) is relevant to `j`.
-fn relevant(j: &Judged, category: &CategoryPath, group: &str) -> bool {
+pub fn relevant(j: &Judged, category: &CategoryPath, group: &str) -> bool {
     let path = category.levels().join(" > ");
     j.groups.iter().any(|g| g == group)
-        || j
-            .categories
+        || j.categories
             .iter()
             .any(|c| path == *c || path.starts_with(&format!("{c} > ")))
 }

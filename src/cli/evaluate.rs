@@ -1,5 +1,6 @@
 //! `evaluate` and `evaluate-fit`: the offline numbers.
 
+use anyhow::Context as _;
 use clap::Args;
 
 use super::{DatabaseArgs, ModelArgs};
@@ -225,4 +226,137 @@ fn print_split(r: &crate::suggest::evaluate::Report) -> u64 {
         r.score_secs
     );
     violations
+}
+
+/// Arguments of `evaluate-search`.
+#[derive(Debug, Args)]
+pub struct EvaluateSearchArgs {
+    /// Judged query files (JSON lines; see eval/search/).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub judged: Vec<std::path::PathBuf>,
+    /// Search the demo retailer, loaded into a fresh temporary database,
+    /// instead of `--database-url`.
+    #[arg(long)]
+    pub demo: bool,
+    /// The database (unless `--demo`).
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// How the model is built (which categories are not merchandise).
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Runs `evaluate-search`.
+pub(super) async fn evaluate_search(args: EvaluateSearchArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use crate::{bench::relevance, search::SearchService, suggest, suggest::LiveModel};
+    let config = args.model.config();
+    let scratch = scratch_dir()?;
+    let store = if args.demo {
+        let url = crate::store::sqlite_url(&scratch.join("demo.db"));
+        let store = crate::store::Store::connect(&url, &args.db.options()).await?;
+        store.migrate().await?;
+        crate::demo::load(&store, &config).await?;
+        suggest::live::build_and_save(&store, &config)
+            .await
+            .map_err(|e| anyhow::anyhow!("building the model: {e:?}"))?;
+        store
+    } else {
+        args.db.open().await?
+    };
+    let live = Arc::new(LiveModel::new(config.clone()));
+    live.catch_up(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the model: {e:?}"))?;
+    let started = std::time::Instant::now();
+    live.load_text_index(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the word index: {e:?}"))?;
+    println!(
+        "word index: {} products loaded in {:.1} s",
+        live.text().len(),
+        started.elapsed().as_secs_f64()
+    );
+    let catalogue = merchandise_styles(&store, &config).await?;
+    let suggest = suggest::SuggestService::new(store.clone(), Default::default(), live);
+    let search = SearchService::new(store.clone(), suggest);
+    for file in &args.judged {
+        let judged = relevance::read(file)?;
+        // What a perfect first five could hold: relevant styles in stock.
+        let styles = |j: &relevance::Judged| {
+            let mut groups: Vec<&str> = catalogue
+                .iter()
+                .filter(|(path, group)| relevance::relevant(j, path, group))
+                .map(|(_, group)| group.as_str())
+                .collect();
+            groups.sort_unstable();
+            groups.dedup();
+            groups.len()
+        };
+        let outcomes = relevance::run(&search, &judged, styles).await?;
+        print!(
+            "{}",
+            relevance::table(&file.display().to_string(), &outcomes)
+        );
+        println!();
+    }
+    store.close().await;
+    drop(scratch);
+    Ok(())
+}
+
+/// (category path, style) of every merchandise product of the catalogue.
+async fn merchandise_styles(
+    store: &crate::store::Store,
+    config: &crate::suggest::ModelConfig,
+) -> anyhow::Result<Vec<(crate::domain::CategoryPath, String)>> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = store
+            .catalog_page(&after, 10_000)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the catalogue: {e:?}"))?;
+        let Some(last) = page.last() else {
+            return Ok(out);
+        };
+        after = last.product_id.clone();
+        for row in page {
+            if row
+                .merchandise
+                .unwrap_or_else(|| config.is_merchandise(&row.category_path))
+            {
+                let path = crate::domain::CategoryPath::from_stored(&row.category_path);
+                out.push((path, row.group_id));
+            }
+        }
+    }
+}
+
+/// A fresh directory removed on drop.
+fn scratch_dir() -> anyhow::Result<ScratchDir> {
+    let dir = std::env::temp_dir().join(format!(
+        "customer-context-evaluate-{}-{}",
+        std::process::id(),
+        crate::domain::Timestamp::now().millis()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir:?}"))?;
+    Ok(ScratchDir(dir))
+}
+
+/// A directory removed with everything in it when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

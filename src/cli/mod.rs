@@ -181,6 +181,10 @@ pub enum Command {
     /// size per size domain and sometimes buys (and returns) the wrong one;
     /// prints the share of sized suggestions in the true size.
     EvaluateFit(evaluate::EvaluateFitArgs),
+    /// Relevance of SearchProducts on judged queries (eval/search/*.jsonl),
+    /// through the served search: precision@5 and MRR per query, per kind
+    /// and overall, and the word index's load time.
+    EvaluateSearch(evaluate::EvaluateSearchArgs),
 }
 
 /// How the suggestion model is built (the same on every replica).
@@ -268,6 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => keys::run(command).await,
         Command::Context(args) => context::run(args).await,
         Command::Evaluate(args) => evaluate::evaluate(args).await,
+        Command::EvaluateSearch(args) => evaluate::evaluate_search(args).await,
         Command::EvaluateFit(args) => {
             evaluate::evaluate_fit(&args);
             Ok(())

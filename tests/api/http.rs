@@ -23,6 +23,7 @@ on_both_backends!(
     the_context_can_be_followed_as_server_sent_events,
     the_sidebar_runs_only_its_own_script_and_json_is_never_sniffed,
     the_json_endpoint_searches_the_catalogue,
+    curation_routes_need_curation_rights_to_write,
 );
 
 /// A GET or POST with an optional bearer key: (HTTP status, JSON body).
@@ -550,4 +551,68 @@ async fn the_json_endpoint_searches_the_catalogue(backend: Backend) {
     assert!(body.to_string().contains("limit"), "{body}");
     let (status, _) = call(&app, "GET", "/v1/search?query=fleece", None, None).await;
     assert_eq!(status, 401);
+}
+
+async fn curation_routes_need_curation_rights_to_write(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    crate::search::shop(&app).await;
+    let (agent, stylist) = (app.key(Role::Agent).await, app.key(Role::Stylist).await);
+    let draft = json!({"curation": {
+        "title": "Trail layers", "stylist": "Ana",
+        "anchor": {"customers": {"customerIds": ["maya"]}},
+        "items": [{"productId": "fleece-S"}]
+    }});
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/v1/curations:create",
+        Some(&agent),
+        Some(draft.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "agents read curations, never write them");
+    let (status, created) = call(
+        &app,
+        "POST",
+        "/v1/curations:create",
+        Some(&stylist),
+        Some(draft),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["curationId"].as_str().expect("an id").to_owned();
+    let (status, listed) = call(&app, "GET", "/v1/curations", Some(&agent), None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["curations"][0]["curationId"], json!(id));
+    let preview = format!("/v1/curations:preview?curation_id={id}&email=maya%40example.com");
+    let (status, _) = call(&app, "GET", &preview, Some(&agent), None).await;
+    assert_eq!(status, 403);
+    let (status, p) = call(&app, "GET", &preview, Some(&stylist), None).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        p["items"][0]["shown"]["product"]["productId"],
+        json!("fleece-L")
+    );
+    let archive = json!({"curationId": id});
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/v1/curations:archive",
+        Some(&agent),
+        Some(archive.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, archived) = call(
+        &app,
+        "POST",
+        "/v1/curations:archive",
+        Some(&stylist),
+        Some(archive),
+    )
+    .await;
+    assert_eq!(status, 200, "{archived}");
+    assert_eq!(archived["state"], json!("CURATION_STATE_ARCHIVED"));
 }
