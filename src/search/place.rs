@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::{
-    suggest::{Fit, FitView, ItemIx, IxSet, Model, Signals, fit_view},
+    suggest::{Fit, FitView, ItemIx, IxSet, Model, NO_ALIKE, Signals, fit_view},
     text_index::Hit,
 };
 
@@ -72,7 +72,7 @@ pub struct Placed {
 }
 
 /// Results from `hits` (best first, as the index ranked them): merchandise
-/// only, one per style (its best hit), at most `limit`. Products naming
+/// only, one per style and per look-alike (its best hit), at most `limit`. Products naming
 /// every word stay ahead of the others; within each, the customer's lean
 /// reorders. With `in_stock` only styles sold now in the size shown.
 pub fn place(
@@ -84,13 +84,18 @@ pub fn place(
 ) -> Vec<Placed> {
     let catalog = &model.catalog;
     let mut styles = IxSet::default();
+    let mut alikes = IxSet::default();
     let mut kept: Vec<(bool, f32, ItemIx)> = Vec::new();
     for h in hits {
         let Some(item) = model.item(&h.product_id) else {
             continue;
         };
         let it = &catalog.items[item as usize];
-        if !it.merchandise || !styles.insert(it.group) {
+        // One result per style and per look-alike (the same thing under
+        // another id: "Chocolate Milk 1 GA" and "Chocolate Milk"), as in
+        // suggestions.
+        let alike = it.alike != NO_ALIKE && !alikes.insert(it.alike);
+        if !it.merchandise || !styles.insert(it.group) || alike {
             continue;
         }
         let lean = personal.map_or(0.0, |p| {

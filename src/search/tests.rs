@@ -44,6 +44,14 @@ fn model() -> Model {
         row("vest-l", "vest", "Apparel > Jackets", Some("L"), false),
         row("tee-s", "tee", "Apparel > Tops", Some("S"), true),
         row("socks", "socks", "Apparel > Socks", None, true),
+        CatalogRow {
+            name: "Chocolate Milk 1 GA".into(),
+            ..row("milk-ga", "milk-ga", "Dairy > Milk", None, true)
+        },
+        CatalogRow {
+            name: "Chocolate Milk".into(),
+            ..row("milk", "milk", "Dairy > Milk", None, true)
+        },
         row("card", "card", "Gift Cards > Cards", None, true),
     ];
     let inputs = ModelInputs {
@@ -112,6 +120,20 @@ fn one_result_per_style_and_never_a_non_merchandise_product() {
     let placed = place(&m, None, &hits, false, 10);
     assert_eq!(ids(&placed), ["shell-s", "socks"]);
     assert!(placed.iter().all(|p| !p.owned && !p.returned));
+}
+
+#[test]
+fn look_alikes_under_other_ids_come_once() {
+    let m = model();
+    let hits = [
+        hit("milk-ga", 2.0, true),
+        hit("milk", 1.9, true),
+        hit("socks", 1.0, true),
+    ];
+    assert_eq!(
+        ids(&place(&m, None, &hits, false, 10)),
+        ["milk-ga", "socks"]
+    );
 }
 
 #[test]

@@ -131,14 +131,19 @@ fn word(f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Query> {
         )));
         let n = plain.chars().count();
         if typos(n) > 0 {
-            alternatives.push(Box::new(BoostQuery::new(
-                Box::new(FuzzyTermQuery::new(
-                    Term::from_field_text(unstemmed, plain),
-                    typos(n),
-                    true,
-                )),
-                weight,
-            )));
+            // As written against words as written, and as stemmed against
+            // stems: "bananna" is one typo from the stem "banana" of
+            // "Bananas", two from the word.
+            for (field, text) in [(unstemmed, plain), (stemmed, stem)] {
+                alternatives.push(Box::new(BoostQuery::new(
+                    Box::new(FuzzyTermQuery::new(
+                        Term::from_field_text(field, text),
+                        typos(n),
+                        true,
+                    )),
+                    weight,
+                )));
+            }
         }
         if prefix && n >= 2 {
             alternatives.push(Box::new(BoostQuery::new(

@@ -196,3 +196,22 @@ fn punctuation_only_has_no_words_and_long_queries_keep_their_first_words() {
         .join(" ");
     assert_eq!(Words::parse(&many).len(), MAX_WORDS);
 }
+
+#[test]
+fn a_typo_in_a_plural_is_matched_against_its_stem() {
+    let index = TextIndex::new().unwrap();
+    index.start_load();
+    index
+        .load(&[row(
+            "banana",
+            "Bananas",
+            "Fresh",
+            "Produce > Fruit",
+            99,
+            true,
+        )])
+        .unwrap();
+    index.finish_load().unwrap();
+    // Two edits from "bananas", one from its stem "banana".
+    assert_eq!(ids(&index, "bananna ", &Filters::default()), ["banana"]);
+}
