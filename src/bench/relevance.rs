@@ -49,8 +49,9 @@ pub fn read(path: &std::path::Path) -> anyhow::Result<Vec<Judged>> {
 pub struct Outcome {
     /// The judged query.
     pub judged: Judged,
-    /// Relevant results among the first 5, over min(5, relevant styles in
-    /// the results' reach): 1 when the first five are as good as they can be.
+    /// Relevant results among the first 5, over min(5, relevant results the
+    /// catalogue can give: styles that are not look-alikes of each other):
+    /// 1 when the first five are as good as they can be.
     pub precision_at_5: f64,
     /// 1 / rank of the first relevant result (0 when none in the top 10).
     pub reciprocal_rank: f64,
@@ -68,7 +69,8 @@ pub fn relevant(j: &Judged, category: &CategoryPath, group: &str) -> bool {
 }
 
 /// Runs every judged query through `search` (10 results, no customer).
-/// `relevant_styles` counts a query's relevant styles in the catalogue.
+/// `relevant_styles` counts a query's relevant results in the catalogue
+/// (styles, look-alikes counted once).
 pub async fn run(
     search: &SearchService,
     judged: &[Judged],

@@ -274,25 +274,27 @@ pub(super) async fn evaluate_search(args: EvaluateSearchArgs) -> anyhow::Result<
         .await
         .map_err(|e| anyhow::anyhow!("loading the word index: {e:?}"))?;
     println!(
-        "word index: {} products loaded in {:.1} s",
+        "word index: {} products loaded in {:.1} s, {:.1} MiB of segments",
         live.text().len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        live.text().bytes() as f64 / 1_048_576.0
     );
-    let catalogue = merchandise_styles(&store, &config).await?;
+    let catalogue = merchandise_styles(&store, &config, &live).await?;
     let suggest = suggest::SuggestService::new(store.clone(), Default::default(), live);
     let search = SearchService::new(store.clone(), suggest);
     for file in &args.judged {
         let judged = relevance::read(file)?;
-        // What a perfect first five could hold: relevant styles in stock.
+        // What a perfect first five could hold: relevant results that are
+        // not the same thing (results hold one per style and look-alike).
         let styles = |j: &relevance::Judged| {
-            let mut groups: Vec<&str> = catalogue
+            let mut things: Vec<&str> = catalogue
                 .iter()
-                .filter(|(path, group)| relevance::relevant(j, path, group))
-                .map(|(_, group)| group.as_str())
+                .filter(|(path, group, _)| relevance::relevant(j, path, group))
+                .map(|(_, _, thing)| thing.as_str())
                 .collect();
-            groups.sort_unstable();
-            groups.dedup();
-            groups.len()
+            things.sort_unstable();
+            things.dedup();
+            things.len()
         };
         let outcomes = relevance::run(&search, &judged, styles).await?;
         print!(
@@ -306,11 +308,14 @@ pub(super) async fn evaluate_search(args: EvaluateSearchArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// (category path, style) of every merchandise product of the catalogue.
+/// (category path, style, what it is to a customer) of every merchandise
+/// product of the catalogue; the last is its look-alike key, or its style
+/// when it has none.
 async fn merchandise_styles(
     store: &crate::store::Store,
     config: &crate::suggest::ModelConfig,
-) -> anyhow::Result<Vec<(crate::domain::CategoryPath, String)>> {
+    live: &crate::suggest::LiveModel,
+) -> anyhow::Result<Vec<(crate::domain::CategoryPath, String, String)>> {
     let mut out = Vec::new();
     let mut after = String::new();
     loop {
@@ -328,7 +333,14 @@ async fn merchandise_styles(
                 .unwrap_or_else(|| config.is_merchandise(&row.category_path))
             {
                 let path = crate::domain::CategoryPath::from_stored(&row.category_path);
-                out.push((path, row.group_id));
+                let thing = live.read(|m| {
+                    m.item(&row.product_id)
+                        .map(|i| m.catalog.items[i as usize].alike)
+                        .filter(|a| *a != crate::suggest::NO_ALIKE)
+                        .map(|a| format!("alike:{a}"))
+                });
+                let thing = thing.unwrap_or_else(|| format!("style:{}", row.group_id));
+                out.push((path, row.group_id, thing));
             }
         }
     }

@@ -34,8 +34,13 @@ pub mod limits {
     /// Levels of a category filter.
     pub const CATEGORY_LEVELS: usize = 8;
     /// Hits read from the index per result asked for: variants of one
-    /// style, non-merchandise and sold-out sizes fall away.
+    /// style, look-alikes, non-merchandise and sold-out sizes fall away.
     pub const HITS_PER_RESULT: usize = 5;
+    /// Most hits read for one search (when that many fall away).
+    pub const MAX_HITS: usize = 2_000;
+    /// Results placed beyond the limit, for those the catalogue read finds
+    /// gone.
+    pub const SPARE: usize = 5;
 }
 
 /// The reason code and variant a search result's id carries (feedback on
@@ -115,16 +120,9 @@ impl SearchService {
         let live = self.suggest.live().clone();
         let (subject, known) = self.subject(q.customer.as_ref()).await?;
         let history = self.suggest.personal_history(subject.as_ref(), now).await?;
-        let text = live.text().clone();
-        text.wait_ready().await;
-        let (words, filters) = (q.words.clone(), q.filters.clone());
-        let want = q.limit as usize * limits::HITS_PER_RESULT;
-        let hits = tokio::task::spawn_blocking(move || text.search(&words, &filters, want))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?
-            .map_err(|e| Error::Internal(e.into()))?;
-        let placed = live.read(|m| {
-            let personal = history.as_ref().ok().map(|h| {
+        live.text().wait_ready().await;
+        let personal = history.as_ref().ok().map(|h| {
+            live.read(|m| {
                 let ask = Ask {
                     personal: true,
                     now,
@@ -132,9 +130,25 @@ impl SearchService {
                 };
                 let bought: Vec<&str> = h.bought_groups.keys().map(String::as_str).collect();
                 Personal::new(m, signals::signals(m, h, &ask), &bought)
-            });
-            place::place(m, personal.as_ref(), &hits, q.filters.in_stock, want)
+            })
         });
+        // Variants and look-alikes fall away when placed: read deeper until
+        // the results fill up or the index has no more.
+        let mut want = q.limit as usize * limits::HITS_PER_RESULT;
+        let placed = loop {
+            let (text, words, filters) = (live.text().clone(), q.words.clone(), q.filters.clone());
+            let hits = tokio::task::spawn_blocking(move || text.search(&words, &filters, want))
+                .await
+                .map_err(|e| Error::Internal(e.into()))?
+                .map_err(|e| Error::Internal(e.into()))?;
+            let placed =
+                live.read(|m| place::place(m, personal.as_ref(), &hits, q.filters.in_stock, want));
+            let spare = q.limit as usize + limits::SPARE;
+            if placed.len() >= spare || hits.len() < want || want >= limits::MAX_HITS {
+                break placed;
+            }
+            want = (want * 8).min(limits::MAX_HITS);
+        };
         let results = self.finish(q, subject.as_ref(), placed, now).await?;
         let (customer_id, anonymous_id) = match (&subject, known) {
             (Some(Subject::Customer(c)), true) => (Some(c.clone()), None),

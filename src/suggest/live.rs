@@ -144,6 +144,7 @@ impl LiveModel {
         blocking(move || text.finish_load()).await?;
         tracing::info!(
             products = self.text.len(),
+            bytes = self.text.bytes(),
             secs = started.elapsed().as_secs_f64(),
             "catalogue word index loaded"
         );

@@ -190,6 +190,14 @@ impl TextIndex {
         self.docs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Bytes the index's segments take in memory (0 when unknown).
+    pub fn bytes(&self) -> u64 {
+        self.reader
+            .searcher()
+            .space_usage()
+            .map_or(0, |u| u.total().get_bytes())
+    }
+
     /// Whether it holds no product.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
