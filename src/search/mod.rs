@@ -20,7 +20,7 @@ use crate::{
         signals::{self, Ask},
         token::{Recipient, SuggestionToken},
     },
-    text_index::{Filters, Words},
+    text_index::{Filters, Hit, Words},
 };
 
 pub use place::{Personal, Placed};
@@ -132,23 +132,31 @@ impl SearchService {
                 Personal::new(m, signals::signals(m, h, &ask), &bought)
             })
         });
-        // Variants and look-alikes fall away when placed: read deeper until
-        // the results fill up or the index has no more.
-        let mut want = q.limit as usize * limits::HITS_PER_RESULT;
-        let placed = loop {
-            let (text, words, filters) = (live.text().clone(), q.words.clone(), q.filters.clone());
-            let hits = tokio::task::spawn_blocking(move || text.search(&words, &filters, want))
-                .await
-                .map_err(|e| Error::Internal(e.into()))?
-                .map_err(|e| Error::Internal(e.into()))?;
-            let placed =
-                live.read(|m| place::place(m, personal.as_ref(), &hits, q.filters.in_stock, want));
-            let spare = q.limit as usize + limits::SPARE;
-            if placed.len() >= spare || hits.len() < want || want >= limits::MAX_HITS {
-                break placed;
-            }
-            want = (want * 8).min(limits::MAX_HITS);
+        // Placed beyond the limit: the catalogue read may find some gone.
+        let spare = q.limit as usize + limits::SPARE;
+        let place = |hits: &[Hit]| {
+            live.read(|m| place::place(m, personal.as_ref(), hits, q.filters.in_stock, spare))
         };
+        // Products naming every word. Variants and look-alikes fall away
+        // when placed: read deeper until the results fill up or the index
+        // has no more.
+        let mut want = q.limit as usize * limits::HITS_PER_RESULT;
+        let mut hits = self.hits(q, want, true).await?;
+        let mut placed = place(&hits);
+        while placed.len() < spare && hits.len() == want && want < limits::MAX_HITS {
+            want = (want * 8).min(limits::MAX_HITS);
+            hits = self.hits(q, want, true).await?;
+            placed = place(&hits);
+        }
+        // Then those naming some of the words, after them.
+        if placed.len() < spare && q.words.len() > 1 {
+            let want = (q.limit as usize * limits::HITS_PER_RESULT * 8).min(limits::MAX_HITS);
+            let seen: std::collections::HashSet<String> =
+                hits.iter().map(|h| h.product_id.clone()).collect();
+            let some = self.hits(q, want, false).await?;
+            hits.extend(some.into_iter().filter(|h| !seen.contains(&h.product_id)));
+            placed = place(&hits);
+        }
         let results = self.finish(q, subject.as_ref(), placed, now).await?;
         let (customer_id, anonymous_id) = match (&subject, known) {
             (Some(Subject::Customer(c)), true) => (Some(c.clone()), None),
@@ -163,6 +171,17 @@ impl SearchService {
             personalised: history.is_ok(),
             note: history.err().unwrap_or_default().to_owned(),
         })
+    }
+
+    /// The word index's hits for `q`: at most `want`, naming every word or
+    /// any (on a blocking thread: it is CPU work).
+    async fn hits(&self, q: &SearchQuery, want: usize, all_words: bool) -> Result<Vec<Hit>, Error> {
+        let text = self.suggest.live().text().clone();
+        let (words, filters) = (q.words.clone(), q.filters.clone());
+        tokio::task::spawn_blocking(move || text.search(&words, &filters, want, all_words))
+            .await
+            .map_err(|e| Error::Internal(e.into()))?
+            .map_err(|e| Error::Internal(e.into()))
     }
 
     /// The subject named (after the replica caught up with the feed), and

@@ -282,37 +282,27 @@ impl TextIndex {
     }
 
     /// The products `words` name within `filters`, best first, at most
-    /// `limit`. Products naming every word come before those naming only
-    /// some. Blocking (CPU): call off the async runtime.
+    /// `limit`: those naming every word (`all_words`), or any of them.
+    /// Blocking (CPU): call off the async runtime.
     pub fn search(
         &self,
         words: &Words,
         filters: &Filters,
         limit: usize,
+        all_words: bool,
     ) -> Result<Vec<Hit>, IndexError> {
         let searcher = self.reader.searcher();
-        let mut hits: Vec<Hit> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        for all_words in [true, false] {
-            if !all_words && (hits.len() >= limit || words.len() < 2) {
-                break;
-            }
-            let q = query::build(&self.fields, words, filters, all_words);
-            // The second pass finds the first's hits again: room for them.
-            let want = limit + hits.len();
-            let top = searcher.search(&q, &TopDocs::with_limit(want).order_by_score())?;
-            for (score, address) in top {
-                let doc: TantivyDocument = searcher.doc(address)?;
-                let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_str()) else {
-                    continue;
-                };
-                if hits.len() < limit && seen.insert(id.to_owned()) {
-                    hits.push(Hit {
-                        product_id: id.to_owned(),
-                        score,
-                        all_words,
-                    });
-                }
+        let q = query::build(&searcher, &self.fields, words, filters, all_words);
+        let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_str()) {
+                hits.push(Hit {
+                    product_id: id.to_owned(),
+                    score,
+                    all_words,
+                });
             }
         }
         Ok(hits)

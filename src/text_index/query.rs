@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use tantivy::{
-    Term,
+    Searcher, Term,
     query::{
         BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur,
         Query, RangeQuery, TermQuery,
@@ -117,9 +117,22 @@ fn typos(n: usize) -> u8 {
     }
 }
 
+/// Whether the index holds `text` as a term of `field`.
+fn known(searcher: &Searcher, field: tantivy::schema::Field, text: &str) -> bool {
+    searcher
+        .doc_freq(&Term::from_field_text(field, text))
+        .is_ok_and(|n| n > 0)
+}
+
 /// One word's query: the exact stem scores most, a typo or a prefix less;
 /// the best of them counts (dis-max), in the name above brand and category.
-fn word(f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Query> {
+/// A word the catalogue uses as it is written is taken as meant: no typo
+/// or prefix expansions for it (they cost most and would only add noise).
+fn word(searcher: &Searcher, f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Query> {
+    let as_written = [f.name_plain, f.more_plain]
+        .into_iter()
+        .any(|field| known(searcher, field, plain));
+    let (typo, prefix) = (!as_written, prefix && !as_written);
     let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
     for (stemmed, unstemmed, weight) in [(f.name, f.name_plain, 1.0), (f.more, f.more_plain, 0.5)] {
         alternatives.push(Box::new(BoostQuery::new(
@@ -130,7 +143,7 @@ fn word(f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Query> {
             3.0 * weight,
         )));
         let n = plain.chars().count();
-        if typos(n) > 0 {
+        if typo && typos(n) > 0 {
             // As written against words as written, and as stemmed against
             // stems: "bananna" is one typo from the stem "banana" of
             // "Bananas", two from the word.
@@ -165,7 +178,13 @@ fn filter(q: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
 }
 
 /// The query: every word (`all_words`) or any word, within the filters.
-pub(super) fn build(f: &Fields, w: &Words, filters: &Filters, all_words: bool) -> BooleanQuery {
+pub(super) fn build(
+    searcher: &Searcher,
+    f: &Fields,
+    w: &Words,
+    filters: &Filters,
+    all_words: bool,
+) -> BooleanQuery {
     let last = w.words.len().saturating_sub(1);
     let words: Vec<(Occur, Box<dyn Query>)> = w
         .words
@@ -177,7 +196,10 @@ pub(super) fn build(f: &Fields, w: &Words, filters: &Filters, all_words: bool) -
             } else {
                 Occur::Should
             };
-            (occur, word(f, plain, stem, w.last_is_prefix && i == last))
+            (
+                occur,
+                word(searcher, f, plain, stem, w.last_is_prefix && i == last),
+            )
         })
         .collect();
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =

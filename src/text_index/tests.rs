@@ -81,13 +81,19 @@ fn shop() -> TextIndex {
     index
 }
 
+/// Products naming every word, then those naming some (as the search
+/// service asks).
 fn ids(index: &TextIndex, text: &str, filters: &Filters) -> Vec<String> {
-    index
-        .search(&Words::parse(text), filters, 10)
-        .unwrap()
-        .into_iter()
-        .map(|h| h.product_id)
-        .collect()
+    let words = Words::parse(text);
+    let mut out: Vec<String> = Vec::new();
+    for all_words in [true, false] {
+        for h in index.search(&words, filters, 10, all_words).unwrap() {
+            if !out.contains(&h.product_id) {
+                out.push(h.product_id);
+            }
+        }
+    }
+    out
 }
 
 #[test]
