@@ -43,14 +43,13 @@ const WRITER_BUDGET: usize = 50_000_000;
 struct Fields {
     /// Product id: stored (the hit's answer) and a term (updates).
     id: Field,
-    /// The name, stemmed.
+    /// Name, brand and category words, stemmed: what a product must name.
+    all: Field,
+    /// The same unstemmed (typos and prefixes as written).
+    all_plain: Field,
+    /// The name alone, stemmed: a word in the name scores above one in the
+    /// brand or category.
     name: Field,
-    /// The name, unstemmed (typos, prefixes).
-    name_plain: Field,
-    /// Brand and category words, stemmed.
-    more: Field,
-    /// Brand and category words, unstemmed.
-    more_plain: Field,
     /// Every level of the category path, lower case ("apparel",
     /// "apparel > jackets"): the category filter.
     category: Field,
@@ -74,10 +73,9 @@ impl Fields {
         };
         let fields = Fields {
             id: b.add_text_field("id", STRING | STORED),
+            all: b.add_text_field("all", text(STEMMED)),
+            all_plain: b.add_text_field("all_plain", text(PLAIN)),
             name: b.add_text_field("name", text(STEMMED)),
-            name_plain: b.add_text_field("name_plain", text(PLAIN)),
-            more: b.add_text_field("more", text(STEMMED)),
-            more_plain: b.add_text_field("more_plain", text(PLAIN)),
             category: b.add_text_field("category", STRING),
             brand: b.add_text_field("brand", STRING),
             price: b.add_i64_field("price", INDEXED | FAST),
@@ -91,12 +89,11 @@ impl Fields {
 fn document(f: &Fields, row: &CatalogRow) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     doc.add_text(f.id, &row.product_id);
-    doc.add_text(f.name, &row.name);
-    doc.add_text(f.name_plain, &row.name);
     let path = CategoryPath::from_stored(&row.category_path);
-    let more = format!("{} {}", row.brand, path.levels().join(" "));
-    doc.add_text(f.more, &more);
-    doc.add_text(f.more_plain, &more);
+    let all = format!("{} {} {}", row.name, row.brand, path.levels().join(" "));
+    doc.add_text(f.all, &all);
+    doc.add_text(f.all_plain, &all);
+    doc.add_text(f.name, &row.name);
     for depth in 1..=path.levels().len() {
         doc.add_text(f.category, category_key(&path.levels()[..depth]));
     }

@@ -124,52 +124,60 @@ fn known(searcher: &Searcher, field: tantivy::schema::Field, text: &str) -> bool
         .is_ok_and(|n| n > 0)
 }
 
-/// One word's query: the exact stem scores most, a typo or a prefix less;
-/// the best of them counts (dis-max), in the name above brand and category.
-/// A word the catalogue uses as it is written is taken as meant: no typo
-/// or prefix expansions for it (they cost most and would only add noise).
-fn word(searcher: &Searcher, f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Query> {
-    let as_written = [f.name_plain, f.more_plain]
-        .into_iter()
-        .any(|field| known(searcher, field, plain));
-    let (typo, prefix) = (!as_written, prefix && !as_written);
-    let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
-    for (stemmed, unstemmed, weight) in [(f.name, f.name_plain, 1.0), (f.more, f.more_plain, 0.5)] {
-        alternatives.push(Box::new(BoostQuery::new(
-            Box::new(TermQuery::new(
-                Term::from_field_text(stemmed, stem),
-                IndexRecordOption::WithFreqs,
-            )),
-            3.0 * weight,
-        )));
-        let n = plain.chars().count();
-        if typo && typos(n) > 0 {
-            // As written against words as written, and as stemmed against
-            // stems: "bananna" is one typo from the stem "banana" of
-            // "Bananas", two from the word.
-            for (field, text) in [(unstemmed, plain), (stemmed, stem)] {
-                alternatives.push(Box::new(BoostQuery::new(
-                    Box::new(FuzzyTermQuery::new(
-                        Term::from_field_text(field, text),
-                        typos(n),
-                        true,
-                    )),
-                    weight,
-                )));
-            }
-        }
-        if prefix && n >= 2 {
-            alternatives.push(Box::new(BoostQuery::new(
-                Box::new(FuzzyTermQuery::new_prefix(
-                    Term::from_field_text(unstemmed, plain),
-                    0,
-                    true,
-                )),
-                1.5 * weight,
+/// One word's two parts: what a product must hold to name it (the stem in
+/// name, brand or category; for a word the catalogue does not use as
+/// written, also one a typo away, or one it starts while typing), and what
+/// scores a match in the name above one elsewhere. A word the catalogue
+/// uses as written is taken as meant: its part is one term, which keeps
+/// the intersection of the words' postings cheap.
+fn word(
+    searcher: &Searcher,
+    f: &Fields,
+    plain: &str,
+    stem: &str,
+    prefix: bool,
+) -> (Box<dyn Query>, Box<dyn Query>) {
+    let term = |field, text: &str| -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, text),
+            IndexRecordOption::WithFreqs,
+        ))
+    };
+    let in_name = Box::new(BoostQuery::new(term(f.name, stem), 2.0));
+    let as_written = known(searcher, f.all_plain, plain);
+    let n = plain.chars().count();
+    let expand = !as_written && (typos(n) > 0 || (prefix && n >= 2));
+    if !expand {
+        return (term(f.all, stem), in_name);
+    }
+    let mut alternatives: Vec<Box<dyn Query>> =
+        vec![Box::new(BoostQuery::new(term(f.all, stem), 3.0))];
+    if typos(n) > 0 {
+        // As written against words as written, and as stemmed against
+        // stems: "bananna" is one typo from the stem "banana" of
+        // "Bananas", two from the word.
+        for (field, text) in [(f.all_plain, plain), (f.all, stem)] {
+            alternatives.push(Box::new(FuzzyTermQuery::new(
+                Term::from_field_text(field, text),
+                typos(n),
+                true,
             )));
         }
     }
-    Box::new(DisjunctionMaxQuery::with_tie_breaker(alternatives, 0.1))
+    if prefix && n >= 2 {
+        alternatives.push(Box::new(BoostQuery::new(
+            Box::new(FuzzyTermQuery::new_prefix(
+                Term::from_field_text(f.all_plain, plain),
+                0,
+                true,
+            )),
+            1.5,
+        )));
+    }
+    (
+        Box::new(DisjunctionMaxQuery::with_tie_breaker(alternatives, 0.1)),
+        in_name,
+    )
 }
 
 /// A filter that counts nothing towards the score.
@@ -186,24 +194,20 @@ pub(super) fn build(
     all_words: bool,
 ) -> BooleanQuery {
     let last = w.words.len().saturating_sub(1);
-    let words: Vec<(Occur, Box<dyn Query>)> = w
-        .words
-        .iter()
-        .enumerate()
-        .map(|(i, (plain, stem))| {
-            let occur = if all_words {
-                Occur::Must
-            } else {
-                Occur::Should
-            };
-            (
-                occur,
-                word(searcher, f, plain, stem, w.last_is_prefix && i == last),
-            )
-        })
-        .collect();
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-        vec![(Occur::Must, Box::new(BooleanQuery::new(words)))];
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for (i, (plain, stem)) in w.words.iter().enumerate() {
+        let (names, in_name) = word(searcher, f, plain, stem, w.last_is_prefix && i == last);
+        if all_words {
+            clauses.push((Occur::Must, names));
+        } else {
+            any.push((Occur::Should, names));
+        }
+        clauses.push((Occur::Should, in_name));
+    }
+    if !any.is_empty() {
+        clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+    }
     if let Some(c) = &filters.category {
         clauses.push(filter(Box::new(TermQuery::new(
             Term::from_field_text(f.category, &category_key(c)),
