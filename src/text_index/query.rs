@@ -126,7 +126,8 @@ fn known(searcher: &Searcher, field: tantivy::schema::Field, text: &str) -> bool
 
 /// One word's two parts: what a product must hold to name it (the stem in
 /// name, brand or category; for a word the catalogue does not use as
-/// written, also one a typo away, or one it starts while typing), and what
+/// written, also one a typo away; for the last word while typing, also any
+/// it starts), and what
 /// scores a match in the name above one elsewhere. A word the catalogue
 /// uses as written is taken as meant: its part is one term, which keeps
 /// the intersection of the words' postings cheap.
@@ -146,13 +147,17 @@ fn word(
     let in_name = Box::new(BoostQuery::new(term(f.name, stem), 2.0));
     let as_written = known(searcher, f.all_plain, plain);
     let n = plain.chars().count();
-    let expand = !as_written && (typos(n) > 0 || (prefix && n >= 2));
+    // A last word still being typed may be a whole word ("butt") and the
+    // start of the one meant ("butter"): it is read as both.
+    let typo = !as_written && typos(n) > 0;
+    let prefix = prefix && n >= 2;
+    let expand = typo || prefix;
     if !expand {
         return (term(f.all, stem), in_name);
     }
     let mut alternatives: Vec<Box<dyn Query>> =
         vec![Box::new(BoostQuery::new(term(f.all, stem), 3.0))];
-    if typos(n) > 0 {
+    if typo {
         // As written against words as written, and as stemmed against
         // stems: "bananna" is one typo from the stem "banana" of
         // "Bananas", two from the word.
@@ -164,7 +169,7 @@ fn word(
             )));
         }
     }
-    if prefix && n >= 2 {
+    if prefix {
         alternatives.push(Box::new(BoostQuery::new(
             Box::new(FuzzyTermQuery::new_prefix(
                 Term::from_field_text(f.all_plain, plain),

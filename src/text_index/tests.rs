@@ -221,3 +221,26 @@ fn a_typo_in_a_plural_is_matched_against_its_stem() {
     // Two edits from "bananas", one from its stem "banana".
     assert_eq!(ids(&index, "bananna ", &Filters::default()), ["banana"]);
 }
+
+#[test]
+fn a_whole_word_still_being_typed_is_also_a_prefix() {
+    let index = TextIndex::new().unwrap();
+    index.start_load();
+    index
+        .load(&[
+            row("butts", "Pork Butts", "Farm", "Meat > Pork", 899, true),
+            row(
+                "pb",
+                "Peanut Butter",
+                "Farm",
+                "Grocery > Spreads",
+                399,
+                true,
+            ),
+        ])
+        .unwrap();
+    index.finish_load().unwrap();
+    assert_eq!(ids(&index, "peanut butt", &Filters::default())[0], "pb");
+    // Finished with a space, "butt" is the word meant.
+    assert_eq!(ids(&index, "butt ", &Filters::default()), ["butts"]);
+}
