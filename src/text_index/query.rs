@@ -155,28 +155,30 @@ fn word(
     if !expand {
         return (term(f.all, stem), in_name);
     }
-    let mut alternatives: Vec<Box<dyn Query>> =
-        vec![Box::new(BoostQuery::new(term(f.all, stem), 3.0))];
+    // The word as meant scores as it would unexpanded (so an expanded word
+    // weighs no more than a known one); a typo or a completion counts a
+    // constant below a typical match.
+    let mut alternatives: Vec<Box<dyn Query>> = vec![term(f.all, stem)];
     if typo {
         // As written against words as written, and as stemmed against
         // stems: "bananna" is one typo from the stem "banana" of
         // "Bananas", two from the word.
         for (field, text) in [(f.all_plain, plain), (f.all, stem)] {
-            alternatives.push(Box::new(FuzzyTermQuery::new(
-                Term::from_field_text(field, text),
-                typos(n),
-                true,
+            alternatives.push(Box::new(BoostQuery::new(
+                Box::new(FuzzyTermQuery::new(
+                    Term::from_field_text(field, text),
+                    typos(n),
+                    true,
+                )),
+                0.5,
             )));
         }
     }
     if prefix {
-        alternatives.push(Box::new(BoostQuery::new(
-            Box::new(FuzzyTermQuery::new_prefix(
-                Term::from_field_text(f.all_plain, plain),
-                0,
-                true,
-            )),
-            1.5,
+        alternatives.push(Box::new(FuzzyTermQuery::new_prefix(
+            Term::from_field_text(f.all_plain, plain),
+            0,
+            true,
         )));
     }
     (
