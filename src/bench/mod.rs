@@ -110,6 +110,16 @@ pub struct PhaseReport {
     pub codes: BTreeMap<String, u64>,
 }
 
+/// Answers other than OK over `reports`.
+pub fn not_ok<'a>(reports: impl IntoIterator<Item = &'a PhaseReport>) -> u64 {
+    reports
+        .into_iter()
+        .flat_map(|r| r.codes.iter())
+        .filter(|(code, _)| code.as_str() != "Ok")
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// Sorted latencies' percentile, in ms.
 fn percentile(sorted_us: &[u32], p: f64) -> f64 {
     if sorted_us.is_empty() {

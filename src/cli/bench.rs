@@ -199,12 +199,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if let Some(pid) = args.server_pid {
             println!("{}", crate::bench::peak_memory(pid)?);
         }
-        let failed: u64 = reports
-            .iter()
-            .flat_map(|r| r.codes.iter())
-            .filter(|(code, _)| code.as_str() != "Ok")
-            .map(|(_, n)| n)
-            .sum();
+        let failed = crate::bench::not_ok(&reports);
         if args.fail_on_errors && failed > 0 {
             anyhow::bail!("{failed} searches were not answered OK");
         }
@@ -216,12 +211,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if let Some(pid) = args.server_pid {
             println!("{}", crate::bench::peak_memory(pid)?);
         }
-        let failed = [&report.single, &report.saturated]
-            .iter()
-            .flat_map(|r| r.codes.iter())
-            .filter(|(code, _)| code.as_str() != "Ok")
-            .map(|(_, n)| n)
-            .sum::<u64>();
+        let failed = crate::bench::not_ok([&report.single, &report.saturated]);
         if args.fail_on_errors && failed > 0 {
             anyhow::bail!("{failed} first reads were not answered OK");
         }
@@ -240,12 +230,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(pid) = args.server_pid {
         println!("{}", crate::bench::peak_memory(pid)?);
     }
-    let failed: u64 = reports
-        .iter()
-        .flat_map(|r| r.codes.iter())
-        .filter(|(code, _)| code.as_str() != "Ok")
-        .map(|(_, n)| n)
-        .sum();
+    let failed = crate::bench::not_ok(&reports);
     if args.fail_on_errors && failed > 0 {
         anyhow::bail!("{failed} calls were not answered OK");
     }

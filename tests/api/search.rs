@@ -151,6 +151,14 @@ pub fn request(query: &str) -> pb::SearchProductsRequest {
     }
 }
 
+/// [`request`] for Maya, by her email.
+fn for_maya(query: &str) -> pb::SearchProductsRequest {
+    pb::SearchProductsRequest {
+        customer: maya(),
+        ..request(query)
+    }
+}
+
 pub async fn search(app: &TestApp, r: pb::SearchProductsRequest) -> pb::SearchProductsResponse {
     app.context
         .clone()
@@ -257,14 +265,7 @@ async fn results_for_a_customer_come_in_their_size_with_what_they_own_marked(bac
         return;
     };
     shop(&app).await;
-    let r = search(
-        &app,
-        pb::SearchProductsRequest {
-            customer: maya(),
-            ..request("jacket")
-        },
-    )
-    .await;
+    let r = search(&app, for_maya("jacket")).await;
     assert!(r.personalised, "{}", r.note);
     assert_eq!(r.customer_id, "maya");
     let fleece = found(&r, "fleece");
@@ -277,14 +278,7 @@ async fn results_for_a_customer_come_in_their_size_with_what_they_own_marked(bac
     assert!(shell.returned, "she sent the M back");
     assert_eq!(shell.product.as_ref().unwrap().product_id, "shell-L");
     assert!(found(&r, "windbreaker").owned);
-    let parka = search(
-        &app,
-        pb::SearchProductsRequest {
-            customer: maya(),
-            ..request("parka")
-        },
-    )
-    .await;
+    let parka = search(&app, for_maya("parka")).await;
     let parka = &parka.results[0];
     assert_eq!(parka.product.as_ref().unwrap().product_id, "parka-L");
     assert!(!parka.available, "L is sold out");
@@ -316,24 +310,10 @@ async fn with_consent_withdrawn_nothing_is_personal(backend: Backend) {
     };
     shop(&app).await;
     // Remembered first, so the withdrawal must reach this replica's memory.
-    let before = search(
-        &app,
-        pb::SearchProductsRequest {
-            customer: maya(),
-            ..request("jacket")
-        },
-    )
-    .await;
+    let before = search(&app, for_maya("jacket")).await;
     assert!(before.personalised);
     withdraw_personalisation(&app, "maya").await;
-    let r = search(
-        &app,
-        pb::SearchProductsRequest {
-            customer: maya(),
-            ..request("jacket")
-        },
-    )
-    .await;
+    let r = search(&app, for_maya("jacket")).await;
     assert!(!r.personalised);
     assert!(r.note.contains("not agreed"), "{}", r.note);
     assert!(r.results.iter().all(|f| !f.owned && !f.returned));
@@ -394,14 +374,7 @@ async fn feedback_works_on_a_search_result(backend: Backend) {
         return;
     };
     shop(&app).await;
-    let r = search(
-        &app,
-        pb::SearchProductsRequest {
-            customer: maya(),
-            ..request("fleece")
-        },
-    )
-    .await;
+    let r = search(&app, for_maya("fleece")).await;
     let id = r.results[0].suggestion_id.clone();
     let sent = app
         .context
