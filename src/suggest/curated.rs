@@ -274,3 +274,111 @@ pub fn curated_first(
     out.extend(fill);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{CuratedItem, CurationDraft, ProductId, Size, Timestamp},
+        store::{CatalogRow, ModelInputs},
+        suggest::{Blocked, Fit, ModelConfig},
+    };
+
+    fn row(id: &str, group: &str, size: Option<&str>, available: bool) -> CatalogRow {
+        CatalogRow {
+            product_id: id.into(),
+            name: id.into(),
+            group_id: group.into(),
+            category_path: "Apparel > Jackets".into(),
+            price_minor: 5_000,
+            available,
+            brand: String::new(),
+            replenish_days: None,
+            merchandise: None,
+            size: size.map(|s| Size::parse(s, None).expect("a size")),
+        }
+    }
+
+    /// A shell in S and M, a parka in S and M (M sold out), a vest, a
+    /// windbreaker, a hat sold out.
+    fn model() -> Model {
+        let catalog = vec![
+            row("shell-s", "shell", Some("S"), true),
+            row("shell-m", "shell", Some("M"), true),
+            row("parka-s", "parka", Some("S"), true),
+            row("parka-m", "parka", Some("M"), false),
+            row("vest", "vest", None, true),
+            row("windbreaker", "windbreaker", None, true),
+            row("hat", "hat", None, false),
+        ];
+        let inputs = ModelInputs {
+            as_of_seq: 0,
+            catalog,
+            purchases: Vec::new(),
+            views: Vec::new(),
+        };
+        Model::build(&inputs, &ModelConfig::default(), 0)
+    }
+
+    fn curation(items: &[(&str, &str)]) -> Curation {
+        Curation {
+            curation_id: "cur_1".into(),
+            draft: CurationDraft {
+                title: "Layers".into(),
+                stylist: "Ana".into(),
+                note: String::new(),
+                anchor: Anchor::Category(CategoryPath::from_stored("Apparel")),
+                items: items
+                    .iter()
+                    .map(|(p, _)| CuratedItem {
+                        product_id: ProductId::parse(p).expect("an id"),
+                        note: String::new(),
+                    })
+                    .collect(),
+                starts_at: None,
+                ends_at: None,
+            },
+            item_groups: items.iter().map(|(_, g)| (*g).to_owned()).collect(),
+            archived: false,
+            created_at: Timestamp::from_millis(0).expect("a time"),
+            updated_at: Timestamp::from_millis(0).expect("a time"),
+        }
+    }
+
+    #[test]
+    fn a_preview_says_for_each_item_what_the_customer_gets_or_why_not() {
+        let m = model();
+        let mut s = Signals::default();
+        let (domain, _) = m.size_of(m.item("shell-m").unwrap()).unwrap();
+        s.sizes.insert(
+            m.size_domains.get(&domain.key()).unwrap(),
+            m.size_labels.get("M").unwrap(),
+        );
+        let group = |g: &str| m.groups.get(g).unwrap();
+        // The vest bought and sent back; the windbreaker bought and kept.
+        s.filters
+            .bought_groups
+            .extend([group("vest"), group("windbreaker")]);
+        s.filters.returned_groups.insert(group("vest"));
+        let c = curation(&[
+            ("shell-s", "shell"),
+            ("parka-s", "parka"),
+            ("vest", "vest"),
+            ("windbreaker", "windbreaker"),
+            ("hat", "hat"),
+            ("gone", "gone"),
+        ]);
+        let shell_m = m.item("shell-m").unwrap();
+        assert_eq!(
+            preview(&m, &s, &c),
+            [
+                Verdict::Shown(shell_m, Fit::CustomerSize),
+                Verdict::NotInTheirSize,
+                Verdict::Blocked(Blocked::Returned),
+                Verdict::Blocked(Blocked::AlreadyBought),
+                Verdict::Blocked(Blocked::Unavailable),
+                Verdict::Unknown,
+            ]
+        );
+    }
+}
