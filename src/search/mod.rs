@@ -12,13 +12,14 @@ pub mod place;
 mod tests;
 
 use crate::{
-    domain::{CustomerId, CustomerKey, Error, IdentityKind, Timestamp},
+    domain::{CustomerId, CustomerKey, Error, Timestamp},
     reads::ProductView,
     store::{Store, Subject},
     suggest::{
-        FitView, SuggestService,
+        FitView, SuggestService, recipient,
         signals::{self, Ask},
-        token::{Recipient, SuggestionToken},
+        token::SuggestionToken,
+        unknown_subject,
     },
     text_index::{Filters, Hit, Words},
 };
@@ -196,15 +197,7 @@ impl SearchService {
         let ((), subject) =
             tokio::try_join!(live.ensure_current(&self.store), self.store.resolve(key))?;
         let known = subject.is_some();
-        let subject = subject.or_else(|| match key {
-            CustomerKey::Id(c) => Some(Subject::Customer(c.clone())),
-            CustomerKey::Identity(i) if i.kind() == IdentityKind::AnonymousId => {
-                crate::domain::AnonymousId::parse(i.value())
-                    .ok()
-                    .map(Subject::Anonymous)
-            }
-            CustomerKey::Identity(_) => None,
-        });
+        let subject = subject.or_else(|| unknown_subject(key));
         Ok((subject, known))
     }
 
@@ -222,11 +215,7 @@ impl SearchService {
         ids.sort_unstable();
         ids.dedup();
         let (rows, key) = tokio::try_join!(self.suggest.product_rows(&ids), self.store.hash_key())?;
-        let recipient = match subject {
-            Some(Subject::Customer(c)) => Recipient::Customer(c.as_str().to_owned()),
-            Some(Subject::Anonymous(a)) => Recipient::Anonymous(a.as_str().to_owned()),
-            None => Recipient::Unknown,
-        };
+        let recipient = recipient(subject);
         let f = &q.filters;
         let mut out = Vec::with_capacity(q.limit as usize);
         for p in placed {

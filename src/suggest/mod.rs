@@ -45,11 +45,11 @@ pub use rank::{
 };
 pub use reasons::{FitView, ReasonCode, ReasonView, fit_view};
 pub use service::HistoryRows;
-pub(crate) use service::Request;
 pub use service::{
     FeedbackInput, FeedbackKind, StatsOf, SuggestConfig, SuggestOutcome, SuggestQuery,
     SuggestService, SuggestedItem, SuggestionList, VariantReport, limits,
 };
+pub(crate) use service::{Request, recipient, unknown_subject};
 pub use snapshot::{Model, ModelConfig};
 
 /// Sets and maps keyed by the model's own dense indexes (items, styles,

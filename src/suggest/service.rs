@@ -319,15 +319,7 @@ impl SuggestService {
         // feedback on what they are shown (a thumbs down) is tied to the id
         // the caller gave. Only an unknown email, phone or loyalty id leaves
         // nobody to tie it to.
-        let subject = subject.or_else(|| match &query.key {
-            CustomerKey::Id(c) => Some(Subject::Customer(c.clone())),
-            CustomerKey::Identity(i) if i.kind() == IdentityKind::AnonymousId => {
-                crate::domain::AnonymousId::parse(i.value())
-                    .ok()
-                    .map(Subject::Anonymous)
-            }
-            CustomerKey::Identity(_) => None,
-        });
+        let subject = subject.or_else(|| unknown_subject(&query.key));
         let who = match (&subject, &query.key) {
             (Some(Subject::Customer(c)), _) => c.as_str().to_owned(),
             (Some(Subject::Anonymous(a)), _) => a.as_str().to_owned(),
@@ -704,11 +696,7 @@ impl SuggestService {
         {
             bought_on.entry(l.product_id.clone()).or_insert(l.placed_at);
         }
-        let recipient = match subject {
-            Some(Subject::Customer(c)) => Recipient::Customer(c.as_str().to_owned()),
-            Some(Subject::Anonymous(a)) => Recipient::Anonymous(a.as_str().to_owned()),
-            None => Recipient::Unknown,
-        };
+        let recipient = recipient(subject);
         let mut out = Vec::with_capacity(limit);
         for r in &ranked {
             let Some(row) = rows
@@ -985,6 +973,30 @@ fn experiment_of(row: &crate::store::ExperimentRow) -> Result<Experiment, Error>
 }
 
 /// Why the list is not personalised ("" when it is).
+/// The subject an identity nobody has yet still names: a customer or
+/// visitor id is someone feedback on what they are shown can be tied to;
+/// an unknown email, phone or loyalty id is nobody.
+pub(crate) fn unknown_subject(key: &CustomerKey) -> Option<Subject> {
+    match key {
+        CustomerKey::Id(c) => Some(Subject::Customer(c.clone())),
+        CustomerKey::Identity(i) if i.kind() == IdentityKind::AnonymousId => {
+            crate::domain::AnonymousId::parse(i.value())
+                .ok()
+                .map(Subject::Anonymous)
+        }
+        CustomerKey::Identity(_) => None,
+    }
+}
+
+/// Whom a signed suggestion id is for.
+pub(crate) fn recipient(subject: Option<&Subject>) -> Recipient {
+    match subject {
+        Some(Subject::Customer(c)) => Recipient::Customer(c.as_str().to_owned()),
+        Some(Subject::Anonymous(a)) => Recipient::Anonymous(a.as_str().to_owned()),
+        None => Recipient::Unknown,
+    }
+}
+
 fn note(
     history_allowed: bool,
     personal: bool,

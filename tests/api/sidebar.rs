@@ -105,6 +105,18 @@ pub async fn text_of(client: &Client, css: &str) -> String {
         .expect("text")
 }
 
+/// The page's status line once it starts with `prefix` (waiting for it).
+pub async fn status_starting(client: &Client, prefix: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::XPath(&format!(
+            "//p[@id='status' and starts-with(., '{prefix}')]"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("the status never said {prefix:?}: {e}"))
+}
+
 pub async fn wait_for(client: &Client, css: &str) {
     client
         .wait()
@@ -190,13 +202,7 @@ async fn the_sidebar_shows_a_customer_follows_chatwoot_and_records_a_thumbs_down
         .click()
         .await
         .expect("clicked");
-    b.wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::XPath(
-            "//p[@id='status' and starts-with(., 'Removed')]",
-        ))
-        .await
-        .expect("the removal is announced");
+    status_starting(b, "Removed").await;
     let left = b
         .find_all(Locator::Css(&format!(
             r#"#suggestions li[data-product-id="{product}"]"#
@@ -462,13 +468,7 @@ async fn the_sidebars_search_box_finds_a_product_in_her_size() {
         .click()
         .await
         .expect("clicked");
-    b.wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::XPath(
-            "//p[@id='status' and starts-with(., 'Recorded')]",
-        ))
-        .await
-        .expect("the feedback is recorded");
+    status_starting(b, "Recorded").await;
     // What she owns is marked.
     input.clear().await.expect("cleared");
     input.send_keys("windbreaker").await.expect("typed");

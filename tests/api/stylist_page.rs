@@ -8,7 +8,7 @@ use fantoccini::{Client, Locator};
 
 use crate::{
     harness::{Backend, spawn_app},
-    sidebar::{PATIENCE, browser_sized, screenshot, text_of, wait_for},
+    sidebar::{browser_sized, screenshot, status_starting, text_of, wait_for},
 };
 
 /// Types `text` into the field `css` (cleared first).
@@ -129,14 +129,7 @@ async fn a_stylist_curates_by_search_previews_for_a_customer_and_archives() {
     .await;
     b.accept_alert().await.expect("confirmed");
     wait_for(b, r#"body[data-listed="0"]"#).await;
-    let status = b
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::XPath(
-            "//p[@id='status' and starts-with(., 'Archived')]",
-        ))
-        .await
-        .expect("announced");
+    let status = status_starting(b, "Archived").await;
     assert!(status.text().await.expect("text").contains("Trail layers"));
     driver.client.clone().close().await.expect("closed");
 }
