@@ -69,6 +69,25 @@ pub async fn scrape(State(a): State<Adapters>) -> impl IntoResponse {
             );
         }
     }
+    let text = a.live.text();
+    out.gauge(
+        "cc_search_index_products",
+        "Products in this replica's catalogue word index (search).",
+        text.len() as f64,
+    );
+    out.family(
+        "cc_search_index_answers_total",
+        "counter",
+        "Word-index answers since start: remembered (the same words and filters on an unchanged index) or computed.",
+    );
+    let (remembered, computed) = text.answered();
+    for (from, n) in [("remembered", remembered), ("computed", computed)] {
+        out.sample(
+            "cc_search_index_answers_total",
+            &[("from", from)],
+            n as f64,
+        );
+    }
     out.gauge(
         "cc_database_up",
         "1 while the database answers health pings, 0 during an outage.",

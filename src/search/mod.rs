@@ -7,9 +7,14 @@
 //! per replica) → the index's hits → [`place::place`] (pure) → the
 //! catalogue rows → signed results.
 
+mod personal_memo;
 pub mod place;
 #[cfg(test)]
 mod tests;
+
+use std::{collections::HashSet, sync::Arc};
+
+use personal_memo::PersonalMemo;
 
 use crate::{
     domain::{CustomerId, CustomerKey, Error, Timestamp},
@@ -17,7 +22,7 @@ use crate::{
     store::{Store, Subject},
     suggest::{
         FitView, SuggestService, recipient,
-        signals::{self, Ask},
+        signals::{self, Ask, History},
         token::SuggestionToken,
         unknown_subject,
     },
@@ -106,12 +111,18 @@ pub struct SearchOutcome {
 pub struct SearchService {
     store: Store,
     suggest: SuggestService,
+    /// Customers' signals for search, remembered on this replica.
+    personal: Arc<PersonalMemo>,
 }
 
 impl SearchService {
     /// A service over `store`, sizing with `suggest`'s model and memory.
     pub fn new(store: Store, suggest: SuggestService) -> Self {
-        Self { store, suggest }
+        Self {
+            store,
+            suggest,
+            personal: Arc::default(),
+        }
     }
 
     /// Answers SearchProducts.
@@ -122,21 +133,14 @@ impl SearchService {
         let (subject, known) = self.subject(q.customer.as_ref()).await?;
         let history = self.suggest.personal_history(subject.as_ref(), now).await?;
         live.text().wait_ready().await;
-        let personal = history.as_ref().ok().map(|h| {
-            live.read(|m| {
-                let ask = Ask {
-                    personal: true,
-                    now,
-                    ..Ask::default()
-                };
-                let bought: Vec<&str> = h.bought_groups.keys().map(String::as_str).collect();
-                Personal::new(m, signals::signals(m, h, &ask), &bought)
-            })
-        });
+        let personal = history
+            .as_ref()
+            .ok()
+            .map(|h| self.personal(subject.as_ref(), h, now));
         // Placed beyond the limit: the catalogue read may find some gone.
         let spare = q.limit as usize + limits::SPARE;
         let place = |hits: &[Hit]| {
-            live.read(|m| place::place(m, personal.as_ref(), hits, q.filters.in_stock, spare))
+            live.read(|m| place::place(m, personal.as_deref(), hits, q.filters.in_stock, spare))
         };
         // Products naming every word. Variants and look-alikes fall away
         // when placed: read deeper until the results fill up or the index
@@ -152,11 +156,15 @@ impl SearchService {
         // Then those naming some of the words, after them.
         if placed.len() < spare && q.words.len() > 1 {
             let want = (q.limit as usize * limits::HITS_PER_RESULT * 8).min(limits::MAX_HITS);
-            let seen: std::collections::HashSet<String> =
-                hits.iter().map(|h| h.product_id.clone()).collect();
             let some = self.hits(q, want, false).await?;
-            hits.extend(some.into_iter().filter(|h| !seen.contains(&h.product_id)));
-            placed = place(&hits);
+            let seen: HashSet<&str> = hits.iter().map(|h| h.product_id.as_str()).collect();
+            let mut both = hits.to_vec();
+            both.extend(
+                some.iter()
+                    .filter(|h| !seen.contains(h.product_id.as_str()))
+                    .cloned(),
+            );
+            placed = place(&both);
         }
         let results = self.finish(q, subject.as_ref(), placed, now).await?;
         let (customer_id, anonymous_id) = match (&subject, known) {
@@ -176,13 +184,42 @@ impl SearchService {
 
     /// The word index's hits for `q`: at most `want`, naming every word or
     /// any (on a blocking thread: it is CPU work).
-    async fn hits(&self, q: &SearchQuery, want: usize, all_words: bool) -> Result<Vec<Hit>, Error> {
+    async fn hits(
+        &self,
+        q: &SearchQuery,
+        want: usize,
+        all_words: bool,
+    ) -> Result<Arc<Vec<Hit>>, Error> {
         let text = self.suggest.live().text().clone();
         let (words, filters) = (q.words.clone(), q.filters.clone());
         tokio::task::spawn_blocking(move || text.search(&words, &filters, want, all_words))
             .await
             .map_err(|e| Error::Internal(e.into()))?
             .map_err(|e| Error::Internal(e.into()))
+    }
+
+    /// What the customer's own data adds to their searches: remembered
+    /// per customer while their history and the model are unchanged.
+    fn personal(&self, subject: Option<&Subject>, history: &Arc<History>, now: Timestamp) -> Arc<Personal> {
+        let live = self.suggest.live();
+        let make = || {
+            live.read(|m| {
+                let ask = Ask {
+                    personal: true,
+                    now,
+                    ..Ask::default()
+                };
+                let bought: Vec<&str> = history.bought_groups.keys().map(String::as_str).collect();
+                Personal::new(m, signals::signals(m, history, &ask), &bought)
+            })
+        };
+        match subject {
+            Some(Subject::Customer(c)) => {
+                self.personal
+                    .get_or(c.as_str(), history, live.generation(), now, make)
+            }
+            _ => Arc::new(make()),
+        }
     }
 
     /// The subject named (after the replica caught up with the feed), and

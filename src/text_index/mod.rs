@@ -8,12 +8,13 @@
 //! in stock). Who asks, and what they own or wear, is the search service's
 //! business (`crate::search`), not the index's.
 
+mod answers;
 mod query;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, atomic::Ordering};
 
 use tantivy::{
     Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
@@ -24,6 +25,7 @@ use tantivy::{
     },
 };
 
+use answers::{Answers, Question};
 pub use query::{Filters, MAX_WORDS, Words};
 
 use crate::{domain::CategoryPath, store::CatalogRow};
@@ -149,6 +151,8 @@ pub struct TextIndex {
     ready: tokio::sync::watch::Sender<bool>,
     /// Products held, for metrics and logs.
     docs: std::sync::atomic::AtomicU64,
+    /// Answers remembered for the index as it is.
+    answers: Answers,
 }
 
 impl std::fmt::Debug for TextIndex {
@@ -179,12 +183,13 @@ impl TextIndex {
             building: Mutex::default(),
             ready: tokio::sync::watch::channel(false).0,
             docs: Default::default(),
+            answers: Answers::default(),
         })
     }
 
     /// Products held.
     pub fn len(&self) -> u64 {
-        self.docs.load(std::sync::atomic::Ordering::Relaxed)
+        self.docs.load(Ordering::Relaxed)
     }
 
     /// Bytes the index's segments take in memory (0 when unknown).
@@ -274,12 +279,22 @@ impl TextIndex {
             .commit()?;
         self.reader.reload()?;
         let n = self.reader.searcher().num_docs();
-        self.docs.store(n, std::sync::atomic::Ordering::Relaxed);
+        self.docs.store(n, Ordering::Relaxed);
         Ok(())
     }
 
+    /// Searches answered from remembered answers, and computed by the
+    /// index, since start.
+    pub fn answered(&self) -> (u64, u64) {
+        (
+            self.answers.remembered.load(Ordering::Relaxed),
+            self.answers.computed.load(Ordering::Relaxed),
+        )
+    }
+
     /// The products `words` name within `filters`, best first, at most
-    /// `limit`: those naming every word (`all_words`), or any of them.
+    /// `limit`: those naming every word (`all_words`), or any of them. The
+    /// same question on the same index state is answered from memory.
     /// Blocking (CPU): call off the async runtime.
     pub fn search(
         &self,
@@ -287,8 +302,18 @@ impl TextIndex {
         filters: &Filters,
         limit: usize,
         all_words: bool,
-    ) -> Result<Vec<Hit>, IndexError> {
+    ) -> Result<Arc<Vec<Hit>>, IndexError> {
         let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
+        let question = Question {
+            words: words.clone(),
+            filters: filters.clone(),
+            limit,
+            all_words,
+        };
+        if let Some(hits) = self.answers.get(generation, &question) {
+            return Ok(hits);
+        }
         let q = query::build(&searcher, &self.fields, words, filters, all_words);
         let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score())?;
         let mut hits = Vec::with_capacity(top.len());
@@ -302,6 +327,8 @@ impl TextIndex {
                 });
             }
         }
+        let hits = Arc::new(hits);
+        self.answers.put(generation, question, hits.clone());
         Ok(hits)
     }
 }

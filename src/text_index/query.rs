@@ -22,7 +22,7 @@ pub const MAX_WORDS: usize = 12;
 
 /// A typed query: its words, and whether the last may be a prefix (the
 /// agent is still typing it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Words {
     /// (as written, lower case and folded; its stem), in order.
     words: Vec<(String, String)>,
@@ -92,7 +92,7 @@ fn tokens(mut a: TextAnalyzer, text: &str) -> Vec<String> {
 }
 
 /// What results must satisfy besides the words.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
     /// Under this category path (any depth, case-insensitive).
     pub category: Option<Vec<String>>,

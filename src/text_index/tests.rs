@@ -87,9 +87,9 @@ fn ids(index: &TextIndex, text: &str, filters: &Filters) -> Vec<String> {
     let words = Words::parse(text);
     let mut out: Vec<String> = Vec::new();
     for all_words in [true, false] {
-        for h in index.search(&words, filters, 10, all_words).unwrap() {
+        for h in index.search(&words, filters, 10, all_words).unwrap().iter() {
             if !out.contains(&h.product_id) {
-                out.push(h.product_id);
+                out.push(h.product_id.clone());
             }
         }
     }
@@ -243,4 +243,32 @@ fn a_whole_word_still_being_typed_is_also_a_prefix() {
     assert_eq!(ids(&index, "peanut butt", &Filters::default())[0], "pb");
     // Finished with a space, "butt" is the word meant.
     assert_eq!(ids(&index, "butt ", &Filters::default()), ["butts"]);
+}
+
+#[test]
+fn a_repeated_search_is_answered_from_memory_until_the_index_changes() {
+    let index = shop();
+    let in_stock = Filters {
+        in_stock: true,
+        ..Filters::default()
+    };
+    let first = ids(&index, "organic tee", &in_stock);
+    assert_eq!(index.answered(), (0, 2));
+    assert_eq!(ids(&index, "organic tee", &in_stock), first);
+    assert_eq!(index.answered(), (2, 2));
+    // The tee sells out: the same question is computed afresh.
+    assert!(first.contains(&"tee".to_owned()));
+    index
+        .upsert(&[row(
+            "tee",
+            "Organic Cotton Tee",
+            "Basics",
+            "Apparel > Tops",
+            2_500,
+            false,
+        )])
+        .unwrap();
+    let after = ids(&index, "organic tee", &in_stock);
+    assert!(!after.contains(&"tee".to_owned()), "{after:?}");
+    assert_eq!(index.answered(), (2, 4));
 }

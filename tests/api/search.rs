@@ -289,6 +289,17 @@ async fn results_for_a_customer_come_in_their_size_with_what_they_own_marked(bac
         reads.get("SearchProducts").is_some_and(|n| *n > 0),
         "{reads:?}"
     );
+    // She buys the fleece (through another replica): the same search,
+    // asked again at once, marks it owned.
+    let (mut ingest, _) = app.replica().await;
+    ingest
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![order("o-maya-3", "maya", DAY, vec![line("fleece-L", 1, 8000)])],
+        })
+        .await
+        .expect("an order");
+    let again = search(&app, for_maya("jacket")).await;
+    assert!(found(&again, "fleece").owned, "{:?}", styles(&again));
 }
 
 async fn with_consent_withdrawn_nothing_is_personal(backend: Backend) {
