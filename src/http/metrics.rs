@@ -82,11 +82,7 @@ pub async fn scrape(State(a): State<Adapters>) -> impl IntoResponse {
     );
     let (remembered, computed) = text.answered();
     for (from, n) in [("remembered", remembered), ("computed", computed)] {
-        out.sample(
-            "cc_search_index_answers_total",
-            &[("from", from)],
-            n as f64,
-        );
+        out.sample("cc_search_index_answers_total", &[("from", from)], n as f64);
     }
     out.gauge(
         "cc_database_up",

@@ -191,6 +191,9 @@ impl SearchService {
         all_words: bool,
     ) -> Result<Arc<Vec<Hit>>, Error> {
         let text = self.suggest.live().text().clone();
+        if let Some(hits) = text.remembered(&q.words, &q.filters, want, all_words) {
+            return Ok(hits);
+        }
         let (words, filters) = (q.words.clone(), q.filters.clone());
         tokio::task::spawn_blocking(move || text.search(&words, &filters, want, all_words))
             .await
@@ -200,7 +203,12 @@ impl SearchService {
 
     /// What the customer's own data adds to their searches: remembered
     /// per customer while their history and the model are unchanged.
-    fn personal(&self, subject: Option<&Subject>, history: &Arc<History>, now: Timestamp) -> Arc<Personal> {
+    fn personal(
+        &self,
+        subject: Option<&Subject>,
+        history: &Arc<History>,
+        now: Timestamp,
+    ) -> Arc<Personal> {
         let live = self.suggest.live();
         let make = || {
             live.read(|m| {
@@ -224,15 +232,26 @@ impl SearchService {
 
     /// The subject named (after the replica caught up with the feed), and
     /// whether we know them; an unknown customer or visitor id is still
-    /// someone feedback can be tied to.
+    /// someone feedback can be tied to. A customer id this replica found
+    /// before, unchanged since, needs no lookup.
     async fn subject(&self, key: Option<&CustomerKey>) -> Result<(Option<Subject>, bool), Error> {
         let live = self.suggest.live();
         let Some(key) = key else {
             live.ensure_current(&self.store).await?;
             return Ok((None, false));
         };
+        if let CustomerKey::Id(c) = key {
+            live.ensure_current(&self.store).await?;
+            if live.memo().known(c.as_str()) {
+                return Ok((Some(Subject::Customer(c.clone())), true));
+            }
+        }
+        let since = live.applied();
         let ((), subject) =
             tokio::try_join!(live.ensure_current(&self.store), self.store.resolve(key))?;
+        if let (CustomerKey::Id(c), Some(_)) = (key, &subject) {
+            live.memo().put_known(c.as_str(), since);
+        }
         let known = subject.is_some();
         let subject = subject.or_else(|| unknown_subject(key));
         Ok((subject, known))

@@ -188,7 +188,7 @@ impl Store {
                         .acquire_timeout(options.acquire_timeout)
                         .after_connect(|conn, _| {
                             Box::pin(async move {
-                                conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -32768;")
+                                conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 0; PRAGMA cache_size = -32768;")
                                     .await?;
                                 Ok(())
                             })

@@ -102,6 +102,8 @@ pub struct Customer {
     pub history: Option<Arc<History>>,
     /// Lists ranked for them: (request key, model generation, list).
     pub lists: Vec<(String, u64, List)>,
+    /// Their customer id was found in the store (an entry names it).
+    pub known: bool,
 }
 
 /// One replica's memory.
@@ -138,6 +140,23 @@ impl Memo {
         if kept.is_none() {
             let entry = Customer {
                 consents: Some(consents),
+                ..Customer::default()
+            };
+            self.customers.put(customer, entry, since);
+        }
+    }
+
+    /// Whether `customer` was found in the store since its last change.
+    pub fn known(&self, customer: &str) -> bool {
+        self.customers.with(customer, |c| c.known).unwrap_or(false)
+    }
+
+    /// Remembers that `customer` was found by a read from feed position
+    /// `since`.
+    pub fn put_known(&self, customer: &str, since: i64) {
+        if self.customers.with(customer, |c| c.known = true).is_none() {
+            let entry = Customer {
+                known: true,
                 ..Customer::default()
             };
             self.customers.put(customer, entry, since);

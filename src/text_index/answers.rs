@@ -51,19 +51,20 @@ pub struct Answers {
 }
 
 impl Answers {
-    /// The answer to `q` on index generation `generation`, when remembered.
-    pub fn get(&self, generation: u64, q: &Question) -> Option<Arc<Vec<Hit>>> {
+    /// The answer to `q` on index generation `generation`, when
+    /// remembered; `count` says whether to count a miss as computed (a
+    /// look that falls back to computing counts once).
+    pub fn get(&self, generation: u64, q: &Question, count: bool) -> Option<Arc<Vec<Hit>>> {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let found = (held.generation == generation)
             .then(|| held.answers.get(q).cloned())
             .flatten();
         drop(held);
-        let counter = if found.is_some() {
-            &self.remembered
-        } else {
-            &self.computed
+        match (&found, count) {
+            (Some(_), _) => self.remembered.fetch_add(1, Ordering::Relaxed),
+            (None, true) => self.computed.fetch_add(1, Ordering::Relaxed),
+            (None, false) => 0,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 

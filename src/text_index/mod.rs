@@ -116,6 +116,15 @@ fn category_key(levels: &[String]) -> String {
         .join(CategoryPath::SEPARATOR)
 }
 
+fn question(words: &Words, filters: &Filters, limit: usize, all_words: bool) -> Question {
+    Question {
+        words: words.clone(),
+        filters: filters.clone(),
+        limit,
+        all_words,
+    }
+}
+
 /// A product the words name, with how well (comparable within one search).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -292,6 +301,23 @@ impl TextIndex {
         )
     }
 
+    /// [`TextIndex::search`]'s answer when remembered for the index as it
+    /// is now (cheap: callable on the async runtime).
+    pub fn remembered(
+        &self,
+        words: &Words,
+        filters: &Filters,
+        limit: usize,
+        all_words: bool,
+    ) -> Option<Arc<Vec<Hit>>> {
+        let generation = self.reader.searcher().generation().generation_id();
+        self.answers.get(
+            generation,
+            &question(words, filters, limit, all_words),
+            false,
+        )
+    }
+
     /// The products `words` name within `filters`, best first, at most
     /// `limit`: those naming every word (`all_words`), or any of them. The
     /// same question on the same index state is answered from memory.
@@ -305,13 +331,8 @@ impl TextIndex {
     ) -> Result<Arc<Vec<Hit>>, IndexError> {
         let searcher = self.reader.searcher();
         let generation = searcher.generation().generation_id();
-        let question = Question {
-            words: words.clone(),
-            filters: filters.clone(),
-            limit,
-            all_words,
-        };
-        if let Some(hits) = self.answers.get(generation, &question) {
+        let question = question(words, filters, limit, all_words);
+        if let Some(hits) = self.answers.get(generation, &question, true) {
             return Ok(hits);
         }
         let q = query::build(&searcher, &self.fields, words, filters, all_words);

@@ -17,6 +17,7 @@ on_both_backends!(
     results_for_a_customer_come_in_their_size_with_what_they_own_marked,
     with_consent_withdrawn_nothing_is_personal,
     a_change_through_another_replica_shows_on_the_next_search,
+    a_customer_id_is_known_until_erased,
     feedback_works_on_a_search_result,
     bad_searches_are_field_violations,
 );
@@ -294,7 +295,12 @@ async fn results_for_a_customer_come_in_their_size_with_what_they_own_marked(bac
     let (mut ingest, _) = app.replica().await;
     ingest
         .record_orders(pb::RecordOrdersRequest {
-            orders: vec![order("o-maya-3", "maya", DAY, vec![line("fleece-L", 1, 8000)])],
+            orders: vec![order(
+                "o-maya-3",
+                "maya",
+                DAY,
+                vec![line("fleece-L", 1, 8000)],
+            )],
         })
         .await
         .expect("an order");
@@ -365,6 +371,30 @@ async fn a_change_through_another_replica_shows_on_the_next_search(backend: Back
         ..request("merino")
     };
     assert!(search(&app, in_stock).await.results.is_empty());
+}
+
+async fn a_customer_id_is_known_until_erased(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    shop(&app).await;
+    let by_id = |id: &str| pb::SearchProductsRequest {
+        customer: Some(pb::CustomerRef {
+            identity: Some(Identity::CustomerId(id.into())),
+        }),
+        ..request("jacket")
+    };
+    assert_eq!(search(&app, by_id("nobody")).await.customer_id, "");
+    // Found once, then remembered by this replica.
+    for _ in 0..2 {
+        let r = search(&app, by_id("maya")).await;
+        assert_eq!(r.customer_id, "maya");
+        assert!(r.personalised && found(&r, "windbreaker").owned);
+    }
+    erase(&app, Identity::CustomerId("maya".into())).await;
+    let r = search(&app, by_id("maya")).await;
+    assert_eq!(r.customer_id, "", "erased: nobody we know");
+    assert!(r.results.iter().all(|f| !f.owned && !f.returned));
 }
 
 async fn feedback_works_on_a_search_result(backend: Backend) {
