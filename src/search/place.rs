@@ -83,9 +83,9 @@ pub fn place(
     limit: usize,
 ) -> Vec<Placed> {
     let catalog = &model.catalog;
-    let mut styles = IxSet::default();
-    let mut alikes = IxSet::default();
-    let mut kept: Vec<(bool, f32, ItemIx)> = Vec::new();
+    let sized_for = |n: usize| IxSet::with_capacity_and_hasher(n, Default::default());
+    let (mut styles, mut alikes) = (sized_for(hits.len()), sized_for(hits.len()));
+    let mut kept: Vec<(bool, f32, ItemIx)> = Vec::with_capacity(hits.len());
     for h in hits {
         let Some(item) = model.item(&h.product_id) else {
             continue;
