@@ -104,7 +104,7 @@ async fn first_reads(
                     break;
                 };
                 let at = Instant::now();
-                let code = call_once(channel.clone(), Call::Context, who, "", &key).await;
+                let code = call_once(channel.clone(), Call::Context, who, "", None, &key).await;
                 *codes.entry(format!("{code:?}")).or_insert(0) += 1;
                 if code == Code::Ok {
                     latencies.push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);

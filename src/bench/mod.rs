@@ -61,6 +61,22 @@ pub struct BenchConfig {
     /// What SearchProducts phases search for, round-robin (see
     /// [`queries_from_names`]).
     pub queries: Vec<String>,
+    /// Every search a question not asked before, so the server's word
+    /// index computes each answer (a remembered answer never serves): a
+    /// price ceiling in this currency above any price, different per call.
+    pub uncached_currency: Option<String>,
+}
+
+/// The price ceiling of an uncached search: above any price a product may
+/// have (10^11 minor units), different for every call number `i`.
+fn fresh_ceiling(currency: &str, i: usize) -> Option<pb::ProductFilter> {
+    Some(pb::ProductFilter {
+        max_price: Some(pb::Money {
+            currency_code: currency.to_owned(),
+            amount_minor: 100_000_000_000 + i as i64,
+        }),
+        ..Default::default()
+    })
 }
 
 /// The calls a phase makes.
@@ -178,6 +194,7 @@ async fn call_once(
     call: Call,
     who: &str,
     query: &str,
+    filter: Option<pb::ProductFilter>,
     key: &Option<String>,
 ) -> Code {
     let context = |mask: &[&str]| pb::GetCustomerContextRequest {
@@ -226,7 +243,7 @@ async fn call_once(
                         None
                     },
                     limit: 10,
-                    ..Default::default()
+                    filter,
                 },
                 key,
             ))
@@ -270,6 +287,7 @@ async fn phase_at(
         let who = who.clone();
         let queries = queries.clone();
         let key = config.api_key.clone();
+        let uncached = config.uncached_currency.clone();
         tasks.spawn(async move {
             let mut latencies: Vec<u32> = Vec::new();
             let mut codes: BTreeMap<String, u64> = BTreeMap::new();
@@ -283,8 +301,10 @@ async fn phase_at(
                 let query = queries
                     .get(i % queries.len().max(1))
                     .map_or("", String::as_str);
+                // Unique per call: tasks start at distinct n < 7919.
+                let filter = uncached.as_deref().and_then(|c| fresh_ceiling(c, i));
                 i += 7919;
-                let code = call_once(channel.clone(), call, id, query, &key).await;
+                let code = call_once(channel.clone(), call, id, query, filter, &key).await;
                 if at >= measure_from {
                     *codes.entry(format!("{code:?}")).or_insert(0) += 1;
                     if code == Code::Ok {

@@ -98,6 +98,12 @@ pub struct BenchArgs {
     /// queries made from 1,000 product names of the database.
     #[arg(long)]
     pub search: bool,
+    /// With `--search`: make every search a question the server has not
+    /// answered before (a price ceiling above any price, different per
+    /// call), so each answer is computed by the word index: the cost when
+    /// no remembered answer serves.
+    #[arg(long, requires = "search")]
+    pub uncached: bool,
     /// The server's process id (same machine): its peak resident memory
     /// (VmHWM) is printed after the run.
     #[arg(long)]
@@ -131,6 +137,24 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let uncached_currency = if args.uncached {
+        let ids = store
+            .bench_products(1)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading a product id: {e:?}"))?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let rows = store
+            .products(&ids)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading a product: {e:?}"))?;
+        let row = rows
+            .into_values()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the database has no products to search"))?;
+        Some(row.currency)
+    } else {
+        None
+    };
     store.close().await;
     let hot = args
         .hot
@@ -152,6 +176,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         random: if random.is_empty() { vec![] } else { random },
         by_history: Vec::new(),
         queries,
+        uncached_currency,
     };
     if args.history {
         config.by_history = crate::bench::prepare_histories(&config, &products).await?;
