@@ -46,12 +46,11 @@ struct Fields {
     /// Product id: stored (the hit's answer) and a term (updates).
     id: Field,
     /// Name, brand and category words, stemmed: what a product must name.
+    /// The name is written twice, so a word in the name counts twice the
+    /// term frequency of one only in the brand or category.
     all: Field,
     /// The same unstemmed (typos and prefixes as written).
     all_plain: Field,
-    /// The name alone, stemmed: a word in the name scores above one in the
-    /// brand or category.
-    name: Field,
     /// Every level of the category path, lower case ("apparel",
     /// "apparel > jackets"): the category filter.
     category: Field,
@@ -77,7 +76,6 @@ impl Fields {
             id: b.add_text_field("id", STRING | STORED),
             all: b.add_text_field("all", text(STEMMED)),
             all_plain: b.add_text_field("all_plain", text(PLAIN)),
-            name: b.add_text_field("name", text(STEMMED)),
             category: b.add_text_field("category", STRING),
             brand: b.add_text_field("brand", STRING),
             price: b.add_i64_field("price", INDEXED | FAST),
@@ -93,9 +91,8 @@ fn document(f: &Fields, row: &CatalogRow) -> TantivyDocument {
     doc.add_text(f.id, &row.product_id);
     let path = CategoryPath::from_stored(&row.category_path);
     let all = format!("{} {} {}", row.name, row.brand, path.levels().join(" "));
-    doc.add_text(f.all, &all);
+    doc.add_text(f.all, format!("{} {all}", row.name));
     doc.add_text(f.all_plain, &all);
-    doc.add_text(f.name, &row.name);
     for depth in 1..=path.levels().len() {
         doc.add_text(f.category, category_key(&path.levels()[..depth]));
     }

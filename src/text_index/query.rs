@@ -124,36 +124,27 @@ fn known(searcher: &Searcher, field: tantivy::schema::Field, text: &str) -> bool
         .is_ok_and(|n| n > 0)
 }
 
-/// One word's two parts: what a product must hold to name it (the stem in
-/// name, brand or category; for a word the catalogue does not use as
-/// written, also one a typo away; for the last word while typing, also any
-/// it starts), and what
-/// scores a match in the name above one elsewhere. A word the catalogue
-/// uses as written is taken as meant: its part is one term, which keeps
-/// the intersection of the words' postings cheap.
-fn word(
-    searcher: &Searcher,
-    f: &Fields,
-    plain: &str,
-    stem: &str,
-    prefix: bool,
-) -> (Box<dyn Query>, Box<dyn Query>) {
+/// What a product must hold to name one word: its stem in name, brand or
+/// category (a word in the name scores higher: the name is indexed
+/// twice); for a word the catalogue does not use as written, also one a
+/// typo away; for the last word while typing, also any it starts. A word
+/// the catalogue uses as written is taken as meant: one term, so the
+/// query stays an intersection of single postings.
+fn word(searcher: &Searcher, f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Query> {
     let term = |field, text: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(
             Term::from_field_text(field, text),
             IndexRecordOption::WithFreqs,
         ))
     };
-    let in_name = Box::new(BoostQuery::new(term(f.name, stem), 2.0));
     let as_written = known(searcher, f.all_plain, plain);
     let n = plain.chars().count();
     // A last word still being typed may be a whole word ("butt") and the
     // start of the one meant ("butter"): it is read as both.
     let typo = !as_written && typos(n) > 0;
     let prefix = prefix && n >= 2;
-    let expand = typo || prefix;
-    if !expand {
-        return (term(f.all, stem), in_name);
+    if !typo && !prefix {
+        return term(f.all, stem);
     }
     // The word as meant scores as it would unexpanded (so an expanded word
     // weighs no more than a known one); a typo or a completion counts a
@@ -181,10 +172,7 @@ fn word(
             true,
         )));
     }
-    (
-        Box::new(DisjunctionMaxQuery::with_tie_breaker(alternatives, 0.1)),
-        in_name,
-    )
+    Box::new(DisjunctionMaxQuery::with_tie_breaker(alternatives, 0.1))
 }
 
 /// A filter that counts nothing towards the score.
@@ -204,13 +192,12 @@ pub(super) fn build(
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for (i, (plain, stem)) in w.words.iter().enumerate() {
-        let (names, in_name) = word(searcher, f, plain, stem, w.last_is_prefix && i == last);
+        let names = word(searcher, f, plain, stem, w.last_is_prefix && i == last);
         if all_words {
             clauses.push((Occur::Must, names));
         } else {
             any.push((Occur::Should, names));
         }
-        clauses.push((Occur::Should, in_name));
     }
     if !any.is_empty() {
         clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
