@@ -39,6 +39,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Least time a one-shot command waits for a database connection.
+const ONE_SHOT_ACQUIRE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where the data lives.
 #[derive(Debug, Args, Clone)]
 pub struct DatabaseArgs {
@@ -52,7 +55,8 @@ pub struct DatabaseArgs {
     pub max_connections: u32,
     /// How long a call waits for a database connection, in ms: a busy pool
     /// answers RESOURCE_EXHAUSTED after it, an unreachable database
-    /// UNAVAILABLE.
+    /// UNAVAILABLE. One-shot commands (import, generate, rebuild-model, …)
+    /// wait at least 10 s: they have no caller to answer quickly.
     #[arg(long, default_value_t = 250, env = "DATABASE_ACQUIRE_TIMEOUT_MS")]
     pub acquire_timeout_ms: u64,
 }
@@ -72,8 +76,13 @@ impl DatabaseArgs {
         }
     }
 
+    /// The store for a one-shot command, migrated: it waits for its own
+    /// connections (a long model build holds one while it writes) rather
+    /// than giving up as a serving call does.
     async fn open(&self) -> anyhow::Result<Store> {
-        let store = Store::connect(&self.url(), &self.options()).await?;
+        let mut options = self.options();
+        options.acquire_timeout = options.acquire_timeout.max(ONE_SHOT_ACQUIRE);
+        let store = Store::connect(&self.url(), &options).await?;
         store.migrate().await?;
         Ok(store)
     }
