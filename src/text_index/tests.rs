@@ -22,6 +22,18 @@ fn row(
     }
 }
 
+/// The shop's tee at another price or stock.
+fn tee(price: i64, available: bool) -> CatalogRow {
+    row(
+        "tee",
+        "Organic Cotton Tee",
+        "Basics",
+        "Apparel > Tops",
+        price,
+        available,
+    )
+}
+
 fn shop() -> TextIndex {
     let index = TextIndex::new().unwrap();
     index.start_load();
@@ -168,26 +180,8 @@ fn an_upsert_replaces_the_product_and_a_load_never_overwrites_a_newer_row() {
     assert_eq!(index.len(), 6);
     // The feed upserts a product while a load reads an older row of it.
     index.start_load();
-    index
-        .upsert(&[row(
-            "tee",
-            "Organic Cotton Tee",
-            "Basics",
-            "Apparel > Tops",
-            2_500,
-            false,
-        )])
-        .unwrap();
-    index
-        .load(&[row(
-            "tee",
-            "Organic Cotton Tee",
-            "Basics",
-            "Apparel > Tops",
-            1_900,
-            true,
-        )])
-        .unwrap();
+    index.upsert(&[tee(2_500, false)]).unwrap();
+    index.load(&[tee(1_900, true)]).unwrap();
     index.finish_load().unwrap();
     assert!(ids(&index, "tee ", &in_stock).is_empty());
     assert_eq!(index.len(), 6);
@@ -258,16 +252,7 @@ fn a_repeated_search_is_answered_from_memory_until_the_index_changes() {
     assert_eq!(index.answered(), (2, 2));
     // The tee sells out: the same question is computed afresh.
     assert!(first.contains(&"tee".to_owned()));
-    index
-        .upsert(&[row(
-            "tee",
-            "Organic Cotton Tee",
-            "Basics",
-            "Apparel > Tops",
-            2_500,
-            false,
-        )])
-        .unwrap();
+    index.upsert(&[tee(2_500, false)]).unwrap();
     let after = ids(&index, "organic tee", &in_stock);
     assert!(!after.contains(&"tee".to_owned()), "{after:?}");
     assert_eq!(index.answered(), (2, 4));
