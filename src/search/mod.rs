@@ -240,18 +240,25 @@ impl SearchService {
             live.ensure_current(&self.store).await?;
             return Ok((None, false));
         };
-        if let CustomerKey::Id(c) = key {
-            live.ensure_current(&self.store).await?;
-            if live.memo().known(c.as_str()) {
-                return Ok((Some(Subject::Customer(c.clone())), true));
+        let subject = match key {
+            CustomerKey::Id(c) => {
+                live.ensure_current(&self.store).await?;
+                if live.memo().known(c.as_str()) {
+                    return Ok((Some(Subject::Customer(c.clone())), true));
+                }
+                let since = live.applied();
+                let subject = self.store.resolve(key).await?;
+                if subject.is_some() {
+                    live.memo().put_known(c.as_str(), since);
+                }
+                subject
             }
-        }
-        let since = live.applied();
-        let ((), subject) =
-            tokio::try_join!(live.ensure_current(&self.store), self.store.resolve(key))?;
-        if let (CustomerKey::Id(c), Some(_)) = (key, &subject) {
-            live.memo().put_known(c.as_str(), since);
-        }
+            _ => {
+                let ((), subject) =
+                    tokio::try_join!(live.ensure_current(&self.store), self.store.resolve(key))?;
+                subject
+            }
+        };
         let known = subject.is_some();
         let subject = subject.or_else(|| unknown_subject(key));
         Ok((subject, known))

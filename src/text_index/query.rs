@@ -35,11 +35,9 @@ impl Words {
     /// characters are dropped). The last word is a prefix unless the text
     /// ends in a space or punctuation.
     pub fn parse(text: &str) -> Self {
-        let plain = analyzer(false);
-        let stemmed = analyzer(true);
         let mut words: Vec<(String, String)> = Vec::new();
-        for w in tokens(plain, text) {
-            let stem = tokens(stemmed.clone(), &w)
+        for w in tokens(false, text) {
+            let stem = tokens(true, &w)
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| w.clone());
@@ -82,13 +80,23 @@ pub(super) fn analyzer(stem: bool) -> TextAnalyzer {
     }
 }
 
-fn tokens(mut a: TextAnalyzer, text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stream = a.token_stream(text);
-    while stream.advance() {
-        out.push(stream.token().text.clone());
-    }
-    out
+thread_local! {
+    /// This thread's analyzers (unstemmed, stemmed), made once: a query's
+    /// words are read on every search.
+    static ANALYZERS: std::cell::RefCell<[TextAnalyzer; 2]> =
+        std::cell::RefCell::new([analyzer(false), analyzer(true)]);
+}
+
+/// The words of `text` as the stemmed (`stem`) or unstemmed fields hold them.
+fn tokens(stem: bool, text: &str) -> Vec<String> {
+    ANALYZERS.with_borrow_mut(|a| {
+        let mut out = Vec::new();
+        let mut stream = a[usize::from(stem)].token_stream(text);
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    })
 }
 
 /// What results must satisfy besides the words.
