@@ -14,8 +14,10 @@ use std::{
 use super::Personal;
 use crate::{domain::Timestamp, suggest::signals::History};
 
-/// Customers remembered at most.
-pub const CUSTOMERS: usize = 20_000;
+/// Customers remembered at most: those in live conversations, far fewer
+/// than the replica's memory of histories (each entry holds sets of the
+/// styles the customer bought and returned).
+pub const CUSTOMERS: usize = 5_000;
 /// How long one computation serves, in milliseconds.
 const FRESH_MS: i64 = 60_000;
 
