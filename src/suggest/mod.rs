@@ -23,6 +23,7 @@ pub mod evaluate;
 pub mod evaluate_fit;
 pub mod experiment;
 mod filters;
+pub mod learned;
 pub mod live;
 pub mod memo;
 mod model;
