@@ -342,5 +342,11 @@ fn validation_report(r: &crate::suggest::validate::Ranking) -> String {
             if v.ranker == r.served { "  served" } else { "" }
         ));
     }
+    if r.learned.is_none() {
+        out.push_str(&format!(
+            "  learned       not trained: too little history (fewer than {} items bought new in the order before the held-out ones)\n",
+            crate::suggest::learned::MIN_POSITIVES
+        ));
+    }
     out
 }

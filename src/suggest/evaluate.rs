@@ -22,6 +22,7 @@ use std::{
 
 use super::{
     Filters, ItemIx, IxSet, Model, ModelConfig, Weights,
+    learned::Example,
     signals::{self, Ask, History},
     suggest,
     validate::{self, Ranker},
@@ -110,7 +111,8 @@ pub struct Report {
     pub suggestable: usize,
     /// k.
     pub k: usize,
-    /// Every candidate ranker, in [`Ranker::ALL`] order.
+    /// Every candidate ranker, in [`Ranker::ALL`] order (the learned one
+    /// only where the split had enough history to train it).
     pub rankers: Vec<(Ranker, Scores)>,
     /// What a model build on this split's training orders would serve
     /// (validated on their own latest orders, as every build does).
@@ -253,6 +255,24 @@ struct Case {
     relevant_alikes: HashSet<u32>,
 }
 
+impl Case {
+    /// The signals the service would make from the household's history,
+    /// as of its newest purchase.
+    fn signals(&self, model: &Model) -> super::rank::Signals {
+        let now = self
+            .history
+            .lines
+            .first()
+            .map_or(Timestamp::MIN, |l| l.placed_at);
+        let ask = Ask {
+            personal: true,
+            now,
+            ..Ask::default()
+        };
+        signals::signals(model, &self.history, &ask)
+    }
+}
+
 /// The case of a household with two orders or more whose last order holds
 /// an item new to it (a perfect ranker could not hit otherwise).
 fn case_of(model: &Model, h: &Household<'_>) -> Option<Case> {
@@ -305,23 +325,10 @@ pub(super) enum Method {
 impl Method {
     fn list(&self, model: &Model, case: &Case, k: usize) -> Vec<ItemIx> {
         match self {
-            Method::Ranker(weights) => {
-                let now = case
-                    .history
-                    .lines
-                    .first()
-                    .map_or(Timestamp::MIN, |l| l.placed_at);
-                let ask = Ask {
-                    personal: true,
-                    now,
-                    ..Ask::default()
-                };
-                let s = signals::signals(model, &case.history, &ask);
-                suggest(model, &s, weights, k)
-                    .into_iter()
-                    .map(|x| x.item)
-                    .collect()
-            }
+            Method::Ranker(weights) => suggest(model, &case.signals(model), weights, k)
+                .into_iter()
+                .map(|x| x.item)
+                .collect(),
             Method::Fixed(list) => {
                 let filters = Filters {
                     bought_groups: case.bought_groups.clone(),
@@ -420,6 +427,34 @@ pub(super) fn score(
     Outcome { with_two, tallies }
 }
 
+/// The learned trees' examples from every `stride`-th household with two
+/// orders or more: the blend's first candidates for it (through the served
+/// code), each marked bought when its held-out order holds it new.
+pub(super) fn examples(
+    model: &Model,
+    homes: &[Household<'_>],
+    blend: &Weights,
+    stride: usize,
+) -> Vec<Example> {
+    let mut out = Vec::new();
+    let with_two = homes.iter().filter(|h| h.orders.len() >= 2);
+    for h in with_two.step_by(stride.max(1)) {
+        let Some(case) = case_of(model, h) else {
+            continue;
+        };
+        let s = case.signals(model);
+        out.extend(
+            super::rank::examples(model, &s, blend)
+                .into_iter()
+                .map(|(item, features)| Example {
+                    features,
+                    bought: case.relevant.contains(&item),
+                }),
+        );
+    }
+    out
+}
+
 /// Items that may be suggested (merchandise, available).
 pub(super) fn suggestable(model: &Model) -> usize {
     model
@@ -460,13 +495,20 @@ pub fn evaluate(
         .iter()
         .map(|h| h.orders.len() - usize::from(h.orders.len() >= 2))
         .sum();
-    let model = Model::build(&p.train, config, 0);
+    let mut model = Model::build(&p.train, config, 0);
+    // The learned ranker's trees: trained on the order before the held-out
+    // one, as a build trains them on its own.
+    model.ranking.learned = validate::learn(inputs, config, weights, split, moved_back + 1);
     let train_secs = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let picked = validate::validate(&p.train, config, weights).served;
     let validate_secs = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let mut methods: Vec<Method> = Ranker::ALL
+    let rankers: Vec<Ranker> = Ranker::ALL
+        .into_iter()
+        .filter(|r| *r != Ranker::Learned || model.ranking.learned.is_some())
+        .collect();
+    let mut methods: Vec<Method> = rankers
         .iter()
         .map(|r| Method::Ranker(r.weights_over(weights)))
         .collect();
@@ -476,9 +518,9 @@ pub fn evaluate(
     let outcome = score(&model, &p.homes, &methods, k, 1);
     let suggestable = suggestable(&model);
     let mut scores = outcome.tallies.iter().map(|t| t.scores(suggestable));
-    let rankers = Ranker::ALL
-        .iter()
-        .map(|&r| (r, scores.next().unwrap_or_default()))
+    let rankers = rankers
+        .into_iter()
+        .map(|r| (r, scores.next().unwrap_or_default()))
         .collect();
     Report {
         split,

@@ -107,7 +107,7 @@ impl Forest {
                 1.0
             } else {
                 negatives += 1;
-                if negatives % NEGATIVE_STRIDE != 0 {
+                if !negatives.is_multiple_of(NEGATIVE_STRIDE) {
                     continue;
                 }
                 NEGATIVE_STRIDE as f32
@@ -237,28 +237,38 @@ impl Forest {
     }
 }
 
+/// Examples where an item is bought when its first feature is high and
+/// its second low (for tests of what ranks with trees).
+#[cfg(test)]
+pub(crate) fn examples() -> Vec<Example> {
+    (0..4000u32)
+        .map(|k| {
+            let a = (k * 7919 % 1000) as f32 / 1000.0;
+            let b = (k * 104_729 % 997) as f32 / 997.0;
+            let mut features = [0.0; FEATURES];
+            features[0] = a;
+            features[1] = b;
+            features[2] = (k % 13) as f32;
+            Example {
+                features,
+                bought: a > 0.7 && b < 0.4,
+            }
+        })
+        .collect()
+}
+
+/// A forest trained on [`examples`], once per test run.
+#[cfg(test)]
+pub(crate) fn trained() -> Forest {
+    static TREES: std::sync::OnceLock<Forest> = std::sync::OnceLock::new();
+    TREES
+        .get_or_init(|| Forest::train(&examples()).expect("enough positives"))
+        .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Examples where an item is bought when its first feature is high
-    /// and its second low.
-    pub(crate) fn examples() -> Vec<Example> {
-        (0..4000u32)
-            .map(|k| {
-                let a = (k * 7919 % 1000) as f32 / 1000.0;
-                let b = (k * 104_729 % 997) as f32 / 997.0;
-                let mut features = [0.0; FEATURES];
-                features[0] = a;
-                features[1] = b;
-                features[2] = (k % 13) as f32;
-                Example {
-                    features,
-                    bought: a > 0.7 && b < 0.4,
-                }
-            })
-            .collect()
-    }
 
     fn with(a: f32, b: f32) -> Features {
         let mut f = [0.0; FEATURES];

@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 
-use super::{Catalog, Filters, ItemIx, IxMap, IxSet, Model};
+use super::{
+    Catalog, Filters, ItemIx, IxMap, IxSet, Model,
+    learned::{Features, WINDOW},
+};
 
 /// Source weights and limits: what an A/B variant changes. Stored as JSON
 /// with experiments; fields missing from stored JSON take the defaults.
@@ -48,6 +51,12 @@ pub struct Weights {
     /// how often it was bought; from 0 to 1, each order it was in adds
     /// `order_decay` to the power of how many orders back it is.
     pub order_decay: f32,
+    /// Re-ranking by the model's learned trees ([`super::learned`]): 0 is
+    /// off; above 0, the blend's first [`super::learned::WINDOW`]
+    /// candidates are ordered by the trees the model carries (nothing
+    /// changes when it carries none), a stylist's pick still raised by
+    /// `curated`.
+    pub learned: f32,
 }
 
 impl Default for Weights {
@@ -71,6 +80,7 @@ impl Default for Weights {
             recent_boost: 1.0,
             curated: 1.0,
             order_decay: 0.0,
+            learned: 0.0,
         }
     }
 }
@@ -568,6 +578,160 @@ fn strongest(candidates: &[(ItemIx, Candidate)]) -> Candidate {
     top
 }
 
+/// Every candidate that passes the hard filters, best first: by the blend,
+/// then (when `weights` ask for it and the model has trees) its first
+/// [`WINDOW`] re-ordered by the learned trees.
+fn ranked(model: &Model, signals: &Signals, weights: &Weights) -> Vec<Suggestion> {
+    let (allowed, top, mut scored) = blended(model, signals, weights);
+    let Some(forest) = model.ranking.learned.as_ref().filter(|_| weights.learned > 0.0) else {
+        return scored.into_iter().map(|(s, _)| s).collect();
+    };
+    let window = scored.len().min(WINDOW);
+    let profile = Profile::of(model, signals);
+    for (position, (s, k)) in scored[..window].iter_mut().enumerate() {
+        let c = &allowed[*k].1;
+        let f = features(model, signals, &profile, c, &top, s, position);
+        // The trees' probability (gbdt's log-likelihood: 1 / (1 + e^-2x)),
+        // plus the stylist's pick as the blend adds it.
+        let p = 1.0 / (1.0 + (-2.0 * forest.score(&f)).exp());
+        let pick = if top.curated > 0.0 {
+            weights.curated * c.curated / top.curated
+        } else {
+            0.0
+        };
+        s.score = p + pick;
+    }
+    let (head, rest) = scored.split_at_mut(window);
+    head.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(a.0.item.cmp(&b.0.item)));
+    // What lies beyond the window keeps the blend's order, below it.
+    let floor = head.last().map_or(0.0, |s| s.0.score);
+    let first = rest.first().map_or(1.0, |s| s.0.score);
+    for (s, _) in rest.iter_mut() {
+        s.score = if first > 0.0 {
+            floor * 0.5 * (s.score / first)
+        } else {
+            0.0
+        };
+    }
+    scored.into_iter().map(|(s, _)| s).collect()
+}
+
+/// The blend: every allowed candidate, each source's strongest evidence,
+/// and the scored list (with each one's place in `allowed`), best first.
+#[allow(clippy::type_complexity)]
+fn blended(
+    model: &Model,
+    signals: &Signals,
+    weights: &Weights,
+) -> (Vec<(ItemIx, Candidate)>, Candidate, Vec<(Suggestion, usize)>) {
+    let catalog = &model.catalog;
+    let allowed: Vec<(ItemIx, Candidate)> = candidates(model, signals, weights)
+        .into_iter()
+        .filter(|(item, _)| signals.filters.check(catalog, *item).is_ok())
+        .collect();
+    let top = strongest(&allowed);
+    let mut scored: Vec<(Suggestion, usize)> = allowed
+        .iter()
+        .enumerate()
+        .map(|(k, (item, c))| (score(model, signals, weights, *item, c, &top), k))
+        .collect();
+    scored.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(a.0.item.cmp(&b.0.item)));
+    (allowed, top, scored)
+}
+
+/// What the learned trees know of the customer, once per ranking.
+struct Profile {
+    /// Share of their purchased units per category.
+    categories: IxMap<f32>,
+    /// Distinct items bought, as ln(1 + n).
+    items: f32,
+    /// Orders of theirs seen, as ln(1 + n).
+    orders: f32,
+}
+
+impl Profile {
+    fn of(model: &Model, signals: &Signals) -> Self {
+        let (top, total) = bought_categories(&model.catalog, signals);
+        let orders = signals
+            .bought_orders
+            .iter()
+            .map(|&(_, back)| u32::from(back) + 1)
+            .max()
+            .unwrap_or(0);
+        Profile {
+            categories: top
+                .into_iter()
+                .map(|(c, n)| (c, n as f32 / total.max(1) as f32))
+                .collect(),
+            items: (signals.bought.len() as f32).ln_1p(),
+            orders: (orders as f32).ln_1p(),
+        }
+    }
+}
+
+/// One candidate's numbers for the learned trees: each source's evidence
+/// on the customer's scale, the blend's score and place, the share of
+/// customers who bought it, whether its price is outside the customer's
+/// band (0.5: no band), the customer's share of its category and brand,
+/// how much they bought and how often.
+fn features(
+    model: &Model,
+    signals: &Signals,
+    profile: &Profile,
+    c: &Candidate,
+    top: &Candidate,
+    s: &Suggestion,
+    position: usize,
+) -> Features {
+    let norm = |v: f32, max: f32| if max > 0.0 { v / max } else { 0.0 };
+    let it = &model.catalog.items[s.item as usize];
+    let buyers = model.buyers.get(s.item as usize).copied().unwrap_or(0);
+    let price = match signals.price_band {
+        Some((lo, hi)) if it.price_minor > 0 => f32::from(!(lo..=hi).contains(&it.price_minor)),
+        _ => 0.5,
+    };
+    let brand = it.brand.map_or(0.0, |b| {
+        signals
+            .brands
+            .iter()
+            .find(|(x, _)| *x == b)
+            .map_or(0.0, |(_, share)| *share)
+    });
+    [
+        norm(c.complement, top.complement),
+        norm(c.coviewed, top.coviewed),
+        norm(c.also_bought, top.also_bought),
+        norm(c.new_category, top.new_category),
+        norm(c.affinity, top.affinity),
+        norm(c.popular, top.popular),
+        s.score,
+        position as f32 / WINDOW as f32,
+        buyers as f32 / model.customers.max(1) as f32,
+        price,
+        profile.categories.get(&it.category).copied().unwrap_or(0.0),
+        profile.items,
+        profile.orders,
+        brand,
+    ]
+}
+
+/// The learned trees' examples for one customer: the blend's first
+/// [`WINDOW`] candidates (the same ones serving re-orders) with their
+/// numbers.
+pub(crate) fn examples(model: &Model, signals: &Signals, weights: &Weights) -> Vec<(ItemIx, Features)> {
+    let (allowed, top, scored) = blended(model, signals, weights);
+    let profile = Profile::of(model, signals);
+    scored
+        .iter()
+        .take(WINDOW)
+        .enumerate()
+        .map(|(position, (s, k))| {
+            let f = features(model, signals, &profile, &allowed[*k].1, &top, s, position);
+            (s.item, f)
+        })
+        .collect()
+}
+
 /// The variant of `item`'s style to offer: for a sized style, the one in
 /// the customer's size for its domain that passes the filters (`None`:
 /// not in stock in their size, so the style is not offered), or `item`
@@ -619,16 +783,7 @@ pub fn suggest(
     limit: usize,
 ) -> Vec<Suggestion> {
     let catalog = &model.catalog;
-    let allowed: Vec<(ItemIx, Candidate)> = candidates(model, signals, weights)
-        .into_iter()
-        .filter(|(item, _)| signals.filters.check(catalog, *item).is_ok())
-        .collect();
-    let top = strongest(&allowed);
-    let mut scored: Vec<Suggestion> = allowed
-        .iter()
-        .map(|(item, c)| score(model, signals, weights, *item, c, &top))
-        .collect();
-    scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+    let scored = ranked(model, signals, weights);
     let mut per_category: IxMap<usize> = IxMap::default();
     // One item per style, and per look-alike (the same thing under
     // another product id: "White Bread 20 OZ" and "White Bread").
@@ -856,7 +1011,12 @@ mod tests {
             .take(w.baskets.len() / 2)
             .cloned()
             .collect();
-        let model = model_with_sizes(&items, &w.sizes, &w.baskets, &sessions);
+        let mut model = model_with_sizes(&items, &w.sizes, &w.baskets, &sessions);
+        // The learned re-ranker in a third of the worlds.
+        let learned = w.limit % 3 == 1;
+        if learned {
+            model.ranking.learned = Some(std::sync::Arc::new(crate::suggest::learned::trained()));
+        }
         let mut counts: HashMap<ItemIx, u32> = HashMap::new();
         for &b in &w.bought {
             *counts.entry(b).or_insert(0) += 1;
@@ -920,6 +1080,7 @@ mod tests {
             per_category: cap,
             // The recency-weighted blend in a third of the worlds.
             order_decay: if w.limit.is_multiple_of(3) { 0.8 } else { 0.0 },
+            learned: if learned { 1.0 } else { 0.0 },
             ..Weights::default()
         };
         let out = if curated_first {
@@ -1039,6 +1200,7 @@ mod tests {
                     .iter()
                     .map(|&ranker| Validation { ranker, hit_rate: 0.25, ndcg: 0.125, previous_hit_rate: 0.5, z: -1.5 })
                     .collect(),
+                learned: Some(std::sync::Arc::new(crate::suggest::learned::trained())),
             };
             let back = Model::decode(&model.encode());
             prop_assert_eq!(back.as_ref(), Ok(&model));

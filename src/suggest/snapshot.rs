@@ -19,7 +19,7 @@ use crate::{
 
 /// Format of [`Model::encode`]; a replica refuses formats it does not know
 /// (and builds its own model instead).
-pub const FORMAT: i64 = 4;
+pub const FORMAT: i64 = 5;
 
 /// A gap longer than this between two views of one visitor starts a new
 /// browsing session.
@@ -291,10 +291,16 @@ fn decode_ranking(r: &mut codec::Reader<'_>) -> Result<Ranking, String> {
             z: x()?,
         });
     }
+    let learned = match r.u32()? {
+        0 => None,
+        1 => Some(std::sync::Arc::new(super::learned::Forest::decode(r)?)),
+        _ => return Err("an unknown learned-ranker flag".into()),
+    };
     Ok(Ranking {
         served,
         customers,
         validations,
+        learned,
     })
 }
 
@@ -1116,6 +1122,13 @@ impl Model {
             for x in [v.hit_rate, v.ndcg, v.previous_hit_rate, v.z] {
                 w.i64(x.to_bits() as i64);
             }
+        }
+        match &self.ranking.learned {
+            Some(forest) => {
+                w.u32(1);
+                forest.encode(&mut w);
+            }
+            None => w.u32(0),
         }
         w.u32(self.size_pairs.len() as u32);
         for p in &self.size_pairs {

@@ -7,9 +7,12 @@
 //! latest too (one lucky order does not decide). Otherwise, and when the shop has too little
 //! history to tell, the blend is served.
 
+use std::sync::Arc;
+
 use super::{
     ModelConfig, Weights,
     evaluate::{self, Method, Split},
+    learned::Forest,
     snapshot::Model,
 };
 use crate::store::ModelInputs;
@@ -38,17 +41,22 @@ pub enum Ranker {
     /// customer bought them (each order a time, each order back
     /// [`ORDER_DECAY`] as much: the user vector of TIFU-KNN).
     RecentBlend,
+    /// The blend's first candidates re-ordered by a tree ensemble trained
+    /// on the shop's earlier orders ([`super::learned`]); a candidate only
+    /// where the shop has enough history to train it.
+    Learned,
 }
 
 impl Ranker {
     /// Every candidate, the blend first.
-    pub const ALL: [Ranker; 2] = [Ranker::Blend, Ranker::RecentBlend];
+    pub const ALL: [Ranker; 3] = [Ranker::Blend, Ranker::RecentBlend, Ranker::Learned];
 
     /// Its name in metrics and reports.
     pub fn name(self) -> &'static str {
         match self {
             Ranker::Blend => "blend",
             Ranker::RecentBlend => "recent_blend",
+            Ranker::Learned => "learned",
         }
     }
 
@@ -58,6 +66,7 @@ impl Ranker {
         match self {
             Ranker::Blend => Weights {
                 order_decay: 0.0,
+                learned: 0.0,
                 ..blend.clone()
             },
             Ranker::RecentBlend => Weights {
@@ -66,6 +75,12 @@ impl Ranker {
                 } else {
                     ORDER_DECAY
                 },
+                learned: 0.0,
+                ..blend.clone()
+            },
+            Ranker::Learned => Weights {
+                order_decay: 0.0,
+                learned: 1.0,
                 ..blend.clone()
             },
         }
@@ -76,6 +91,7 @@ impl Ranker {
         match self {
             Ranker::Blend => 0,
             Ranker::RecentBlend => 1,
+            Ranker::Learned => 2,
         }
     }
 
@@ -110,8 +126,12 @@ pub struct Ranking {
     /// Customers the candidates were scored on (0: not validated).
     pub customers: u32,
     /// Each candidate's numbers, in [`Ranker::ALL`] order (empty when
-    /// the shop had too little history).
+    /// the shop had too little history; no learned ranker when it had too
+    /// little to train one).
     pub validations: Vec<Validation>,
+    /// The learned ranker's trees, as validated (trained on the order
+    /// before both held-out ones), when the shop had enough history.
+    pub learned: Option<Arc<Forest>>,
 }
 
 /// McNemar's z of `candidate` over `blend` (one mark per customer: hit or
@@ -152,21 +172,32 @@ pub fn pick(validations: &[Validation]) -> Ranker {
         .map_or(Ranker::Blend, |v| v.ranker)
 }
 
+/// The rankers to validate: the learned one only with trees.
+fn candidates(trees: &Option<Arc<Forest>>) -> Vec<Ranker> {
+    Ranker::ALL
+        .into_iter()
+        .filter(|r| *r != Ranker::Learned || trees.is_some())
+        .collect()
+}
+
 /// Each candidate's tally on one held-out order (`back` orders before the
-/// latest), with the customers scored.
+/// latest), with the customers scored; the learned ranker ranks with
+/// `trees`.
 fn holdout(
     inputs: &ModelInputs,
     config: &ModelConfig,
     blend: &Weights,
     back: usize,
+    trees: &Option<Arc<Forest>>,
 ) -> Option<(Vec<evaluate::Scores>, Vec<Vec<bool>>)> {
     let p = evaluate::protocol(inputs, Split::All, back);
     let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
     if with_two < MIN_CUSTOMERS {
         return None;
     }
-    let model = Model::build(&p.train, config, 0);
-    let methods: Vec<Method> = Ranker::ALL
+    let mut model = Model::build(&p.train, config, 0);
+    model.ranking.learned = trees.clone();
+    let methods: Vec<Method> = candidates(trees)
         .iter()
         .map(|r| Method::Ranker(r.weights_over(blend)))
         .collect();
@@ -185,26 +216,50 @@ fn holdout(
     )
 }
 
+/// Trees trained on the households of `split` held out `back` orders
+/// before their latest (a model built without that order and the newer
+/// ones, each customer's next order as labels); `None` when the shop has
+/// too little history to learn from. CPU-bound: builds one model.
+pub fn learn(
+    inputs: &ModelInputs,
+    config: &ModelConfig,
+    blend: &Weights,
+    split: Split,
+    back: usize,
+) -> Option<Arc<Forest>> {
+    let p = evaluate::protocol(inputs, split, back);
+    let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
+    if with_two < MIN_CUSTOMERS {
+        return None;
+    }
+    let model = Model::build(&p.train, config, 0);
+    let stride = with_two.div_ceil(MAX_CUSTOMERS);
+    let examples = evaluate::examples(&model, &p.homes, blend, stride);
+    Forest::train(&examples).map(Arc::new)
+}
+
 /// Validates every candidate on `inputs` (as [`Model::build`] takes them)
 /// and picks the one to serve. Two held-out orders, so that one lucky
 /// order does not decide: each customer's latest (the numbers reported),
-/// and the one before it (with the latest dropped). CPU-bound: builds two
+/// and the one before it (with the latest dropped); the learned ranker's
+/// trees are trained on the order before both. CPU-bound: builds three
 /// models.
 pub fn validate(inputs: &ModelInputs, config: &ModelConfig, blend: &Weights) -> Ranking {
-    let Some((latest, marks)) = holdout(inputs, config, blend, 0) else {
+    let trees = learn(inputs, config, blend, Split::All, 2);
+    let Some((latest, marks)) = holdout(inputs, config, blend, 0, &trees) else {
         return Ranking::default();
     };
     let customers = marks[0].len() as u32;
     // Too little history a step back: only the latest order speaks.
-    let (previous, previous_marks) =
-        holdout(inputs, config, blend, 1).unwrap_or_else(|| (latest.clone(), marks.clone()));
+    let (previous, previous_marks) = holdout(inputs, config, blend, 1, &trees)
+        .unwrap_or_else(|| (latest.clone(), marks.clone()));
     let pooled =
         |k: usize| -> Vec<bool> { marks[k].iter().chain(&previous_marks[k]).copied().collect() };
     let blend_marks = pooled(0);
-    let validations = Ranker::ALL
-        .iter()
+    let validations = candidates(&trees)
+        .into_iter()
         .enumerate()
-        .map(|(k, &ranker)| Validation {
+        .map(|(k, ranker)| Validation {
             ranker,
             hit_rate: latest[k].hit_rate,
             ndcg: latest[k].ndcg,
@@ -216,6 +271,7 @@ pub fn validate(inputs: &ModelInputs, config: &ModelConfig, blend: &Weights) -> 
         served: pick(&validations),
         customers,
         validations,
+        learned: trees,
     }
 }
 
