@@ -25,7 +25,7 @@ const DEPTH: u32 = 4;
 /// Step of each tree.
 const SHRINKAGE: f32 = 0.1;
 /// Fewest examples in a leaf.
-const MIN_LEAF: usize = 20;
+const MIN_LEAF: usize = 50;
 /// Negatives kept: one in this many (weighted up as much), so training
 /// stays a few seconds on a large shop.
 const NEGATIVE_STRIDE: usize = 8;

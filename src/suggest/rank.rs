@@ -1270,6 +1270,52 @@ mod tests {
         );
     }
 
+    /// The learned trees order the blend's window: trees that learned "a
+    /// strong complement is bought" put the mouse first though the blend
+    /// weighs best-sellers a hundred times more; the reason stays the
+    /// blend's; with no trees in the model, the blend's order holds.
+    #[test]
+    fn learned_trees_reorder_the_blend_and_keep_its_reasons() {
+        let baskets = vec![
+            vec![0, 1],
+            vec![0, 1],
+            vec![0, 1],
+            vec![2],
+            vec![2],
+            vec![2],
+            vec![2],
+            vec![2],
+        ];
+        let mut model = model_of(&distinct(3), &baskets, &[]);
+        let mut signals = Signals {
+            bought: vec![(0, 1)],
+            ..Signals::default()
+        };
+        signals
+            .filters
+            .bought_groups
+            .insert(model.catalog.items[0].group);
+        let weights = Weights {
+            also_bought: 0.0,
+            complement: 0.1,
+            popular: 10.0,
+            learned: 1.0,
+            ..Weights::default()
+        };
+        let items = |out: &[Suggestion]| out.iter().map(|s| s.item).collect::<Vec<_>>();
+        assert_eq!(items(&suggest(&model, &signals, &weights, 2)), [2, 1]);
+        model.ranking.learned = Some(std::sync::Arc::new(crate::suggest::learned::trained()));
+        let out = suggest(&model, &signals, &weights, 2);
+        assert_eq!(items(&out), [1, 2]);
+        assert_eq!(out[0].reason, Reason::Complement { with: 0 });
+        assert!(out[0].score > out[1].score);
+        let off = Weights {
+            learned: 0.0,
+            ..weights
+        };
+        assert_eq!(items(&suggest(&model, &signals, &off, 2)), [2, 1]);
+    }
+
     /// 60 customers, three orders each: everyone buys bananas (0); six buy
     /// a tent (1) with pegs (2); ten more buy pegs with their bananas; the
     /// rest buy filler (3).

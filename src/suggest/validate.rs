@@ -216,10 +216,15 @@ fn holdout(
     )
 }
 
-/// Trees trained on the households of `split` held out `back` orders
-/// before their latest (a model built without that order and the newer
-/// ones, each customer's next order as labels); `None` when the shop has
-/// too little history to learn from. CPU-bound: builds one model.
+/// Orders each customer's trees learn from: the one `back` orders before
+/// the latest and the one before it (twice the examples of one order).
+pub const LEARN_ORDERS: usize = 2;
+
+/// Trees trained on the households of `split`: for each of
+/// [`LEARN_ORDERS`] orders from `back` orders before their latest, a model
+/// built without that order and the newer ones, each customer's next order
+/// as labels; `None` when the shop has too little history to learn from.
+/// CPU-bound: builds [`LEARN_ORDERS`] models.
 pub fn learn(
     inputs: &ModelInputs,
     config: &ModelConfig,
@@ -227,14 +232,17 @@ pub fn learn(
     split: Split,
     back: usize,
 ) -> Option<Arc<Forest>> {
-    let p = evaluate::protocol(inputs, split, back);
-    let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
-    if with_two < MIN_CUSTOMERS {
-        return None;
+    let mut examples = Vec::new();
+    for back in back..back + LEARN_ORDERS {
+        let p = evaluate::protocol(inputs, split, back);
+        let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
+        if with_two < MIN_CUSTOMERS {
+            break;
+        }
+        let model = Model::build(&p.train, config, 0);
+        let stride = with_two.div_ceil(MAX_CUSTOMERS);
+        examples.extend(evaluate::examples(&model, &p.homes, blend, stride));
     }
-    let model = Model::build(&p.train, config, 0);
-    let stride = with_two.div_ceil(MAX_CUSTOMERS);
-    let examples = evaluate::examples(&model, &p.homes, blend, stride);
     Forest::train(&examples).map(Arc::new)
 }
 
