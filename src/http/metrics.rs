@@ -115,6 +115,11 @@ fn ranking(out: &mut Text, r: &crate::suggest::validate::Ranking) {
         );
     }
     out.gauge(
+        "cc_model_learned_trees",
+        "Trees of the learned re-ranker the served model's build trained on the shop's earlier orders (0: too little history to train one; it was not a candidate).",
+        r.learned.as_ref().map_or(0.0, |f| f.trees() as f64),
+    );
+    out.gauge(
         "cc_model_validation_customers",
         "Customers whose latest order the served model's build validated its rankers on (0: too little history; the blend is served).",
         f64::from(r.customers),

@@ -434,6 +434,92 @@ mod tests {
         );
     }
 
+    /// A shop with a long history: 30 customers per pair show (five times
+    /// each) that S{n} goes with S{n+1}; 300 customers bought S0, S1, ... S7, one order
+    /// each, a day apart.
+    fn chain_shop() -> ModelInputs {
+        use crate::store::{CatalogRow, PurchaseRow};
+        let ids: Vec<String> = (0..9).map(|n| format!("S{n}")).collect();
+        let catalog = ids
+            .iter()
+            .map(|id| CatalogRow {
+                product_id: id.clone(),
+                name: id.clone(),
+                group_id: id.clone(),
+                category_path: format!("C{id} > x"),
+                price_minor: 100,
+                available: true,
+                brand: String::new(),
+                replenish_days: None,
+                merchandise: None,
+                size: None,
+            })
+            .collect();
+        let day = 86_400_000;
+        let mut purchases = Vec::new();
+        let mut order = |customer: String, n: usize, at: i64, products: &[&String]| {
+            for p in products {
+                purchases.push(PurchaseRow {
+                    customer_id: customer.clone(),
+                    order_id: format!("{customer}-{n}"),
+                    placed_at: at,
+                    product_id: (*p).clone(),
+                });
+            }
+        };
+        for n in 0..8 {
+            // Each in five orders, so the pairs stay known with the
+            // newest orders dropped.
+            for t in 0..30 {
+                for k in 0..5 {
+                    let at = (1 + k as i64) * day;
+                    order(format!("t{n}-{t:03}"), k, at, &[&ids[n], &ids[n + 1]]);
+                }
+            }
+        }
+        for c in 0..300 {
+            for (n, id) in ids.iter().take(8).enumerate() {
+                order(format!("c{c:03}"), n, (2 + n as i64) * day, &[id]);
+            }
+        }
+        purchases.sort_by(|x, y| {
+            (&x.customer_id, x.placed_at, &x.order_id).cmp(&(
+                &y.customer_id,
+                y.placed_at,
+                &y.order_id,
+            ))
+        });
+        ModelInputs {
+            catalog,
+            purchases,
+            ..ModelInputs::default()
+        }
+    }
+
+    #[test]
+    fn with_enough_history_the_learned_ranker_is_trained_and_validated() {
+        let config = ModelConfig::default();
+        let ranking = validate(&chain_shop(), &config, &Weights::default());
+        let trees = ranking.learned.as_ref().expect("trained");
+        assert!(trees.trees() > 0);
+        let learned = ranking
+            .validations
+            .iter()
+            .find(|v| v.ranker == Ranker::Learned)
+            .expect("validated");
+        // What goes with the newest purchase is bought next: the trees
+        // learned it from the orders before the held-out ones.
+        assert!(learned.hit_rate > 0.9, "{ranking:?}");
+        assert!(learned.previous_hit_rate > 0.9, "{ranking:?}");
+        // The pick follows the rule whatever won.
+        assert_eq!(ranking.served, pick(&ranking.validations));
+        // Without that history (the shop of two old orders), no trees,
+        // and the learned ranker is no candidate.
+        let short = validate(&shop('Y'), &config, &Weights::default());
+        assert_eq!(short.learned, None);
+        assert!(short.validations.iter().all(|v| v.ranker != Ranker::Learned));
+    }
+
     #[test]
     fn codes_round_trip() {
         for r in Ranker::ALL {
