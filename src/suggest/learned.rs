@@ -335,7 +335,11 @@ mod tests {
         assert_eq!(back, forest);
         // A split pointing backwards (a loop) or past the end is refused.
         let mut bad = forest.clone();
-        let split = bad.nodes.iter().position(|n| n.feature != LEAF).expect("a split");
+        let split = bad
+            .nodes
+            .iter()
+            .position(|n| n.feature != LEAF)
+            .expect("a split");
         bad.nodes[split].left = split as u32;
         let mut w = codec::Writer::default();
         bad.encode(&mut w);

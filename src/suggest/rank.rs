@@ -583,7 +583,12 @@ fn strongest(candidates: &[(ItemIx, Candidate)]) -> Candidate {
 /// [`WINDOW`] re-ordered by the learned trees.
 fn ranked(model: &Model, signals: &Signals, weights: &Weights) -> Vec<Suggestion> {
     let (allowed, top, mut scored) = blended(model, signals, weights);
-    let Some(forest) = model.ranking.learned.as_ref().filter(|_| weights.learned > 0.0) else {
+    let Some(forest) = model
+        .ranking
+        .learned
+        .as_ref()
+        .filter(|_| weights.learned > 0.0)
+    else {
         return scored.into_iter().map(|(s, _)| s).collect();
     };
     let window = scored.len().min(WINDOW);
@@ -602,7 +607,11 @@ fn ranked(model: &Model, signals: &Signals, weights: &Weights) -> Vec<Suggestion
         s.score = p + pick;
     }
     let (head, rest) = scored.split_at_mut(window);
-    head.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(a.0.item.cmp(&b.0.item)));
+    head.sort_by(|a, b| {
+        b.0.score
+            .total_cmp(&a.0.score)
+            .then(a.0.item.cmp(&b.0.item))
+    });
     // What lies beyond the window keeps the blend's order, below it.
     let floor = head.last().map_or(0.0, |s| s.0.score);
     let first = rest.first().map_or(1.0, |s| s.0.score);
@@ -623,7 +632,11 @@ fn blended(
     model: &Model,
     signals: &Signals,
     weights: &Weights,
-) -> (Vec<(ItemIx, Candidate)>, Candidate, Vec<(Suggestion, usize)>) {
+) -> (
+    Vec<(ItemIx, Candidate)>,
+    Candidate,
+    Vec<(Suggestion, usize)>,
+) {
     let catalog = &model.catalog;
     let allowed: Vec<(ItemIx, Candidate)> = candidates(model, signals, weights)
         .into_iter()
@@ -635,7 +648,11 @@ fn blended(
         .enumerate()
         .map(|(k, (item, c))| (score(model, signals, weights, *item, c, &top), k))
         .collect();
-    scored.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(a.0.item.cmp(&b.0.item)));
+    scored.sort_by(|a, b| {
+        b.0.score
+            .total_cmp(&a.0.score)
+            .then(a.0.item.cmp(&b.0.item))
+    });
     (allowed, top, scored)
 }
 
@@ -718,7 +735,11 @@ fn features(
 /// The learned trees' examples for one customer: the blend's first
 /// [`WINDOW`] candidates (the same ones serving re-orders) with their
 /// numbers.
-pub(crate) fn examples(model: &Model, signals: &Signals, weights: &Weights) -> Vec<(ItemIx, Features)> {
+pub(crate) fn examples(
+    model: &Model,
+    signals: &Signals,
+    weights: &Weights,
+) -> Vec<(ItemIx, Features)> {
     let (allowed, top, scored) = blended(model, signals, weights);
     let profile = Profile::of(model, signals);
     scored

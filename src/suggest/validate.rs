@@ -517,7 +517,12 @@ mod tests {
         // and the learned ranker is no candidate.
         let short = validate(&shop('Y'), &config, &Weights::default());
         assert_eq!(short.learned, None);
-        assert!(short.validations.iter().all(|v| v.ranker != Ranker::Learned));
+        assert!(
+            short
+                .validations
+                .iter()
+                .all(|v| v.ranker != Ranker::Learned)
+        );
     }
 
     #[test]
