@@ -1256,9 +1256,9 @@ mod tests {
         assert!(out.iter().all(|s| s.reason == Reason::Popular));
     }
 
-    #[test]
-    fn complements_say_what_they_go_with() {
-        // Laptops (0) go with mice (1); 2 is a best-seller on its own.
+    /// Laptops (0) go with mice (1); 2 is a best-seller on its own; the
+    /// customer bought a laptop.
+    fn laptops_and_mice() -> (Model, Signals) {
         let baskets = vec![
             vec![0, 1],
             vec![0, 1],
@@ -1278,6 +1278,12 @@ mod tests {
             .filters
             .bought_groups
             .insert(model.catalog.items[0].group);
+        (model, signals)
+    }
+
+    #[test]
+    fn complements_say_what_they_go_with() {
+        let (model, signals) = laptops_and_mice();
         let weights = Weights {
             also_bought: 0.0,
             ..Weights::default()
@@ -1297,25 +1303,7 @@ mod tests {
     /// blend's; with no trees in the model, the blend's order holds.
     #[test]
     fn learned_trees_reorder_the_blend_and_keep_its_reasons() {
-        let baskets = vec![
-            vec![0, 1],
-            vec![0, 1],
-            vec![0, 1],
-            vec![2],
-            vec![2],
-            vec![2],
-            vec![2],
-            vec![2],
-        ];
-        let mut model = model_of(&distinct(3), &baskets, &[]);
-        let mut signals = Signals {
-            bought: vec![(0, 1)],
-            ..Signals::default()
-        };
-        signals
-            .filters
-            .bought_groups
-            .insert(model.catalog.items[0].group);
+        let (mut model, signals) = laptops_and_mice();
         let weights = Weights {
             also_bought: 0.0,
             complement: 0.1,

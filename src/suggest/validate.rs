@@ -336,19 +336,10 @@ mod tests {
         );
     }
 
-    /// A shop where 60 customers show what goes with A (X0..X9) and with
-    /// B (Y0..Y9), and 200 bought A in three old orders and B in their two
-    /// newest, then (held out) `next`'s ten items.
-    fn shop(next: char) -> ModelInputs {
-        use crate::store::{CatalogRow, PurchaseRow};
-        let mut ids = vec!["A".to_string(), "B".to_string()];
-        for k in 0..10 {
-            ids.push(format!("X{k}"));
-            ids.push(format!("Y{k}"));
-        }
-        let catalog = ids
-            .iter()
-            .map(|id| CatalogRow {
+    /// One product per id, each its own style and category.
+    fn catalog_of(ids: &[String]) -> Vec<crate::store::CatalogRow> {
+        ids.iter()
+            .map(|id| crate::store::CatalogRow {
                 product_id: id.clone(),
                 name: id.clone(),
                 group_id: id.clone(),
@@ -360,7 +351,39 @@ mod tests {
                 merchandise: None,
                 size: None,
             })
-            .collect();
+            .collect()
+    }
+
+    /// The build's inputs, purchases in the order the store reads them.
+    fn inputs_of(
+        catalog: Vec<crate::store::CatalogRow>,
+        mut purchases: Vec<crate::store::PurchaseRow>,
+    ) -> ModelInputs {
+        purchases.sort_by(|x, y| {
+            (&x.customer_id, x.placed_at, &x.order_id).cmp(&(
+                &y.customer_id,
+                y.placed_at,
+                &y.order_id,
+            ))
+        });
+        ModelInputs {
+            catalog,
+            purchases,
+            ..ModelInputs::default()
+        }
+    }
+
+    /// A shop where 60 customers show what goes with A (X0..X9) and with
+    /// B (Y0..Y9), and 200 bought A in three old orders and B in their two
+    /// newest, then (held out) `next`'s ten items.
+    fn shop(next: char) -> ModelInputs {
+        use crate::store::PurchaseRow;
+        let mut ids = vec!["A".to_string(), "B".to_string()];
+        for k in 0..10 {
+            ids.push(format!("X{k}"));
+            ids.push(format!("Y{k}"));
+        }
+        let catalog = catalog_of(&ids);
         let day = 86_400_000;
         let mut purchases = Vec::new();
         let mut order = |customer: &str, n: usize, at: i64, products: Vec<String>| {
@@ -396,18 +419,7 @@ mod tests {
             }
             order(&who, 5, 8 * day, ten(next).collect());
         }
-        purchases.sort_by(|x, y| {
-            (&x.customer_id, x.placed_at, &x.order_id).cmp(&(
-                &y.customer_id,
-                y.placed_at,
-                &y.order_id,
-            ))
-        });
-        ModelInputs {
-            catalog,
-            purchases,
-            ..ModelInputs::default()
-        }
+        inputs_of(catalog, purchases)
     }
 
     #[test]
@@ -438,23 +450,9 @@ mod tests {
     /// each) that S{n} goes with S{n+1}; 300 customers bought S0, S1, ... S7, one order
     /// each, a day apart.
     fn chain_shop() -> ModelInputs {
-        use crate::store::{CatalogRow, PurchaseRow};
+        use crate::store::PurchaseRow;
         let ids: Vec<String> = (0..9).map(|n| format!("S{n}")).collect();
-        let catalog = ids
-            .iter()
-            .map(|id| CatalogRow {
-                product_id: id.clone(),
-                name: id.clone(),
-                group_id: id.clone(),
-                category_path: format!("C{id} > x"),
-                price_minor: 100,
-                available: true,
-                brand: String::new(),
-                replenish_days: None,
-                merchandise: None,
-                size: None,
-            })
-            .collect();
+        let catalog = catalog_of(&ids);
         let day = 86_400_000;
         let mut purchases = Vec::new();
         let mut order = |customer: String, n: usize, at: i64, products: &[&String]| {
@@ -482,18 +480,7 @@ mod tests {
                 order(format!("c{c:03}"), n, (2 + n as i64) * day, &[id]);
             }
         }
-        purchases.sort_by(|x, y| {
-            (&x.customer_id, x.placed_at, &x.order_id).cmp(&(
-                &y.customer_id,
-                y.placed_at,
-                &y.order_id,
-            ))
-        });
-        ModelInputs {
-            catalog,
-            purchases,
-            ..ModelInputs::default()
-        }
+        inputs_of(catalog, purchases)
     }
 
     #[test]
