@@ -3,27 +3,45 @@
 use sqlx::Row;
 use tracing::instrument;
 
-use super::{Store, flag, in_request_order, lock_order};
+use super::{
+    Store,
+    batch::{BatchWrite, Names, Writing},
+    flag,
+};
 use crate::domain::{Change, Error, Product, Timestamp, WriteOutcome, fingerprint};
 
 impl Store {
     /// Creates or replaces products, in one transaction.
     #[instrument(skip_all, fields(count = products.len()))]
     pub async fn upsert_products(&self, products: &[Product]) -> Result<Vec<WriteOutcome>, Error> {
-        self.retrying(|| self.upsert_products_once(products)).await
+        self.write_batch(&Products, products).await
+    }
+}
+
+/// Products, written in a batch.
+struct Products;
+
+impl BatchWrite for Products {
+    type Item = Product;
+    type Answer = WriteOutcome;
+    const NAMES: Names = Names::NoOne;
+
+    fn key(p: &Product) -> impl Ord + '_ {
+        p.product_id.as_str()
     }
 
-    async fn upsert_products_once(&self, products: &[Product]) -> Result<Vec<WriteOutcome>, Error> {
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        products: Vec<&Product>,
+    ) -> Result<Vec<WriteOutcome>, Error> {
         let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(products.len());
-        let mut changes = Vec::new();
-        let order = lock_order(products, |p| p.product_id.as_str());
-        for p in order.iter().map(|&i| &products[i]) {
+        for p in products {
             let hash = fingerprint(p);
             let stored = sqlx::query("SELECT content_hash FROM products WHERE product_id = $1")
                 .bind(p.product_id.as_str())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *w.tx)
                 .await?;
             let stored_hash = match stored {
                 Some(row) => Some(row.try_get::<i64, _>(0)?),
@@ -67,17 +85,15 @@ impl Store {
             .bind(p.merchandise.0.map(flag))
             .bind(p.size.0.as_ref().map(|s| s.label().to_owned()))
             .bind(p.size.0.as_ref().map(|s| s.system().as_str()))
-            .execute(&mut *tx)
+            .execute(&mut *w.tx)
             .await?;
-            changes.push(Change::product(p.product_id.as_str()));
+            w.changes.push(Change::product(p.product_id.as_str()));
             outcomes.push(if stored_hash.is_some() {
                 WriteOutcome::Updated
             } else {
                 WriteOutcome::Created
             });
         }
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(in_request_order(&order, outcomes))
+        Ok(outcomes)
     }
 }

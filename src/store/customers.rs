@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tracing::instrument;
 
-use super::{IN_CHUNK, Store, in_request_order, lock_order};
+use super::batch::{BatchWrite, Names, Writing};
+use super::{IN_CHUNK, Store};
 use crate::domain::{
     AnonymousId, Change, ChangeKind, Customer, CustomerId, Error, Identity, IdentityKind,
     ItemResult, Timestamp, Violations, WriteOutcome, fingerprint,
@@ -186,40 +187,7 @@ impl Store {
     /// whose identity belongs to someone else is rejected whole.
     #[instrument(skip_all, fields(count = customers.len()))]
     pub async fn upsert_customers(&self, customers: &[Customer]) -> Result<Vec<ItemResult>, Error> {
-        self.retrying(|| self.upsert_customers_once(customers))
-            .await
-    }
-
-    async fn upsert_customers_once(
-        &self,
-        customers: &[Customer],
-    ) -> Result<Vec<ItemResult>, Error> {
-        let hash_key = self.hash_key().await?;
-        let mut tx = self.begin_write().await?;
-        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
-        let mut results = Vec::with_capacity(customers.len());
-        let mut changes = Vec::new();
-        let order = lock_order(customers, |c| c.customer_id.as_str());
-        let mut batch = Profiles::read(&mut tx, customers).await?;
-        for c in order.iter().map(|&i| &customers[i]) {
-            let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
-            if suppression.check(&mut tx, &keys).await? {
-                results.push(Ok(WriteOutcome::Suppressed));
-                continue;
-            }
-            let result = batch.upsert(&mut tx, c, &mut changes).await?;
-            if matches!(result, Ok(WriteOutcome::Created | WriteOutcome::Updated)) {
-                changes.push(Change::customer(
-                    ChangeKind::Customer,
-                    c.customer_id.as_str(),
-                ));
-            }
-            results.push(result);
-        }
-        batch.flush(&mut tx, &mut changes).await?;
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(in_request_order(&order, results))
+        self.write_batch(&Customers, customers).await
     }
 
     /// Links one identity to a customer, creating the customer if needed.
@@ -280,7 +248,7 @@ struct Profiles<'a> {
 }
 
 impl<'a> Profiles<'a> {
-    async fn read(conn: &mut AnyConnection, customers: &'a [Customer]) -> Result<Self, Error> {
+    async fn read(conn: &mut AnyConnection, customers: &[&'a Customer]) -> Result<Self, Error> {
         let mut by_kind: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for c in customers {
             for identity in c.identities() {
@@ -492,5 +460,44 @@ fn field_of(identity: &Identity) -> &'static str {
         IdentityKind::Phone => "phone",
         IdentityKind::LoyaltyId => "loyalty_id",
         IdentityKind::AnonymousId => "anonymous_ids",
+    }
+}
+
+/// Customer profiles, written in a batch.
+struct Customers;
+
+impl BatchWrite for Customers {
+    type Item = Customer;
+    type Answer = ItemResult;
+    const NAMES: Names = Names::People;
+
+    fn key(c: &Customer) -> impl Ord + '_ {
+        c.customer_id.as_str()
+    }
+
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        customers: Vec<&Customer>,
+    ) -> Result<Vec<ItemResult>, Error> {
+        let mut results = Vec::with_capacity(customers.len());
+        let mut batch = Profiles::read(w.tx, &customers).await?;
+        for c in customers {
+            let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
+            if w.suppressed(&keys).await? {
+                results.push(Ok(WriteOutcome::Suppressed));
+                continue;
+            }
+            let result = batch.upsert(w.tx, c, &mut w.changes).await?;
+            if matches!(result, Ok(WriteOutcome::Created | WriteOutcome::Updated)) {
+                w.changes.push(Change::customer(
+                    ChangeKind::Customer,
+                    c.customer_id.as_str(),
+                ));
+            }
+            results.push(result);
+        }
+        batch.flush(w.tx, &mut w.changes).await?;
+        Ok(results)
     }
 }

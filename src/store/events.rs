@@ -7,8 +7,8 @@ use tracing::instrument;
 
 use super::{
     Store, actor_key,
+    batch::{BatchWrite, Names, Writing},
     customers::{customer_of_anonymous, link, touch_customer, touch_customers},
-    in_request_order, lock_order,
 };
 use crate::domain::{
     AnonymousId, BrowsingEvent, Change, ChangeKind, CustomerId, Error, EventTarget, Identity,
@@ -24,29 +24,35 @@ impl Store {
         &self,
         events: &[BrowsingEvent],
     ) -> Result<Vec<WriteOutcome>, Error> {
-        self.retrying(|| self.record_events_once(events)).await
-    }
-
-    async fn record_events_once(
-        &self,
-        events: &[BrowsingEvent],
-    ) -> Result<Vec<WriteOutcome>, Error> {
-        let hash_key = self.hash_key().await?;
-        let mut tx = self.begin_write().await?;
-        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
-        let mut changes = Vec::new();
-        let outcomes = record_events_in(&mut tx, &suppression, events, &mut changes).await?;
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        self.write_batch(&Events, events).await
     }
 }
 
+/// Browsing events, written in a batch.
+struct Events;
+
+impl BatchWrite for Events {
+    type Item = BrowsingEvent;
+    type Answer = WriteOutcome;
+    const NAMES: Names = Names::People;
+
+    fn key(e: &BrowsingEvent) -> impl Ord + '_ {
+        (actor_key(&e.actor), e.message_id.as_str())
+    }
+
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        events: Vec<&BrowsingEvent>,
+    ) -> Result<Vec<WriteOutcome>, Error> {
+        record_events_in(w, events).await
+    }
+}
+
+/// Records `events` (in lock order), answering each in that order.
 async fn record_events_in(
-    conn: &mut AnyConnection,
-    suppression: &super::trust::Suppression,
-    events: &[BrowsingEvent],
-    changes: &mut Vec<Change>,
+    w: &mut Writing<'_>,
+    events: Vec<&BrowsingEvent>,
 ) -> Result<Vec<WriteOutcome>, Error> {
     let received_at = Timestamp::now().millis();
     let mut owners: HashMap<AnonymousId, Option<CustomerId>> = HashMap::new();
@@ -56,8 +62,7 @@ async fn record_events_in(
     let mut rows = Vec::with_capacity(events.len());
     let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
     let mut suppressed: HashMap<(Option<CustomerId>, Option<AnonymousId>), bool> = HashMap::new();
-    let order = lock_order(events, |e| (actor_key(&e.actor), e.message_id.as_str()));
-    for e in order.iter().map(|&i| &events[i]) {
+    for e in events {
         let who = (
             e.actor.customer_id().cloned(),
             e.actor.anonymous_id().cloned(),
@@ -67,7 +72,7 @@ async fn record_events_in(
             None => {
                 let identities: Vec<Identity> = who.1.iter().cloned().map(Identity::from).collect();
                 let keys = super::trust::suppression_keys(who.0.as_ref(), &identities);
-                let d = suppression.check(conn, &keys).await?;
+                let d = w.suppressed(&keys).await?;
                 suppressed.insert(who, d);
                 d
             }
@@ -80,13 +85,13 @@ async fn record_events_in(
             (Some(c), Some(a)) => {
                 let owner = match owners.get(a) {
                     Some(o) => o.clone(),
-                    None => customer_of_anonymous(conn, a).await?,
+                    None => customer_of_anonymous(w.tx, a).await?,
                 };
                 if owner.is_none() {
                     // Linking happens once per anonymous id; later events in
                     // the batch see it through the cache.
-                    touch_customer(conn, c, e.occurred_at, e.occurred_at).await?;
-                    link(conn, c, &Identity::from(a.clone()), changes).await?;
+                    touch_customer(w.tx, c, e.occurred_at, e.occurred_at).await?;
+                    link(w.tx, c, &Identity::from(a.clone()), &mut w.changes).await?;
                     owners.insert(a.clone(), Some(c.clone()));
                 } else {
                     owners.insert(a.clone(), owner);
@@ -97,7 +102,7 @@ async fn record_events_in(
             (None, Some(a)) => match owners.get(a) {
                 Some(owner) => owner.clone(),
                 None => {
-                    let owner = customer_of_anonymous(conn, a).await?;
+                    let owner = customer_of_anonymous(w.tx, a).await?;
                     owners.insert(a.clone(), owner.clone());
                     owner
                 }
@@ -116,7 +121,7 @@ async fn record_events_in(
     // database, or to SQLite's worker thread): the new ones come back.
     let mut created: HashSet<String> = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
-        created.extend(insert_events(conn, chunk, received_at).await?);
+        created.extend(insert_events(w.tx, chunk, received_at).await?);
     }
     for (slot, e, customer) in rows {
         if !created.contains(e.message_id.as_str()) {
@@ -132,14 +137,15 @@ async fn record_events_in(
     }
     // One row update per customer per batch, not per event.
     let touched: Vec<_> = spans.iter().map(|(c, (f, l))| (c, *f, *l)).collect();
-    touch_customers(conn, &touched).await?;
+    touch_customers(w.tx, &touched).await?;
     for customer in spans.keys() {
-        changes.push(Change::customer(ChangeKind::Event, customer.as_str()));
+        w.changes
+            .push(Change::customer(ChangeKind::Event, customer.as_str()));
     }
     let outcomes = outcomes
         .into_iter()
         .map(|o| o.expect("every event has an outcome"));
-    Ok(in_request_order(&order, outcomes.collect()))
+    Ok(outcomes.collect())
 }
 
 /// Inserts `rows` in one statement; returns the message ids that were new.

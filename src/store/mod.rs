@@ -16,6 +16,7 @@
 //! of a large events table stay in memory from one batch to the next.
 
 mod backup;
+mod batch;
 mod catalog;
 mod curations;
 mod customer_read;

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tracing::instrument;
 
+use super::batch::{BatchWrite, Names, Writing};
 use super::{
     IN_CHUNK, ROWS_PER_STATEMENT, Store, actor_key,
     customers::{customer_of_anonymous, link, touch_customer},
-    in_request_order, lock_order, placeholders,
+    placeholders,
     totals::{Contribution, Totals},
     values_rows,
 };
@@ -171,7 +172,7 @@ struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    async fn read(conn: &mut AnyConnection, orders: &'a [Order]) -> Result<Self, Error> {
+    async fn read(conn: &mut AnyConnection, orders: &[&'a Order]) -> Result<Self, Error> {
         let ids: Vec<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
         let stored = super::stored_hashes(conn, super::Hashes::Orders, &ids).await?;
         let mut products: Vec<&str> = orders
@@ -284,36 +285,7 @@ impl Store {
     /// (a status change) replaces the stored one and its totals.
     #[instrument(skip_all, fields(count = orders.len()))]
     pub async fn record_orders(&self, orders: &[Order]) -> Result<Vec<ItemResult>, Error> {
-        self.retrying(|| self.record_orders_once(orders)).await
-    }
-
-    async fn record_orders_once(&self, orders: &[Order]) -> Result<Vec<ItemResult>, Error> {
-        let hash_key = self.hash_key().await?;
-        let mut tx = self.begin_write().await?;
-        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
-        let mut results = Vec::with_capacity(orders.len());
-        let mut changes = Vec::new();
-        let order = lock_order(orders, |o| (actor_key(&o.actor), o.order_id.as_str()));
-        let mut batch = Batch::read(&mut tx, orders).await?;
-        for o in order.iter().map(|&i| &orders[i]) {
-            let identities: Vec<Identity> = o
-                .actor
-                .anonymous_id()
-                .cloned()
-                .map(Identity::from)
-                .into_iter()
-                .collect();
-            let keys = super::trust::suppression_keys(o.actor.customer_id(), &identities);
-            if suppression.check(&mut tx, &keys).await? {
-                results.push(Ok(WriteOutcome::Suppressed));
-                continue;
-            }
-            results.push(record_order(&mut tx, o, &mut batch, &mut changes).await?);
-        }
-        batch.flush(&mut tx).await?;
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(in_request_order(&order, results))
+        self.write_batch(&Orders, orders).await
     }
 }
 
@@ -420,4 +392,43 @@ async fn record_order<'a>(
     } else {
         WriteOutcome::Created
     }))
+}
+
+/// Orders, written in a batch.
+struct Orders;
+
+impl BatchWrite for Orders {
+    type Item = Order;
+    type Answer = ItemResult;
+    const NAMES: Names = Names::People;
+
+    fn key(o: &Order) -> impl Ord + '_ {
+        (actor_key(&o.actor), o.order_id.as_str())
+    }
+
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        orders: Vec<&Order>,
+    ) -> Result<Vec<ItemResult>, Error> {
+        let mut results = Vec::with_capacity(orders.len());
+        let mut batch = Batch::read(w.tx, &orders).await?;
+        for o in orders {
+            let identities: Vec<Identity> = o
+                .actor
+                .anonymous_id()
+                .cloned()
+                .map(Identity::from)
+                .into_iter()
+                .collect();
+            let keys = super::trust::suppression_keys(o.actor.customer_id(), &identities);
+            if w.suppressed(&keys).await? {
+                results.push(Ok(WriteOutcome::Suppressed));
+                continue;
+            }
+            results.push(record_order(w.tx, o, &mut batch, &mut w.changes).await?);
+        }
+        batch.flush(w.tx).await?;
+        Ok(results)
+    }
 }

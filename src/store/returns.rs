@@ -3,7 +3,11 @@
 use sqlx::{AnyConnection, Row};
 use tracing::instrument;
 
-use super::{Store, customers::touch_customer, in_request_order, lock_order};
+use super::{
+    Store,
+    batch::{BatchWrite, Names, Writing},
+    customers::touch_customer,
+};
 use crate::domain::{
     Change, ChangeKind, CustomerId, Error, ItemResult, Return, ReturnStatus, Timestamp, Violations,
     WriteOutcome, fingerprint,
@@ -15,32 +19,40 @@ impl Store {
     /// is rejected (the sender can resend it with a customer id).
     #[instrument(skip_all, fields(count = returns.len()))]
     pub async fn record_returns(&self, returns: &[Return]) -> Result<Vec<ItemResult>, Error> {
-        self.retrying(|| self.record_returns_once(returns)).await
+        self.write_batch(&Returns, returns).await
+    }
+}
+
+/// Returns, written in a batch.
+struct Returns;
+
+impl BatchWrite for Returns {
+    type Item = Return;
+    type Answer = ItemResult;
+    const NAMES: Names = Names::People;
+
+    fn key(r: &Return) -> impl Ord + '_ {
+        (
+            r.customer_id.as_ref().map(CustomerId::as_str),
+            r.return_id.as_str(),
+        )
     }
 
-    async fn record_returns_once(&self, returns: &[Return]) -> Result<Vec<ItemResult>, Error> {
-        let hash_key = self.hash_key().await?;
-        let mut tx = self.begin_write().await?;
-        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        returns: Vec<&Return>,
+    ) -> Result<Vec<ItemResult>, Error> {
         let mut results = Vec::with_capacity(returns.len());
-        let mut changes = Vec::new();
-        let order = lock_order(returns, |r| {
-            (
-                r.customer_id.as_ref().map(CustomerId::as_str),
-                r.return_id.as_str(),
-            )
-        });
-        for r in order.iter().map(|&i| &returns[i]) {
+        for r in returns {
             let keys = super::trust::suppression_keys(r.customer_id.as_ref(), &[]);
-            if suppression.check(&mut tx, &keys).await? {
+            if w.suppressed(&keys).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }
-            results.push(record_return(&mut tx, r, &mut changes).await?);
+            results.push(record_return(w.tx, r, &mut w.changes).await?);
         }
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(in_request_order(&order, results))
+        Ok(results)
     }
 }
 

@@ -8,7 +8,11 @@ use sqlx::{AssertSqlSafe, Row};
 use tracing::instrument;
 
 use super::customer_read::{BOUGHT_STYLES, STYLE_ROWS};
-use super::{IN_CHUNK, Store, Subject, in_request_order, lock_order, placeholders};
+use super::{
+    IN_CHUNK, Store, Subject,
+    batch::{BatchWrite, Names, Writing},
+    placeholders,
+};
 use crate::domain::{Change, ChangeKind, CustomerId, Error, Timestamp, WriteOutcome};
 
 /// One purchased line of a customer, newest first.
@@ -277,53 +281,7 @@ impl Store {
     /// stored is a duplicate.
     #[instrument(skip_all, fields(count = rows.len()))]
     pub async fn record_feedback(&self, rows: &[FeedbackRow]) -> Result<Vec<WriteOutcome>, Error> {
-        self.retrying(|| self.record_feedback_once(rows)).await
-    }
-
-    async fn record_feedback_once(&self, rows: &[FeedbackRow]) -> Result<Vec<WriteOutcome>, Error> {
-        let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
-        let mut out = Vec::with_capacity(rows.len());
-        let mut changes = Vec::new();
-        let order = lock_order(rows, |f| f.suggestion_id.as_str());
-        for f in order.iter().map(|&i| &rows[i]) {
-            let n = sqlx::query(
-                "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
-                 group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at, \
-                 curation_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (suggestion_id, kind) DO NOTHING",
-            )
-            .bind(f.suggestion_id.as_str())
-            .bind(f.kind)
-            .bind(f.customer_id.as_deref())
-            .bind(f.anonymous_id.as_deref())
-            .bind(f.product_id.as_str())
-            .bind(f.group_id.as_str())
-            .bind(f.experiment.as_str())
-            .bind(f.variant.as_str())
-            .bind(f.reason_code.as_str())
-            .bind(f.issued_at.millis())
-            .bind(f.occurred_at.millis())
-            .bind(now)
-            .bind(f.curation_id.as_deref())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1
-                && let Some(c) = &f.customer_id
-            {
-                changes.push(Change::customer(ChangeKind::Feedback, c));
-            }
-            out.push(if n == 1 {
-                WriteOutcome::Created
-            } else {
-                WriteOutcome::Duplicate
-            });
-        }
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(in_request_order(&order, out))
+        self.write_batch(&Feedback, rows).await
     }
 
     /// Distinct suggestions per outcome and variant of an experiment.
@@ -525,4 +483,62 @@ fn unpack(packed: Option<&str>, width: usize) -> Result<Vec<Vec<&str>>, Error> {
 fn number(s: &str) -> Result<i64, Error> {
     s.parse()
         .map_err(|e| Error::Internal(anyhow::anyhow!("a packed number {s:?}: {e}")))
+}
+
+/// Suggestion feedback, written in a batch.
+struct Feedback;
+
+impl BatchWrite for Feedback {
+    type Item = FeedbackRow;
+    type Answer = WriteOutcome;
+    const NAMES: Names = Names::NoOne;
+
+    fn key(f: &FeedbackRow) -> impl Ord + '_ {
+        f.suggestion_id.as_str()
+    }
+
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        rows: Vec<&FeedbackRow>,
+    ) -> Result<Vec<WriteOutcome>, Error> {
+        let now = Timestamp::now().millis();
+        let mut out = Vec::with_capacity(rows.len());
+        for f in rows {
+            let n = sqlx::query(
+                "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
+                 group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at, \
+                 curation_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (suggestion_id, kind) DO NOTHING",
+            )
+            .bind(f.suggestion_id.as_str())
+            .bind(f.kind)
+            .bind(f.customer_id.as_deref())
+            .bind(f.anonymous_id.as_deref())
+            .bind(f.product_id.as_str())
+            .bind(f.group_id.as_str())
+            .bind(f.experiment.as_str())
+            .bind(f.variant.as_str())
+            .bind(f.reason_code.as_str())
+            .bind(f.issued_at.millis())
+            .bind(f.occurred_at.millis())
+            .bind(now)
+            .bind(f.curation_id.as_deref())
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if n == 1
+                && let Some(c) = &f.customer_id
+            {
+                w.changes.push(Change::customer(ChangeKind::Feedback, c));
+            }
+            out.push(if n == 1 {
+                WriteOutcome::Created
+            } else {
+                WriteOutcome::Duplicate
+            });
+        }
+        Ok(out)
+    }
 }

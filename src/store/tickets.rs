@@ -3,7 +3,11 @@
 use sqlx::Row;
 use tracing::instrument;
 
-use super::{Store, customers::touch_customer, in_request_order, lock_order};
+use super::{
+    Store,
+    batch::{BatchWrite, Names, Writing},
+    customers::touch_customer,
+};
 use crate::domain::{Change, ChangeKind, Error, Ticket, WriteOutcome, fingerprint};
 
 impl Store {
@@ -12,19 +16,31 @@ impl Store {
     /// ignored, so a ticket never rolls back.
     #[instrument(skip_all, fields(count = tickets.len()))]
     pub async fn upsert_tickets(&self, tickets: &[Ticket]) -> Result<Vec<WriteOutcome>, Error> {
-        self.retrying(|| self.upsert_tickets_once(tickets)).await
+        self.write_batch(&Tickets, tickets).await
+    }
+}
+
+/// Tickets, written in a batch.
+struct Tickets;
+
+impl BatchWrite for Tickets {
+    type Item = Ticket;
+    type Answer = WriteOutcome;
+    const NAMES: Names = Names::People;
+
+    fn key(t: &Ticket) -> impl Ord + '_ {
+        (t.customer_id.as_str(), t.ticket_id.as_str())
     }
 
-    async fn upsert_tickets_once(&self, tickets: &[Ticket]) -> Result<Vec<WriteOutcome>, Error> {
-        let hash_key = self.hash_key().await?;
-        let mut tx = self.begin_write().await?;
-        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        tickets: Vec<&Ticket>,
+    ) -> Result<Vec<WriteOutcome>, Error> {
         let mut outcomes = Vec::with_capacity(tickets.len());
-        let mut changes = Vec::new();
-        let order = lock_order(tickets, |t| (t.customer_id.as_str(), t.ticket_id.as_str()));
-        for t in order.iter().map(|&i| &tickets[i]) {
+        for t in tickets {
             let keys = super::trust::suppression_keys(Some(&t.customer_id), &[]);
-            if suppression.check(&mut tx, &keys).await? {
+            if w.suppressed(&keys).await? {
                 outcomes.push(WriteOutcome::Suppressed);
                 continue;
             }
@@ -32,7 +48,7 @@ impl Store {
             let stored =
                 sqlx::query("SELECT content_hash, updated_at FROM tickets WHERE ticket_id = $1")
                     .bind(t.ticket_id.as_str())
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *w.tx)
                     .await?;
             let existed = match stored {
                 Some(row) => {
@@ -46,7 +62,7 @@ impl Store {
                 }
                 None => false,
             };
-            touch_customer(&mut tx, &t.customer_id, t.created_at, t.updated_at).await?;
+            touch_customer(w.tx, &t.customer_id, t.created_at, t.updated_at).await?;
             sqlx::query(
                 "INSERT INTO tickets (ticket_id, customer_id, subject, status, priority, channel, order_id, \
                  created_at, updated_at, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -65,17 +81,16 @@ impl Store {
             .bind(t.created_at.millis())
             .bind(t.updated_at.millis())
             .bind(hash)
-            .execute(&mut *tx)
+            .execute(&mut *w.tx)
             .await?;
-            changes.push(Change::customer(ChangeKind::Ticket, t.customer_id.as_str()));
+            w.changes
+                .push(Change::customer(ChangeKind::Ticket, t.customer_id.as_str()));
             outcomes.push(if existed {
                 WriteOutcome::Updated
             } else {
                 WriteOutcome::Created
             });
         }
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(in_request_order(&order, outcomes))
+        Ok(outcomes)
     }
 }
