@@ -193,7 +193,7 @@ pub fn customer_key(field: &str, r: Option<pb::CustomerRef>) -> Result<d::Custom
             &s,
         ),
     };
-    v.finish(|| key.expect("checked"))
+    v.build(|| key)
 }
 
 fn identity(
@@ -258,17 +258,18 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
     let group_id = optional(&mut v, "group_id", &group_id, d::GroupId::parse);
     let url = text(&mut v, "url", &url, d::MAX_URL_LEN, false);
     let image_url = text(&mut v, "image_url", &image_url, d::MAX_URL_LEN, false);
-    v.finish(|| {
-        let product_id = product_id.expect("checked");
-        d::Product {
-            group_id: group_id.unwrap_or_else(|| {
-                d::GroupId::parse(product_id.as_str()).expect("an id is a valid group id")
-            }),
+    v.build(|| {
+        let product_id = product_id?;
+        Some(d::Product {
+            group_id: match group_id {
+                Some(g) => g,
+                None => d::GroupId::parse(product_id.as_str()).ok()?,
+            },
             product_id,
             name,
             brand,
             category,
-            price: price.expect("checked"),
+            price: price?,
             stock,
             active: active.unwrap_or(true),
             url,
@@ -276,7 +277,7 @@ pub fn product(p: pb::Product) -> Result<d::Product, Violations> {
             replenish_after_days: (replenish_after_days > 0).then_some(replenish_after_days),
             merchandise: d::MerchandiseFlag(merchandise),
             size,
-        }
+        })
     })
 }
 
@@ -357,15 +358,17 @@ pub fn customer(c: pb::Customer, now: d::Timestamp) -> Result<d::Customer, Viola
         })
         .collect();
     let consents = consent_list(&mut v, "consents", consents, "ingest", now);
-    v.finish(|| d::Customer {
-        customer_id: customer_id.expect("checked"),
-        display_name,
-        email,
-        phone,
-        loyalty_id,
-        customer_since,
-        anonymous_ids,
-        consents,
+    v.build(|| {
+        Some(d::Customer {
+            customer_id: customer_id?,
+            display_name,
+            email,
+            phone,
+            loyalty_id,
+            customer_since,
+            anonymous_ids,
+            consents,
+        })
     })
 }
 
@@ -483,7 +486,7 @@ pub fn link(r: pb::LinkIdentityRequest) -> Result<(d::CustomerId, d::Identity), 
     };
     let identity =
         kind.and_then(|k| required(&mut v, "value", &value, |s| d::Identity::parse(k, s)));
-    v.finish(|| (customer_id.expect("checked"), identity.expect("checked")))
+    v.build(|| Some((customer_id?, identity?)))
 }
 
 /// Who did it: a customer id and/or an anonymous id, at least one.
@@ -656,15 +659,17 @@ pub fn order(o: pb::Order, now: d::Timestamp) -> Result<d::Order, Violations> {
         }
     };
     let channel = text(&mut v, "channel", &channel, d::MAX_ID_LEN, false);
-    v.finish(|| d::Order {
-        order_id: order_id.expect("checked"),
-        actor: actor.expect("checked"),
-        status: status.expect("checked"),
-        placed_at: placed_at.expect("checked"),
-        currency: currency.expect("at least one line was checked"),
-        total_minor,
-        channel,
-        lines: parsed_lines,
+    v.build(|| {
+        Some(d::Order {
+            order_id: order_id?,
+            actor: actor?,
+            status: status?,
+            placed_at: placed_at?,
+            currency: currency?,
+            total_minor,
+            channel,
+            lines: parsed_lines,
+        })
     })
 }
 
@@ -723,16 +728,18 @@ pub fn return_(r: pb::Return, now: d::Timestamp) -> Result<d::Return, Violations
         }
     }
     let refund = money(&mut v, "refund_amount", refund_amount, false);
-    v.finish(|| d::Return {
-        return_id: return_id.expect("checked"),
-        order_id: order_id.expect("checked"),
-        customer_id,
-        status: status.expect("checked"),
-        reason_code,
-        reason_text,
-        requested_at: requested_at.expect("checked"),
-        lines: parsed,
-        refund,
+    v.build(|| {
+        Some(d::Return {
+            return_id: return_id?,
+            order_id: order_id?,
+            customer_id,
+            status: status?,
+            reason_code,
+            reason_text,
+            requested_at: requested_at?,
+            lines: parsed,
+            refund,
+        })
     })
 }
 
@@ -778,19 +785,19 @@ pub fn ticket(t: pb::Ticket, now: d::Timestamp) -> Result<d::Ticket, Violations>
     {
         v.add("updated_at", "is before created_at");
     }
-    v.finish(|| {
-        let created_at = created_at.expect("checked");
-        d::Ticket {
-            ticket_id: ticket_id.expect("checked"),
-            customer_id: customer_id.expect("checked"),
+    v.build(|| {
+        let created_at = created_at?;
+        Some(d::Ticket {
+            ticket_id: ticket_id?,
+            customer_id: customer_id?,
             subject,
-            status: status.expect("checked"),
-            priority: priority.expect("checked"),
+            status: status?,
+            priority: priority?,
             channel,
             order_id,
             created_at,
             updated_at: updated_at.unwrap_or(created_at),
-        }
+        })
     })
 }
 
@@ -872,15 +879,17 @@ pub fn context_query(r: pb::GetCustomerContextRequest) -> Result<ContextQuery, V
         suggestions_limit,
         crate::suggest::limits::CONTEXT_ITEMS,
     );
-    v.finish(|| ContextQuery {
-        key: key.expect("checked"),
-        sections,
-        lookback_days,
-        browsing_limit,
-        orders_limit,
-        returns_limit,
-        tickets_limit,
-        suggestions_limit,
+    v.build(|| {
+        Some(ContextQuery {
+            key: key?,
+            sections,
+            lookback_days,
+            browsing_limit,
+            orders_limit,
+            returns_limit,
+            tickets_limit,
+            suggestions_limit,
+        })
     })
 }
 

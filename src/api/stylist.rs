@@ -109,19 +109,19 @@ fn draft(c: Option<pb::Curation>) -> Result<(String, d::CurationDraft), Violatio
     {
         v.add("curation.ends_at", "must be after starts_at");
     }
-    v.finish(|| {
-        (
+    v.build(|| {
+        Some((
             curation_id,
             d::CurationDraft {
                 title,
                 stylist,
                 note,
-                anchor: anchor.expect("checked"),
+                anchor: anchor?,
                 items,
                 starts_at,
                 ends_at,
             },
-        )
+        ))
     })
 }
 
@@ -370,11 +370,13 @@ fn curated_query(r: pb::GetCuratedCrossSellsRequest) -> Result<SuggestQuery, Vio
         limits::ANCHORS,
     );
     let limit = bounded(&mut v, "limit", limit, limits::ITEMS);
-    v.finish(|| SuggestQuery {
-        key: key.expect("checked"),
-        anchors,
-        exclude: Vec::new(),
-        limit,
+    v.build(|| {
+        Some(SuggestQuery {
+            key: key?,
+            anchors,
+            exclude: Vec::new(),
+            limit,
+        })
     })
 }
 

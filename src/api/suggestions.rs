@@ -62,11 +62,13 @@ pub fn suggest_query(r: pb::SuggestCrossSellsRequest) -> Result<SuggestQuery, Vi
         limits::EXCLUDED,
     );
     let limit = bounded(&mut v, "limit", limit, limits::ITEMS);
-    v.finish(|| SuggestQuery {
-        key: key.expect("checked"),
-        anchors,
-        exclude,
-        limit,
+    v.build(|| {
+        Some(SuggestQuery {
+            key: key?,
+            anchors,
+            exclude,
+            limit,
+        })
     })
 }
 
@@ -203,10 +205,12 @@ pub fn feedback(f: pb::SuggestionFeedback) -> Result<FeedbackInput, Violations> 
     {
         v.add("occurred_at", "is in the future");
     }
-    v.finish(|| FeedbackInput {
-        suggestion_id,
-        kind: kind.expect("checked"),
-        occurred_at,
+    v.build(|| {
+        Some(FeedbackInput {
+            suggestion_id,
+            kind: kind?,
+            occurred_at,
+        })
     })
 }
 

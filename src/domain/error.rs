@@ -90,8 +90,19 @@ impl Violations {
 
     /// `Ok(build())` when nothing was recorded, else the violations.
     ///
-    /// `build` runs only when every checked field parsed, so it may unwrap
-    /// the `Option`s that [`Violations::check`] returned.
+    /// `build` runs only when every checked field parsed.
+    /// The value `build` makes from the parsed fields, when no field was
+    /// violated. `build` takes each field it needs with `?`: a field
+    /// missing without a violation (a bug in its check) answers a
+    /// violation naming the request, never a panic.
+    pub fn build<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, Violations> {
+        if !self.is_empty() {
+            return Err(self);
+        }
+        build().ok_or_else(|| Violations::single("request", "could not be read whole"))
+    }
+
+    /// Like [`Violations::build`], for a `build` that cannot fail.
     pub fn finish<T>(self, build: impl FnOnce() -> T) -> Result<T, Violations> {
         if self.is_empty() {
             Ok(build())
@@ -151,5 +162,28 @@ impl Error {
 impl From<anyhow::Error> for Error {
     fn from(e: anyhow::Error) -> Self {
         Error::Internal(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_missing_without_a_violation_is_a_violation_not_a_panic() {
+        let missing: Option<u32> = None;
+        let err = Violations::new()
+            .build(|| Some(missing? + 1))
+            .expect_err("incomplete");
+        let v = err.into_vec();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].field, "request");
+        assert_eq!(Violations::new().build(|| Some(2)), Ok(2));
+        // With a violation, `build` never runs.
+        let named = Violations::single("limit", "is too large");
+        let err = named
+            .build(|| -> Option<u32> { unreachable!("build ran") })
+            .expect_err("violated");
+        assert_eq!(err.into_vec()[0].field, "limit");
     }
 }
