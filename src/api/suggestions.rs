@@ -229,6 +229,7 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
         new_categories,
         also_bought,
         curated,
+        learned_reranker,
     }) = w
     else {
         return out;
@@ -255,6 +256,9 @@ fn weights(w: Option<pb::StrategyWeights>) -> Weights {
     }
     if let Some(n) = new_categories {
         out.new_categories = n as usize;
+    }
+    if let Some(on) = learned_reranker {
+        out.learned = if on { 1.0 } else { 0.0 };
     }
     out
 }
@@ -312,6 +316,7 @@ pub fn experiment_out(e: Experiment, updated_at: d::Timestamp) -> pb::Experiment
                     new_categories: Some(v.weights.new_categories as u32),
                     also_bought: Some(v.weights.also_bought),
                     curated: Some(v.weights.curated),
+                    learned_reranker: Some(v.weights.learned > 0.0),
                 }),
             })
             .collect(),

@@ -743,6 +743,9 @@ async fn experiments_assign_stably_and_report_per_variant(backend: Backend) {
         traffic_weight: 50,
         weights: Some(pb::StrategyWeights {
             popular: Some(popular),
+            // The heavy variant also asks for the learned re-ranker (this
+            // small shop trained none, so it changes nothing there).
+            learned_reranker: Some(popular > 1.0),
             ..Default::default()
         }),
     };
@@ -779,6 +782,13 @@ async fn experiments_assign_stably_and_report_per_variant(backend: Backend) {
             .and_then(|w| w.new_categories),
         Some(3)
     );
+    let learned = |k: usize| {
+        set.variants[k]
+            .weights
+            .as_ref()
+            .and_then(|w| w.learned_reranker)
+    };
+    assert_eq!((learned(0), learned(1)), (Some(false), Some(true)));
 
     // Every customer lands in one variant, the same every time; both
     // variants get customers.
