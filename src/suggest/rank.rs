@@ -427,6 +427,17 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
     candidates
 }
 
+/// The customer's share of purchases of `brand` (0 when none or unknown).
+fn brand_share(signals: &Signals, brand: Option<u32>) -> f32 {
+    brand.map_or(0.0, |b| {
+        signals
+            .brands
+            .iter()
+            .find(|(x, _)| *x == b)
+            .map_or(0.0, |(_, share)| *share)
+    })
+}
+
 /// Affinity (best-sellers of the categories the customer buys most, raised
 /// by their brands) and new categories (best-sellers of where similar
 /// customers went next).
@@ -447,13 +458,7 @@ fn add_category_sources(
         let share = n as f32 / total.max(1) as f32;
         for &i in popular_in(category) {
             let c = candidates.entry(i).or_default();
-            let brand = catalog.items[i as usize].brand.map_or(0.0, |b| {
-                signals
-                    .brands
-                    .iter()
-                    .find(|(x, _)| *x == b)
-                    .map_or(0.0, |(_, s)| *s)
-            });
+            let brand = brand_share(signals, catalog.items[i as usize].brand);
             let a = share * catalog.popularity_score[i as usize] * (1.0 + weights.brand * brand);
             if a > c.affinity {
                 c.affinity = a;
@@ -592,10 +597,9 @@ fn ranked(model: &Model, signals: &Signals, weights: &Weights) -> Vec<Suggestion
         return scored.into_iter().map(|(s, _)| s).collect();
     };
     let window = scored.len().min(WINDOW);
-    let profile = Profile::of(model, signals);
-    for (position, (s, k)) in scored[..window].iter_mut().enumerate() {
+    let numbers = window_features(model, signals, &allowed, &top, &scored);
+    for ((s, k), f) in scored[..window].iter_mut().zip(numbers) {
         let c = &allowed[*k].1;
-        let f = features(model, signals, &profile, c, &top, s, position);
         // The trees' probability (gbdt's log-likelihood: 1 / (1 + e^-2x)),
         // plus the stylist's pick as the blend adds it.
         let p = 1.0 / (1.0 + (-2.0 * forest.score(&f)).exp());
@@ -707,13 +711,6 @@ fn features(
         Some((lo, hi)) if it.price_minor > 0 => f32::from(!(lo..=hi).contains(&it.price_minor)),
         _ => 0.5,
     };
-    let brand = it.brand.map_or(0.0, |b| {
-        signals
-            .brands
-            .iter()
-            .find(|(x, _)| *x == b)
-            .map_or(0.0, |(_, share)| *share)
-    });
     [
         norm(c.complement, top.complement),
         norm(c.coviewed, top.coviewed),
@@ -728,7 +725,7 @@ fn features(
         profile.categories.get(&it.category).copied().unwrap_or(0.0),
         profile.items,
         profile.orders,
-        brand,
+        brand_share(signals, it.brand),
     ]
 }
 
@@ -741,14 +738,26 @@ pub(crate) fn examples(
     weights: &Weights,
 ) -> Vec<(ItemIx, Features)> {
     let (allowed, top, scored) = blended(model, signals, weights);
+    let numbers = window_features(model, signals, &allowed, &top, &scored);
+    scored.iter().map(|(s, _)| s.item).zip(numbers).collect()
+}
+
+/// The numbers of the blend's first [`WINDOW`] candidates, in its order:
+/// what serving re-orders and training learns from, made alike.
+fn window_features(
+    model: &Model,
+    signals: &Signals,
+    allowed: &[(ItemIx, Candidate)],
+    top: &Candidate,
+    scored: &[(Suggestion, usize)],
+) -> Vec<Features> {
     let profile = Profile::of(model, signals);
     scored
         .iter()
         .take(WINDOW)
         .enumerate()
         .map(|(position, (s, k))| {
-            let f = features(model, signals, &profile, &allowed[*k].1, &top, s, position);
-            (s.item, f)
+            features(model, signals, &profile, &allowed[*k].1, top, s, position)
         })
         .collect()
 }

@@ -180,6 +180,25 @@ fn candidates(trees: &Option<Arc<Forest>>) -> Vec<Ranker> {
         .collect()
 }
 
+/// The protocol of `split` held out `back` orders before the latest, the
+/// model built on its training orders, and the stride that scores at most
+/// [`MAX_CUSTOMERS`]; `None` with fewer than [`MIN_CUSTOMERS`] customers
+/// of two orders or more. CPU-bound: builds one model.
+fn held_out<'a>(
+    inputs: &'a ModelInputs,
+    config: &ModelConfig,
+    split: Split,
+    back: usize,
+) -> Option<(evaluate::Protocol<'a>, Model, usize)> {
+    let p = evaluate::protocol(inputs, split, back);
+    let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
+    if with_two < MIN_CUSTOMERS {
+        return None;
+    }
+    let model = Model::build(&p.train, config, 0);
+    Some((p, model, with_two.div_ceil(MAX_CUSTOMERS)))
+}
+
 /// Each candidate's tally on one held-out order (`back` orders before the
 /// latest), with the customers scored; the learned ranker ranks with
 /// `trees`.
@@ -190,18 +209,12 @@ fn holdout(
     back: usize,
     trees: &Option<Arc<Forest>>,
 ) -> Option<(Vec<evaluate::Scores>, Vec<Vec<bool>>)> {
-    let p = evaluate::protocol(inputs, Split::All, back);
-    let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
-    if with_two < MIN_CUSTOMERS {
-        return None;
-    }
-    let mut model = Model::build(&p.train, config, 0);
+    let (p, mut model, stride) = held_out(inputs, config, Split::All, back)?;
     model.ranking.learned = trees.clone();
     let methods: Vec<Method> = candidates(trees)
         .iter()
         .map(|r| Method::Ranker(r.weights_over(blend)))
         .collect();
-    let stride = with_two.div_ceil(MAX_CUSTOMERS);
     let outcome = evaluate::score(&model, &p.homes, &methods, K, stride);
     if outcome.tallies[0].marks.len() < MIN_CUSTOMERS {
         return None;
@@ -234,13 +247,9 @@ pub fn learn(
 ) -> Option<Arc<Forest>> {
     let mut examples = Vec::new();
     for back in back..back + LEARN_ORDERS {
-        let p = evaluate::protocol(inputs, split, back);
-        let with_two = p.homes.iter().filter(|h| h.orders.len() >= 2).count();
-        if with_two < MIN_CUSTOMERS {
+        let Some((p, model, stride)) = held_out(inputs, config, split, back) else {
             break;
-        }
-        let model = Model::build(&p.train, config, 0);
-        let stride = with_two.div_ceil(MAX_CUSTOMERS);
+        };
         examples.extend(evaluate::examples(&model, &p.homes, blend, stride));
     }
     Forest::train(&examples).map(Arc::new)
