@@ -670,6 +670,26 @@ mod tests {
         store.close().await;
     }
 
+    /// Built with SQLite's query planner stability guarantee (set in
+    /// `.cargo/config.toml`): a statement binding `LIMIT $n` is planned
+    /// once, not parsed again at every execution.
+    #[tokio::test]
+    async fn sqlite_plans_do_not_depend_on_bound_values() {
+        let store = Store::connect("sqlite::memory:", &StoreOptions::default())
+            .await
+            .expect("opened");
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&store.reader)
+            .await
+            .expect("read");
+        assert!(
+            options.iter().any(|o| o == "ENABLE_QPSG"),
+            "SQLite was built without ENABLE_QPSG (build from the repository, which sets \
+             LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+        );
+        store.close().await;
+    }
+
     #[test]
     fn sqlite_file_is_found_in_the_url() {
         assert_eq!(
