@@ -2,11 +2,12 @@
 //! desk, served over gRPC, JSON, MCP and a sidebar page.
 //!
 //! The crate is layered, lowest first: leaves ([`rng`], [`coalesce`],
-//! [`telemetry`]), [`domain`], [`store`] and [`watch`], [`text_index`],
-//! [`fit`], [`reads`], [`suggest`], the core services ([`context`],
-//! [`curate`], [`ingest`], [`retention`], [`search`]), the
-//! webhook connectors ([`connect`]),
-//! the contract ([`proto`]), [`wire`], [`audit`] and [`metrics`], the gate
+//! [`telemetry`]), [`domain`], [`store`] and [`watch`], the access log
+//! ([`audit`]), [`text_index`], [`fit`], [`reads`], [`suggest`], the core
+//! services ([`context`], [`curate`], [`ingest`], [`retention`],
+//! [`search`]), the [`desk`] every face reads customers through (shaped
+//! for the caller's role, on record), the webhook connectors
+//! ([`connect`]), the contract ([`proto`]), [`wire`], [`metrics`], the gate
 //! ([`auth`]), the gRPC adapters ([`api`]), the other faces ([`http`],
 //! [`mcp`]), [`startup`], and the tools ([`demo`], [`client`],
 //! [`generate`], [`bench`], [`cli`]). Each imports only from below its
@@ -26,6 +27,7 @@ pub mod connect;
 pub mod context;
 pub mod curate;
 pub mod demo;
+pub mod desk;
 pub mod domain;
 pub mod fit;
 pub mod generate;

@@ -230,19 +230,17 @@ impl Application {
         let ingest = IngestServiceServer::new(IngestApi::new(store.clone(), metrics.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let suggest = SuggestService::new(store.clone(), suggest_config, live.clone());
-        let stylist_api = StylistApi::new(
-            CurateService::new(store.clone(), suggest.clone()),
-            audit.clone(),
-        );
-        let context_api = ContextApi::new(
+        let desk = crate::desk::Desk::new(
             ContextService::new(store.clone(), suggest.clone()),
             suggest.clone(),
-            crate::search::SearchService::new(store.clone(), suggest),
+            crate::search::SearchService::new(store.clone(), suggest.clone()),
+            CurateService::new(store.clone(), suggest),
             audit.clone(),
         );
-        let adapters = crate::api::Adapters {
-            context: context_api.clone(),
-            stylist: stylist_api.clone(),
+        let stylist_api = StylistApi::new(desk.clone());
+        let context_api = ContextApi::new(desk.clone());
+        let faces = crate::api::Faces {
+            desk,
             metrics: metrics.clone(),
             store: store.clone(),
             live,
@@ -253,8 +251,8 @@ impl Application {
         let pruner = tokio::spawn(prune_every(store.clone(), retention, metrics.clone()));
         let receivers = crate::http::Receivers::new(connectors, metrics.clone());
         let sidebar = crate::http::Sidebar::new(&frame_origins);
-        let http = crate::http::router(adapters.clone(), receivers, sidebar)
-            .merge(crate::mcp::router(adapters));
+        let http =
+            crate::http::router(faces.clone(), receivers, sidebar).merge(crate::mcp::router(faces));
         let stylist =
             StylistServiceServer::new(stylist_api).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let context = CustomerContextServiceServer::new(context_api)

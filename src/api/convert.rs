@@ -442,28 +442,6 @@ pub fn consent(c: d::ConsentRecord) -> pb::Consent {
     }
 }
 
-/// Masks an email for roles that may not see it: `j•••@example.com`.
-pub fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}•••@{domain}")
-        }
-        None if email.is_empty() => String::new(),
-        None => "•••".into(),
-    }
-}
-
-/// Masks a phone number, keeping its last four digits: `•••••••2001`.
-pub fn mask_phone(phone: &str) -> String {
-    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() <= 4 {
-        return "•".repeat(digits.len());
-    }
-    let keep: String = digits[digits.len() - 4..].iter().collect();
-    format!("{}{keep}", "•".repeat(digits.len() - 4))
-}
-
 /// A link request.
 pub fn link(r: pb::LinkIdentityRequest) -> Result<(d::CustomerId, d::Identity), Violations> {
     let pb::LinkIdentityRequest {
@@ -1182,9 +1160,9 @@ fn ticket_summary(t: TicketRow) -> pb::TicketSummary {
     }
 }
 
-/// The proto form of a context, with contact details masked unless
-/// `show_contact_details`.
-pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::CustomerContext {
+/// The proto form of a context (already shaped for its audience by
+/// `context::policy::for_audience`).
+pub fn context_response(c: CustomerContext) -> pb::CustomerContext {
     {
         let CustomerContext {
             customer_id,
@@ -1200,17 +1178,14 @@ pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::C
             browsing_events_scanned,
             consents,
             history_withheld,
+            contact_details_masked,
             suggestions,
             sizes,
         } = c;
-        let mut profile_pb = p.map(|p| pb::Profile {
+        let profile_pb = p.map(|p| pb::Profile {
             sizes: sizes.into_iter().map(size_estimate).collect(),
             ..profile(p)
         });
-        if let Some(p) = profile_pb.as_mut().filter(|_| !show_contact_details) {
-            p.email = mask_email(&p.email);
-            p.phone = mask_phone(&p.phone);
-        }
         pb::CustomerContext {
             customer_id: customer_id
                 .map(|c| c.as_str().to_owned())
@@ -1235,7 +1210,7 @@ pub fn context_response(c: CustomerContext, show_contact_details: bool) -> pb::C
             browsing_events_scanned,
             consents: consents.into_iter().map(consent).collect(),
             history_withheld,
-            contact_details_masked: !show_contact_details,
+            contact_details_masked,
             suggestions: suggestions.map(super::suggestions::suggestions),
         }
     }
@@ -1305,13 +1280,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn masking_keeps_enough_to_confirm_identity() {
-        assert_eq!(mask_email("jane.doe@example.com"), "j•••@example.com");
-        assert_eq!(mask_email(""), "");
-        assert_eq!(mask_phone("+15550102001"), "•••••••2001");
-        assert_eq!(mask_phone(""), "");
     }
 }

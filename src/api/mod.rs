@@ -12,7 +12,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use crate::wire::{invalid_argument, to_status};
 pub use privacy::PrivacyApi;
-pub use stylist::StylistApi;
+pub use stylist::{
+    StylistApi, archive_curation, create_curation, get_curated_cross_sells, list_curations,
+    preview_curation, update_curation,
+};
+pub use watch::{ContextStream, start as watch_customer_context};
 
 /// The authenticated caller, attached by the gate.
 fn caller_of<T>(request: &Request<T>) -> Result<crate::domain::Caller, Status> {
@@ -27,7 +31,7 @@ fn caller_of<T>(request: &Request<T>) -> Result<crate::domain::Caller, Status> {
 }
 
 use crate::{
-    context::ContextService,
+    desk::Desk,
     domain::{self as d, ItemResult, Violations},
     proto as pb,
     store::Store,
@@ -347,74 +351,77 @@ impl pb::ingest_service_server::IngestService for IngestApi {
 /// `CustomerContextService`: the agent's view and suggestions.
 #[derive(Clone, Debug)]
 pub struct ContextApi {
-    context: ContextService,
-    suggest: crate::suggest::SuggestService,
-    search: crate::search::SearchService,
-    audit: crate::audit::AccessLog,
+    desk: Desk,
 }
 
 impl ContextApi {
-    /// A context as `caller` may see it, once its read through `rpc` is on
-    /// record in the access log.
-    async fn answer(
-        &self,
-        caller: &crate::domain::Caller,
-        rpc: &str,
-        context: crate::context::CustomerContext,
-    ) -> Result<pb::CustomerContext, Status> {
-        let context = convert::context_response(context, caller.role.sees_contact_details());
-        self.log_read(caller, rpc, &context).await?;
-        Ok(context)
+    /// An adapter over the desk.
+    pub fn new(desk: Desk) -> Self {
+        Self { desk }
     }
+}
 
-    /// Whether `caller`'s key is still valid (a stream re-checks it when a
-    /// key is revoked anywhere, and at every heartbeat). A database that
-    /// cannot say keeps the stream open.
-    async fn still_valid(&self, caller: &crate::domain::Caller) -> bool {
-        if *caller == crate::domain::Caller::development() {
-            return true;
-        }
-        self.context
-            .key_is_valid(&caller.key_id)
-            .await
-            .unwrap_or(true)
-    }
+/// GetCustomerContext for every face: the request validated, the context
+/// read through the desk (shaped for `caller`'s role, on record), in its
+/// proto form.
+pub async fn get_customer_context(
+    desk: &Desk,
+    caller: &d::Caller,
+    request: pb::GetCustomerContextRequest,
+) -> Result<pb::CustomerContext, Status> {
+    let query = convert::context_query(request).map_err(|v| invalid_argument(&v))?;
+    let context = desk.context(caller, &query).await?;
+    Ok(convert::context_response(context))
+}
 
-    /// Records that `caller` read `context` through `rpc`.
-    async fn log_read(
-        &self,
-        caller: &crate::domain::Caller,
-        rpc: &str,
-        context: &pb::CustomerContext,
-    ) -> Result<(), Status> {
-        let customer = Some(context.customer_id.as_str()).filter(|c| !c.is_empty());
-        let anonymous = Some(context.anonymous_id.as_str()).filter(|a| !a.is_empty());
-        self.audit
-            .record(
-                caller,
-                rpc,
-                customer,
-                anonymous.filter(|_| customer.is_none()),
-            )
-            .await?;
-        Ok(())
-    }
+/// SuggestCrossSells for every face (on record when the customer's history
+/// was read).
+pub async fn suggest_cross_sells(
+    desk: &Desk,
+    caller: &d::Caller,
+    request: pb::SuggestCrossSellsRequest,
+) -> Result<pb::SuggestCrossSellsResponse, Status> {
+    let query = suggestions::suggest_query(request).map_err(|v| invalid_argument(&v))?;
+    let out = desk.suggestions(caller, &query).await?;
+    Ok(pb::SuggestCrossSellsResponse {
+        customer_id: out
+            .customer_id
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default(),
+        as_of: Some(convert::ts(out.as_of)),
+        suggestions: Some(suggestions::suggestions(out.list)),
+    })
+}
 
-    /// An adapter over `context`, `suggest` and `search`, recording reads
-    /// in `audit`.
-    pub fn new(
-        context: ContextService,
-        suggest: crate::suggest::SuggestService,
-        search: crate::search::SearchService,
-        audit: crate::audit::AccessLog,
-    ) -> Self {
-        Self {
-            context,
-            suggest,
-            search,
-            audit,
-        }
-    }
+/// SearchProducts for every face (on record when personalised).
+pub async fn search_products(
+    desk: &Desk,
+    caller: &d::Caller,
+    request: pb::SearchProductsRequest,
+) -> Result<pb::SearchProductsResponse, Status> {
+    let query = search::search_query(request).map_err(|v| invalid_argument(&v))?;
+    let out = desk.search(caller, &query).await?;
+    Ok(search::search_response(out))
+}
+
+/// RecordSuggestionFeedback for every face.
+pub async fn record_suggestion_feedback(
+    desk: &Desk,
+    request: pb::RecordSuggestionFeedbackRequest,
+) -> Result<pb::RecordSuggestionFeedbackResponse, Status> {
+    let pb::RecordSuggestionFeedbackRequest { feedback } = request;
+    check_batch("feedback", feedback.len())?;
+    let batch = Batch::parse(
+        feedback,
+        |f| f.suggestion_id.chars().take(128).collect(),
+        suggestions::feedback,
+    );
+    let outcomes = desk.suggest().record_feedback(&batch.valid).await?;
+    let (results, summary) = batch.finish(outcomes);
+    Ok(pb::RecordSuggestionFeedbackResponse {
+        results,
+        summary: Some(summary),
+    })
 }
 
 #[tonic::async_trait]
@@ -425,11 +432,9 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         request: Request<pb::GetCustomerContextRequest>,
     ) -> Result<Response<pb::CustomerContext>, Status> {
         let caller = caller_of(&request)?;
-        let query =
-            convert::context_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
-        let context = self.context.get(&query).await?;
-        let rpc = "/customer_context.v1.CustomerContextService/GetCustomerContext";
-        Ok(Response::new(self.answer(&caller, rpc, context).await?))
+        get_customer_context(&self.desk, &caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type WatchCustomerContextStream = watch::ContextStream;
@@ -440,7 +445,7 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         request: Request<pb::WatchCustomerContextRequest>,
     ) -> Result<Response<Self::WatchCustomerContextStream>, Status> {
         let caller = caller_of(&request)?;
-        watch::start(self.clone(), caller, request.into_inner())
+        watch::start(self.desk.clone(), caller, request.into_inner())
             .await
             .map(Response::new)
     }
@@ -451,29 +456,9 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         request: Request<pb::SuggestCrossSellsRequest>,
     ) -> Result<Response<pb::SuggestCrossSellsResponse>, Status> {
         let caller = caller_of(&request)?;
-        let query =
-            suggestions::suggest_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
-        let out = self.suggest.suggest(&query).await?;
-        // Suggestions are computed from the customer's history: a read of
-        // their data, logged like the context.
-        if out.customer_id.is_some() || out.anonymous_id.is_some() {
-            self.audit
-                .record(
-                    &caller,
-                    "/customer_context.v1.CustomerContextService/SuggestCrossSells",
-                    out.customer_id.as_ref().map(|c| c.as_str()),
-                    out.anonymous_id.as_deref(),
-                )
-                .await?;
-        }
-        Ok(Response::new(pb::SuggestCrossSellsResponse {
-            customer_id: out
-                .customer_id
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default(),
-            as_of: Some(convert::ts(out.as_of)),
-            suggestions: Some(suggestions::suggestions(out.list)),
-        }))
+        suggest_cross_sells(&self.desk, &caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "SearchProducts")]
@@ -482,21 +467,9 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         request: Request<pb::SearchProductsRequest>,
     ) -> Result<Response<pb::SearchProductsResponse>, Status> {
         let caller = caller_of(&request)?;
-        let query = search::search_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
-        let out = self.search.search(&query).await?;
-        // Personalised results read the customer's history: logged like
-        // suggestions.
-        if out.personalised && (out.customer_id.is_some() || out.anonymous_id.is_some()) {
-            self.audit
-                .record(
-                    &caller,
-                    "/customer_context.v1.CustomerContextService/SearchProducts",
-                    out.customer_id.as_ref().map(|c| c.as_str()),
-                    out.anonymous_id.as_deref(),
-                )
-                .await?;
-        }
-        Ok(Response::new(search::search_response(out)))
+        search_products(&self.desk, &caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "RecordSuggestionFeedback")]
@@ -504,19 +477,9 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
         &self,
         request: Request<pb::RecordSuggestionFeedbackRequest>,
     ) -> Result<Response<pb::RecordSuggestionFeedbackResponse>, Status> {
-        let pb::RecordSuggestionFeedbackRequest { feedback } = request.into_inner();
-        check_batch("feedback", feedback.len())?;
-        let batch = Batch::parse(
-            feedback,
-            |f| f.suggestion_id.chars().take(128).collect(),
-            suggestions::feedback,
-        );
-        let outcomes = self.suggest.record_feedback(&batch.valid).await?;
-        let (results, summary) = batch.finish(outcomes);
-        Ok(Response::new(pb::RecordSuggestionFeedbackResponse {
-            results,
-            summary: Some(summary),
-        }))
+        record_suggestion_feedback(&self.desk, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "GetSuggestionStats")]
@@ -546,7 +509,7 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
                 )));
             }
         };
-        let (name, reports) = self.suggest.stats(which).await?;
+        let (name, reports) = self.desk.suggest().stats(which).await?;
         Ok(Response::new(suggestions::stats(name, reports)))
     }
 
@@ -557,21 +520,20 @@ impl pb::customer_context_service_server::CustomerContextService for ContextApi 
     ) -> Result<Response<pb::Experiment>, Status> {
         let experiment =
             suggestions::experiment_in(request.into_inner()).map_err(|v| invalid_argument(&v))?;
-        let (experiment, updated_at) = self.suggest.set_experiment(&experiment).await?;
+        let (experiment, updated_at) = self.desk.suggest().set_experiment(&experiment).await?;
         Ok(Response::new(suggestions::experiment_out(
             experiment, updated_at,
         )))
     }
 }
 
-/// What the HTTP and MCP faces call: the gRPC handlers and this server's
-/// gauges.
+/// What the HTTP and MCP faces call: the desk (through this module's
+/// per-operation functions, which the gRPC handlers call too) and this
+/// server's gauges.
 #[derive(Clone)]
-pub struct Adapters {
-    /// The context service's gRPC handlers.
-    pub context: ContextApi,
-    /// The stylist service's gRPC handlers.
-    pub stylist: StylistApi,
+pub struct Faces {
+    /// The core services, reading customers as the caller may see them.
+    pub desk: Desk,
     /// This server's counters.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// For the gauges read at scrape time.

@@ -1,5 +1,6 @@
-//! StylistService: curations in and out of their protos, and the thin
-//! handlers over [`CurateService`].
+//! StylistService: curations in and out of their protos, each operation
+//! as one function every face calls (over the [`Desk`]), and the thin gRPC
+//! handlers over them.
 
 use tonic::{Request, Response, Status};
 
@@ -9,7 +10,8 @@ use super::{
     invalid_argument, suggestions,
 };
 use crate::{
-    curate::{CurateService, CurationView, ListFilter, ListQuery, PAGE_SIZE},
+    curate::{CurationView, ListFilter, ListQuery, PAGE_SIZE},
+    desk::Desk,
     domain::{self as d, Violations},
     proto as pb,
     suggest::{
@@ -23,14 +25,13 @@ use crate::{
 /// The handlers.
 #[derive(Debug, Clone)]
 pub struct StylistApi {
-    curate: CurateService,
-    audit: crate::audit::AccessLog,
+    desk: Desk,
 }
 
 impl StylistApi {
-    /// An adapter over `curate`, recording reads of customers in `audit`.
-    pub fn new(curate: CurateService, audit: crate::audit::AccessLog) -> Self {
-        Self { curate, audit }
+    /// An adapter over the desk.
+    pub fn new(desk: Desk) -> Self {
+        Self { desk }
     }
 }
 
@@ -380,6 +381,104 @@ fn curated_query(r: pb::GetCuratedCrossSellsRequest) -> Result<SuggestQuery, Vio
     })
 }
 
+/// CreateCuration for every face.
+pub async fn create_curation(
+    desk: &Desk,
+    request: pb::CreateCurationRequest,
+) -> Result<pb::Curation, Status> {
+    let pb::CreateCurationRequest {
+        curation: c,
+        request_id,
+    } = request;
+    let mut v = Violations::new();
+    let request_id = text(&mut v, "request_id", &request_id, 128, false);
+    let (_, draft) = match (draft(c), v.is_empty()) {
+        (Ok(p), true) => p,
+        (Ok(_), false) => return Err(invalid_argument(&v)),
+        (Err(e), _) => {
+            for fv in e.into_vec() {
+                v.add(fv.field, fv.description);
+            }
+            return Err(invalid_argument(&v));
+        }
+    };
+    let id = (!request_id.is_empty()).then_some(request_id.as_str());
+    Ok(curation(desk.curate().create(&draft, id).await?))
+}
+
+/// UpdateCuration for every face.
+pub async fn update_curation(
+    desk: &Desk,
+    request: pb::UpdateCurationRequest,
+) -> Result<pb::Curation, Status> {
+    let (id, draft) = draft(request.curation).map_err(|v| invalid_argument(&v))?;
+    let id = curation_id(&id).map_err(|_| {
+        invalid_argument(&Violations::single("curation.curation_id", "is required"))
+    })?;
+    Ok(curation(desk.curate().update(&id, &draft).await?))
+}
+
+/// ArchiveCuration for every face.
+pub async fn archive_curation(
+    desk: &Desk,
+    request: pb::ArchiveCurationRequest,
+) -> Result<pb::Curation, Status> {
+    let id = curation_id(&request.curation_id)?;
+    Ok(curation(desk.curate().archive(&id).await?))
+}
+
+/// ListCurations for every face.
+pub async fn list_curations(
+    desk: &Desk,
+    request: pb::ListCurationsRequest,
+) -> Result<pb::ListCurationsResponse, Status> {
+    let q = list_query(request).map_err(|v| invalid_argument(&v))?;
+    let (page, next_page_token) = desk.curate().list(&q).await?;
+    Ok(pb::ListCurationsResponse {
+        curations: page.into_iter().map(curation).collect(),
+        next_page_token,
+    })
+}
+
+/// PreviewCuration for every face (a read of the customer, on record).
+pub async fn preview_curation(
+    desk: &Desk,
+    caller: &d::Caller,
+    request: pb::PreviewCurationRequest,
+) -> Result<pb::PreviewCurationResponse, Status> {
+    let pb::PreviewCurationRequest {
+        curation_id,
+        customer,
+    } = request;
+    let mut v = Violations::new();
+    let id = text(&mut v, "curation_id", &curation_id, 64, true);
+    let key = customer_in(&mut v, "customer", customer);
+    let key = match key {
+        Some(key) if v.is_empty() => key,
+        _ => return Err(invalid_argument(&v)),
+    };
+    Ok(preview(desk.preview(caller, &id, &key).await?))
+}
+
+/// GetCuratedCrossSells for every face (on record when it read a
+/// customer).
+pub async fn get_curated_cross_sells(
+    desk: &Desk,
+    caller: &d::Caller,
+    request: pb::GetCuratedCrossSellsRequest,
+) -> Result<pb::GetCuratedCrossSellsResponse, Status> {
+    let query = curated_query(request).map_err(|v| invalid_argument(&v))?;
+    let out = desk.curated(caller, &query).await?;
+    Ok(pb::GetCuratedCrossSellsResponse {
+        customer_id: out
+            .customer_id
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default(),
+        as_of: Some(ts(out.as_of)),
+        suggestions: Some(suggestions::suggestions(out.list)),
+    })
+}
+
 #[tonic::async_trait]
 impl pb::stylist_service_server::StylistService for StylistApi {
     #[tracing::instrument(skip_all, name = "CreateCuration")]
@@ -387,26 +486,9 @@ impl pb::stylist_service_server::StylistService for StylistApi {
         &self,
         request: Request<pb::CreateCurationRequest>,
     ) -> Result<Response<pb::Curation>, Status> {
-        let pb::CreateCurationRequest {
-            curation: c,
-            request_id,
-        } = request.into_inner();
-        let mut v = Violations::new();
-        let request_id = text(&mut v, "request_id", &request_id, 128, false);
-        let (_, draft) = match (draft(c), v.is_empty()) {
-            (Ok(p), true) => p,
-            (Ok(_), false) => return Err(invalid_argument(&v)),
-            (Err(e), _) => {
-                for fv in e.into_vec() {
-                    v.add(fv.field, fv.description);
-                }
-                return Err(invalid_argument(&v));
-            }
-        };
-        let id = (!request_id.is_empty()).then_some(request_id.as_str());
-        Ok(Response::new(curation(
-            self.curate.create(&draft, id).await?,
-        )))
+        create_curation(&self.desk, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "UpdateCuration")]
@@ -414,13 +496,9 @@ impl pb::stylist_service_server::StylistService for StylistApi {
         &self,
         request: Request<pb::UpdateCurationRequest>,
     ) -> Result<Response<pb::Curation>, Status> {
-        let (id, draft) = draft(request.into_inner().curation).map_err(|v| invalid_argument(&v))?;
-        let id = curation_id(&id).map_err(|_| {
-            invalid_argument(&Violations::single("curation.curation_id", "is required"))
-        })?;
-        Ok(Response::new(curation(
-            self.curate.update(&id, &draft).await?,
-        )))
+        update_curation(&self.desk, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "ArchiveCuration")]
@@ -428,8 +506,9 @@ impl pb::stylist_service_server::StylistService for StylistApi {
         &self,
         request: Request<pb::ArchiveCurationRequest>,
     ) -> Result<Response<pb::Curation>, Status> {
-        let id = curation_id(&request.into_inner().curation_id)?;
-        Ok(Response::new(curation(self.curate.archive(&id).await?)))
+        archive_curation(&self.desk, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "ListCurations")]
@@ -437,12 +516,9 @@ impl pb::stylist_service_server::StylistService for StylistApi {
         &self,
         request: Request<pb::ListCurationsRequest>,
     ) -> Result<Response<pb::ListCurationsResponse>, Status> {
-        let q = list_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
-        let (page, next_page_token) = self.curate.list(&q).await?;
-        Ok(Response::new(pb::ListCurationsResponse {
-            curations: page.into_iter().map(curation).collect(),
-            next_page_token,
-        }))
+        list_curations(&self.desk, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "PreviewCuration")]
@@ -451,30 +527,9 @@ impl pb::stylist_service_server::StylistService for StylistApi {
         request: Request<pb::PreviewCurationRequest>,
     ) -> Result<Response<pb::PreviewCurationResponse>, Status> {
         let caller = caller_of(&request)?;
-        let pb::PreviewCurationRequest {
-            curation_id,
-            customer,
-        } = request.into_inner();
-        let mut v = Violations::new();
-        let id = text(&mut v, "curation_id", &curation_id, 64, true);
-        let key = customer_in(&mut v, "customer", customer);
-        let key = match key {
-            Some(key) if v.is_empty() => key,
-            _ => return Err(invalid_argument(&v)),
-        };
-        let out = self.curate.preview(&id, &key).await?;
-        self.audit
-            .record(
-                &caller,
-                "/customer_context.v1.StylistService/PreviewCuration",
-                out.customer_id.as_ref().map(|c| c.as_str()),
-                match &key {
-                    d::CustomerKey::Identity(i) if out.customer_id.is_none() => Some(i.value()),
-                    _ => None,
-                },
-            )
-            .await?;
-        Ok(Response::new(preview(out)))
+        preview_curation(&self.desk, &caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all, name = "GetCuratedCrossSells")]
@@ -483,25 +538,8 @@ impl pb::stylist_service_server::StylistService for StylistApi {
         request: Request<pb::GetCuratedCrossSellsRequest>,
     ) -> Result<Response<pb::GetCuratedCrossSellsResponse>, Status> {
         let caller = caller_of(&request)?;
-        let query = curated_query(request.into_inner()).map_err(|v| invalid_argument(&v))?;
-        let out = self.curate.curated(&query).await?;
-        if out.customer_id.is_some() || out.anonymous_id.is_some() {
-            self.audit
-                .record(
-                    &caller,
-                    "/customer_context.v1.StylistService/GetCuratedCrossSells",
-                    out.customer_id.as_ref().map(|c| c.as_str()),
-                    out.anonymous_id.as_deref(),
-                )
-                .await?;
-        }
-        Ok(Response::new(pb::GetCuratedCrossSellsResponse {
-            customer_id: out
-                .customer_id
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default(),
-            as_of: Some(ts(out.as_of)),
-            suggestions: Some(suggestions::suggestions(out.list)),
-        }))
+        get_curated_cross_sells(&self.desk, &caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -11,8 +11,9 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Code, Status};
 
-use super::{ContextApi, convert, invalid_argument};
+use super::{convert, invalid_argument};
 use crate::{
+    desk::{Desk, Operation},
     domain::Caller,
     domain::Violations,
     proto as pb,
@@ -23,7 +24,6 @@ use crate::{
 pub type ContextStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchCustomerContextResponse, Status>> + Send>>;
 
-const RPC: &str = "/customer_context.v1.CustomerContextService/WatchCustomerContext";
 /// Least time between two contexts of one stream (bursts coalesce).
 const MIN_GAP: Duration = Duration::from_millis(250);
 /// Heartbeat period when the request leaves it at 0, and the longest.
@@ -102,6 +102,13 @@ fn same(a: &pb::CustomerContext, b: &pb::CustomerContext) -> bool {
     *a == b
 }
 
+/// Whether `caller`'s key is still valid (checked when a key is revoked
+/// anywhere, and at every heartbeat). A database that cannot say keeps the
+/// stream open.
+async fn still_valid(desk: &Desk, caller: &Caller) -> bool {
+    desk.key_is_valid(caller).await.unwrap_or(true)
+}
+
 fn revoked() -> Status {
     Status::unauthenticated("the API key was revoked; open a new stream with a valid key")
 }
@@ -116,13 +123,14 @@ const RETRY: (Duration, Duration) = (Duration::from_millis(250), Duration::from_
 /// with a growing pause until it succeeds or the client leaves (`None`).
 /// Other errors end it; an unknown customer was erased.
 async fn reread(
-    api: &ContextApi,
+    desk: &Desk,
+    caller: &Caller,
     query: &crate::context::ContextQuery,
     tx: &mpsc::Sender<Result<pb::WatchCustomerContextResponse, Status>>,
 ) -> Option<Result<crate::context::CustomerContext, Status>> {
     let mut pause = RETRY.0;
     loop {
-        let status = match api.context.get(query).await {
+        let status = match desk.unrecorded_context(caller, query).await {
             Ok(c) => return Some(Ok(c)),
             Err(e) => Status::from(e),
         };
@@ -147,7 +155,7 @@ async fn reread(
 /// Opens a watch: the first context is read (and its errors returned)
 /// before the stream starts.
 pub async fn start(
-    api: ContextApi,
+    desk: Desk,
     caller: Caller,
     request: pb::WatchCustomerContextRequest,
 ) -> Result<ContextStream, Status> {
@@ -157,15 +165,17 @@ pub async fn start(
         nested.absorb("context", v);
         invalid_argument(&nested)
     })?;
-    let first = api.context.get(&query).await?;
+    let first = desk.unrecorded_context(&caller, &query).await?;
     let key = first
         .customer_id
         .as_ref()
         .map(|c| c.as_str().to_owned())
         .or_else(|| first.anonymous_id.as_ref().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
-    let watch = api.suggest.live().watchers().watch(&key);
-    let first = api.answer(&caller, RPC, first).await?;
+    let watch = desk.suggest().live().watchers().watch(&key);
+    desk.record_context(&caller, Operation::WatchCustomerContext, &first)
+        .await?;
+    let first = convert::context_response(first);
     watch.show(products(&first));
     let (tx, rx) = mpsc::channel(1);
     tx.send(Ok(context_message(
@@ -182,7 +192,7 @@ pub async fn start(
                 () = tx.closed() => return,
                 t = watch.changed() => t,
                 () = tokio::time::sleep(every) => {
-                    if !api.still_valid(&caller).await {
+                    if !still_valid(&desk, &caller).await {
                         let _ = tx.send(Err(revoked())).await;
                         return;
                     }
@@ -199,14 +209,14 @@ pub async fn start(
                 }
             };
             // A revoked key ends its streams at once, on every replica.
-            if triggers.has(Trigger::Revocation) && !api.still_valid(&caller).await {
+            if triggers.has(Trigger::Revocation) && !still_valid(&desk, &caller).await {
                 let _ = tx.send(Err(revoked())).await;
                 return;
             }
             // Coalesce: no two contexts closer than MIN_GAP.
             tokio::time::sleep_until(sent_at + MIN_GAP).await;
             let triggers = triggers.union(watch.take());
-            if triggers.has(Trigger::Revocation) && !api.still_valid(&caller).await {
+            if triggers.has(Trigger::Revocation) && !still_valid(&desk, &caller).await {
                 let _ = tx.send(Err(revoked())).await;
                 return;
             }
@@ -214,7 +224,7 @@ pub async fn start(
             if triggers.is_empty() {
                 continue;
             }
-            let context = match reread(&api, &query, &tx).await {
+            let context = match reread(&desk, &caller, &query, &tx).await {
                 Some(Ok(c)) => c,
                 Some(Err(status)) => {
                     let _ = tx.send(Err(status)).await;
@@ -222,14 +232,18 @@ pub async fn start(
                 }
                 None => return,
             };
-            let context = convert::context_response(context, caller.role.sees_contact_details());
-            if same(&last, &context) {
+            let shown = convert::context_response(context.clone());
+            if same(&last, &shown) {
                 continue;
             }
-            if let Err(status) = api.log_read(&caller, RPC, &context).await {
-                let _ = tx.send(Err(status)).await;
+            let recorded = desk
+                .record_context(&caller, Operation::WatchCustomerContext, &context)
+                .await;
+            if let Err(e) = recorded {
+                let _ = tx.send(Err(e.into())).await;
                 return;
             }
+            let context = shown;
             watch.show(products(&context));
             let kinds = triggers.iter().map(trigger).collect::<Vec<_>>();
             if tx

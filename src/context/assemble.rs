@@ -155,6 +155,7 @@ pub fn assemble(parts: Parts<'_>) -> CustomerContext {
         browsing_events_scanned: reads.scanned,
         consents: consents.to_vec(),
         history_withheld,
+        contact_details_masked: false,
         suggestions,
         sizes,
     }

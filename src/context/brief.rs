@@ -426,6 +426,7 @@ pub(super) mod tests {
             browsing_events_scanned: 3,
             consents: vec![],
             history_withheld: false,
+            contact_details_masked: false,
             suggestions: None,
             sizes: vec![],
         }

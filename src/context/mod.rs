@@ -214,6 +214,9 @@ pub struct CustomerContext {
     /// The customer withdrew consent for support context: history sections
     /// are empty.
     pub history_withheld: bool,
+    /// The caller's role may not see contact details: the profile's email
+    /// and phone are masked (see [`policy::for_audience`]).
+    pub contact_details_masked: bool,
     /// Suggestions, when selected.
     pub suggestions: Option<crate::suggest::SuggestionList>,
     /// The sizes the customer keeps (with the profile), latest evidence

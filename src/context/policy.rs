@@ -1,7 +1,8 @@
 //! The rules a context obeys after it is read, as pure functions: which
 //! sections consent lets us read, what a withdrawal hides from what was
-//! read, and which sections (read only for the brief) leave before the
-//! answer. No I/O: unit-tested on plain values.
+//! read, which sections (read only for the brief) leave before the
+//! answer, and what the caller's role may see of the contact details. No
+//! I/O: unit-tested on plain values.
 
 use super::{CustomerContext, Sections, agent_brief};
 use crate::domain::{ConsentRecord, Purpose, withdrawn};
@@ -71,4 +72,41 @@ pub fn finish(
     ctx.returns.truncate(returns_limit as usize);
     ctx.open_tickets.truncate(tickets_limit as usize);
     ctx
+}
+
+/// The context as an audience may see it: a role that may not see contact
+/// details gets the email and phone masked (enough to confirm an identity
+/// the customer states, not to contact them).
+pub fn for_audience(mut ctx: CustomerContext, sees_contact_details: bool) -> CustomerContext {
+    if sees_contact_details {
+        return ctx;
+    }
+    ctx.contact_details_masked = true;
+    if let Some(p) = ctx.profile.as_mut() {
+        p.email = mask_email(&p.email);
+        p.phone = mask_phone(&p.phone);
+    }
+    ctx
+}
+
+/// Masks an email for roles that may not see it: `j•••@example.com`.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None if email.is_empty() => String::new(),
+        None => "•••".into(),
+    }
+}
+
+/// Masks a phone number, keeping its last four digits: `•••••••2001`.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() <= 4 {
+        return "•".repeat(digits.len());
+    }
+    let keep: String = digits[digits.len() - 4..].iter().collect();
+    format!("{}{keep}", "•".repeat(digits.len() - 4))
 }

@@ -9,7 +9,7 @@ use super::{
     Sections,
     assemble::{Parts, assemble, shown_browsing, shown_products},
     brief::tests::{at, context},
-    policy::{finish, readable},
+    policy::{finish, for_audience, mask_email, mask_phone, readable},
 };
 use crate::{
     domain::{ConsentRecord, EventKind, OrderStatus, Purpose, ReturnStatus},
@@ -273,4 +273,34 @@ fn products_are_named_by_the_catalogue_else_by_what_the_order_said() {
         .collect();
     assert_eq!(returned, [("Old Fleece", "Kestrel"), ("never-seen", "")]);
     assert_eq!(ctx.browsing_events_scanned, 3);
+}
+
+#[test]
+fn masking_keeps_enough_to_confirm_identity() {
+    assert_eq!(mask_email("jane.doe@example.com"), "j•••@example.com");
+    assert_eq!(mask_email("no-at-sign"), "•••");
+    assert_eq!(mask_email(""), "");
+    assert_eq!(mask_phone("+15550102001"), "•••••••2001");
+    assert_eq!(mask_phone("12"), "••");
+    assert_eq!(mask_phone(""), "");
+}
+
+#[test]
+fn an_audience_without_contact_rights_sees_them_masked_and_is_told() {
+    let mut ctx = context();
+    let p = ctx.profile.as_mut().unwrap();
+    p.email = "maya.chen@example.com".into();
+    p.phone = "+15550102001".into();
+    let agent = for_audience(ctx.clone(), false);
+    let p = agent.profile.as_ref().unwrap();
+    assert_eq!(
+        (p.email.as_str(), p.phone.as_str()),
+        ("m•••@example.com", "•••••••2001")
+    );
+    assert!(agent.contact_details_masked);
+    assert_eq!(p.display_name, "Maya Chen", "the name stays");
+    let privacy = for_audience(ctx, true);
+    let p = privacy.profile.as_ref().unwrap();
+    assert_eq!(p.email, "maya.chen@example.com");
+    assert!(!privacy.contact_details_masked);
 }

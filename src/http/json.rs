@@ -19,33 +19,26 @@ use serde_json::Value;
 use tonic::Status;
 
 use crate::{
-    api::Adapters,
-    wire::{as_grpc, error_response, protojson},
-};
-use crate::{
-    domain::Caller,
-    domain::{Violations, clip},
-    proto::{
-        self as pb, customer_context_service_server::CustomerContextService,
-        stylist_service_server::StylistService,
-    },
+    api::{self, Faces},
+    domain::{Caller, Violations, clip},
+    proto as pb,
+    wire::{error_response, protojson},
 };
 
-/// The request (proto type `request`) parsed from `input`, passed to `rpc`
-/// as `caller`; its answer (proto type `answer`) as JSON, or the status as
-/// a JSON error.
+/// The request parsed from the query or body (`input`), passed to `op`
+/// (one of `api`'s per-operation functions, over the desk): its answer
+/// (proto type `answer`) as JSON, or the status as a JSON error.
 async fn serve<Req, Res, Fut>(
-    caller: Caller,
     input: Result<Req, Status>,
     answer: &str,
-    rpc: impl FnOnce(tonic::Request<Req>) -> Fut,
+    op: impl FnOnce(Req) -> Fut,
 ) -> Response
 where
     Res: prost::Message,
-    Fut: Future<Output = Result<tonic::Response<Res>, Status>>,
+    Fut: Future<Output = Result<Res, Status>>,
 {
     let result = match input {
-        Ok(request) => rpc(as_grpc(caller, request)).await,
+        Ok(request) => op(request).await,
         Err(status) => Err(status),
     };
     match result {
@@ -55,7 +48,7 @@ where
                 (http::header::CACHE_CONTROL, "no-store"),
                 (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
-            protojson::to_json(answer, r.get_ref()).to_string(),
+            protojson::to_json(answer, &r).to_string(),
         )
             .into_response(),
         Err(status) => error_response(&status).into_response(),
@@ -65,7 +58,7 @@ where
 /// `GET /v1/context?email=…` (or any identity; `read_mask`, `*_limit`,
 /// `lookback_days` as in `GetCustomerContextRequest`).
 pub async fn context(
-    State(a): State<Adapters>,
+    State(f): State<Faces>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -74,12 +67,15 @@ pub async fn context(
         query.as_deref(),
     );
     let answer = "customer_context.v1.CustomerContext";
-    serve(caller, input, answer, |r| a.context.get_customer_context(r)).await
+    serve(input, answer, |r| {
+        api::get_customer_context(&f.desk, &caller, r)
+    })
+    .await
 }
 
 /// `GET /v1/suggestions?email=…&anchor_product_ids=…&limit=…`.
 pub async fn suggestions(
-    State(a): State<Adapters>,
+    State(f): State<Faces>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -88,13 +84,16 @@ pub async fn suggestions(
         query.as_deref(),
     );
     let answer = "customer_context.v1.SuggestCrossSellsResponse";
-    serve(caller, input, answer, |r| a.context.suggest_cross_sells(r)).await
+    serve(input, answer, |r| {
+        api::suggest_cross_sells(&f.desk, &caller, r)
+    })
+    .await
 }
 
 /// `GET /v1/search?query=…&email=…&filter.brand=…&limit=…` (any field of
 /// `SearchProductsRequest` by its path).
 pub async fn search(
-    State(a): State<Adapters>,
+    State(f): State<Faces>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -103,12 +102,12 @@ pub async fn search(
         query.as_deref(),
     );
     let answer = "customer_context.v1.SearchProductsResponse";
-    serve(caller, input, answer, |r| a.context.search_products(r)).await
+    serve(input, answer, |r| api::search_products(&f.desk, &caller, r)).await
 }
 
 /// `GET /v1/curated-cross-sells?email=…&anchor_product_ids=…`.
 pub async fn curated(
-    State(a): State<Adapters>,
+    State(f): State<Faces>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -117,8 +116,8 @@ pub async fn curated(
         query.as_deref(),
     );
     let answer = "customer_context.v1.GetCuratedCrossSellsResponse";
-    serve(caller, input, answer, |r| {
-        a.stylist.get_curated_cross_sells(r)
+    serve(input, answer, |r| {
+        api::get_curated_cross_sells(&f.desk, &caller, r)
     })
     .await
 }
@@ -136,73 +135,53 @@ fn from_body<M: prost::Message + Default>(full_name: &str, body: &[u8]) -> Resul
 }
 
 /// `POST /v1/feedback` with a `RecordSuggestionFeedbackRequest` as JSON.
-pub async fn feedback(
-    State(a): State<Adapters>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
+pub async fn feedback(State(f): State<Faces>, body: Bytes) -> Response {
     let input = from_body::<pb::RecordSuggestionFeedbackRequest>(
         "customer_context.v1.RecordSuggestionFeedbackRequest",
         &body,
     );
     let answer = "customer_context.v1.RecordSuggestionFeedbackResponse";
-    serve(caller, input, answer, |r| {
-        a.context.record_suggestion_feedback(r)
+    serve(input, answer, |r| {
+        api::record_suggestion_feedback(&f.desk, r)
     })
     .await
 }
 
 /// `GET /v1/curations?filter=…&page_token=…` (ListCurationsRequest's
 /// fields).
-pub async fn list_curations(
-    State(a): State<Adapters>,
-    Extension(caller): Extension<Caller>,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub async fn list_curations(State(f): State<Faces>, RawQuery(query): RawQuery) -> Response {
     let input = protojson::from_query::<pb::ListCurationsRequest>(
         "customer_context.v1.ListCurationsRequest",
         query.as_deref(),
     );
     let answer = "customer_context.v1.ListCurationsResponse";
-    serve(caller, input, answer, |r| a.stylist.list_curations(r)).await
+    serve(input, answer, |r| api::list_curations(&f.desk, r)).await
 }
 
 /// `POST /v1/curations:create` with a `CreateCurationRequest` as JSON.
-pub async fn create_curation(
-    State(a): State<Adapters>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
+pub async fn create_curation(State(f): State<Faces>, body: Bytes) -> Response {
     let input = from_body("customer_context.v1.CreateCurationRequest", &body);
     let answer = "customer_context.v1.Curation";
-    serve(caller, input, answer, |r| a.stylist.create_curation(r)).await
+    serve(input, answer, |r| api::create_curation(&f.desk, r)).await
 }
 
 /// `POST /v1/curations:update` with an `UpdateCurationRequest` as JSON.
-pub async fn update_curation(
-    State(a): State<Adapters>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
+pub async fn update_curation(State(f): State<Faces>, body: Bytes) -> Response {
     let input = from_body("customer_context.v1.UpdateCurationRequest", &body);
     let answer = "customer_context.v1.Curation";
-    serve(caller, input, answer, |r| a.stylist.update_curation(r)).await
+    serve(input, answer, |r| api::update_curation(&f.desk, r)).await
 }
 
 /// `POST /v1/curations:archive` with an `ArchiveCurationRequest` as JSON.
-pub async fn archive_curation(
-    State(a): State<Adapters>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
+pub async fn archive_curation(State(f): State<Faces>, body: Bytes) -> Response {
     let input = from_body("customer_context.v1.ArchiveCurationRequest", &body);
     let answer = "customer_context.v1.Curation";
-    serve(caller, input, answer, |r| a.stylist.archive_curation(r)).await
+    serve(input, answer, |r| api::archive_curation(&f.desk, r)).await
 }
 
 /// `GET /v1/curations:preview?curation_id=…&email=…`.
 pub async fn preview_curation(
-    State(a): State<Adapters>,
+    State(f): State<Faces>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -211,7 +190,10 @@ pub async fn preview_curation(
         query.as_deref(),
     );
     let answer = "customer_context.v1.PreviewCurationResponse";
-    serve(caller, input, answer, |r| a.stylist.preview_curation(r)).await
+    serve(input, answer, |r| {
+        api::preview_curation(&f.desk, &caller, r)
+    })
+    .await
 }
 
 /// One message of a watch as a Server-Sent Event: `event: context` with
@@ -236,7 +218,7 @@ fn sse(item: Result<pb::WatchCustomerContextResponse, Status>) -> String {
 /// context now and whenever it changes, as Server-Sent Events (read with
 /// `fetch`, which can send the key; `EventSource` cannot).
 pub async fn watch(
-    State(a): State<Adapters>,
+    State(f): State<Faces>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -252,15 +234,9 @@ pub async fn watch(
         },
         Err(status) => return error_response(&status).into_response(),
     };
-    match a
-        .context
-        .watch_customer_context(as_grpc(caller, request))
-        .await
-    {
+    match api::watch_customer_context(f.desk.clone(), caller, request).await {
         Ok(stream) => {
-            let events = stream
-                .into_inner()
-                .map(|item| Ok::<_, std::convert::Infallible>(sse(item)));
+            let events = stream.map(|item| Ok::<_, std::convert::Infallible>(sse(item)));
             (
                 [
                     (http::header::CONTENT_TYPE, "text/event-stream"),

@@ -3,11 +3,11 @@
 
 use axum::{extract::State, response::IntoResponse};
 
-use super::Adapters;
+use super::Faces;
 use crate::{domain::Timestamp, metrics::Text};
 
 /// The scrape.
-pub async fn scrape(State(a): State<Adapters>) -> impl IntoResponse {
+pub async fn scrape(State(a): State<Faces>) -> impl IntoResponse {
     let mut out = Text::default();
     a.metrics.render(&mut out);
     out.family(

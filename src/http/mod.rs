@@ -3,9 +3,11 @@
 //! for helpdesk widgets, the agents' sidebar page, the stylists' workspace
 //! page and Prometheus metrics
 //! (MCP, at `/mcp`, is a face of its own: [`crate::mcp`]), and the webhook
-//! receivers of the shop's systems over [`crate::connect`]. Each calls the
-//! gRPC handlers (`api::Adapters`), so validation, consent, masking and the
-//! access log are the same code; errors go out through [`crate::wire`].
+//! receivers of the shop's systems over [`crate::connect`]. The JSON
+//! endpoint calls the same per-operation functions as the gRPC handlers
+//! (`api::get_customer_context`, …: validation and the proto form) over the
+//! core's [`crate::desk::Desk`], where consent, masking and the access log
+//! live; errors go out through [`crate::wire`].
 
 mod json;
 mod metrics;
@@ -23,10 +25,10 @@ pub use sidebar::{Sidebar, valid_origin};
 pub use web::GrpcWebOnlyLayer;
 pub use webhooks::Receivers;
 
-use crate::api::Adapters;
+use crate::api::Faces;
 
 /// The HTTP routes (each also named in [`crate::wire::route_of`] and the gate's rules).
-pub fn router(adapters: Adapters, receivers: Receivers, sidebar: Sidebar) -> Router {
+pub fn router(faces: Faces, receivers: Receivers, sidebar: Sidebar) -> Router {
     let webhooks = Router::new()
         .route("/webhooks/{source}", post(webhooks::receive))
         .route("/v1/webhooks", get(webhooks::status))
@@ -55,7 +57,7 @@ pub fn router(adapters: Adapters, receivers: Receivers, sidebar: Sidebar) -> Rou
             get(|| async { axum::response::Redirect::to("/sidebar") }),
         )
         .route("/metrics", get(metrics::scrape))
-        .with_state(adapters)
+        .with_state(faces)
         .merge(webhooks)
         .merge(page)
         .merge(stylist)

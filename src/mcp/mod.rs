@@ -1,7 +1,8 @@
 //! MCP (Model Context Protocol) at `/mcp`, Streamable HTTP, for AI support
-//! agents: the tools call the gRPC handlers through the caller the gate
-//! attached (the key is the `Authorization: Bearer` header), so roles,
-//! consent, masking, validation and the access log are those of the RPCs.
+//! agents: the tools call the contract's operations over the core's desk
+//! as the caller the gate attached (the key is the `Authorization: Bearer`
+//! header), so roles, consent, masking, validation and the access log are
+//! those of the RPCs.
 //! Stateless: any replica answers any call.
 
 mod tools;
@@ -22,7 +23,7 @@ use rmcp::{
 use tonic::Status;
 
 use crate::{
-    api::Adapters,
+    api::Faces,
     domain::{Access, Caller, access_for},
     wire::protojson,
 };
@@ -39,25 +40,25 @@ for your key's role; never guess them.";
 /// The MCP server's handler: one per call (stateless).
 #[derive(Clone)]
 pub struct Tools {
-    adapters: Adapters,
+    faces: Faces,
 }
 
 /// The `/mcp` service. Host names are not checked when keys are required
 /// (a call without a key is refused whatever its host); without
 /// authentication (loopback only) only loopback host names are accepted.
-pub fn service(adapters: Adapters) -> StreamableHttpService<Tools, LocalSessionManager> {
+pub fn service(faces: Faces) -> StreamableHttpService<Tools, LocalSessionManager> {
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_max_request_body_bytes(MAX_BODY);
-    if adapters.auth {
+    if faces.auth {
         config = config.disable_allowed_hosts();
     }
     StreamableHttpService::new(
         move || {
             Ok(Tools {
-                adapters: adapters.clone(),
+                faces: faces.clone(),
             })
         },
         Arc::new(LocalSessionManager::default()),
@@ -71,10 +72,10 @@ const MAX_BODY: usize = 256 * 1024;
 /// `/mcp`: the MCP service behind a check that a POSTed body is JSON, so a
 /// malformed one gets JSON-RPC's parse error (-32700) rather than an HTTP
 /// error a client cannot read as JSON-RPC.
-pub fn router(adapters: Adapters) -> axum::Router {
+pub fn router(faces: Faces) -> axum::Router {
     axum::Router::new()
         .route("/mcp", axum::routing::any(parse_first))
-        .with_state(service(adapters))
+        .with_state(service(faces))
 }
 
 async fn parse_first(
@@ -211,7 +212,7 @@ impl ServerHandler for Tools {
             return Ok(tool_error(&status).into());
         }
         let arguments = request.arguments.unwrap_or_default();
-        let result = match tools::call(&self.adapters, caller, spec, arguments).await {
+        let result = match tools::call(&self.faces, caller, spec, arguments).await {
             Ok(result) => result,
             Err(status) => tool_error(&status),
         };

@@ -8,8 +8,6 @@ mod status;
 
 use tonic::Status;
 
-use crate::domain::Caller;
-
 pub use protojson::code_name;
 
 /// Largest request message accepted, in bytes.
@@ -79,12 +77,4 @@ pub fn error_response(status: &Status) -> http::Response<tonic::body::Body> {
     response
         .body(tonic::body::Body::new(axum::body::Body::from(body)))
         .expect("a JSON error is a valid response")
-}
-
-/// A gRPC request carrying the caller the gate attached, so the handler
-/// sees the same request a gRPC call would.
-pub(crate) fn as_grpc<T>(caller: Caller, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.extensions_mut().insert(caller);
-    request
 }

@@ -1,0 +1,235 @@
+//! The desk: what every face (gRPC, the JSON endpoint, MCP, the pages)
+//! calls to read a customer. Each read is shaped for the caller's role
+//! (contact details masked where the role may not see them) and put on
+//! record in the access log before it is answered, so no face can forget
+//! either. Knows nothing of gRPC or HTTP.
+
+use crate::{
+    audit::AccessLog,
+    context::{ContextQuery, ContextService, CustomerContext, policy},
+    curate::CurateService,
+    domain::{Caller, CustomerKey, Error},
+    search::{SearchOutcome, SearchQuery, SearchService},
+    suggest::{SuggestOutcome, SuggestQuery, SuggestService, preview::CurationPreview},
+};
+
+/// The operations that read a customer's data, by the names the access
+/// log records (the RPC's full name, whichever face was used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// The agent's view of a customer.
+    GetCustomerContext,
+    /// A context pushed on a watch.
+    WatchCustomerContext,
+    /// Suggestions computed from the customer's history.
+    SuggestCrossSells,
+    /// A search personalised by the customer's history.
+    SearchProducts,
+    /// Curated items for the customer.
+    GetCuratedCrossSells,
+    /// A stylist's preview of a curation for a customer.
+    PreviewCuration,
+}
+
+impl Operation {
+    /// The name the access log records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GetCustomerContext => {
+                "/customer_context.v1.CustomerContextService/GetCustomerContext"
+            }
+            Self::WatchCustomerContext => {
+                "/customer_context.v1.CustomerContextService/WatchCustomerContext"
+            }
+            Self::SuggestCrossSells => {
+                "/customer_context.v1.CustomerContextService/SuggestCrossSells"
+            }
+            Self::SearchProducts => "/customer_context.v1.CustomerContextService/SearchProducts",
+            Self::GetCuratedCrossSells => {
+                "/customer_context.v1.StylistService/GetCuratedCrossSells"
+            }
+            Self::PreviewCuration => "/customer_context.v1.StylistService/PreviewCuration",
+        }
+    }
+}
+
+/// The core services behind every face, with the access log.
+#[derive(Clone, Debug)]
+pub struct Desk {
+    context: ContextService,
+    suggest: SuggestService,
+    search: SearchService,
+    curate: CurateService,
+    audit: AccessLog,
+}
+
+impl Desk {
+    /// A desk over the core services, recording reads in `audit`.
+    pub fn new(
+        context: ContextService,
+        suggest: SuggestService,
+        search: SearchService,
+        curate: CurateService,
+        audit: AccessLog,
+    ) -> Self {
+        Self {
+            context,
+            suggest,
+            search,
+            curate,
+            audit,
+        }
+    }
+
+    /// Suggestions' writes and reports (feedback, stats, experiments):
+    /// nothing personal is read.
+    pub fn suggest(&self) -> &SuggestService {
+        &self.suggest
+    }
+
+    /// Curations' writes and lists: nothing personal is read.
+    pub fn curate(&self) -> &CurateService {
+        &self.curate
+    }
+
+    /// Whether `caller`'s key is still valid (a development caller always
+    /// is).
+    pub async fn key_is_valid(&self, caller: &Caller) -> Result<bool, Error> {
+        if *caller == Caller::development() {
+            return Ok(true);
+        }
+        self.context.key_is_valid(&caller.key_id).await
+    }
+
+    /// The context for `query` as `caller` may see it, on record.
+    pub async fn context(
+        &self,
+        caller: &Caller,
+        query: &ContextQuery,
+    ) -> Result<CustomerContext, Error> {
+        let context = self.unrecorded_context(caller, query).await?;
+        self.record_context(caller, Operation::GetCustomerContext, &context)
+            .await?;
+        Ok(context)
+    }
+
+    /// The context as `caller` may see it, not yet on record: for a watch,
+    /// which records only the contexts it sends ([`Desk::record_context`]).
+    pub async fn unrecorded_context(
+        &self,
+        caller: &Caller,
+        query: &ContextQuery,
+    ) -> Result<CustomerContext, Error> {
+        let context = self.context.get(query).await?;
+        Ok(policy::for_audience(
+            context,
+            caller.role.sees_contact_details(),
+        ))
+    }
+
+    /// Records that `caller` was shown `context` through `operation`.
+    pub async fn record_context(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        context: &CustomerContext,
+    ) -> Result<(), Error> {
+        let customer = context.customer_id.as_ref().map(|c| c.as_str());
+        let anonymous = context.anonymous_id.as_ref().map(|a| a.as_str());
+        self.audit
+            .record(
+                caller,
+                operation.as_str(),
+                customer,
+                anonymous.filter(|_| customer.is_none()),
+            )
+            .await
+    }
+
+    /// SuggestCrossSells; on record when it read a customer's history.
+    pub async fn suggestions(
+        &self,
+        caller: &Caller,
+        query: &SuggestQuery,
+    ) -> Result<SuggestOutcome, Error> {
+        let out = self.suggest.suggest(query).await?;
+        self.record_outcome(caller, Operation::SuggestCrossSells, &out)
+            .await?;
+        Ok(out)
+    }
+
+    /// GetCuratedCrossSells; on record when it read a customer.
+    pub async fn curated(
+        &self,
+        caller: &Caller,
+        query: &SuggestQuery,
+    ) -> Result<SuggestOutcome, Error> {
+        let out = self.curate.curated(query).await?;
+        self.record_outcome(caller, Operation::GetCuratedCrossSells, &out)
+            .await?;
+        Ok(out)
+    }
+
+    /// SearchProducts; on record when personalised by a customer's data.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        query: &SearchQuery,
+    ) -> Result<SearchOutcome, Error> {
+        let out = self.search.search(query).await?;
+        if out.personalised && (out.customer_id.is_some() || out.anonymous_id.is_some()) {
+            self.audit
+                .record(
+                    caller,
+                    Operation::SearchProducts.as_str(),
+                    out.customer_id.as_ref().map(|c| c.as_str()),
+                    out.anonymous_id.as_deref(),
+                )
+                .await?;
+        }
+        Ok(out)
+    }
+
+    /// PreviewCuration for the customer `key` names, on record.
+    pub async fn preview(
+        &self,
+        caller: &Caller,
+        curation_id: &str,
+        key: &CustomerKey,
+    ) -> Result<CurationPreview, Error> {
+        let out = self.curate.preview(curation_id, key).await?;
+        // Without a customer, the key is the anonymous visitor's id.
+        let anonymous = match key {
+            CustomerKey::Identity(i) if out.customer_id.is_none() => Some(i.value()),
+            _ => None,
+        };
+        self.audit
+            .record(
+                caller,
+                Operation::PreviewCuration.as_str(),
+                out.customer_id.as_ref().map(|c| c.as_str()),
+                anonymous,
+            )
+            .await?;
+        Ok(out)
+    }
+
+    async fn record_outcome(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        out: &SuggestOutcome,
+    ) -> Result<(), Error> {
+        if out.customer_id.is_none() && out.anonymous_id.is_none() {
+            return Ok(());
+        }
+        self.audit
+            .record(
+                caller,
+                operation.as_str(),
+                out.customer_id.as_ref().map(|c| c.as_str()),
+                out.anonymous_id.as_deref(),
+            )
+            .await
+    }
+}
