@@ -1,7 +1,8 @@
 //! The access log: every read of a customer's data is recorded before it is
 //! answered. Entries are written with group commit: concurrent reads share
 //! one transaction (one disk sync), and each read waits for its entry to be
-//! committed, so an answered read is always on record.
+//! committed, so an answered read is always on record. A read waiting for
+//! the commit gives its admission place to the next call (`crate::slot`).
 
 use std::sync::Arc;
 
@@ -74,6 +75,9 @@ impl AccessLog {
             .send((entry, ack))
             .await
             .map_err(|_| anyhow::anyhow!("the access-log writer stopped"))?;
+        // The read is done; waiting for the commit needs no admission
+        // place, so the next call gets it.
+        crate::slot::give_up();
         match done.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(shared(&e)),

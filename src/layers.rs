@@ -10,7 +10,7 @@
 pub const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves: no crate imports",
-        &["rng", "coalesce", "telemetry"],
+        &["rng", "coalesce", "telemetry", "slot"],
     ),
     (
         "domain: validated values, records, roles, the error",

@@ -2,7 +2,7 @@
 //! desk, served over gRPC, JSON, MCP and a sidebar page.
 //!
 //! The crate is layered, lowest first: leaves ([`rng`], [`coalesce`],
-//! [`telemetry`]), [`domain`], [`store`] and [`watch`], the access log
+//! [`telemetry`], [`slot`]), [`domain`], [`store`] and [`watch`], the access log
 //! ([`audit`]), [`text_index`], [`fit`], [`reads`], [`suggest`], the core
 //! services ([`context`], [`curate`], [`ingest`], [`retention`],
 //! [`search`]), the [`desk`] every face reads customers through (shaped
@@ -41,6 +41,7 @@ pub mod reads;
 pub mod retention;
 pub mod rng;
 pub mod search;
+pub mod slot;
 pub mod startup;
 pub mod store;
 pub mod suggest;

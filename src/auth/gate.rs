@@ -414,13 +414,19 @@ where
                             Err(status) => return Ok(status.into_http()),
                         }
                     }
-                    let response = inner.call(req).await;
                     match permit {
+                        // A unary call holds its place while it runs, and
+                        // may give it up to wait (`crate::slot`).
+                        Some(Held::Call(place)) => {
+                            crate::slot::holding(Box::new(place), inner.call(req)).await
+                        }
                         // A stream's place is held until its answer ends
                         // (a server stream answers at once, then goes on).
-                        Some(Held::Stream(place)) => response
+                        Some(Held::Stream(place)) => inner
+                            .call(req)
+                            .await
                             .map(|r| r.map(|body| tonic::body::Body::new(Holding { body, place }))),
-                        _ => response,
+                        None => inner.call(req).await,
                     }
                 }
                 Err(status) if http => Ok(crate::wire::error_response(&status)),
