@@ -93,6 +93,24 @@ impl Sections {
         "suggestions",
     ];
 
+    /// The selected sections as bits, in [`Sections::NAMES`] order: a
+    /// compact key (formatting the struct cost every call a long string).
+    pub fn bits(self) -> u8 {
+        [
+            self.profile,
+            self.recent_browsing,
+            self.recent_searches,
+            self.recent_orders,
+            self.returns,
+            self.open_tickets,
+            self.agent_brief,
+            self.suggestions,
+        ]
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (i, on)| bits | (u8::from(*on) << i))
+    }
+
     /// Selects one section by its field name; `false` for an unknown name.
     pub fn select(&mut self, name: &str) -> bool {
         let slot = match name {

@@ -250,7 +250,8 @@ impl ContextService {
 /// The key a customer's reads are remembered under.
 fn memo_key(s: Sections, since: Timestamp, query: &ContextQuery) -> String {
     format!(
-        "{s:?}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}",
+        s.bits(),
         since.millis() / 3_600_000,
         query.orders_limit,
         query.returns_limit,

@@ -41,6 +41,21 @@ fn read_mask_names_select_sections() {
 }
 
 #[test]
+fn each_selection_of_sections_has_its_own_bits() {
+    let mut seen = std::collections::HashSet::new();
+    for mask in 0u16..256 {
+        let mut s = Sections::NONE;
+        for (i, name) in Sections::NAMES.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                s.select(name);
+            }
+        }
+        assert_eq!(u16::from(s.bits()), mask);
+        assert!(seen.insert(s.bits()));
+    }
+}
+
+#[test]
 fn consent_decides_which_sections_are_read() {
     let granted = vec![consent(Purpose::SupportContext, true)];
     assert_eq!(readable(Sections::ALL, &granted), (Sections::ALL, false));
