@@ -8,7 +8,7 @@ use crate::{
     audit::AccessLog,
     context::{ContextQuery, ContextService, CustomerContext, policy},
     curate::CurateService,
-    domain::{Caller, CustomerKey, Error},
+    domain::{Caller, CustomerId, CustomerKey, Error},
     search::{SearchOutcome, SearchQuery, SearchService},
     suggest::{SuggestOutcome, SuggestQuery, SuggestService, preview::CurationPreview},
 };
@@ -134,16 +134,10 @@ impl Desk {
         operation: Operation,
         context: &CustomerContext,
     ) -> Result<(), Error> {
-        let customer = context.customer_id.as_ref().map(|c| c.as_str());
+        let customer = context.customer_id.as_ref();
         let anonymous = context.anonymous_id.as_ref().map(|a| a.as_str());
-        self.audit
-            .record(
-                caller,
-                operation.as_str(),
-                customer,
-                anonymous.filter(|_| customer.is_none()),
-            )
-            .await
+        let anonymous = anonymous.filter(|_| customer.is_none());
+        self.record(caller, operation, customer, anonymous).await
     }
 
     /// SuggestCrossSells; on record when it read a customer's history.
@@ -153,7 +147,8 @@ impl Desk {
         query: &SuggestQuery,
     ) -> Result<SuggestOutcome, Error> {
         let out = self.suggest.suggest(query).await?;
-        self.record_outcome(caller, Operation::SuggestCrossSells, &out)
+        let (customer, anonymous) = (out.customer_id.as_ref(), out.anonymous_id.as_deref());
+        self.record(caller, Operation::SuggestCrossSells, customer, anonymous)
             .await?;
         Ok(out)
     }
@@ -165,7 +160,8 @@ impl Desk {
         query: &SuggestQuery,
     ) -> Result<SuggestOutcome, Error> {
         let out = self.curate.curated(query).await?;
-        self.record_outcome(caller, Operation::GetCuratedCrossSells, &out)
+        let (customer, anonymous) = (out.customer_id.as_ref(), out.anonymous_id.as_deref());
+        self.record(caller, Operation::GetCuratedCrossSells, customer, anonymous)
             .await?;
         Ok(out)
     }
@@ -177,14 +173,9 @@ impl Desk {
         query: &SearchQuery,
     ) -> Result<SearchOutcome, Error> {
         let out = self.search.search(query).await?;
-        if out.personalised && (out.customer_id.is_some() || out.anonymous_id.is_some()) {
-            self.audit
-                .record(
-                    caller,
-                    Operation::SearchProducts.as_str(),
-                    out.customer_id.as_ref().map(|c| c.as_str()),
-                    out.anonymous_id.as_deref(),
-                )
+        if out.personalised {
+            let (customer, anonymous) = (out.customer_id.as_ref(), out.anonymous_id.as_deref());
+            self.record(caller, Operation::SearchProducts, customer, anonymous)
                 .await?;
         }
         Ok(out)
@@ -203,33 +194,32 @@ impl Desk {
             CustomerKey::Identity(i) if out.customer_id.is_none() => Some(i.value()),
             _ => None,
         };
-        self.audit
-            .record(
-                caller,
-                Operation::PreviewCuration.as_str(),
-                out.customer_id.as_ref().map(|c| c.as_str()),
-                anonymous,
-            )
-            .await?;
+        self.record(
+            caller,
+            Operation::PreviewCuration,
+            out.customer_id.as_ref(),
+            anonymous,
+        )
+        .await?;
         Ok(out)
     }
 
-    async fn record_outcome(
+    /// Puts `caller`'s read of a customer or an anonymous visitor on
+    /// record (committed before this returns); a read of neither read
+    /// anyone's data and is not recorded.
+    async fn record(
         &self,
         caller: &Caller,
         operation: Operation,
-        out: &SuggestOutcome,
+        customer: Option<&CustomerId>,
+        anonymous: Option<&str>,
     ) -> Result<(), Error> {
-        if out.customer_id.is_none() && out.anonymous_id.is_none() {
+        let customer = customer.map(CustomerId::as_str);
+        if customer.is_none() && anonymous.is_none() {
             return Ok(());
         }
         self.audit
-            .record(
-                caller,
-                operation.as_str(),
-                out.customer_id.as_ref().map(|c| c.as_str()),
-                out.anonymous_id.as_deref(),
-            )
+            .record(caller, operation.as_str(), customer, anonymous)
             .await
     }
 }
