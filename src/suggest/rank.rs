@@ -285,11 +285,12 @@ type Slot = fn(&mut Candidate) -> (&mut f32, &mut Option<(ItemIx, f32)>);
 /// may not be named.
 type Naming<'a> = &'a dyn Fn(ItemIx, ItemIx, f32, f32) -> Option<f32>;
 
-/// Adds the neighbours of `seeds` (from `neighbours_of`) to the candidates
-/// through `slot`; the seed named is the one `naming` rates highest.
+/// Adds the neighbours of `seeds` (written by `neighbours_of` into the
+/// buffer it is given, in any order) to the candidates through `slot`; the
+/// seed named is the one `naming` rates highest.
 fn spread(
     candidates: &mut IxMap<Candidate>,
-    neighbours_of: impl Fn(ItemIx) -> Vec<(ItemIx, f32)>,
+    neighbours_of: impl Fn(ItemIx, &mut Vec<(ItemIx, f32)>),
     mut seeds: Vec<(ItemIx, f32)>,
     slot: Slot,
     keep: impl Fn(ItemIx, ItemIx) -> bool,
@@ -297,10 +298,13 @@ fn spread(
 ) {
     // Seeds are visited in a fixed order so that float sums, and the seed
     // named in the reason, do not depend on how the caller ordered them.
+    // (A seed's neighbours are distinct, so their order changes neither.)
     seeds.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
     seeds.dedup_by_key(|s| s.0);
+    let mut neighbours = Vec::new();
     for (seed, w) in seeds {
-        for (n, sim) in neighbours_of(seed) {
+        neighbours_of(seed, &mut neighbours);
+        for &(n, sim) in &neighbours {
             if !keep(seed, n) {
                 continue;
             }
@@ -316,9 +320,10 @@ fn spread(
     }
 }
 
-/// The list stored for an item, or nothing.
-fn list_of(lists: &[Vec<(ItemIx, f32)>], i: ItemIx) -> Vec<(ItemIx, f32)> {
-    lists.get(i as usize).cloned().unwrap_or_default()
+/// The list stored for an item (nothing when none), written into `out`.
+fn list_of(lists: &[Vec<(ItemIx, f32)>], i: ItemIx, out: &mut Vec<(ItemIx, f32)>) {
+    out.clear();
+    out.extend_from_slice(lists.get(i as usize).map_or(&[][..], Vec::as_slice));
 }
 
 /// Seeds of the item-to-item sources: anchors (double weight) and
@@ -351,8 +356,12 @@ const ASKED: f32 = 1e9;
 /// Every source's candidates, before any filter.
 fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Candidate> {
     let catalog = &model.catalog;
-    let mut candidates: IxMap<Candidate> = IxMap::default();
     let seeds = purchase_seeds(signals, weights);
+    // Room for what a customer's purchases usually bring (a few dozen
+    // partners each), so the map is not grown again and again.
+    let room = (seeds.len() * 32 + signals.viewed.len() * 16 + 512).min(1 << 17);
+    let mut candidates: IxMap<Candidate> =
+        IxMap::with_capacity_and_hasher(room, Default::default());
     // What a purchase-based suggestion is said to go with: a product the
     // caller asked about first, else the purchase with the highest lift
     // for it; an item nearly everyone buys, or non-merchandise, never.
@@ -368,7 +377,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
     if weights.complement > 0.0 {
         spread(
             &mut candidates,
-            |s| model.complements(s),
+            |s, out| model.complements_into(s, out),
             seeds.clone(),
             |c| (&mut c.complement, &mut c.best_seed),
             |_, _| true,
@@ -378,7 +387,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
     if weights.also_bought > 0.0 {
         spread(
             &mut candidates,
-            |s| list_of(&model.also_bought, s),
+            |s, out| list_of(&model.also_bought, s, out),
             seeds,
             |c| (&mut c.also_bought, &mut c.best_owned),
             |_, _| true,
@@ -391,7 +400,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
     let category = |i: ItemIx| catalog.items.get(i as usize).map(|it| it.category);
     spread(
         &mut candidates,
-        |s| list_of(&model.coviewed, s),
+        |s, out| list_of(&model.coviewed, s, out),
         signals.viewed.iter().map(|&v| (v, 1.0)).collect(),
         |c| (&mut c.coviewed, &mut c.best_viewed),
         |seed, n| category(seed).is_some_and(|c| c != 0) && category(seed) == category(n),
@@ -478,23 +487,14 @@ fn add_category_sources(
     }
 }
 
-/// A candidate's score, and its reason: the strongest specific source;
-/// "popular" only when nothing more specific applies (an agent can say
-/// more about an item that goes with a purchase than about a best-seller).
-fn score(
-    model: &Model,
-    signals: &Signals,
-    weights: &Weights,
-    item: ItemIx,
-    c: &Candidate,
-    top: &Candidate,
-) -> Suggestion {
-    // Each source on the same scale: its share of the strongest candidate
-    // of that source for this customer, so the weights blend like-for-like.
+/// Each source's (weight, evidence on the customer's scale, source code)
+/// for a candidate, most specific source first: that order breaks ties
+/// when choosing the reason. The scale is the source's share of its
+/// strongest candidate for this customer, so the weights blend
+/// like-for-like.
+fn parts(weights: &Weights, c: &Candidate, top: &Candidate) -> [(f32, f32, u8); 7] {
     let norm = |v: f32, max: f32| if max > 0.0 { v / max } else { 0.0 };
-    // (weight, evidence on the customer's scale, source), most specific
-    // source first: that order breaks ties when choosing the reason.
-    let parts = [
+    [
         (weights.complement, norm(c.complement, top.complement), 0u8),
         (weights.coviewed, norm(c.coviewed, top.coviewed), 3),
         (weights.also_bought, norm(c.also_bought, top.also_bought), 5),
@@ -506,8 +506,23 @@ fn score(
         (weights.affinity, norm(c.affinity, top.affinity), 1),
         (weights.popular, norm(c.popular, top.popular), 2),
         (weights.curated, norm(c.curated, top.curated), 6),
-    ];
-    let mut score = parts.iter().map(|p| p.0 * p.1).sum::<f32>();
+    ]
+}
+
+/// A candidate's blend score: the weighted evidence, lowered when its
+/// price is outside the customer's usual band.
+fn score(
+    model: &Model,
+    signals: &Signals,
+    weights: &Weights,
+    item: ItemIx,
+    c: &Candidate,
+    top: &Candidate,
+) -> f32 {
+    let mut score = parts(weights, c, top)
+        .iter()
+        .map(|p| p.0 * p.1)
+        .sum::<f32>();
     let price = model.catalog.items[item as usize].price_minor;
     if let Some((lo, hi)) = signals.price_band
         && price > 0
@@ -515,41 +530,34 @@ fn score(
     {
         score *= 1.0 - weights.price_fit.clamp(0.0, 1.0);
     }
-    // The reason is the source with the strongest evidence for this item
-    // that can be said (weights rank the list; they do not make a weak
-    // reason strong), the more specific on a tie; a purchase-based source
-    // with no purchase worth naming gives way to the next. "Popular" only
-    // when nothing specific applies.
-    let mut said: Vec<(f32, usize, u8)> = parts
+    score
+}
+
+/// A candidate's reason: a stylist's pick says so (the note is the better
+/// sentence); otherwise the source with the strongest evidence for this
+/// item that can be said (weights rank the list; they do not make a weak
+/// reason strong), the more specific on a tie; a purchase-based source
+/// with no purchase worth naming gives way to the next. "Popular" only
+/// when nothing specific applies (an agent can say more about an item
+/// that goes with a purchase than about a best-seller).
+fn reason(weights: &Weights, c: &Candidate, top: &Candidate) -> Reason {
+    if let Some((curation, anchor)) = c.curation.filter(|_| weights.curated > 0.0) {
+        return Reason::Curated { curation, anchor };
+    }
+    let mut said: Vec<(f32, usize, u8)> = parts(weights, c, top)
         .iter()
         .enumerate()
         .filter(|(_, p)| p.2 != 2 && p.0 > 0.0 && p.1 > 0.0)
         .map(|(k, p)| (p.1, k, p.2))
         .collect();
     said.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    // A stylist's pick says so: the note is the better sentence.
-    if let Some((curation, anchor)) = c.curation.filter(|_| weights.curated > 0.0) {
-        return Suggestion {
-            item,
-            score,
-            reason: Reason::Curated { curation, anchor },
-            fit: Fit::NotSized,
-        };
-    }
-    let reason = said
-        .iter()
+    said.iter()
         .find_map(|&(_, _, code)| reason_of(code, c))
         .or_else(|| {
             c.category
                 .map(|category| Reason::PopularInCategory { category })
         })
-        .unwrap_or(Reason::Popular);
-    Suggestion {
-        item,
-        score,
-        reason,
-        fit: Fit::NotSized,
-    }
+        .unwrap_or(Reason::Popular)
 }
 
 /// The reason a source gives, when it has what it needs to be said.
@@ -583,81 +591,152 @@ fn strongest(candidates: &[(ItemIx, Candidate)]) -> Candidate {
     top
 }
 
+/// One allowed candidate as ranked: its item, its score, and its place in
+/// [`Blend::allowed`].
+#[derive(Clone, Copy)]
+struct Scored {
+    item: ItemIx,
+    score: f32,
+    k: u32,
+}
+
+/// Best first: the higher score, then the lower item index. A total order
+/// (the items are distinct), so any sort gives the same list.
+fn by_rank(a: &Scored, b: &Scored) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then(a.item.cmp(&b.item))
+}
+
+/// The blend for one customer: every candidate that passes the hard
+/// filters with each source's evidence, each source's strongest evidence,
+/// and every candidate's score (in no order).
+struct Blend {
+    allowed: Vec<(ItemIx, Candidate)>,
+    top: Candidate,
+    scored: Vec<Scored>,
+}
+
+impl Blend {
+    /// The reason to say for a ranked candidate.
+    fn reason(&self, weights: &Weights, s: &Scored) -> Reason {
+        reason(weights, &self.allowed[s.k as usize].1, &self.top)
+    }
+}
+
+fn blended(model: &Model, signals: &Signals, weights: &Weights) -> Blend {
+    let catalog = &model.catalog;
+    let candidates = candidates(model, signals, weights);
+    let mut allowed = Vec::with_capacity(candidates.len());
+    allowed.extend(
+        candidates
+            .into_iter()
+            .filter(|(item, _)| signals.filters.check(catalog, *item).is_ok()),
+    );
+    let top = strongest(&allowed);
+    let scored = allowed
+        .iter()
+        .zip(0u32..)
+        .map(|((item, c), k)| Scored {
+            item: *item,
+            score: score(model, signals, weights, *item, c, &top),
+            k,
+        })
+        .collect();
+    Blend {
+        allowed,
+        top,
+        scored,
+    }
+}
+
+/// Scores read best first, sorted only as far as they are read: a list of
+/// ten usually stops within the first few dozen of tens of thousands of
+/// candidates. Each round sorts the next block, twice as long as all the
+/// blocks before it (at least 64).
+struct BestFirst {
+    items: Vec<Scored>,
+    next: usize,
+    sorted: usize,
+}
+
+impl BestFirst {
+    fn new(items: Vec<Scored>) -> Self {
+        BestFirst {
+            items,
+            next: 0,
+            sorted: 0,
+        }
+    }
+}
+
+impl Iterator for BestFirst {
+    type Item = Scored;
+
+    fn next(&mut self) -> Option<Scored> {
+        if self.next == self.sorted {
+            let rest = &mut self.items[self.sorted..];
+            if rest.is_empty() {
+                return None;
+            }
+            let n = self.sorted.max(64).min(rest.len());
+            if n < rest.len() {
+                rest.select_nth_unstable_by(n - 1, by_rank);
+            }
+            rest[..n].sort_unstable_by(by_rank);
+            self.sorted += n;
+        }
+        let s = self.items[self.next];
+        self.next += 1;
+        Some(s)
+    }
+}
+
 /// Every candidate that passes the hard filters, best first: by the blend,
 /// then (when `weights` ask for it and the model has trees) its first
-/// [`WINDOW`] re-ordered by the learned trees.
-fn ranked(model: &Model, signals: &Signals, weights: &Weights) -> Vec<Suggestion> {
-    let (allowed, top, mut scored) = blended(model, signals, weights);
+/// [`WINDOW`] re-ordered by the learned trees. With the blend, which says
+/// each one's reason.
+fn ranked(
+    model: &Model,
+    signals: &Signals,
+    weights: &Weights,
+) -> (Blend, Box<dyn Iterator<Item = Scored>>) {
+    let mut blend = blended(model, signals, weights);
+    let mut order = BestFirst::new(std::mem::take(&mut blend.scored));
     let Some(forest) = model
         .ranking
         .learned
         .as_ref()
         .filter(|_| weights.learned > 0.0)
     else {
-        return scored.into_iter().map(|(s, _)| s).collect();
+        return (blend, Box::new(order));
     };
-    let window = scored.len().min(WINDOW);
-    let numbers = window_features(model, signals, &allowed, &top, &scored);
-    for ((s, k), f) in scored[..window].iter_mut().zip(numbers) {
-        let c = &allowed[*k].1;
+    let mut head: Vec<Scored> = order.by_ref().take(WINDOW).collect();
+    let numbers = window_features(model, signals, &blend.allowed, &blend.top, &head);
+    for (s, f) in head.iter_mut().zip(numbers) {
+        let c = &blend.allowed[s.k as usize].1;
         // The trees' probability (gbdt's log-likelihood: 1 / (1 + e^-2x)),
         // plus the stylist's pick as the blend adds it.
         let p = 1.0 / (1.0 + (-2.0 * forest.score(&f)).exp());
-        let pick = if top.curated > 0.0 {
-            weights.curated * c.curated / top.curated
+        let pick = if blend.top.curated > 0.0 {
+            weights.curated * c.curated / blend.top.curated
         } else {
             0.0
         };
         s.score = p + pick;
     }
-    let (head, rest) = scored.split_at_mut(window);
-    head.sort_by(|a, b| {
-        b.0.score
-            .total_cmp(&a.0.score)
-            .then(a.0.item.cmp(&b.0.item))
-    });
+    head.sort_by(by_rank);
     // What lies beyond the window keeps the blend's order, below it.
-    let floor = head.last().map_or(0.0, |s| s.0.score);
-    let first = rest.first().map_or(1.0, |s| s.0.score);
-    for (s, _) in rest.iter_mut() {
+    let floor = head.last().map_or(0.0, |s| s.score);
+    let mut rest = order.peekable();
+    let first = rest.peek().map_or(1.0, |s| s.score);
+    let below = rest.map(move |mut s| {
         s.score = if first > 0.0 {
             floor * 0.5 * (s.score / first)
         } else {
             0.0
         };
-    }
-    scored.into_iter().map(|(s, _)| s).collect()
-}
-
-/// The blend: every allowed candidate, each source's strongest evidence,
-/// and the scored list (with each one's place in `allowed`), best first.
-#[allow(clippy::type_complexity)]
-fn blended(
-    model: &Model,
-    signals: &Signals,
-    weights: &Weights,
-) -> (
-    Vec<(ItemIx, Candidate)>,
-    Candidate,
-    Vec<(Suggestion, usize)>,
-) {
-    let catalog = &model.catalog;
-    let allowed: Vec<(ItemIx, Candidate)> = candidates(model, signals, weights)
-        .into_iter()
-        .filter(|(item, _)| signals.filters.check(catalog, *item).is_ok())
-        .collect();
-    let top = strongest(&allowed);
-    let mut scored: Vec<(Suggestion, usize)> = allowed
-        .iter()
-        .enumerate()
-        .map(|(k, (item, c))| (score(model, signals, weights, *item, c, &top), k))
-        .collect();
-    scored.sort_by(|a, b| {
-        b.0.score
-            .total_cmp(&a.0.score)
-            .then(a.0.item.cmp(&b.0.item))
+        s
     });
-    (allowed, top, scored)
+    (blend, Box::new(head.into_iter().chain(below)))
 }
 
 /// What the learned trees know of the customer, once per ranking.
@@ -701,7 +780,7 @@ fn features(
     profile: &Profile,
     c: &Candidate,
     top: &Candidate,
-    s: &Suggestion,
+    s: &Scored,
     position: usize,
 ) -> Features {
     let norm = |v: f32, max: f32| if max > 0.0 { v / max } else { 0.0 };
@@ -737,9 +816,10 @@ pub(crate) fn examples(
     signals: &Signals,
     weights: &Weights,
 ) -> Vec<(ItemIx, Features)> {
-    let (allowed, top, scored) = blended(model, signals, weights);
-    let numbers = window_features(model, signals, &allowed, &top, &scored);
-    scored.iter().map(|(s, _)| s.item).zip(numbers).collect()
+    let blend = blended(model, signals, weights);
+    let window: Vec<Scored> = BestFirst::new(blend.scored).take(WINDOW).collect();
+    let numbers = window_features(model, signals, &blend.allowed, &blend.top, &window);
+    window.iter().map(|s| s.item).zip(numbers).collect()
 }
 
 /// The numbers of the blend's first [`WINDOW`] candidates, in its order:
@@ -749,15 +829,23 @@ fn window_features(
     signals: &Signals,
     allowed: &[(ItemIx, Candidate)],
     top: &Candidate,
-    scored: &[(Suggestion, usize)],
+    scored: &[Scored],
 ) -> Vec<Features> {
     let profile = Profile::of(model, signals);
     scored
         .iter()
         .take(WINDOW)
         .enumerate()
-        .map(|(position, (s, k))| {
-            features(model, signals, &profile, &allowed[*k].1, top, s, position)
+        .map(|(position, s)| {
+            features(
+                model,
+                signals,
+                &profile,
+                &allowed[s.k as usize].1,
+                top,
+                s,
+                position,
+            )
         })
         .collect()
 }
@@ -813,14 +901,14 @@ pub fn suggest(
     limit: usize,
 ) -> Vec<Suggestion> {
     let catalog = &model.catalog;
-    let scored = ranked(model, signals, weights);
+    let (blend, order) = ranked(model, signals, weights);
     let mut per_category: IxMap<usize> = IxMap::default();
     // One item per style, and per look-alike (the same thing under
     // another product id: "White Bread 20 OZ" and "White Bread").
     let mut styles = IxSet::default();
     let mut alikes = IxSet::default();
     let mut out = Vec::with_capacity(limit);
-    for s in scored {
+    for s in order {
         let item = &catalog.items[s.item as usize];
         if styles.contains(&item.group) || alikes.contains(&item.alike) {
             continue;
@@ -838,8 +926,9 @@ pub fn suggest(
         *n += 1;
         out.push(Suggestion {
             item: chosen,
+            score: s.score,
+            reason: blend.reason(weights, &s),
             fit,
-            ..s
         });
         if out.len() == limit {
             break;

@@ -912,18 +912,31 @@ impl Model {
     /// A product's bought-together partners by cosine (pairs seen in two
     /// orders or more), strongest first, at most [`NEIGHBOURS`].
     pub fn complements(&self, item: ItemIx) -> Vec<(ItemIx, f32)> {
+        let mut out = Vec::new();
+        self.complements_into(item, &mut out);
+        out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        out
+    }
+
+    /// The partners [`Model::complements`] gives, written into `out`
+    /// (cleared first) in no particular order: ranking adds them up and
+    /// needs no order, and a list no longer than [`NEIGHBOURS`] (as every
+    /// list is when built) is not sorted at all.
+    pub fn complements_into(&self, item: ItemIx, out: &mut Vec<(ItemIx, f32)>) {
+        out.clear();
         let Some(list) = self.partners.get(item as usize) else {
-            return Vec::new();
+            return;
         };
         let pop = |i: ItemIx| self.baskets.get(i as usize).copied().unwrap_or(0);
-        let mut out: Vec<(ItemIx, f32)> = list
-            .iter()
-            .filter(|(_, n)| *n >= 2)
-            .map(|&(b, n)| (b, cosine(n, pop(item).max(n), pop(b).max(n))))
-            .collect();
-        out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-        out.truncate(NEIGHBOURS);
-        out
+        out.extend(
+            list.iter()
+                .filter(|(_, n)| *n >= 2)
+                .map(|&(b, n)| (b, cosine(n, pop(item).max(n), pop(b).max(n)))),
+        );
+        if out.len() > NEIGHBOURS {
+            out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+            out.truncate(NEIGHBOURS);
+        }
     }
 
     /// The index of `product_id`, added (as an item not to suggest until
