@@ -219,6 +219,43 @@ struct Candidate {
     curation: Option<(u32, Option<ItemIx>)>,
 }
 
+/// The candidates of one ranking, in the order they were found. An item
+/// is found by a direct index (one slot per catalogue item, 4 bytes each),
+/// not by hashing: a long history brings a few hundred thousand neighbour
+/// visits, and a hash lookup for each was the largest part of a first
+/// ranking.
+struct Candidates {
+    /// Per item: 1 + its place in `found`; 0 when not a candidate.
+    slot: Vec<u32>,
+    found: Vec<(ItemIx, Candidate)>,
+}
+
+impl Candidates {
+    fn new(items: usize, room: usize) -> Self {
+        Candidates {
+            slot: vec![0; items],
+            found: Vec::with_capacity(room),
+        }
+    }
+
+    /// The item's evidence, added empty when it is not a candidate yet.
+    fn entry(&mut self, item: ItemIx) -> &mut Candidate {
+        let i = item as usize;
+        if i >= self.slot.len() {
+            self.slot.resize(i + 1, 0);
+        }
+        if self.slot[i] == 0 {
+            self.found.push((item, Candidate::default()));
+            self.slot[i] = self.found.len() as u32;
+        }
+        &mut self.found[self.slot[i] as usize - 1].1
+    }
+
+    fn contains(&self, item: ItemIx) -> bool {
+        self.slot.get(item as usize).is_some_and(|&k| k != 0)
+    }
+}
+
 /// The usual price band of a customer from the prices of what they bought:
 /// half the 10th percentile to twice the 90th. `None` with fewer than three
 /// priced purchases.
@@ -289,7 +326,7 @@ type Naming<'a> = &'a dyn Fn(ItemIx, ItemIx, f32, f32) -> Option<f32>;
 /// buffer it is given, in any order) to the candidates through `slot`; the
 /// seed named is the one `naming` rates highest.
 fn spread(
-    candidates: &mut IxMap<Candidate>,
+    candidates: &mut Candidates,
     neighbours_of: impl Fn(ItemIx, &mut Vec<(ItemIx, f32)>),
     mut seeds: Vec<(ItemIx, f32)>,
     slot: Slot,
@@ -308,7 +345,7 @@ fn spread(
             if !keep(seed, n) {
                 continue;
             }
-            let (total, best) = slot(candidates.entry(n).or_default());
+            let (total, best) = slot(candidates.entry(n));
             let contribution = w * sim;
             *total += contribution;
             if let Some(strength) = naming(seed, n, contribution, sim)
@@ -354,14 +391,13 @@ fn purchase_seeds(signals: &Signals, weights: &Weights) -> Vec<(ItemIx, f32)> {
 const ASKED: f32 = 1e9;
 
 /// Every source's candidates, before any filter.
-fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Candidate> {
+fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> Candidates {
     let catalog = &model.catalog;
     let seeds = purchase_seeds(signals, weights);
     // Room for what a customer's purchases usually bring (a few dozen
-    // partners each), so the map is not grown again and again.
-    let room = (seeds.len() * 32 + signals.viewed.len() * 16 + 512).min(1 << 17);
-    let mut candidates: IxMap<Candidate> =
-        IxMap::with_capacity_and_hasher(room, Default::default());
+    // partners each), so the list is not grown again and again.
+    let room = (seeds.len() * 32 + signals.viewed.len() * 16 + 512).min(1 << 16);
+    let mut candidates = Candidates::new(catalog.items.len(), room);
     // What a purchase-based suggestion is said to go with: a product the
     // caller asked about first, else the purchase with the highest lift
     // for it; an item nearly everyone buys, or non-merchandise, never.
@@ -409,7 +445,7 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
     add_category_sources(&mut candidates, catalog, signals, weights);
     // Popular overall: the fallback that answers a customer with no history.
     for &i in &catalog.popular {
-        candidates.entry(i).or_default().popular = catalog.popularity_score[i as usize];
+        candidates.entry(i).popular = catalog.popularity_score[i as usize];
     }
     // Curated: the stylists' order, the most specific match first. The
     // pick is the style's: every variant other sources found carries it.
@@ -422,11 +458,11 @@ fn candidates(model: &Model, signals: &Signals, weights: &Weights) -> IxMap<Cand
         let found: Vec<ItemIx> = variants
             .iter()
             .copied()
-            .filter(|v| *v != c.item && candidates.contains_key(v))
+            .filter(|v| *v != c.item && candidates.contains(*v))
             .chain([c.item])
             .collect();
         for v in found {
-            let e = candidates.entry(v).or_default();
+            let e = candidates.entry(v);
             if e.curation.is_none() {
                 e.curated = 1.0 - k as f32 / (n + 1.0);
                 e.curation = Some((c.curation, c.anchor));
@@ -451,7 +487,7 @@ fn brand_share(signals: &Signals, brand: Option<u32>) -> f32 {
 /// by their brands) and new categories (best-sellers of where similar
 /// customers went next).
 fn add_category_sources(
-    candidates: &mut IxMap<Candidate>,
+    candidates: &mut Candidates,
     catalog: &Catalog,
     signals: &Signals,
     weights: &Weights,
@@ -466,7 +502,7 @@ fn add_category_sources(
     for &(category, n) in top.iter().take(weights.affinity_categories) {
         let share = n as f32 / total.max(1) as f32;
         for &i in popular_in(category) {
-            let c = candidates.entry(i).or_default();
+            let c = candidates.entry(i);
             let brand = brand_share(signals, catalog.items[i as usize].brand);
             let a = share * catalog.popularity_score[i as usize] * (1.0 + weights.brand * brand);
             if a > c.affinity {
@@ -477,7 +513,7 @@ fn add_category_sources(
     }
     for (category, from, strength) in next_categories(catalog, signals, weights.new_categories) {
         for &i in popular_in(category) {
-            let c = candidates.entry(i).or_default();
+            let c = candidates.entry(i);
             let s = strength * catalog.popularity_score[i as usize];
             if s > c.new_category {
                 c.new_category = s;
@@ -624,13 +660,8 @@ impl Blend {
 
 fn blended(model: &Model, signals: &Signals, weights: &Weights) -> Blend {
     let catalog = &model.catalog;
-    let candidates = candidates(model, signals, weights);
-    let mut allowed = Vec::with_capacity(candidates.len());
-    allowed.extend(
-        candidates
-            .into_iter()
-            .filter(|(item, _)| signals.filters.check(catalog, *item).is_ok()),
-    );
+    let mut allowed = candidates(model, signals, weights).found;
+    allowed.retain(|(item, _)| signals.filters.check(catalog, *item).is_ok());
     let top = strongest(&allowed);
     let scored = allowed
         .iter()
