@@ -9,7 +9,7 @@ use crate::{
     domain::{AnonymousId, ConsentRecord, CustomerId, Timestamp},
     fit::Estimate,
     reads::{Browsed, ContextReads, ProductView, mark_bought},
-    store::{OrderLineRow, OrderRow, ProductRow, ReturnRow},
+    store::{OrderLineRow, OrderRow, ProductRows, ReturnRow},
     suggest::SuggestionList,
 };
 
@@ -27,7 +27,7 @@ pub struct Parts<'a> {
     /// The browsed products shown (see [`shown_browsing`]).
     pub browsing: Vec<Browsed>,
     /// Catalogue rows of the products shown (see [`shown_products`]).
-    pub catalog: &'a HashMap<String, ProductRow>,
+    pub catalog: &'a ProductRows,
     /// The consents on file.
     pub consents: &'a [ConsentRecord],
     /// The customer withdrew consent for support context.

@@ -8,12 +8,12 @@ mod read;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use crate::{
     domain::{AnonymousId, CustomerId, CustomerKey, Error, EventKind, Timestamp},
     reads::{ContextReads, ProductView, RecentSearch},
-    store::{OrderRow, ProfileRow, ReturnRow, Store, Subject, TicketRow},
+    store::{OrderRow, ProductRows, ProfileRow, ReturnRow, Store, Subject, TicketRow},
 };
 
 pub use brief::agent_brief;
@@ -303,7 +303,7 @@ impl ContextService {
         let browsing = assemble::shown_browsing(&reads, query.browsing_limit as usize);
         let ids = assemble::shown_products(&browsing, &reads.orders, &reads.returns);
         let catalog = match ids.is_empty() {
-            true => HashMap::new(),
+            true => ProductRows::new(),
             false => self.suggest.product_rows(&ids).await?,
         };
         let context = assemble::assemble(assemble::Parts {

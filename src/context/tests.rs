@@ -1,8 +1,6 @@
 //! The context's pure steps without a database: assembly from rows and
 //! catalogue, consent withholding, and trimming to what was asked.
 
-use std::collections::HashMap;
-
 use proptest::prelude::*;
 
 use super::{
@@ -14,7 +12,7 @@ use super::{
 use crate::{
     domain::{ConsentRecord, EventKind, OrderStatus, Purpose, ReturnStatus},
     reads::{Browsed, ContextReads},
-    store::{OrderLineRow, OrderRow, ProductRow, ReturnRow},
+    store::{OrderLineRow, OrderRow, ProductRow, ProductRows, ReturnRow},
 };
 
 fn consent(purpose: Purpose, granted: bool) -> ConsentRecord {
@@ -247,11 +245,10 @@ fn the_cart_drops_what_was_bought_after_it_was_added_and_the_limit_holds() {
 #[test]
 fn products_are_named_by_the_catalogue_else_by_what_the_order_said() {
     let r = reads();
-    let catalog: HashMap<String, ProductRow> =
-        [row("shell-m", "Rain Shell"), row("boot", "Hiking Boot")]
-            .into_iter()
-            .map(|p| (p.product_id.clone(), p))
-            .collect();
+    let catalog: ProductRows = [row("shell-m", "Rain Shell"), row("boot", "Hiking Boot")]
+        .into_iter()
+        .map(|p| (p.product_id.clone(), std::sync::Arc::new(p)))
+        .collect();
     let ctx = assemble(Parts {
         customer_id: None,
         anonymous_id: None,

@@ -114,6 +114,10 @@ pub struct ProductRow {
     pub size: Option<Size>,
 }
 
+/// Catalogue rows by product id, each shared with the replica's memory of
+/// it rather than copied.
+pub type ProductRows = std::collections::HashMap<String, std::sync::Arc<ProductRow>>;
+
 /// An order with (some of) its lines.
 #[derive(Debug, Clone)]
 pub struct OrderRow {

@@ -7,7 +7,7 @@ use super::{Fit, ItemIx, Model, Reason, Signals, Suggestion};
 use crate::{
     domain::{Curation, Size, Timestamp},
     fit::{Confidence, Estimate},
-    store::ProductRow,
+    store::ProductRows,
 };
 
 /// Machine-readable reason codes.
@@ -301,7 +301,7 @@ pub fn to_ids(
 /// what they ask about now.
 pub fn explain(
     r: &Ranked,
-    rows: &HashMap<String, ProductRow>,
+    rows: &ProductRows,
     bought_on: &HashMap<String, Timestamp>,
     anchors: &[&str],
     now: Timestamp,

@@ -23,7 +23,7 @@ use crate::{
         ItemResult, ProductId, Purpose, Timestamp, Violations, withdrawn,
     },
     reads::ProductView,
-    store::{FeedbackRow, ProductRow, PurchasedLine, ReturnedLine, Store, Subject},
+    store::{FeedbackRow, ProductRows, PurchasedLine, ReturnedLine, Store, Subject},
 };
 
 /// Defaults and maxima of the request's knobs (documented in the proto).
@@ -695,6 +695,9 @@ impl SuggestService {
             .filter(|l| referred.contains(l.product_id.as_str()))
         {
             bought_on.entry(l.product_id.clone()).or_insert(l.placed_at);
+            if bought_on.len() == referred.len() {
+                break;
+            }
         }
         let recipient = recipient(subject);
         let mut out = Vec::with_capacity(limit);
@@ -820,17 +823,14 @@ impl SuggestService {
 
     /// Catalogue rows of products, from this replica's memory when it holds
     /// them (kept exact by the feed's product entries).
-    pub(crate) async fn product_rows(
-        &self,
-        ids: &[&str],
-    ) -> Result<HashMap<String, ProductRow>, Error> {
+    pub(crate) async fn product_rows(&self, ids: &[&str]) -> Result<ProductRows, Error> {
         let memo = &self.live.memo().products;
-        let mut out = HashMap::with_capacity(ids.len());
+        let mut out = ProductRows::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
             match memo.with(id, |row| row.clone()) {
                 Some(row) => {
-                    out.insert((*id).to_owned(), ProductRow::clone(&row));
+                    out.insert((*id).to_owned(), row);
                 }
                 None => missing.push(*id),
             }
@@ -838,7 +838,8 @@ impl SuggestService {
         if !missing.is_empty() {
             let since = self.live.applied();
             for (id, row) in self.store.products(&missing).await? {
-                memo.put(&id, Arc::new(row.clone()), since);
+                let row = Arc::new(row);
+                memo.put(&id, row.clone(), since);
                 out.insert(id, row);
             }
         }
