@@ -1630,4 +1630,27 @@ mod tests {
         assert!(out[0].score > out[1].score);
         assert!(matches!(out[0].reason, Reason::PopularInCategory { .. }));
     }
+
+    proptest! {
+        /// Sorting only as far as read gives exactly the fully sorted
+        /// list, ties (equal scores) included, for any length read.
+        #[test]
+        fn best_first_reads_as_the_full_sort(
+            scores in proptest::collection::vec(0u8..20, 0..400),
+            read in 0usize..450,
+        ) {
+            let items: Vec<Scored> = scores
+                .iter()
+                .zip(0u32..)
+                .map(|(&s, k)| Scored { item: (k * 7919) % 1000, score: f32::from(s), k })
+                .collect();
+            let mut sorted = items.clone();
+            sorted.sort_by(by_rank);
+            let got: Vec<(ItemIx, u32)> =
+                BestFirst::new(items).take(read).map(|s| (s.item, s.k)).collect();
+            let want: Vec<(ItemIx, u32)> =
+                sorted.iter().take(read).map(|s| (s.item, s.k)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
 }
