@@ -24,7 +24,14 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("suggestions and the replica's model", &["suggest"]),
     (
         "core services",
-        &["context", "curate", "ingest", "retention", "search"],
+        &[
+            "context",
+            "curate",
+            "ingest",
+            "privacy",
+            "retention",
+            "search",
+        ],
     ),
     (
         "the desk: reads as the caller may see them, on record",

@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod layers;
 pub mod mcp;
 pub mod metrics;
+pub mod privacy;
 pub mod proto;
 pub mod reads;
 pub mod retention;

@@ -235,10 +235,12 @@ impl Application {
             suggest.clone(),
             crate::search::SearchService::new(store.clone(), suggest.clone()),
             CurateService::new(store.clone(), suggest),
-            audit.clone(),
+            crate::privacy::PrivacyService::new(store.clone()),
+            audit,
         );
         let stylist_api = StylistApi::new(desk.clone());
         let context_api = ContextApi::new(desk.clone());
+        let privacy_api = PrivacyApi::new(desk.clone());
         let faces = crate::api::Faces {
             desk,
             metrics: metrics.clone(),
@@ -257,8 +259,8 @@ impl Application {
             StylistServiceServer::new(stylist_api).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let context = CustomerContextServiceServer::new(context_api)
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let privacy = PrivacyServiceServer::new(PrivacyApi::new(store.clone(), audit))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let privacy =
+            PrivacyServiceServer::new(privacy_api).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let mut routes = Routes::builder();
         routes
             .add_service(health)

@@ -1,4 +1,6 @@
-//! `PrivacyService`: consent, erasure, export, access log.
+//! `PrivacyService`: consent, erasure, export, access log, as conversions
+//! over the core (`crate::privacy`, the export through the desk so it is
+//! on record).
 
 use std::pin::Pin;
 
@@ -7,10 +9,9 @@ use tonic::{Request, Response, Status};
 
 use super::{caller_of, convert, invalid_argument};
 use crate::{
-    audit::AccessLog,
-    domain::{CustomerId, CustomerKey, Error, Timestamp, Violations},
+    desk::Desk,
+    domain::{CustomerId, Timestamp, Violations},
     proto as pb,
-    store::{Store, Subject},
 };
 
 const PAGE_DEFAULT: u32 = 50;
@@ -20,28 +21,13 @@ const EXPORT_CHUNK_ROWS: usize = 500;
 /// The adapter.
 #[derive(Clone, Debug)]
 pub struct PrivacyApi {
-    store: Store,
-    audit: AccessLog,
+    desk: Desk,
 }
 
 impl PrivacyApi {
-    /// An adapter over `store`, recording exports in `audit`.
-    pub fn new(store: Store, audit: AccessLog) -> Self {
-        Self { store, audit }
-    }
-
-    async fn customer(
-        &self,
-        field: &str,
-        r: Option<pb::CustomerRef>,
-    ) -> Result<CustomerId, Status> {
-        let key = convert::customer_key(field, r).map_err(|v| invalid_argument(&v))?;
-        match self.store.resolve(&key).await? {
-            Some(Subject::Customer(c)) => Ok(c),
-            Some(Subject::Anonymous(_)) | None => {
-                Err(Error::NotFound("no customer is known under this identity".into()).into())
-            }
-        }
+    /// An adapter over the desk (the export is a read on record).
+    pub fn new(desk: Desk) -> Self {
+        Self { desk }
     }
 }
 
@@ -89,15 +75,19 @@ impl pb::privacy_service_server::PrivacyService for PrivacyApi {
         }
         let customer = customer
             .ok_or_else(|| invalid_argument(&Violations::single("customer_id", "is required")))?;
-        let stored = self.store.set_consents(&customer, &consents).await?;
-        let on_file = if stored {
-            self.store.consents(&customer).await?
-        } else {
-            Vec::new()
-        };
+        let on_file = self
+            .desk
+            .privacy()
+            .set_consents(&customer, &consents)
+            .await?;
+        let suppressed = on_file.is_none();
         Ok(Response::new(pb::SetConsentResponse {
-            consents: on_file.into_iter().map(convert::consent).collect(),
-            suppressed: !stored,
+            consents: on_file
+                .unwrap_or_default()
+                .into_iter()
+                .map(convert::consent)
+                .collect(),
+            suppressed,
         }))
     }
 
@@ -108,8 +98,10 @@ impl pb::privacy_service_server::PrivacyService for PrivacyApi {
     ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
         let caller = caller_of(&request)?;
         let pb::EraseCustomerRequest { customer } = request.into_inner();
-        let customer = self.customer("customer", customer).await?;
-        let receipt = self.store.erase_customer(&customer).await?;
+        let key = convert::customer_key("customer", customer).map_err(|v| invalid_argument(&v))?;
+        let privacy = self.desk.privacy();
+        let customer = privacy.customer(&key).await?;
+        let receipt = privacy.erase(&customer).await?;
         let (seconds, nanos) = crate::domain::Timestamp::now().to_parts();
         tracing::info!(key_id = %caller.key_id, tables = receipt.deleted.len(), "customer erased");
         Ok(Response::new(pb::EraseCustomerResponse {
@@ -135,16 +127,8 @@ impl pb::privacy_service_server::PrivacyService for PrivacyApi {
     ) -> Result<Response<Self::ExportCustomerDataStream>, Status> {
         let caller = caller_of(&request)?;
         let pb::ExportCustomerDataRequest { customer } = request.into_inner();
-        let customer = self.customer("customer", customer).await?;
-        let tables = self.store.export_customer(&customer).await?;
-        self.audit
-            .record(
-                &caller,
-                "/customer_context.v1.PrivacyService/ExportCustomerData",
-                Some(customer.as_str()),
-                None,
-            )
-            .await?;
+        let key = convert::customer_key("customer", customer).map_err(|v| invalid_argument(&v))?;
+        let (_, tables) = self.desk.export(&caller, &key).await?;
         let mut chunks = Vec::new();
         for (table, rows) in tables {
             let rows: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
@@ -188,42 +172,13 @@ impl pb::privacy_service_server::PrivacyService for PrivacyApi {
         };
         let before = parse_page_token(&page_token)?;
         let key = convert::customer_key("customer", customer).map_err(|v| invalid_argument(&v))?;
-        let (customer_id, anonymous_id) = match self.store.resolve(&key).await? {
-            Some(Subject::Customer(c)) => (Some(c.as_str().to_owned()), None),
-            Some(Subject::Anonymous(a)) => (None, Some(a.as_str().to_owned())),
-            None => match &key {
-                // An erased or never-seen visitor may still have entries.
-                CustomerKey::Identity(i)
-                    if i.kind() == crate::domain::IdentityKind::AnonymousId =>
-                {
-                    (None, Some(i.value().to_owned()))
-                }
-                _ => {
-                    return Err(
-                        Error::NotFound("no customer is known under this identity".into()).into(),
-                    );
-                }
-            },
-        };
-        let mut entries = self
-            .store
-            .list_access(
-                customer_id.as_deref(),
-                anonymous_id.as_deref(),
-                before,
-                i64::from(size) + 1,
-            )
-            .await?;
-        let next_page_token = if entries.len() > size as usize {
-            entries.truncate(size as usize);
-            entries
-                .last()
-                .map(|e| encode_page_token(e.at.millis(), &e.entry_id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let entries = entries
+        let page = self.desk.privacy().access_log(&key, before, size).await?;
+        let next_page_token = page
+            .next
+            .map(|(at, id)| encode_page_token(at, &id))
+            .unwrap_or_default();
+        let entries = page
+            .entries
             .into_iter()
             .map(|e| {
                 let (seconds, nanos) = e.at.to_parts();

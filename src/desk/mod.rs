@@ -9,6 +9,7 @@ use crate::{
     context::{ContextQuery, ContextService, CustomerContext, policy},
     curate::CurateService,
     domain::{Caller, CustomerId, CustomerKey, Error},
+    privacy::{Export, PrivacyService},
     search::{SearchOutcome, SearchQuery, SearchService},
     suggest::{SuggestOutcome, SuggestQuery, SuggestService, preview::CurationPreview},
 };
@@ -29,6 +30,8 @@ pub enum Operation {
     GetCuratedCrossSells,
     /// A stylist's preview of a curation for a customer.
     PreviewCuration,
+    /// Everything stored about a customer, for the customer's own request.
+    ExportCustomerData,
 }
 
 impl Operation {
@@ -49,6 +52,7 @@ impl Operation {
                 "/customer_context.v1.StylistService/GetCuratedCrossSells"
             }
             Self::PreviewCuration => "/customer_context.v1.StylistService/PreviewCuration",
+            Self::ExportCustomerData => "/customer_context.v1.PrivacyService/ExportCustomerData",
         }
     }
 }
@@ -60,6 +64,7 @@ pub struct Desk {
     suggest: SuggestService,
     search: SearchService,
     curate: CurateService,
+    privacy: PrivacyService,
     audit: AccessLog,
 }
 
@@ -70,6 +75,7 @@ impl Desk {
         suggest: SuggestService,
         search: SearchService,
         curate: CurateService,
+        privacy: PrivacyService,
         audit: AccessLog,
     ) -> Self {
         Self {
@@ -77,6 +83,7 @@ impl Desk {
             suggest,
             search,
             curate,
+            privacy,
             audit,
         }
     }
@@ -90,6 +97,26 @@ impl Desk {
     /// Curations' writes and lists: nothing personal is read.
     pub fn curate(&self) -> &CurateService {
         &self.curate
+    }
+
+    /// Consent, erasure and the access log's pages: they read no customer
+    /// data beyond what the request names (the export, which does, is
+    /// [`Desk::export`]).
+    pub fn privacy(&self) -> &PrivacyService {
+        &self.privacy
+    }
+
+    /// Everything stored about the customer `key` names, on record.
+    pub async fn export(
+        &self,
+        caller: &Caller,
+        key: &CustomerKey,
+    ) -> Result<(CustomerId, Export), Error> {
+        let customer = self.privacy.customer(key).await?;
+        let tables = self.privacy.export(&customer).await?;
+        self.record(caller, Operation::ExportCustomerData, Some(&customer), None)
+            .await?;
+        Ok((customer, tables))
     }
 
     /// Whether `caller`'s key is still valid (a development caller always

@@ -978,6 +978,34 @@ async fn access_log_answers_who_looked(backend: Backend) {
         ),
         ["page_size"]
     );
+
+    // An export reads everything about the customer: it is on record too.
+    let mut export = app
+        .privacy
+        .clone()
+        .export_customer_data(pb::ExportCustomerDataRequest {
+            customer: Some(pb::CustomerRef {
+                identity: Some(Identity::CustomerId("c1".into())),
+            }),
+        })
+        .await
+        .expect("export")
+        .into_inner();
+    while export.message().await.expect("chunk").is_some() {}
+    let mut newest = list(String::new());
+    newest.page_size = 1;
+    let newest = app
+        .privacy
+        .clone()
+        .list_access_log(newest)
+        .await
+        .expect("ok")
+        .into_inner();
+    assert_eq!(
+        newest.entries[0].rpc,
+        "/customer_context.v1.PrivacyService/ExportCustomerData"
+    );
+    assert_eq!(newest.entries[0].customer_id, "c1");
 }
 
 async fn overload_and_rate_limits_answer_resource_exhausted(backend: Backend) {
