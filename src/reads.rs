@@ -17,7 +17,7 @@ pub const SEARCHES: usize = 5;
 
 /// A product as the catalog describes it now, or as an order recorded it
 /// when the catalog does not know it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProductView {
     /// Product id.
     pub product_id: String,

@@ -328,7 +328,7 @@ fn browsing_now(ctx: &CustomerContext, now: Timestamp) -> Option<String> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         context::{BrowsedProduct, ProductView, ReturnView},

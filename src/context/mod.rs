@@ -3,6 +3,9 @@
 
 mod assemble;
 mod brief;
+/// A filled-in context for other modules' unit tests.
+#[cfg(test)]
+pub(crate) use brief::tests::context as sample;
 pub mod policy;
 mod read;
 #[cfg(test)]
@@ -151,7 +154,7 @@ pub struct ContextQuery {
 }
 
 /// One product the customer interacted with recently.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BrowsedProduct {
     /// The product now.
     pub product: ProductView,
@@ -172,7 +175,7 @@ pub struct BrowsedProduct {
 }
 
 /// An order line with its product.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderLineView {
     /// The product.
     pub product: ProductView,
@@ -185,7 +188,7 @@ pub struct OrderLineView {
 }
 
 /// An order with its lines.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderView {
     /// The order.
     pub order: OrderRow,
@@ -194,7 +197,7 @@ pub struct OrderView {
 }
 
 /// A return with its products.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReturnView {
     /// The return.
     pub ret: ReturnRow,
@@ -203,7 +206,7 @@ pub struct ReturnView {
 }
 
 /// The assembled view.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CustomerContext {
     /// The customer, when known.
     pub customer_id: Option<CustomerId>,

@@ -4,6 +4,8 @@
 //! record in the access log before it is answered, so no face can forget
 //! either. Knows nothing of gRPC or HTTP.
 
+pub mod watch;
+
 use crate::{
     audit::AccessLog,
     context::{ContextQuery, ContextService, CustomerContext, policy},

@@ -25,7 +25,7 @@ pub enum Subject {
 }
 
 /// A customer's profile row with its running totals.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProfileRow {
     /// Name to greet them by.
     pub display_name: String,
@@ -119,7 +119,7 @@ pub struct ProductRow {
 pub type ProductRows = std::collections::HashMap<String, std::sync::Arc<ProductRow>>;
 
 /// An order with (some of) its lines.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderRow {
     /// Order id.
     pub order_id: String,
@@ -140,7 +140,7 @@ pub struct OrderRow {
 }
 
 /// One order line, with what the order recorded about the product.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderLineRow {
     /// Product id.
     pub product_id: String,
@@ -160,7 +160,7 @@ pub struct OrderLineRow {
 }
 
 /// A return with its lines.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReturnRow {
     /// Return id.
     pub return_id: String,
@@ -181,7 +181,7 @@ pub struct ReturnRow {
 }
 
 /// An unresolved ticket with its related order's status.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TicketRow {
     /// Ticket id.
     pub ticket_id: String,

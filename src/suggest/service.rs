@@ -80,7 +80,7 @@ pub struct SuggestQuery {
 }
 
 /// One suggested item.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SuggestedItem {
     /// Signed id for feedback.
     pub suggestion_id: String,
@@ -99,7 +99,7 @@ pub struct SuggestedItem {
 }
 
 /// A ranked list with the strategy that made it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SuggestionList {
     /// Items, best first.
     pub items: Vec<SuggestedItem>,
