@@ -76,7 +76,7 @@ pub struct EvaluateArgs {
 
 /// Prints how often sized suggestions come in the true size.
 pub(super) fn evaluate_fit(args: &EvaluateFitArgs) {
-    use crate::suggest::evaluate_fit::{FitEvalConfig, evaluate_fit};
+    use crate::generate::fit::{FitEvalConfig, evaluate_fit};
     println!(
         "{} customers per shop, {:.0}% of purchases in a wrong size; sized suggestions (10 per customer)",
         args.customers,
@@ -103,7 +103,7 @@ pub(super) fn evaluate_fit(args: &EvaluateFitArgs) {
             let share = b.in_true_size as f64 / b.offered as f64 * 100.0;
             println!(
                 "{seed:<5} probably, in {:<18} {:<9} {:<17} {share:>5.1} %",
-                crate::suggest::evaluate_fit::domain_name(d),
+                crate::generate::fit::domain_name(d),
                 b.offered,
                 b.in_true_size
             );

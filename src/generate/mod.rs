@@ -7,8 +7,11 @@
 //! few percent of orders, anonymous sessions later identified, and a few
 //! customers with very long histories. Generation is pure (this module);
 //! [`write`] stores it through the same store calls as ingestion.
+//! [`fit`] is a second, smaller shop where every customer has a true size
+//! per size domain, for scoring the size inference (`evaluate-fit`).
 
 mod catalog;
+pub mod fit;
 mod write;
 
 pub use catalog::{Catalog, catalog};

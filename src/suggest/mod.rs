@@ -11,16 +11,18 @@
 //! * [`signals`]: the customer's own bounded reads, turned into signals;
 //! * [`reasons`]: the sentences an agent can say;
 //! * [`service`]: the RPCs' core (suggest, feedback, experiments);
-//! * [`evaluate`]: the offline numbers, through the same model and core;
+//! * [`evaluate`]: the held-out numbers, through the same model and core
+//!   (every model build runs it, through [`validate`]; the `evaluate`
+//!   command prints it for the shared data's splits);
 //! * [`validate`]: which ranker each build serves, from its numbers on
-//!   the shop's own latest orders;
-//! * [`evaluate_fit`]: how often sized suggestions come in the true size,
-//!   on generated shops, through the same code.
+//!   the shop's own latest orders.
+//!
+//! How often sized suggestions come in the true size is scored on a
+//! generated shop, a tool: `crate::generate::fit`.
 
 mod codec;
 pub mod curated;
 pub mod evaluate;
-pub mod evaluate_fit;
 pub mod experiment;
 mod filters;
 pub mod learned;

@@ -2,13 +2,13 @@
 //! generated shop where every customer has a true size per size domain and
 //! sometimes buys the wrong one (and usually sends it back saying so).
 //! The customers' histories go through the served code: the same evidence
-//! ([`super::signals::size_evidence`]), signals ([`super::signals::signals`])
-//! and ranking core ([`super::suggest`]) on a model built by
+//! ([`crate::suggest::signals::size_evidence`]), signals ([`crate::suggest::signals::signals`])
+//! and ranking core ([`crate::suggest::suggest`]) on a model built by
 //! [`Model::build`].
 
 use std::collections::{HashMap, HashSet};
 
-use super::{
+use crate::suggest::{
     Fit, Model, ModelConfig, Weights,
     signals::{Ask, History, signals},
     suggest,
@@ -268,7 +268,7 @@ fn history_of(model: &Model, c: &Customer) -> History {
             .map(|r| style(&r.product_id))
             .collect::<HashSet<_>>(),
         bought_groups,
-        size_evidence: super::signals::size_evidence(model, &c.lines, &c.returns),
+        size_evidence: crate::suggest::signals::size_evidence(model, &c.lines, &c.returns),
         ..History::default()
     }
 }
