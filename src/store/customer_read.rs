@@ -77,6 +77,15 @@ fn agg(backend: Backend, fields: &str, order: &str) -> String {
     }
 }
 
+/// [`agg`] in no particular order: for rows the reader puts in order
+/// itself, or keeps in a map (an ordered aggregate sorts them again).
+fn agg_any(backend: Backend, fields: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_group_array(json_array({fields}))"),
+        Backend::Postgres => format!("json_agg(json_build_array({fields}))::text"),
+    }
+}
+
 /// The statement, with `$1` the customer, `$2` since, `$3` orders, `$4`
 /// returns, `$5` tickets, `$6` purchase lines, `$7` returned since, `$8`
 /// lines per record, `$9` style rows, `$10` bought styles.
@@ -159,10 +168,9 @@ fn statement(b: Backend) -> String {
              l.order_id, l.line_no, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.order_id \
              WHERE o.customer_id = $1 AND o.status <> 'cancelled' \
              ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $6) p)",
-            agg(
+            agg_any(
                 b,
-                "product_id, category_path, unit_price_minor, placed_at, order_id, quantity",
-                "placed_at DESC, order_id, line_no"
+                "product_id, category_path, unit_price_minor, placed_at, order_id, quantity, line_no"
             )
         ),
         format!(
@@ -181,7 +189,7 @@ fn statement(b: Backend) -> String {
         format!(
             "(SELECT {} FROM (SELECT group_id, last_bought_at FROM customer_groups WHERE customer_id = $1 \
              ORDER BY last_bought_at DESC LIMIT $10) g)",
-            agg(b, "group_id, last_bought_at", "last_bought_at DESC, group_id")
+            agg_any(b, "group_id, last_bought_at")
         ),
         format!(
             "(SELECT {} FROM (SELECT DISTINCT group_id FROM suggestion_feedback \
@@ -220,6 +228,29 @@ impl Store {
 }
 
 /// The JSON arrays of column `i`: one array of fields per record.
+/// The newest purchase lines, newest first (then by order and line), from
+/// rows aggregated in no order.
+fn purchase_lines(rows: &[Vec<Value>]) -> Result<Vec<PurchasedLine>, Error> {
+    let mut lines = rows
+        .iter()
+        .map(|f| {
+            let line = PurchasedLine {
+                product_id: text(&f[0])?,
+                category_path: text(&f[1])?,
+                unit_price_minor: int(&f[2])?,
+                placed_at: instant(int(&f[3])?)?,
+                order_id: text(&f[4])?,
+                quantity: int(&f[5])?,
+            };
+            Ok((int(&f[6])?, line))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    lines.sort_unstable_by(|(n, a), (m, b)| {
+        (b.placed_at, &a.order_id, n).cmp(&(a.placed_at, &b.order_id, m))
+    });
+    Ok(lines.into_iter().map(|(_, line)| line).collect())
+}
+
 fn records(row: &sqlx::any::AnyRow, i: usize) -> Result<Vec<Vec<Value>>, Error> {
     let text: Option<String> = row.try_get(i)?;
     match text {
@@ -301,19 +332,7 @@ fn read_of(r: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
             .collect::<Result<_, _>>()?,
         orders: orders(&records(r, 16)?, &records(r, 17)?, &records(r, 18)?)?,
         returns: returns(&records(r, 19)?, &records(r, 20)?)?,
-        purchase_lines: records(r, 21)?
-            .iter()
-            .map(|f| {
-                Ok(PurchasedLine {
-                    product_id: text(&f[0])?,
-                    category_path: text(&f[1])?,
-                    unit_price_minor: int(&f[2])?,
-                    placed_at: instant(int(&f[3])?)?,
-                    order_id: text(&f[4])?,
-                    quantity: int(&f[5])?,
-                })
-            })
-            .collect::<Result<_, Error>>()?,
+        purchase_lines: purchase_lines(&records(r, 21)?)?,
         returned_lines: records(r, 22)?
             .iter()
             .map(|f| {
@@ -451,4 +470,53 @@ fn returns(headers: &[Vec<Value>], lines: &[Vec<Value>]) -> Result<Vec<ReturnRow
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn purchase_lines_come_newest_first_then_by_order_and_line() {
+        let row = |order: &str, at: i64, line: i64| {
+            json!(["p", "A > B", 100, at, order, 1, line])
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let rows = vec![
+            row("o-1", 1_000, 1),
+            row("o-3", 3_000, 2),
+            row("o-2", 3_000, 0),
+            row("o-3", 3_000, 0),
+            row("o-1", 1_000, 0),
+        ];
+        let read: Vec<(String, i64)> = purchase_lines(&rows)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l.order_id, l.placed_at.millis()))
+            .collect();
+        let expected = [
+            ("o-2", 3_000),
+            ("o-3", 3_000),
+            ("o-3", 3_000),
+            ("o-1", 1_000),
+            ("o-1", 1_000),
+        ];
+        assert_eq!(
+            read,
+            expected.map(|(o, t)| (o.to_owned(), t)).to_vec(),
+            "newest first, then by order id"
+        );
+        // Within an order, by line number.
+        let sorted = purchase_lines(&[row("o-3", 3_000, 2), {
+            let mut r = row("o-3", 3_000, 0);
+            r[0] = json!("q");
+            r
+        }])
+        .unwrap_or_default();
+        assert_eq!(sorted[0].product_id, "q", "line 0 before line 2");
+    }
 }
