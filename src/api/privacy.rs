@@ -128,7 +128,7 @@ impl pb::privacy_service_server::PrivacyService for PrivacyApi {
         let caller = caller_of(&request)?;
         let pb::ExportCustomerDataRequest { customer } = request.into_inner();
         let key = convert::customer_key("customer", customer).map_err(|v| invalid_argument(&v))?;
-        let (_, tables) = self.desk.export(&caller, &key).await?;
+        let tables = self.desk.export(&caller, &key).await?;
         let mut chunks = Vec::new();
         for (table, rows) in tables {
             let rows: Vec<String> = rows.iter().map(|r| r.to_string()).collect();

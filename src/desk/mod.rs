@@ -109,16 +109,12 @@ impl Desk {
     }
 
     /// Everything stored about the customer `key` names, on record.
-    pub async fn export(
-        &self,
-        caller: &Caller,
-        key: &CustomerKey,
-    ) -> Result<(CustomerId, Export), Error> {
+    pub async fn export(&self, caller: &Caller, key: &CustomerKey) -> Result<Export, Error> {
         let customer = self.privacy.customer(key).await?;
         let tables = self.privacy.export(&customer).await?;
         self.record(caller, Operation::ExportCustomerData, Some(&customer), None)
             .await?;
-        Ok((customer, tables))
+        Ok(tables)
     }
 
     /// Whether `caller`'s key is still valid (a development caller always

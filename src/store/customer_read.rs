@@ -246,7 +246,8 @@ fn purchase_lines(rows: &[Vec<Value>]) -> Result<Vec<PurchasedLine>, Error> {
         })
         .collect::<Result<Vec<_>, Error>>()?;
     lines.sort_unstable_by(|(n, a), (m, b)| {
-        (b.placed_at, &a.order_id, n).cmp(&(a.placed_at, &b.order_id, m))
+        let newest_first = b.placed_at.cmp(&a.placed_at);
+        newest_first.then_with(|| a.order_id.cmp(&b.order_id).then(n.cmp(m)))
     });
     Ok(lines.into_iter().map(|(_, line)| line).collect())
 }
