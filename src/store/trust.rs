@@ -678,14 +678,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Appends access-log entries in one transaction.
+    /// Appends access-log entries in one transaction, each only when the
+    /// customer (or the visitor's browsing) it names is stored.
     pub async fn append_access(&self, entries: &[AccessEntry]) -> Result<(), Error> {
         let mut tx = self.begin_write().await?;
         // Few statements: each is a round trip (to SQLite's worker thread).
         for chunk in entries.chunks(super::ROWS_PER_STATEMENT) {
+            // Only reads of someone stored: the entry of an attempt at an
+            // unknown or erased customer (or a visitor without browsing) is
+            // not kept, so it leaves no trace of an erased one.
             let sql = format!(
-                "INSERT INTO access_log (entry_id, at, key_id, key_name, role, rpc, customer_id, anonymous_id) \
-                 VALUES {}",
+                "WITH v (entry_id, at, key_id, key_name, role, rpc, customer_id, anonymous_id) AS (VALUES {}) \
+                 INSERT INTO access_log (entry_id, at, key_id, key_name, role, rpc, customer_id, anonymous_id) \
+                 SELECT v.entry_id, v.at, v.key_id, v.key_name, v.role, v.rpc, v.customer_id, v.anonymous_id \
+                 FROM v WHERE (v.customer_id IS NULL \
+                 OR EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = v.customer_id)) \
+                 AND (v.anonymous_id IS NULL OR v.customer_id IS NOT NULL \
+                 OR EXISTS (SELECT 1 FROM events e WHERE e.anonymous_id = v.anonymous_id))",
                 super::values_rows(&tx, chunk.len(), 8)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
