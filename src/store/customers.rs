@@ -198,41 +198,77 @@ impl Store {
         customer_id: &CustomerId,
         identity: &Identity,
     ) -> Result<(WriteOutcome, u64), Error> {
-        let hash_key = self.hash_key().await?;
-        let mut tx = self.begin_write().await?;
-        let suppression = super::trust::Suppression::load(&mut tx, hash_key).await?;
-        let keys =
-            super::trust::suppression_keys(Some(customer_id), std::slice::from_ref(identity));
-        if suppression.check(&mut tx, &keys).await? {
-            return Ok((WriteOutcome::Suppressed, 0));
-        }
-        let now = Timestamp::now();
-        // Check before creating anything, so a refused link leaves no trace.
-        if let Some(owner) = customer_of(&mut tx, identity).await? {
-            if &owner != customer_id {
-                return Err(Error::FailedPrecondition(format!(
-                    "this {} is already linked to another customer",
-                    identity.kind().as_str()
-                )));
-            }
-            return Ok((WriteOutcome::Duplicate, 0));
-        }
-        touch_customer(&mut tx, customer_id, now, Timestamp::MIN).await?;
-        let mut changes = Vec::new();
-        let outcome = match link(&mut tx, customer_id, identity, &mut changes).await? {
-            Link::Created { attached } => (WriteOutcome::Created, attached),
-            Link::AlreadyLinked => (WriteOutcome::Duplicate, 0),
-            Link::Conflict => {
-                return Err(Error::FailedPrecondition(
-                    "identity is linked to another customer".into(),
-                ));
-            }
-        };
-        changes.push(Change::customer(ChangeKind::Customer, customer_id.as_str()));
-        super::feed::append(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let item = (customer_id.clone(), identity.clone());
+        let mut answers = self
+            .write_batch(&IdentityLink, std::slice::from_ref(&item))
+            .await?;
+        answers
+            .pop()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("a link without an answer")))
     }
+}
+
+/// Identities linked one at a time (`LinkIdentity`): a link to another
+/// customer is refused whole, before anything is written.
+struct IdentityLink;
+
+impl BatchWrite for IdentityLink {
+    type Item = (CustomerId, Identity);
+    type Answer = (WriteOutcome, u64);
+    const NAMES: Names = Names::People;
+
+    fn key((customer_id, _): &Self::Item) -> impl Ord + '_ {
+        customer_id.as_str()
+    }
+
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        links: Vec<&Self::Item>,
+    ) -> Result<Vec<Self::Answer>, Error> {
+        let mut answers = Vec::with_capacity(links.len());
+        for (customer_id, identity) in links {
+            let keys =
+                super::trust::suppression_keys(Some(customer_id), std::slice::from_ref(identity));
+            if w.suppressed(&keys).await? {
+                answers.push((WriteOutcome::Suppressed, 0));
+                continue;
+            }
+            answers.push(link_one(w, customer_id, identity).await?);
+        }
+        Ok(answers)
+    }
+}
+
+/// Links `identity` to `customer_id` inside `w`; a refused link returns
+/// the error before anything is written, so it leaves no trace.
+async fn link_one(
+    w: &mut Writing<'_>,
+    customer_id: &CustomerId,
+    identity: &Identity,
+) -> Result<(WriteOutcome, u64), Error> {
+    if let Some(owner) = customer_of(w.tx, identity).await? {
+        if &owner != customer_id {
+            return Err(Error::FailedPrecondition(format!(
+                "this {} is already linked to another customer",
+                identity.kind().as_str()
+            )));
+        }
+        return Ok((WriteOutcome::Duplicate, 0));
+    }
+    touch_customer(w.tx, customer_id, Timestamp::now(), Timestamp::MIN).await?;
+    let outcome = match link(w.tx, customer_id, identity, &mut w.changes).await? {
+        Link::Created { attached } => (WriteOutcome::Created, attached),
+        Link::AlreadyLinked => (WriteOutcome::Duplicate, 0),
+        Link::Conflict => {
+            return Err(Error::FailedPrecondition(
+                "identity is linked to another customer".into(),
+            ));
+        }
+    };
+    w.changes
+        .push(Change::customer(ChangeKind::Customer, customer_id.as_str()));
+    Ok(outcome)
 }
 
 /// A batch of customer profiles being written: who owns each identity and

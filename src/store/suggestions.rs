@@ -337,34 +337,61 @@ impl Store {
         variants: &str,
         running: bool,
     ) -> Result<ExperimentRow, Error> {
-        let now = Timestamp::now();
-        let mut tx = self.begin_write().await?;
-        if running {
-            sqlx::query("UPDATE experiments SET running = 0, updated_at = $2 WHERE running = 1 AND name <> $1")
-                .bind(name)
-                .bind(now.millis())
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO experiments (name, variants, running, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-             ON CONFLICT (name) DO UPDATE SET variants = excluded.variants, running = excluded.running, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(variants)
-        .bind(super::flag(running))
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await?;
-        super::feed::append(&mut tx, &[Change::of(ChangeKind::Experiment)]).await?;
-        tx.commit().await?;
-        Ok(ExperimentRow {
+        let row = ExperimentRow {
             name: name.to_owned(),
             variants: variants.to_owned(),
             running,
-            updated_at: now,
-        })
+            updated_at: Timestamp::now(),
+        };
+        self.write_batch(&ExperimentSetting, std::slice::from_ref(&row))
+            .await?;
+        Ok(row)
+    }
+}
+
+/// An experiment set (`SetExperiment`): one at a time, on the batch
+/// skeleton so a conflict is retried and the feed told.
+struct ExperimentSetting;
+
+impl BatchWrite for ExperimentSetting {
+    type Item = ExperimentRow;
+    type Answer = ();
+    const NAMES: Names = Names::NoOne;
+
+    fn key(e: &ExperimentRow) -> impl Ord + '_ {
+        e.name.as_str()
+    }
+
+    async fn write(
+        &self,
+        w: &mut Writing<'_>,
+        experiments: Vec<&ExperimentRow>,
+    ) -> Result<Vec<()>, Error> {
+        for e in &experiments {
+            let at = e.updated_at.millis();
+            if e.running {
+                sqlx::query(
+                    "UPDATE experiments SET running = 0, updated_at = $2 WHERE running = 1 AND name <> $1",
+                )
+                .bind(e.name.as_str())
+                .bind(at)
+                .execute(&mut *w.tx)
+                .await?;
+            }
+            sqlx::query(
+                "INSERT INTO experiments (name, variants, running, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (name) DO UPDATE SET variants = excluded.variants, running = excluded.running, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(e.name.as_str())
+            .bind(e.variants.as_str())
+            .bind(super::flag(e.running))
+            .bind(at)
+            .execute(&mut *w.tx)
+            .await?;
+            w.changes.push(Change::of(ChangeKind::Experiment));
+        }
+        Ok(vec![(); experiments.len()])
     }
 }
 
