@@ -1,10 +1,8 @@
 //! The access log: every read of a customer's data is recorded before it is
 //! answered. Entries are written with group commit: concurrent reads share
 //! one transaction (one disk sync), and each read waits for its entry to be
-//! committed, so an answered read is always on record. A read can hand its
-//! entry over first and be read while it is committed ([`AccessLog::begin`]).
-//! A read waiting for the commit gives its admission place to the next call
-//! (`crate::slot`).
+//! committed, so an answered read is always on record. A read waiting for
+//! the commit gives its admission place to the next call (`crate::slot`).
 
 use std::sync::Arc;
 
@@ -59,22 +57,6 @@ impl AccessLog {
         customer_id: Option<&str>,
         anonymous_id: Option<&str>,
     ) -> Result<(), Error> {
-        self.begin(caller, rpc, customer_id, anonymous_id)
-            .await?
-            .committed()
-            .await
-    }
-
-    /// Hands the entry to the writer and returns at once: the read can run
-    /// while the entry is committed, and is answered only after
-    /// [`Receipt::committed`].
-    pub async fn begin(
-        &self,
-        caller: &Caller,
-        rpc: &str,
-        customer_id: Option<&str>,
-        anonymous_id: Option<&str>,
-    ) -> Result<Receipt, Error> {
         let random =
             keys::random_bytes::<6>().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let at = Timestamp::now();
@@ -93,23 +75,10 @@ impl AccessLog {
             .send((entry, ack))
             .await
             .map_err(|_| anyhow::anyhow!("the access-log writer stopped"))?;
-        Ok(Receipt { done })
-    }
-}
-
-/// An entry handed to the writer, not yet known to be committed.
-#[derive(Debug)]
-#[must_use = "a read is on record only once `committed` returns"]
-pub struct Receipt {
-    done: oneshot::Receiver<Result<(), Arc<Error>>>,
-}
-
-impl Receipt {
-    /// Waits until the entry is committed. Call it when the read is done:
-    /// waiting needs no admission place, so the next call gets it.
-    pub async fn committed(self) -> Result<(), Error> {
+        // The read is done; waiting for the commit needs no admission
+        // place, so the next call gets it.
         crate::slot::give_up();
-        match self.done.await {
+        match done.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(shared(&e)),
             Err(_) => Err(Error::Internal(anyhow::anyhow!(

@@ -270,39 +270,29 @@ impl ContextService {
     /// Assembles the context for `query`: read, assemble, apply the
     /// policy. `NotFound` when the identity leads to no customer and no
     /// browsing.
-    pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
-        let subject = self.subject(&query.key).await?;
-        self.get_for(&subject, query).await
-    }
-
-    /// Assembles the context for `query` of the subject its key leads to
-    /// ([`ContextService::subject`]).
     #[tracing::instrument(skip_all)]
-    pub async fn get_for(
-        &self,
-        subject: &Subject,
-        query: &ContextQuery,
-    ) -> Result<CustomerContext, Error> {
+    pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
         let as_of = Timestamp::now();
         // First the change feed, so what this replica remembers is current:
         // a customer whose context it remembers exists (an erasure would
         // have dropped it), and needs no lookup.
         self.suggest.live().ensure_current(&self.store).await?;
+        let subject = self.subject(&query.key).await?;
         let read::Read {
             consents,
             sections: read,
             withheld: history_withheld,
             reads,
             rows,
-        } = self.read(subject, query, as_of).await?;
-        let customer = match subject {
+        } = self.read(&subject, query, as_of).await?;
+        let customer = match &subject {
             Subject::Customer(c) => Some(c.clone()),
             Subject::Anonymous(_) => None,
         };
         let (suggestions, history) = match read.suggestions {
             true => {
                 let (list, history) = self
-                    .suggestions(subject, &consents, &reads, rows.as_ref(), query, as_of)
+                    .suggestions(&subject, &consents, &reads, rows.as_ref(), query, as_of)
                     .await?;
                 (Some(list), Some(history))
             }
@@ -321,7 +311,7 @@ impl ContextService {
         };
         let context = assemble::assemble(assemble::Parts {
             customer_id: customer,
-            anonymous_id: anonymous_id(subject, &query.key),
+            anonymous_id: anonymous_id(&subject, &query.key),
             as_of,
             reads: &reads,
             browsing,
@@ -342,7 +332,7 @@ impl ContextService {
 
     /// Whom the key leads to. A customer id needs no lookup: the read
     /// that follows finds the customer or answers `NotFound`.
-    pub async fn subject(&self, key: &CustomerKey) -> Result<Subject, Error> {
+    async fn subject(&self, key: &CustomerKey) -> Result<Subject, Error> {
         match key {
             CustomerKey::Id(c) => Ok(Subject::Customer(c.clone())),
             key => self.store.resolve(key).await?.ok_or_else(read::not_found),

@@ -2,8 +2,7 @@
 //! calls to read a customer. Each read is shaped for the caller's role
 //! (contact details masked where the role may not see them) and put on
 //! record in the access log before it is answered, so no face can forget
-//! either (a context's entry is committed while it is read). Knows nothing
-//! of gRPC or HTTP.
+//! either. Knows nothing of gRPC or HTTP.
 
 pub mod watch;
 
@@ -14,7 +13,6 @@ use crate::{
     domain::{Caller, CustomerId, CustomerKey, Error},
     privacy::{Export, PrivacyService},
     search::{SearchOutcome, SearchQuery, SearchService},
-    store::Subject,
     suggest::{SuggestOutcome, SuggestQuery, SuggestService, preview::CurationPreview},
 };
 
@@ -128,29 +126,16 @@ impl Desk {
         self.context.key_is_valid(&caller.key_id).await
     }
 
-    /// The context for `query` as `caller` may see it, on record. The
-    /// entry names whom the key leads to and is committed while the
-    /// context is read, so the answer waits for the slower of the two, not
-    /// both. The log keeps no entry for someone not stored (an unknown or
-    /// erased customer id: the read then answers `NotFound`).
+    /// The context for `query` as `caller` may see it, on record.
     pub async fn context(
         &self,
         caller: &Caller,
         query: &ContextQuery,
     ) -> Result<CustomerContext, Error> {
-        let subject = self.context.subject(&query.key).await?;
-        let (customer, anonymous) = match &subject {
-            Subject::Customer(c) => (Some(c.as_str()), None),
-            Subject::Anonymous(a) => (None, Some(a.as_str())),
-        };
-        let op = Operation::GetCustomerContext.as_str();
-        let receipt = self.audit.begin(caller, op, customer, anonymous).await?;
-        let context = self.context.get_for(&subject, query).await?;
-        receipt.committed().await?;
-        Ok(policy::for_audience(
-            context,
-            caller.role.sees_contact_details(),
-        ))
+        let context = self.unrecorded_context(caller, query).await?;
+        self.record_context(caller, Operation::GetCustomerContext, &context)
+            .await?;
+        Ok(context)
     }
 
     /// The context as `caller` may see it, not yet on record: for a watch,

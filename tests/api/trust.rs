@@ -3,9 +3,10 @@
 
 use customer_context::{
     auth::GateConfig,
-    domain::Role,
+    domain::{Role, Timestamp},
     proto::{self as pb, ItemOutcome as O, customer_ref::Identity},
     startup::TlsFiles,
+    store::AccessEntry,
 };
 use tonic::Code;
 
@@ -912,8 +913,7 @@ async fn access_log_answers_who_looked(backend: Backend) {
             .expect("read");
     }
     // A NOT_FOUND lookup read nothing and is not logged against anyone:
-    // its entry, written while the read ran, is not kept (an id that names
-    // no one stored leaves no trace anywhere).
+    // an id that names no one stored leaves no trace anywhere.
     let nobody = [
         Identity::CustomerId("c-nobody".into()),
         Identity::AnonymousId("v-nobody".into()),
@@ -1018,6 +1018,37 @@ async fn access_log_answers_who_looked(backend: Backend) {
         "/customer_context.v1.PrivacyService/ExportCustomerData"
     );
     assert_eq!(newest.entries[0].customer_id, "c1");
+
+    // The writer keeps an entry only for someone stored when it commits:
+    // a read that raced an erasure (its entry written after the customer
+    // was gone) leaves no trace of them.
+    let entry = |n: u8, customer: Option<&str>, anonymous: Option<&str>| AccessEntry {
+        entry_id: format!("{n:024x}"),
+        at: Timestamp::now(),
+        key_id: "raced-key".into(),
+        key_name: "raced".into(),
+        role: "agent".into(),
+        rpc: "/customer_context.v1.CustomerContextService/GetCustomerContext".into(),
+        customer_id: customer.map(str::to_owned),
+        anonymous_id: anonymous.map(str::to_owned),
+    };
+    app.store
+        .append_access(&[
+            entry(1, Some("c-gone"), None),
+            entry(2, None, Some("v-gone")),
+            entry(3, Some("c1"), None),
+        ])
+        .await
+        .expect("appended");
+    assert_eq!(
+        traces(&app, &["c-gone", "v-gone"]).await,
+        Vec::<(String, u64)>::new()
+    );
+    assert_eq!(
+        traces(&app, &["raced-key"]).await,
+        [("access_log".to_owned(), 1)],
+        "the entry of a stored customer is kept"
+    );
 }
 
 async fn overload_and_rate_limits_answer_resource_exhausted(backend: Backend) {
