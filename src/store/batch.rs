@@ -88,7 +88,10 @@ impl Store {
         };
         let mut tx = self.begin_write().await?;
         let suppression = match hash_key {
-            Some(key) => Some(Suppression::load(&mut tx, key).await?),
+            Some(key) => {
+                self.hold_off_erasures(&mut tx).await?;
+                Some(Suppression::load(&mut tx, key).await?)
+            }
             None => None,
         };
         let mut w = Writing {

@@ -93,7 +93,9 @@ impl Store {
                 .ok_or_else(|| Error::Internal(anyhow::anyhow!("curation of a request vanished")));
         }
         let now = Timestamp::now().millis();
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        self.refuse_erased(&mut tx, &hash_key, draft).await?;
         let groups = item_groups(&mut tx, draft).await?;
         let inserted = with_draft(
             sqlx::query(
@@ -133,7 +135,9 @@ impl Store {
         draft: &CurationDraft,
     ) -> Result<Curation, Error> {
         let now = Timestamp::now().millis();
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        self.refuse_erased(&mut tx, &hash_key, draft).await?;
         let archived: Option<i64> =
             sqlx::query_scalar("SELECT archived FROM curations WHERE curation_id = $1")
                 .bind(curation_id)
@@ -516,6 +520,36 @@ async fn item_groups(
     if v.is_empty() {
         Ok(groups)
     } else {
+        Err(Error::InvalidArgument(v))
+    }
+}
+
+impl Store {
+    /// Refuses a draft naming a customer who was erased: a curation must
+    /// not bring one back. First in the transaction, as it holds off
+    /// erasures until the draft is stored (see
+    /// [`Store::hold_off_erasures`]).
+    async fn refuse_erased(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        hash_key: &[u8; 32],
+        draft: &CurationDraft,
+    ) -> Result<(), Error> {
+        let Anchor::Customers(ids) = &draft.anchor else {
+            return Ok(());
+        };
+        self.hold_off_erasures(tx).await?;
+        let erased = super::trust::erased_among(tx, hash_key, ids).await?;
+        if erased.is_empty() {
+            return Ok(());
+        }
+        let mut v = Violations::new();
+        for i in erased {
+            v.add(
+                format!("curation.anchor.customers.customer_ids[{i}]"),
+                "names a customer who was erased",
+            );
+        }
         Err(Error::InvalidArgument(v))
     }
 }

@@ -12,8 +12,9 @@ use super::{
     IN_CHUNK, Store, Subject,
     batch::{BatchWrite, Names, Writing},
     placeholders,
+    trust::identity_key,
 };
-use crate::domain::{Change, ChangeKind, CustomerId, Error, Timestamp, WriteOutcome};
+use crate::domain::{Change, ChangeKind, CustomerId, Error, IdentityKind, Timestamp, WriteOutcome};
 
 /// One purchased line of a customer, newest first.
 #[derive(Debug, Clone)]
@@ -395,6 +396,19 @@ impl BatchWrite for ExperimentSetting {
     }
 }
 
+/// The suppression keys of whom a feedback row names.
+fn named(f: &FeedbackRow) -> Vec<String> {
+    let customer = f
+        .customer_id
+        .as_deref()
+        .map(|c| identity_key("customer_id", c));
+    let visitor = f
+        .anonymous_id
+        .as_deref()
+        .map(|a| identity_key(IdentityKind::AnonymousId.as_str(), a));
+    customer.into_iter().chain(visitor).collect()
+}
+
 fn experiment_row(r: &sqlx::any::AnyRow) -> Result<ExperimentRow, Error> {
     Ok(ExperimentRow {
         name: r.try_get(0)?,
@@ -512,13 +526,15 @@ fn number(s: &str) -> Result<i64, Error> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("a packed number {s:?}: {e}")))
 }
 
-/// Suggestion feedback, written in a batch.
+/// Suggestion feedback, written in a batch. It names the customer or
+/// visitor the suggestion was made to: feedback on one made before they
+/// were erased is dropped (its id stays verifiable for a while).
 struct Feedback;
 
 impl BatchWrite for Feedback {
     type Item = FeedbackRow;
     type Answer = WriteOutcome;
-    const NAMES: Names = Names::NoOne;
+    const NAMES: Names = Names::People;
 
     fn key(f: &FeedbackRow) -> impl Ord + '_ {
         f.suggestion_id.as_str()
@@ -532,6 +548,10 @@ impl BatchWrite for Feedback {
         let now = Timestamp::now().millis();
         let mut out = Vec::with_capacity(rows.len());
         for f in rows {
+            if w.suppressed(&named(f)).await? {
+                out.push(WriteOutcome::Suppressed);
+                continue;
+            }
             let n = sqlx::query(
                 "INSERT INTO suggestion_feedback (suggestion_id, kind, customer_id, anonymous_id, product_id, \
                  group_id, experiment, variant, reason_code, issued_at, occurred_at, recorded_at, \

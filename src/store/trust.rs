@@ -423,6 +423,7 @@ impl Store {
         // The hash key first: it may need the (single) writer connection.
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        self.hold_off_erasures(&mut tx).await?;
         if is_suppressed(&mut tx, &hash_key, &suppression_keys(Some(customer), &[])).await? {
             return Ok(false);
         }
@@ -472,10 +473,39 @@ impl Store {
     /// Erases a customer: every row about them in every table, their
     /// contribution to the running totals (which are their own rows), and
     /// puts their identities on the suppression list (as keyed hashes).
+    /// Run again when PostgreSQL aborts it for a deadlock (nothing of an
+    /// aborted attempt was kept).
     #[instrument(skip_all)]
     pub async fn erase_customer(&self, customer: &CustomerId) -> Result<ErasureReceipt, Error> {
+        let mut receipt = self.retrying(|| self.erase_once(customer)).await?;
+        receipt.storage = match self.backend {
+            Backend::Sqlite if self.checkpoint_sqlite().await? => SQLITE_ERASED,
+            Backend::Sqlite => SQLITE_LOG_BUSY,
+            Backend::Postgres => POSTGRES_ERASED,
+        }
+        .to_owned();
+        Ok(receipt)
+    }
+
+    /// One attempt at [`Store::erase_customer`]'s transaction.
+    async fn erase_once(&self, customer: &CustomerId) -> Result<ErasureReceipt, Error> {
         let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
+        // On PostgreSQL a write naming people checks the suppression list,
+        // and an access-log entry that its customer is stored, each in a
+        // snapshot of its own: one running beside this erasure would see
+        // the customer not yet erased and land after their rows are
+        // deleted, bringing them back. So those writes wait while an
+        // erasure runs (these locks keep out writes, not reads), and one
+        // under way finishes first, its rows then seen and deleted here.
+        // This is the erasure's first lock, and those writers take it
+        // before any other, so no order can deadlock. (SQLite writes one
+        // transaction at a time.)
+        if self.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE suppressions, access_log IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         let identities = sqlx::query("SELECT kind, value FROM identities WHERE customer_id = $1")
             .bind(customer.as_str())
             .fetch_all(&mut *tx)
@@ -565,12 +595,6 @@ impl Store {
         }
         super::feed::append(&mut tx, &changes).await?;
         tx.commit().await?;
-        receipt.storage = match self.backend {
-            Backend::Sqlite if self.checkpoint_sqlite().await? => SQLITE_ERASED,
-            Backend::Sqlite => SQLITE_LOG_BUSY,
-            Backend::Postgres => POSTGRES_ERASED,
-        }
-        .to_owned();
         Ok(receipt)
     }
 
@@ -851,6 +875,23 @@ pub(super) struct Suppression {
     active: bool,
 }
 
+impl Store {
+    /// On PostgreSQL, makes an erasure wait for this transaction, and this
+    /// transaction (from here on) for an erasure under way, so that a
+    /// write naming people sees the suppression list as the erasure left
+    /// it (see [`Store::erase_customer`]). Call it first in the
+    /// transaction, before the list is read. Writes naming people run
+    /// side by side as before: the lock conflicts only with an erasure's.
+    pub(super) async fn hold_off_erasures(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE suppressions IN ROW EXCLUSIVE MODE")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 impl Suppression {
     /// Looks once whether the list has any entry.
     pub(super) async fn load(conn: &mut AnyConnection, hash_key: [u8; 32]) -> Result<Self, Error> {
@@ -872,6 +913,34 @@ impl Suppression {
         }
         is_suppressed(conn, &self.hash_key, keys).await
     }
+}
+
+/// The positions of the customers among `ids` who were erased (their
+/// customer id is on the suppression list), in order.
+pub(super) async fn erased_among(
+    conn: &mut AnyConnection,
+    hash_key: &[u8; 32],
+    ids: &[CustomerId],
+) -> Result<Vec<usize>, Error> {
+    let hashes: Vec<String> = ids
+        .iter()
+        .map(|c| keys::hash_secret(hash_key, &identity_key("customer_id", c.as_str())))
+        .collect();
+    let mut listed = std::collections::HashSet::new();
+    for chunk in hashes.chunks(super::IN_CHUNK) {
+        let sql = format!(
+            "SELECT identity_hash FROM suppressions WHERE identity_hash IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        for h in chunk {
+            q = q.bind(h.as_str());
+        }
+        listed.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok((0..ids.len())
+        .filter(|&i| listed.contains(&hashes[i]))
+        .collect())
 }
 
 /// Whether any key is on the suppression list.

@@ -796,6 +796,42 @@ async fn stylists_write_agents_read_and_ingest_keys_do_neither(backend: Backend)
         Some(pb::curation_anchor::Anchor::Customers(c)) => assert_eq!(c.customer_ids, ["c3"]),
         other => panic!("{other:?}"),
     }
+    // Nor can a curation name them again: creating or updating one that
+    // does is refused, naming the field, and stores nothing.
+    let again = curation(
+        "For c2 again",
+        "Ana",
+        customers_anchor(&["c3", "c2"]),
+        &[("bottle", "")],
+    );
+    let err = stylist
+        .create_curation(pb::CreateCurationRequest {
+            curation: Some(again.clone()),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        ["curation.anchor.customers.customer_ids[1]"]
+    );
+    let err = stylist
+        .update_curation(pb::UpdateCurationRequest {
+            curation: Some(pb::Curation {
+                curation_id: named.curation_id.clone(),
+                ..again
+            }),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let listed = stylist
+        .list_curations(pb::ListCurationsRequest::default())
+        .await
+        .expect("a page")
+        .into_inner();
+    assert!(listed.curations.iter().all(|c| c.title != "For c2 again"));
 }
 
 async fn a_preview_shows_each_item_as_the_customer_would_get_it_and_stats_come_per_item(

@@ -1067,6 +1067,31 @@ async fn reads_are_logged_and_erasure_removes_feedback(backend: Backend) {
         .find(|t| t.table == "suggestion_feedback")
         .map(|t| t.rows);
     assert_eq!(deleted, Some(1));
+    // Feedback on a suggestion made to her before: its id is still
+    // genuine, but she is erased, so it is dropped, not stored.
+    let late = feedback(
+        &app,
+        vec![(
+            s.items[1].suggestion_id.clone(),
+            pb::FeedbackKind::SentToCustomer,
+        )],
+    )
+    .await;
+    assert_eq!(
+        crate::fixtures::outcomes(&late.results),
+        [pb::ItemOutcome::Suppressed]
+    );
+    let stored: i64 = {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::AnyConnection::connect(&app.database_url)
+            .await
+            .expect("a connection");
+        sqlx::query_scalar("SELECT COUNT(*) FROM suggestion_feedback")
+            .fetch_one(&mut conn)
+            .await
+            .expect("counted")
+    };
+    assert_eq!(stored, 0, "nothing names her");
     let stats = app
         .context
         .clone()

@@ -23,6 +23,8 @@ on_both_backends!(
     contact_details_are_masked_by_role,
     consent_is_checked_at_query_time,
     access_log_answers_who_looked,
+    an_access_entry_being_written_does_not_outlive_an_erasure,
+    an_order_racing_an_erasure_does_not_bring_the_customer_back,
     overload_and_rate_limits_answer_resource_exhausted,
     a_revocation_reaches_every_replica,
 );
@@ -1048,6 +1050,204 @@ async fn access_log_answers_who_looked(backend: Backend) {
         traces(&app, &["raced-key"]).await,
         [("access_log".to_owned(), 1)],
         "the entry of a stored customer is kept"
+    );
+}
+
+/// An access-log entry whose writer checked the customer before an
+/// erasure began, and commits while the erasure runs: the erasure waits
+/// for it and deletes it too. (On PostgreSQL each statement reads a
+/// snapshot of its own, so without the wait the entry would land after
+/// the log's rows were deleted; SQLite writes one transaction at a time.)
+async fn an_access_entry_being_written_does_not_outlive_an_erasure(backend: Backend) {
+    use sqlx::Connection as _;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.ingest
+        .clone()
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer("c-raced", "Maya", "", "", "")],
+        })
+        .await
+        .expect("ok");
+    // The writer, between its check and its commit.
+    let mut writer = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .expect("a second connection");
+    let begin = match backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    };
+    sqlx::raw_sql(begin)
+        .execute(&mut writer)
+        .await
+        .expect("begun");
+    sqlx::raw_sql(
+        "INSERT INTO access_log (entry_id, at, key_id, key_name, role, rpc, customer_id, anonymous_id) \
+         VALUES ('0000000000000000000raced', 1, 'raced-key', 'raced', 'agent', '/x', 'c-raced', NULL)",
+    )
+    .execute(&mut writer)
+    .await
+    .expect("entry written");
+    let store = app.store.clone();
+    let erasure = tokio::spawn(async move {
+        let id = customer_context::domain::CustomerId::parse("c-raced").expect("an id");
+        store.erase_customer(&id).await
+    });
+    // Commit once the erasure waits for the writer (or, were it not to
+    // wait, once it is done: then the entry outlives it and the test
+    // fails below). SQLite's erasure cannot start before the commit.
+    if backend == Backend::Postgres {
+        let mut observer = sqlx::AnyConnection::connect(&app.database_url)
+            .await
+            .expect("an observer");
+        let mut waited = false;
+        for _ in 0..3000 {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut observer)
+            .await
+            .expect("activity");
+            if n > 0 || erasure.is_finished() {
+                waited = n > 0;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(waited, "the erasure waits for the access-log writer");
+    }
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut writer)
+        .await
+        .expect("committed");
+    erasure.await.expect("joined").expect("erased");
+    assert_eq!(
+        traces(&app, &["c-raced"]).await,
+        Vec::<(String, u64)>::new(),
+        "nothing of the erased customer is left"
+    );
+}
+
+/// Waits until `n` sessions of the test's PostgreSQL database wait for a
+/// lock, or `done()` says the awaited work ended without waiting (then
+/// `false`). Polls a state; no timing is assumed.
+async fn until_waiting(app: &TestApp, n: i64, done: impl Fn() -> bool) -> bool {
+    use sqlx::Connection as _;
+    let mut observer = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .expect("an observer");
+    for _ in 0..3000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .expect("activity");
+        if waiting >= n {
+            return true;
+        }
+        if done() {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no session came to wait for a lock, and the work did not end");
+}
+
+/// An order recorded while an erasure of its customer runs: either it is
+/// stored before and erased with the rest, or it is answered SUPPRESSED.
+/// Never does it bring the erased customer back. (On PostgreSQL the
+/// order's suppression check reads a snapshot of its own: the erasure is
+/// held at the customer's row, the order sent meanwhile, then both let
+/// go. SQLite writes one transaction at a time.)
+async fn an_order_racing_an_erasure_does_not_bring_the_customer_back(backend: Backend) {
+    use sqlx::Connection as _;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&app).await;
+    let mut ingest = app.ingest.clone();
+    ingest
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer("c-racer", "Rae", "", "", "")],
+        })
+        .await
+        .expect("ok");
+    ingest
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![order(
+                "o-racer-1",
+                "c-racer",
+                60,
+                vec![line("shell-m", 1, 100)],
+            )],
+        })
+        .await
+        .expect("ok");
+    // Something else holds the customer's row for a moment.
+    let mut holder = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .expect("a second connection");
+    let hold = match backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => {
+            "BEGIN; SELECT 1 FROM customers WHERE customer_id = 'c-racer' FOR UPDATE"
+        }
+    };
+    sqlx::raw_sql(hold)
+        .execute(&mut holder)
+        .await
+        .expect("held");
+    let store = app.store.clone();
+    let erasure = tokio::spawn(async move {
+        let id = customer_context::domain::CustomerId::parse("c-racer").expect("an id");
+        store.erase_customer(&id).await
+    });
+    if backend == Backend::Postgres {
+        assert!(
+            until_waiting(&app, 1, || erasure.is_finished()).await,
+            "the erasure reaches the customer's row"
+        );
+    }
+    let mut late = app.ingest.clone();
+    let order = tokio::spawn(async move {
+        late.record_orders(pb::RecordOrdersRequest {
+            orders: vec![order(
+                "o-racer-2",
+                "c-racer",
+                1,
+                vec![line("shell-m", 1, 100)],
+            )],
+        })
+        .await
+    });
+    if backend == Backend::Postgres {
+        assert!(
+            until_waiting(&app, 2, || order.is_finished()).await,
+            "the order waits too"
+        );
+    }
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("let go");
+    erasure.await.expect("joined").expect("erased");
+    let answer = order.await.expect("joined").expect("answered").into_inner();
+    let outcome = outcomes(&answer.results);
+    assert!(
+        outcome == [O::Suppressed] || outcome == [O::Created],
+        "{outcome:?}"
+    );
+    if backend == Backend::Postgres {
+        assert_eq!(outcome, [O::Suppressed], "the order came second");
+    }
+    assert_eq!(
+        traces(&app, &["c-racer", "o-racer"]).await,
+        Vec::<(String, u64)>::new(),
+        "nothing of the erased customer is left"
     );
 }
 
