@@ -88,10 +88,7 @@ impl Store {
         };
         let mut tx = self.begin_write().await?;
         let suppression = match hash_key {
-            Some(key) => {
-                self.hold_off_erasures(&mut tx).await?;
-                Some(Suppression::load(&mut tx, key).await?)
-            }
+            Some(key) => Some(Suppression::load(&mut tx, self.backend, key).await?),
             None => None,
         };
         let mut w = Writing {

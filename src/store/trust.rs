@@ -893,13 +893,36 @@ impl Store {
 }
 
 impl Suppression {
-    /// Looks once whether the list has any entry.
-    pub(super) async fn load(conn: &mut AnyConnection, hash_key: [u8; 32]) -> Result<Self, Error> {
-        let active = sqlx::query("SELECT 1 FROM suppressions LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some();
-        Ok(Self { hash_key, active })
+    /// Looks once whether the list has any entry. On PostgreSQL it first
+    /// holds off erasures, in the same round trip (see
+    /// [`Store::hold_off_erasures`]): call it first in the transaction.
+    pub(super) async fn load(
+        conn: &mut AnyConnection,
+        backend: Backend,
+        hash_key: [u8; 32],
+    ) -> Result<Self, Error> {
+        let found = match backend {
+            Backend::Postgres => {
+                sqlx::raw_sql(
+                    "LOCK TABLE suppressions IN ROW EXCLUSIVE MODE; \
+                     SELECT 1 FROM suppressions LIMIT 1",
+                )
+                // (`fetch_optional` would stop at the LOCK, which has
+                // no rows.)
+                .fetch_all(&mut *conn)
+                .await?
+                .pop()
+            }
+            Backend::Sqlite => {
+                sqlx::query("SELECT 1 FROM suppressions LIMIT 1")
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+        };
+        Ok(Self {
+            hash_key,
+            active: found.is_some(),
+        })
     }
 
     /// Whether any of these identities belongs to an erased customer.
