@@ -6,7 +6,7 @@ use sqlx::{Row, any::AnyRow};
 use tracing::instrument;
 
 use super::Store;
-use crate::domain::{Change, Error, Timestamp};
+use crate::domain::{Change, CustomerId, Error, Timestamp};
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -498,7 +498,9 @@ impl Store {
         Ok(n)
     }
 
-    /// Maps a sender's ids onto ours (`kind` says what they are).
+    /// Maps a sender's ids onto ours (`kind` says what they are). A link
+    /// to a customer who was erased (even while it was being resolved) is
+    /// not kept: it would name them again.
     pub async fn save_links(
         &self,
         source: &str,
@@ -508,8 +510,23 @@ impl Store {
         if links.is_empty() {
             return Ok(());
         }
+        let hash_key = self.hash_key().await?;
         let mut tx = self.begin_write().await?;
-        for (external, value, customer) in links {
+        self.hold_off_erasures(&mut tx).await?;
+        let customers: Vec<CustomerId> = links
+            .iter()
+            .filter_map(|(_, _, c)| c.as_deref())
+            .filter_map(|c| CustomerId::parse(c).ok())
+            .collect();
+        let erased: Vec<&str> = super::trust::erased_among(&mut tx, &hash_key, &customers)
+            .await?
+            .into_iter()
+            .map(|i| customers[i].as_str())
+            .collect();
+        let kept = links
+            .iter()
+            .filter(|(_, _, c)| c.as_deref().is_none_or(|c| !erased.contains(&c)));
+        for (external, value, customer) in kept {
             sqlx::query(
                 "INSERT INTO webhook_links (source, kind, external_id, value, customer_id) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (source, kind, external_id) DO UPDATE SET value = excluded.value, customer_id = excluded.customer_id",

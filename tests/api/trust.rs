@@ -736,6 +736,23 @@ async fn erasure_removes_every_trace_and_suppresses_later_data(backend: Backend)
             .outcome(),
         O::Suppressed
     );
+    // A helpdesk's user resolved to her while she was being erased: the
+    // link is not kept (Kim's, in the same call, is).
+    app.store
+        .save_links(
+            "helpdesk",
+            "user",
+            &[
+                ("ext-erin".into(), "c-erin".into(), Some("c-erin".into())),
+                ("ext-kim".into(), "c-kim".into(), Some("c-kim".into())),
+            ],
+        )
+        .await
+        .expect("saved");
+    assert_eq!(
+        traces(&app, &["ext-erin", "ext-kim"]).await,
+        [("webhook_links".to_owned(), 1)]
+    );
     assert_eq!(
         traces(&app, &erin_needles).await,
         Vec::<(String, u64)>::new(),
