@@ -1115,25 +1115,10 @@ async fn an_access_entry_being_written_does_not_outlive_an_erasure(backend: Back
     // wait, once it is done: then the entry outlives it and the test
     // fails below). SQLite's erasure cannot start before the commit.
     if backend == Backend::Postgres {
-        let mut observer = sqlx::AnyConnection::connect(&app.database_url)
-            .await
-            .expect("an observer");
-        let mut waited = false;
-        for _ in 0..3000 {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&mut observer)
-            .await
-            .expect("activity");
-            if n > 0 || erasure.is_finished() {
-                waited = n > 0;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert!(waited, "the erasure waits for the access-log writer");
+        assert!(
+            until_waiting(&app, 1, || erasure.is_finished()).await,
+            "the erasure waits for the access-log writer"
+        );
     }
     sqlx::raw_sql("COMMIT")
         .execute(&mut writer)
