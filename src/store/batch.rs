@@ -53,6 +53,12 @@ pub(super) trait BatchWrite: Sync {
     const NAMES: Names;
     /// The lock-order key of an item.
     fn key(item: &Self::Item) -> impl Ord + '_;
+    /// The suppression-list keys of whom an item names (none for a kind
+    /// that names no one); the batch looks them up together before
+    /// [`BatchWrite::write`] checks each item.
+    fn names(_item: &Self::Item) -> Vec<String> {
+        Vec::new()
+    }
     /// Writes `items` (in key order) inside `w`, answering each in that
     /// order. Runs again from nothing when the transaction is retried.
     fn write(
@@ -88,7 +94,11 @@ impl Store {
         };
         let mut tx = self.begin_write().await?;
         let suppression = match hash_key {
-            Some(key) => Some(Suppression::load(&mut tx, self.backend, key).await?),
+            Some(key) => {
+                let mut s = Suppression::load(&mut tx, self.backend, key).await?;
+                s.preload(&mut tx, items.iter().flat_map(W::names)).await?;
+                Some(s)
+            }
             None => None,
         };
         let mut w = Writing {

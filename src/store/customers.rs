@@ -221,19 +221,22 @@ impl BatchWrite for IdentityLink {
         customer_id.as_str()
     }
 
+    fn names((customer_id, identity): &Self::Item) -> Vec<String> {
+        super::trust::suppression_keys(Some(customer_id), std::slice::from_ref(identity))
+    }
+
     async fn write(
         &self,
         w: &mut Writing<'_>,
         links: Vec<&Self::Item>,
     ) -> Result<Vec<Self::Answer>, Error> {
         let mut answers = Vec::with_capacity(links.len());
-        for (customer_id, identity) in links {
-            let keys =
-                super::trust::suppression_keys(Some(customer_id), std::slice::from_ref(identity));
-            if w.suppressed(&keys).await? {
+        for link in links {
+            if w.suppressed(&Self::names(link)).await? {
                 answers.push((WriteOutcome::Suppressed, 0));
                 continue;
             }
+            let (customer_id, identity) = link;
             answers.push(link_one(w, customer_id, identity).await?);
         }
         Ok(answers)
@@ -511,6 +514,10 @@ impl BatchWrite for Customers {
         c.customer_id.as_str()
     }
 
+    fn names(c: &Customer) -> Vec<String> {
+        super::trust::suppression_keys(Some(&c.customer_id), &c.identities())
+    }
+
     async fn write(
         &self,
         w: &mut Writing<'_>,
@@ -519,8 +526,7 @@ impl BatchWrite for Customers {
         let mut results = Vec::with_capacity(customers.len());
         let mut batch = Profiles::read(w.tx, &customers).await?;
         for c in customers {
-            let keys = super::trust::suppression_keys(Some(&c.customer_id), &c.identities());
-            if w.suppressed(&keys).await? {
+            if w.suppressed(&Self::names(c)).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }

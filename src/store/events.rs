@@ -40,6 +40,17 @@ impl BatchWrite for Events {
         (actor_key(&e.actor), e.message_id.as_str())
     }
 
+    fn names(e: &BrowsingEvent) -> Vec<String> {
+        let visitor: Vec<Identity> = e
+            .actor
+            .anonymous_id()
+            .cloned()
+            .map(Identity::from)
+            .into_iter()
+            .collect();
+        super::trust::suppression_keys(e.actor.customer_id(), &visitor)
+    }
+
     async fn write(
         &self,
         w: &mut Writing<'_>,
@@ -70,9 +81,7 @@ async fn record_events_in(
         let dropped = match suppressed.get(&who) {
             Some(d) => *d,
             None => {
-                let identities: Vec<Identity> = who.1.iter().cloned().map(Identity::from).collect();
-                let keys = super::trust::suppression_keys(who.0.as_ref(), &identities);
-                let d = w.suppressed(&keys).await?;
+                let d = w.suppressed(&Events::names(e)).await?;
                 suppressed.insert(who, d);
                 d
             }

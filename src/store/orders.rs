@@ -406,6 +406,17 @@ impl BatchWrite for Orders {
         (actor_key(&o.actor), o.order_id.as_str())
     }
 
+    fn names(o: &Order) -> Vec<String> {
+        let visitor: Vec<Identity> = o
+            .actor
+            .anonymous_id()
+            .cloned()
+            .map(Identity::from)
+            .into_iter()
+            .collect();
+        super::trust::suppression_keys(o.actor.customer_id(), &visitor)
+    }
+
     async fn write(
         &self,
         w: &mut Writing<'_>,
@@ -414,15 +425,7 @@ impl BatchWrite for Orders {
         let mut results = Vec::with_capacity(orders.len());
         let mut batch = Batch::read(w.tx, &orders).await?;
         for o in orders {
-            let identities: Vec<Identity> = o
-                .actor
-                .anonymous_id()
-                .cloned()
-                .map(Identity::from)
-                .into_iter()
-                .collect();
-            let keys = super::trust::suppression_keys(o.actor.customer_id(), &identities);
-            if w.suppressed(&keys).await? {
+            if w.suppressed(&Self::names(o)).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }

@@ -38,6 +38,10 @@ impl BatchWrite for Returns {
         )
     }
 
+    fn names(r: &Return) -> Vec<String> {
+        super::trust::suppression_keys(r.customer_id.as_ref(), &[])
+    }
+
     async fn write(
         &self,
         w: &mut Writing<'_>,
@@ -45,8 +49,7 @@ impl BatchWrite for Returns {
     ) -> Result<Vec<ItemResult>, Error> {
         let mut results = Vec::with_capacity(returns.len());
         for r in returns {
-            let keys = super::trust::suppression_keys(r.customer_id.as_ref(), &[]);
-            if w.suppressed(&keys).await? {
+            if w.suppressed(&Self::names(r)).await? {
                 results.push(Ok(WriteOutcome::Suppressed));
                 continue;
             }

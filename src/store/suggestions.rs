@@ -540,6 +540,10 @@ impl BatchWrite for Feedback {
         f.suggestion_id.as_str()
     }
 
+    fn names(f: &FeedbackRow) -> Vec<String> {
+        named(f)
+    }
+
     async fn write(
         &self,
         w: &mut Writing<'_>,

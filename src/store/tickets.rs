@@ -32,6 +32,10 @@ impl BatchWrite for Tickets {
         (t.customer_id.as_str(), t.ticket_id.as_str())
     }
 
+    fn names(t: &Ticket) -> Vec<String> {
+        super::trust::suppression_keys(Some(&t.customer_id), &[])
+    }
+
     async fn write(
         &self,
         w: &mut Writing<'_>,
@@ -39,8 +43,7 @@ impl BatchWrite for Tickets {
     ) -> Result<Vec<WriteOutcome>, Error> {
         let mut outcomes = Vec::with_capacity(tickets.len());
         for t in tickets {
-            let keys = super::trust::suppression_keys(Some(&t.customer_id), &[]);
-            if w.suppressed(&keys).await? {
+            if w.suppressed(&Self::names(t)).await? {
                 outcomes.push(WriteOutcome::Suppressed);
                 continue;
             }

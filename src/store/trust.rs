@@ -869,10 +869,13 @@ pub(super) async fn write_consents(
 }
 
 /// The suppression list as one batch sees it: when nobody was ever
-/// erased (the common case), items are not checked one by one.
+/// erased, items are not checked at all; else the keys the batch names
+/// are looked up together ([`Suppression::preload`]), not item by item.
 pub(super) struct Suppression {
     hash_key: [u8; 32],
     active: bool,
+    /// Whether each key looked up so far is on the list.
+    known: std::collections::HashMap<String, bool>,
 }
 
 impl Store {
@@ -922,10 +925,50 @@ impl Suppression {
         Ok(Self {
             hash_key,
             active: found.is_some(),
+            known: Default::default(),
         })
     }
 
-    /// Whether any of these identities belongs to an erased customer.
+    /// Looks `keys` up in few statements, so that [`Suppression::check`]
+    /// answers for them without the database.
+    pub(super) async fn preload(
+        &mut self,
+        conn: &mut AnyConnection,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<(), Error> {
+        if !self.active {
+            return Ok(());
+        }
+        let mut keys: Vec<String> = keys
+            .into_iter()
+            .filter(|k| !self.known.contains_key(k))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let hashes: Vec<String> = keys
+            .iter()
+            .map(|k| keys::hash_secret(&self.hash_key, k))
+            .collect();
+        let mut listed = std::collections::HashSet::new();
+        for chunk in hashes.chunks(super::IN_CHUNK) {
+            let sql = format!(
+                "SELECT identity_hash FROM suppressions WHERE identity_hash IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for h in chunk {
+                q = q.bind(h.as_str());
+            }
+            listed.extend(q.fetch_all(&mut *conn).await?);
+        }
+        for (k, h) in keys.into_iter().zip(&hashes) {
+            self.known.insert(k, listed.contains(h));
+        }
+        Ok(())
+    }
+
+    /// Whether any of these identities belongs to an erased customer: from
+    /// what was preloaded when it covers them all, else from the database.
     pub(super) async fn check(
         &self,
         conn: &mut AnyConnection,
@@ -934,7 +977,11 @@ impl Suppression {
         if !self.active {
             return Ok(false);
         }
-        is_suppressed(conn, &self.hash_key, keys).await
+        let known: Option<Vec<bool>> = keys.iter().map(|k| self.known.get(k).copied()).collect();
+        match known {
+            Some(listed) => Ok(listed.contains(&true)),
+            None => is_suppressed(conn, &self.hash_key, keys).await,
+        }
     }
 }
 
