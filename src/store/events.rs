@@ -41,14 +41,7 @@ impl BatchWrite for Events {
     }
 
     fn names(e: &BrowsingEvent) -> Vec<String> {
-        let visitor: Vec<Identity> = e
-            .actor
-            .anonymous_id()
-            .cloned()
-            .map(Identity::from)
-            .into_iter()
-            .collect();
-        super::trust::suppression_keys(e.actor.customer_id(), &visitor)
+        super::trust::actor_keys(&e.actor)
     }
 
     async fn write(

@@ -407,14 +407,7 @@ impl BatchWrite for Orders {
     }
 
     fn names(o: &Order) -> Vec<String> {
-        let visitor: Vec<Identity> = o
-            .actor
-            .anonymous_id()
-            .cloned()
-            .map(Identity::from)
-            .into_iter()
-            .collect();
-        super::trust::suppression_keys(o.actor.customer_id(), &visitor)
+        super::trust::actor_keys(&o.actor)
     }
 
     async fn write(

@@ -274,6 +274,18 @@ pub fn identity_hash(hash_key: &[u8; 32], identity: &Identity) -> String {
     )
 }
 
+/// Suppression-list keys for whoever did something: the customer and
+/// the anonymous id, as far as each is known.
+pub(super) fn actor_keys(actor: &crate::domain::Actor) -> Vec<String> {
+    let visitor: Vec<Identity> = actor
+        .anonymous_id()
+        .cloned()
+        .map(Identity::from)
+        .into_iter()
+        .collect();
+    suppression_keys(actor.customer_id(), &visitor)
+}
+
 /// Suppression-list keys for a customer id and identities.
 pub fn suppression_keys(customer: Option<&CustomerId>, identities: &[Identity]) -> Vec<String> {
     let mut keys: Vec<String> = customer
@@ -949,18 +961,7 @@ impl Suppression {
             .iter()
             .map(|k| keys::hash_secret(&self.hash_key, k))
             .collect();
-        let mut listed = std::collections::HashSet::new();
-        for chunk in hashes.chunks(super::IN_CHUNK) {
-            let sql = format!(
-                "SELECT identity_hash FROM suppressions WHERE identity_hash IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for h in chunk {
-                q = q.bind(h.as_str());
-            }
-            listed.extend(q.fetch_all(&mut *conn).await?);
-        }
+        let listed = listed(conn, &hashes).await?;
         for (k, h) in keys.into_iter().zip(&hashes) {
             self.known.insert(k, listed.contains(h));
         }
@@ -985,17 +986,11 @@ impl Suppression {
     }
 }
 
-/// The positions of the customers among `ids` who were erased (their
-/// customer id is on the suppression list), in order.
-pub(super) async fn erased_among(
+/// Which of `hashes` are on the suppression list, in few statements.
+async fn listed(
     conn: &mut AnyConnection,
-    hash_key: &[u8; 32],
-    ids: &[CustomerId],
-) -> Result<Vec<usize>, Error> {
-    let hashes: Vec<String> = ids
-        .iter()
-        .map(|c| keys::hash_secret(hash_key, &identity_key("customer_id", c.as_str())))
-        .collect();
+    hashes: &[String],
+) -> Result<std::collections::HashSet<String>, Error> {
     let mut listed = std::collections::HashSet::new();
     for chunk in hashes.chunks(super::IN_CHUNK) {
         let sql = format!(
@@ -1008,6 +1003,21 @@ pub(super) async fn erased_among(
         }
         listed.extend(q.fetch_all(&mut *conn).await?);
     }
+    Ok(listed)
+}
+
+/// The positions of the customers among `ids` who were erased (their
+/// customer id is on the suppression list), in order.
+pub(super) async fn erased_among(
+    conn: &mut AnyConnection,
+    hash_key: &[u8; 32],
+    ids: &[CustomerId],
+) -> Result<Vec<usize>, Error> {
+    let hashes: Vec<String> = ids
+        .iter()
+        .map(|c| keys::hash_secret(hash_key, &identity_key("customer_id", c.as_str())))
+        .collect();
+    let listed = listed(conn, &hashes).await?;
     Ok((0..ids.len())
         .filter(|&i| listed.contains(&hashes[i]))
         .collect())
