@@ -311,20 +311,9 @@ impl LiveModel {
             let text = self.text.clone();
             blocking(move || text.upsert(&rows)).await?;
         }
-        if entries
-            .iter()
-            .any(|e| matches!(e.change.kind, ChangeKind::Basket | ChangeKind::Product))
-        {
-            // Sorting the best-sellers takes milliseconds on a large
-            // catalogue: done under the read lock (only this task, holding
-            // `catching_up`, changes the model), then put in place.
-            let derived = self.read(Model::derived);
-            self.model
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .install(derived);
-            self.generation.fetch_add(1, Ordering::AcqRel);
-        }
+        // What is remembered from before these entries goes before the
+        // generation moves: an answer made between the two would be kept
+        // with the new generation.
         for e in entries {
             match (&e.change.customer_id, e.change.kind) {
                 (_, ChangeKind::Erasure) => self.memo.clear(),
@@ -340,6 +329,20 @@ impl LiveModel {
             if let Some(p) = &e.change.product_id {
                 self.memo.products.changed(p, e.seq);
             }
+        }
+        if entries
+            .iter()
+            .any(|e| matches!(e.change.kind, ChangeKind::Basket | ChangeKind::Product))
+        {
+            // Sorting the best-sellers takes milliseconds on a large
+            // catalogue: done under the read lock (only this task, holding
+            // `catching_up`, changes the model), then put in place.
+            let derived = self.read(Model::derived);
+            self.model
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .install(derived);
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
         self.watchers.notify(entries);
         Ok(())

@@ -12,7 +12,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use super::{reasons::Ranked, signals::History};
+use super::{SuggestedItem, reasons::Ranked, signals::History};
 use crate::{domain::ConsentRecord, reads::ContextReads, store::ProductRow};
 
 /// Customers remembered at most.
@@ -22,8 +22,48 @@ pub const PRODUCTS: usize = 100_000;
 /// Ranked lists remembered per customer at most (one per distinct request).
 const LISTS: usize = 4;
 
-/// A ranked list as served from memory, and whether it was personalised.
-pub type List = Arc<(Vec<Ranked>, bool)>;
+/// A ranked list as remembered.
+pub type List = Arc<Ranking>;
+
+/// A list ranked for one request, whether it was personalised, and the
+/// items last served from it.
+#[derive(Debug)]
+pub struct Ranking {
+    /// Best first, with spares for what the catalogue may have dropped.
+    pub ranked: Vec<Ranked>,
+    /// Whether the customer's own history shaped it.
+    pub personalised: bool,
+    /// The items served from it, with the limit they were cut to: they
+    /// depend on nothing else that may change while the list is used (the
+    /// catalogue rows and the customer's history change the model
+    /// generation or drop the customer's memory; the day is in the list's
+    /// key). Their signed ids are made again for every answer.
+    pub served: Mutex<Option<(usize, Arc<Vec<SuggestedItem>>)>>,
+}
+
+impl Ranking {
+    /// A list not served yet.
+    pub fn new(ranked: Vec<Ranked>, personalised: bool) -> Self {
+        Self {
+            ranked,
+            personalised,
+            served: Mutex::new(None),
+        }
+    }
+
+    /// The items served from this list cut to `limit`, when remembered.
+    pub fn served(&self, limit: usize) -> Option<Arc<Vec<SuggestedItem>>> {
+        let slot = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref()
+            .filter(|(l, _)| *l == limit)
+            .map(|(_, items)| items.clone())
+    }
+
+    /// Remembers the items served from this list cut to `limit`.
+    pub fn serve(&self, limit: usize, items: Arc<Vec<SuggestedItem>>) {
+        *self.served.lock().unwrap_or_else(|e| e.into_inner()) = Some((limit, items));
+    }
+}
 
 #[derive(Debug)]
 enum Slot<V> {
@@ -263,7 +303,12 @@ mod tests {
         let h = Arc::new(History::default());
         memo.put_history("c1", h.clone(), 10);
         assert!(memo.history("c1").is_some());
-        memo.put_list("c1", "k".into(), 1, Arc::new((Vec::new(), true)));
+        memo.put_list(
+            "c1",
+            "k".into(),
+            1,
+            Arc::new(Ranking::new(Vec::new(), true)),
+        );
         assert!(memo.list("c1", "k", 1).is_some());
         assert!(memo.list("c1", "k", 2).is_none(), "another model state");
         memo.put_consents("c1", Arc::new(Vec::new()), 10);

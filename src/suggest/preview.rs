@@ -153,7 +153,7 @@ impl SuggestService {
                 &Assignment::default_strategy(),
                 &history,
                 &[],
-                ranked,
+                &ranked,
                 limit,
                 now,
             )

@@ -12,6 +12,7 @@ use std::{
 use super::{
     LiveModel,
     experiment::{Assignment, Experiment, Variant, wilson},
+    memo::Ranking,
     reasons::{self, Ranked, ReasonView},
     signals::{self, Ask, History},
     suggest,
@@ -437,7 +438,7 @@ impl SuggestService {
                     }
                     None => history.clone(),
                 };
-                let list = std::sync::Arc::new(self.live.read(|m| {
+                let (ranked, personalised) = self.live.read(|m| {
                     // Outside an experiment, the ranker the build picked.
                     let served;
                     let weights = if assignment.experiment.is_empty() {
@@ -458,7 +459,8 @@ impl SuggestService {
                         reasons::to_ids(m, &ranked, &s, &ask.curations),
                         personalised,
                     )
-                }));
+                });
+                let list = Arc::new(Ranking::new(ranked, personalised));
                 if let Some(c) = memo_key {
                     self.live
                         .memo()
@@ -467,18 +469,21 @@ impl SuggestService {
                 list
             }
         };
-        let (ranked, personalised) = (list.0.clone(), list.1);
-        let items = self
-            .finish(
-                r.subject,
-                &assignment,
-                &history,
-                &anchors,
-                ranked,
-                r.limit,
-                r.now,
-            )
-            .await?;
+        // The items served from a remembered list are remembered with it:
+        // only their signed ids are made again.
+        let served = match list.served(r.limit) {
+            Some(items) => items,
+            None => {
+                let items = self
+                    .served(&history, &anchors, &list.ranked, r.limit, r.now)
+                    .await?;
+                let items = Arc::new(items);
+                list.serve(r.limit, items.clone());
+                items
+            }
+        };
+        let items = self.signed(r.subject, &assignment, &served, r.now).await?;
+        let personalised = list.personalised;
         let list = SuggestionList {
             items,
             experiment: assignment.experiment,
@@ -665,10 +670,8 @@ impl SuggestService {
         }
     }
 
-    /// The ranked items as served: one catalog read for the items and the
-    /// products their reasons name; items no longer active or in stock
-    /// are dropped (the model may be a moment behind the catalog, the
-    /// database is not), then each gets its signed id and sentence.
+    /// The ranked items as served, each with its signed id (see
+    /// [`SuggestService::served`] and [`SuggestService::signed`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn finish(
         &self,
@@ -676,7 +679,24 @@ impl SuggestService {
         assignment: &Assignment,
         history: &History,
         anchors: &[&str],
-        ranked: Vec<Ranked>,
+        ranked: &[Ranked],
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<SuggestedItem>, Error> {
+        let items = self.served(history, anchors, ranked, limit, now).await?;
+        self.signed(subject, assignment, &items, now).await
+    }
+
+    /// The ranked items as served, without their signed ids: one catalog
+    /// read for the items and the products their reasons name; items no
+    /// longer active or in stock are dropped (the model may be a moment
+    /// behind the catalog, the database is not), then each gets its
+    /// sentence.
+    async fn served(
+        &self,
+        history: &History,
+        anchors: &[&str],
+        ranked: &[Ranked],
         limit: usize,
         now: Timestamp,
     ) -> Result<Vec<SuggestedItem>, Error> {
@@ -684,7 +704,7 @@ impl SuggestService {
         ids.extend(ranked.iter().filter_map(|r| r.with.as_deref()));
         ids.sort_unstable();
         ids.dedup();
-        let (rows, key) = tokio::try_join!(self.product_rows(&ids), self.store.hash_key())?;
+        let rows = self.product_rows(&ids).await?;
         // When the customer bought what reasons refer to (newest line first).
         let referred: std::collections::HashSet<&str> =
             ranked.iter().filter_map(|r| r.with.as_deref()).collect();
@@ -699,32 +719,20 @@ impl SuggestService {
                 break;
             }
         }
-        let recipient = recipient(subject);
         let mut out = Vec::with_capacity(limit);
-        for r in &ranked {
+        for r in ranked {
             let Some(row) = rows
                 .get(&r.product_id)
                 .filter(|row| row.active && row.in_stock)
             else {
                 continue;
             };
-            let reason: ReasonView = reasons::explain(r, &rows, &bought_on, anchors, now);
-            let token = SuggestionToken {
-                recipient: recipient.clone(),
-                product_id: row.product_id.clone(),
-                group_id: row.group_id.clone(),
-                experiment: assignment.experiment.clone(),
-                variant: assignment.variant.clone(),
-                reason_code: reason.code.as_str().to_owned(),
-                issued_at: now,
-                curation_id: r.curated.as_ref().map(|c| c.curation_id.clone()),
-            };
             out.push(SuggestedItem {
-                suggestion_id: token.encode(&key),
+                suggestion_id: String::new(),
                 product: ProductView::from_catalog(row),
                 rank: out.len() as u32 + 1,
                 score: f64::from(r.score),
-                reason,
+                reason: reasons::explain(r, &rows, &bought_on, anchors, now),
                 fit: r.fit.clone(),
                 curated: r.curated.clone(),
             });
@@ -733,6 +741,39 @@ impl SuggestService {
             }
         }
         Ok(out)
+    }
+
+    /// Served items, each with an id signed for `subject` at `now`: made
+    /// for every answer (feedback and attribution count from the moment
+    /// an item was shown), also when the items are remembered.
+    async fn signed(
+        &self,
+        subject: Option<&Subject>,
+        assignment: &Assignment,
+        items: &[SuggestedItem],
+        now: Timestamp,
+    ) -> Result<Vec<SuggestedItem>, Error> {
+        let key = self.store.hash_key().await?;
+        let recipient = recipient(subject);
+        Ok(items
+            .iter()
+            .map(|item| {
+                let token = SuggestionToken {
+                    recipient: recipient.clone(),
+                    product_id: item.product.product_id.clone(),
+                    group_id: item.product.group_id.clone(),
+                    experiment: assignment.experiment.clone(),
+                    variant: assignment.variant.clone(),
+                    reason_code: item.reason.code.as_str().to_owned(),
+                    issued_at: now,
+                    curation_id: item.curated.as_ref().map(|c| c.curation_id.clone()),
+                };
+                SuggestedItem {
+                    suggestion_id: token.encode(&key),
+                    ..item.clone()
+                }
+            })
+            .collect())
     }
 
     /// Viewed and in-cart products of the subject's recent browsing, newest

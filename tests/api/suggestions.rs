@@ -16,6 +16,7 @@ use crate::{
 on_both_backends!(
     complements_say_what_they_go_with_and_never_repeat_a_style,
     a_fresh_order_changes_complements_without_a_rebuild,
+    a_remembered_list_shows_the_catalog_as_it_is_now,
     viewed_together_offers_alternatives_to_what_was_viewed,
     new_category_names_where_similar_customers_went_next,
     a_visitor_with_no_history_gets_best_sellers,
@@ -356,6 +357,76 @@ async fn a_fresh_order_changes_complements_without_a_rebuild(backend: Backend) {
     assert_eq!(
         after.items[0].product.as_ref().expect("p").product_id,
         "wind-jacket"
+    );
+}
+
+/// A replica remembers the items it served a customer (only their signed
+/// ids are made again): a price change or a sell-out still shows at once,
+/// in SuggestCrossSells and in the context.
+async fn a_remembered_list_shows_the_catalog_as_it_is_now(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    shop(&app).await;
+    let price = |s: &pb::Suggestions| {
+        let insoles = find(s, "insoles").expect("insoles go with trail runners");
+        let p = insoles.product.as_ref().expect("product");
+        p.price.as_ref().expect("price").amount_minor
+    };
+    let first = for_customer(&app, "maya").await;
+    let again = for_customer(&app, "maya").await;
+    assert_eq!(ids(&again), ids(&first));
+    assert_eq!((price(&first), price(&again)), (2900, 2900));
+    let in_context = || async {
+        let c = context_of(&app, Identity::CustomerId("maya".into())).await;
+        let s = c.suggestions.expect("suggestions");
+        s.items
+            .iter()
+            .map(|i| i.product.clone().expect("product"))
+            .collect::<Vec<_>>()
+    };
+    let before = in_context().await;
+    assert!(
+        before.iter().any(|p| p.product_id == "insoles"),
+        "{before:?}"
+    );
+    assert_eq!(in_context().await, before, "remembered, the same");
+    let mut insoles = product(
+        "insoles",
+        "Trail Insoles",
+        &["Accessories", "Insoles"],
+        2500,
+        10,
+    );
+    insoles.active = Some(true);
+    let mut ingest = app.ingest.clone();
+    ingest
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![insoles.clone()],
+        })
+        .await
+        .expect("new price");
+    assert_eq!(price(&for_customer(&app, "maya").await), 2500);
+    let shown = in_context().await;
+    let p = shown.iter().find(|p| p.product_id == "insoles");
+    assert_eq!(
+        p.and_then(|p| p.price.as_ref()).map(|m| m.amount_minor),
+        Some(2500)
+    );
+    insoles.stock = Some(pb::product::Stock::StockQuantity(0));
+    ingest
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![insoles],
+        })
+        .await
+        .expect("sold out");
+    let s = for_customer(&app, "maya").await;
+    assert!(find(&s, "insoles").is_none(), "sold out: {:?}", ids(&s));
+    assert_sellable(&s);
+    let shown = in_context().await;
+    assert!(
+        !shown.iter().any(|p| p.product_id == "insoles"),
+        "{shown:?}"
     );
 }
 
