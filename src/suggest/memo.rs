@@ -1,6 +1,6 @@
 //! What one replica remembers between requests: per customer, the reads
-//! suggestions make of their history (and consents) and the lists ranked
-//! from them; per product, its catalogue row. Exact, not timed: an entry is
+//! suggestions make of their history (and consents), the lists ranked
+//! from them and the items last served from each; per product, its catalogue row. Exact, not timed: an entry is
 //! dropped when the change feed reports a change for its key (everything on
 //! an erasure), a read that began before such a change is not kept, and a
 //! ranked list is used only with the model state it was ranked on.
@@ -38,7 +38,7 @@ pub struct Ranking {
     /// catalogue rows and the customer's history change the model
     /// generation or drop the customer's memory; the day is in the list's
     /// key). Their signed ids are made again for every answer.
-    pub served: Mutex<Option<(usize, Arc<Vec<SuggestedItem>>)>>,
+    served: Mutex<Option<(usize, Arc<Vec<SuggestedItem>>)>>,
 }
 
 impl Ranking {
