@@ -227,23 +227,28 @@ impl Store {
     }
 }
 
-/// The JSON arrays of column `i`: one array of fields per record.
+/// One aggregated purchase line: product, category path, unit price,
+/// placed at, order, quantity, line number.
+type LineRecord = (String, String, i64, i64, String, i64, i64);
+
 /// The newest purchase lines, newest first (then by order and line), from
 /// rows aggregated in no order.
-fn purchase_lines(rows: &[Vec<Value>]) -> Result<Vec<PurchasedLine>, Error> {
+fn purchase_lines(rows: Vec<LineRecord>) -> Result<Vec<PurchasedLine>, Error> {
     let mut lines = rows
-        .iter()
-        .map(|f| {
-            let line = PurchasedLine {
-                product_id: text(&f[0])?,
-                category_path: text(&f[1])?,
-                unit_price_minor: int(&f[2])?,
-                placed_at: instant(int(&f[3])?)?,
-                order_id: text(&f[4])?,
-                quantity: int(&f[5])?,
-            };
-            Ok((int(&f[6])?, line))
-        })
+        .into_iter()
+        .map(
+            |(product_id, category_path, unit_price_minor, at, order_id, quantity, n)| {
+                let line = PurchasedLine {
+                    product_id,
+                    category_path,
+                    unit_price_minor,
+                    placed_at: instant(at)?,
+                    order_id,
+                    quantity,
+                };
+                Ok((n, line))
+            },
+        )
         .collect::<Result<Vec<_>, Error>>()?;
     lines.sort_unstable_by(|(n, a), (m, b)| {
         let newest_first = b.placed_at.cmp(&a.placed_at);
@@ -252,13 +257,24 @@ fn purchase_lines(rows: &[Vec<Value>]) -> Result<Vec<PurchasedLine>, Error> {
     Ok(lines.into_iter().map(|(_, line)| line).collect())
 }
 
-fn records(row: &sqlx::any::AnyRow, i: usize) -> Result<Vec<Vec<Value>>, Error> {
+/// The records of column `i` read straight into `T` (a tuple of the
+/// record's fields): for the history's long arrays, which would otherwise
+/// make a JSON value (and its allocations) of every field first.
+fn typed<T: serde::de::DeserializeOwned>(
+    row: &sqlx::any::AnyRow,
+    i: usize,
+) -> Result<Vec<T>, Error> {
     let text: Option<String> = row.try_get(i)?;
     match text {
         None => Ok(Vec::new()),
         Some(t) => serde_json::from_str(&t)
             .map_err(|e| Error::Internal(anyhow!("an aggregated column {i} does not parse: {e}"))),
     }
+}
+
+/// The records of column `i` as JSON values, one array per record.
+fn records(row: &sqlx::any::AnyRow, i: usize) -> Result<Vec<Vec<Value>>, Error> {
+    typed(row, i)
 }
 
 fn text(v: &Value) -> Result<String, Error> {
@@ -333,28 +349,30 @@ fn read_of(r: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
             .collect::<Result<_, _>>()?,
         orders: orders(&records(r, 16)?, &records(r, 17)?, &records(r, 18)?)?,
         returns: returns(&records(r, 19)?, &records(r, 20)?)?,
-        purchase_lines: purchase_lines(&records(r, 21)?)?,
-        returned_lines: records(r, 22)?
-            .iter()
-            .map(|f| {
-                Ok(ReturnedLine {
-                    order_id: text(&f[0])?,
-                    product_id: text(&f[1])?,
-                    group_id: text(&f[2])?,
-                    quantity: int(&f[3])?,
-                    reason_code: text(&f[4])?,
-                    requested_at: instant(int(&f[5])?)?,
-                })
-            })
+        purchase_lines: purchase_lines(typed(r, 21)?)?,
+        returned_lines: typed::<(String, String, String, i64, String, i64)>(r, 22)?
+            .into_iter()
+            .map(
+                |(order_id, product_id, group_id, quantity, reason_code, at)| {
+                    Ok(ReturnedLine {
+                        order_id,
+                        product_id,
+                        group_id,
+                        quantity,
+                        reason_code,
+                        requested_at: instant(at)?,
+                    })
+                },
+            )
             .collect::<Result<_, Error>>()?,
-        bought_groups: records(r, 23)?
-            .iter()
-            .map(|f| Ok((text(&f[0])?, instant(int(&f[1])?)?)))
+        bought_groups: typed::<(String, i64)>(r, 23)?
+            .into_iter()
+            .map(|(group, at)| Ok((group, instant(at)?)))
             .collect::<Result<_, Error>>()?,
-        rejected_groups: records(r, 24)?
-            .iter()
-            .map(|f| text(&f[0]))
-            .collect::<Result<_, Error>>()?,
+        rejected_groups: typed::<(String,)>(r, 24)?
+            .into_iter()
+            .map(|(group,)| group)
+            .collect(),
     })
 }
 
@@ -475,17 +493,12 @@ fn returns(headers: &[Vec<Value>], lines: &[Vec<Value>]) -> Result<Vec<ReturnRow
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
     fn purchase_lines_come_newest_first_then_by_order_and_line() {
-        let row = |order: &str, at: i64, line: i64| {
-            json!(["p", "A > B", 100, at, order, 1, line])
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+        let row = |order: &str, at: i64, line: i64| -> LineRecord {
+            ("p".into(), "A > B".into(), 100, at, order.into(), 1, line)
         };
         let rows = vec![
             row("o-1", 1_000, 1),
@@ -494,7 +507,7 @@ mod tests {
             row("o-3", 3_000, 0),
             row("o-1", 1_000, 0),
         ];
-        let read: Vec<(String, i64)> = purchase_lines(&rows)
+        let read: Vec<(String, i64)> = purchase_lines(rows)
             .unwrap_or_default()
             .into_iter()
             .map(|l| (l.order_id, l.placed_at.millis()))
@@ -512,9 +525,9 @@ mod tests {
             "newest first, then by order id"
         );
         // Within an order, by line number.
-        let sorted = purchase_lines(&[row("o-3", 3_000, 2), {
+        let sorted = purchase_lines(vec![row("o-3", 3_000, 2), {
             let mut r = row("o-3", 3_000, 0);
-            r[0] = json!("q");
+            r.0 = "q".into();
             r
         }])
         .unwrap_or_default();
