@@ -1,4 +1,5 @@
-//! Compiles the protos with protox (pure Rust), so building needs no `protoc`.
+//! Compiles the protos with protox (pure Rust), so building needs no `protoc`,
+//! and rebuilds when a migration is added.
 
 use std::{env, path::PathBuf};
 
@@ -16,6 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }
+    // `sqlx::migrate!` embeds `migrations/` at compile time but cannot tell
+    // cargo about a file added there: without this, a new migration is left
+    // out of the binary until something else changes.
+    println!("cargo:rerun-if-changed=migrations");
     let fds = protox::compile(PROTOS, ["proto"])?;
 
     // The encoded descriptor set feeds server reflection and the client's
