@@ -240,6 +240,25 @@ thread_local! {
     static FOUND: RefCell<Vec<(ItemIx, Candidate)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Most candidates whose room a thread keeps between rankings (about 7 MB):
+/// a rare, larger list is freed rather than held by the thread for good.
+const KEPT_CANDIDATES: usize = 1 << 16;
+
+/// Gives an emptied (or all-zero) buffer back to the thread's `cell` when
+/// it is larger than the one kept there and not beyond `most` entries.
+fn give_back<T: 'static>(
+    cell: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    v: Vec<T>,
+    most: usize,
+) {
+    cell.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if v.capacity() > kept.capacity() && v.capacity() <= most {
+            *kept = v;
+        }
+    });
+}
+
 impl Candidates {
     fn new(items: usize, room: usize) -> Self {
         let mut slot = SLOTS.with(RefCell::take);
@@ -288,13 +307,7 @@ impl Drop for Candidates {
     /// Hands the (cleared) slot table back to the thread.
     fn drop(&mut self) {
         self.clear();
-        let slot = std::mem::take(&mut self.slot);
-        SLOTS.with(|s| {
-            let mut s = s.borrow_mut();
-            if slot.len() > s.len() {
-                *s = slot;
-            }
-        });
+        give_back(&SLOTS, std::mem::take(&mut self.slot), usize::MAX);
     }
 }
 
@@ -698,12 +711,7 @@ impl Drop for Blend {
     fn drop(&mut self) {
         let mut found = std::mem::take(&mut self.allowed);
         found.clear();
-        FOUND.with(|f| {
-            let mut f = f.borrow_mut();
-            if found.capacity() > f.capacity() {
-                *f = found;
-            }
-        });
+        give_back(&FOUND, found, KEPT_CANDIDATES);
     }
 }
 
