@@ -292,7 +292,7 @@ impl ContextService {
         let (suggestions, history) = match read.suggestions {
             true => {
                 let (list, history) = self
-                    .suggestions(&subject, &consents, &reads, rows.as_ref(), query, as_of)
+                    .suggestions(&subject, &consents, &reads, rows, query, as_of)
                     .await?;
                 (Some(list), Some(history))
             }
@@ -346,7 +346,7 @@ impl ContextService {
         subject: &Subject,
         consents: &[crate::domain::ConsentRecord],
         reads: &ContextReads,
-        rows: Option<&crate::suggest::HistoryRows>,
+        rows: Option<crate::suggest::HistoryRows>,
         query: &ContextQuery,
         as_of: Timestamp,
     ) -> Result<

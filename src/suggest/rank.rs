@@ -238,6 +238,8 @@ thread_local! {
     static SLOTS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// The candidate list of the thread's last ranking, empty.
     static FOUND: RefCell<Vec<(ItemIx, Candidate)>> = const { RefCell::new(Vec::new()) };
+    /// The scores of the thread's last ranking, empty.
+    static SCORED: RefCell<Vec<Scored>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Most candidates whose room a thread keeps between rankings (about 7 MB):
@@ -727,15 +729,12 @@ fn blended(model: &Model, signals: &Signals, weights: &Weights) -> Blend {
     let mut allowed = candidates(model, signals, weights).into_found();
     allowed.retain(|(item, _)| signals.filters.check(catalog, *item).is_ok());
     let top = strongest(&allowed);
-    let scored = allowed
-        .iter()
-        .zip(0u32..)
-        .map(|((item, c), k)| Scored {
-            item: *item,
-            score: score(model, signals, weights, *item, c, &top),
-            k,
-        })
-        .collect();
+    let mut scored = SCORED.with(RefCell::take);
+    scored.extend(allowed.iter().zip(0u32..).map(|((item, c), k)| Scored {
+        item: *item,
+        score: score(model, signals, weights, *item, c, &top),
+        k,
+    }));
     Blend {
         allowed,
         top,
@@ -760,6 +759,15 @@ impl BestFirst {
             next: 0,
             sorted: 0,
         }
+    }
+}
+
+impl Drop for BestFirst {
+    /// Hands the scores' memory back to the thread.
+    fn drop(&mut self) {
+        let mut items = std::mem::take(&mut self.items);
+        items.clear();
+        give_back(&SCORED, items, KEPT_CANDIDATES);
     }
 }
 
@@ -1080,6 +1088,46 @@ mod tests {
 
     /// [`model_of`] with item `i` in size `SIZES[sizes[i]]` (none where
     /// absent); category `c` is the path "C{c} > x".
+    #[test]
+    fn browsing_the_caller_read_replaces_the_historys_in_the_signals() {
+        let model = model_of(&distinct(6), &[], &[]);
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+        let history = crate::suggest::signals::History {
+            viewed: ids(&["p1"]),
+            in_cart: ids(&["p2"]),
+            ..Default::default()
+        };
+        let (viewed, in_cart) = (ids(&["p3"]), ids(&["p4"]));
+        let ask = |browsing| crate::suggest::signals::Ask {
+            personal: true,
+            browsing,
+            ..Default::default()
+        };
+        let own = crate::suggest::signals::signals(&model, &history, &ask(None));
+        let given = crate::suggest::signals::signals(
+            &model,
+            &history,
+            &ask(Some((viewed.as_slice(), in_cart.as_slice()))),
+        );
+        let ix = |p: &str| model.item(p).expect("in the model");
+        let group = |p: &str| model.catalog.items[ix(p) as usize].group;
+        assert_eq!(own.viewed, [ix("p1")]);
+        assert!(own.filters.excluded_groups.contains(&group("p2")));
+        assert_eq!(given.viewed, [ix("p3")]);
+        assert!(given.filters.excluded_groups.contains(&group("p4")));
+        assert!(!given.filters.excluded_groups.contains(&group("p2")));
+    }
+
+    #[test]
+    fn scores_start_empty_whatever_ranked_before_on_the_thread() {
+        let (model, signals) = laptops_and_mice();
+        let first = suggest(&model, &signals, &Weights::default(), 10);
+        let again = suggest(&model, &signals, &Weights::default(), 10);
+        let items = |l: &[Suggestion]| l.iter().map(|s| (s.item, s.score)).collect::<Vec<_>>();
+        assert_eq!(items(&first), items(&again));
+        assert!(SCORED.with(|s| s.borrow().is_empty()));
+    }
+
     fn model_with_sizes(
         items: &[(u32, u32, bool, bool, Option<u32>)],
         sizes: &[Option<usize>],

@@ -245,7 +245,7 @@ pub(crate) struct Request<'a> {
     pub curated_first: bool,
     /// The history's rows, when the caller read them with its own (the
     /// context does): used instead of reading them again.
-    pub rows: Option<&'a HistoryRows>,
+    pub rows: Option<HistoryRows>,
 }
 
 /// The rows a suggestion history is made of, read by a caller that reads
@@ -401,6 +401,10 @@ impl SuggestService {
             now: r.now,
             customer: customer.map(CustomerId::as_str),
             curations,
+            // Browsing the caller already read replaces the history's.
+            browsing: r
+                .browsing
+                .map(|(viewed, in_cart)| (viewed.as_slice(), in_cart.as_slice())),
         };
         let weights = &assignment.weights;
         let want = r.limit + limits::SPARE;
@@ -427,17 +431,6 @@ impl SuggestService {
         let list = match remembered {
             Some(list) => list,
             None => {
-                // Browsing the caller already read replaces the one read
-                // here (only when ranking: the copy is not free).
-                let history = match r.browsing {
-                    Some((viewed, in_cart)) => {
-                        let mut h = History::clone(&history);
-                        h.viewed = viewed.clone();
-                        h.in_cart = in_cart.clone();
-                        std::sync::Arc::new(h)
-                    }
-                    None => history.clone(),
-                };
                 let (ranked, personalised) = self.live.read(|m| {
                     // Outside an experiment, the ranker the build picked.
                     let served;
@@ -453,8 +446,8 @@ impl SuggestService {
                     } else {
                         suggest(m, &s, weights, want)
                     };
-                    let personalised =
-                        personal && (!s.bought.is_empty() || !history.viewed.is_empty());
+                    let personalised = personal
+                        && (!s.bought.is_empty() || !ask.browsing_of(&history).0.is_empty());
                     (
                         reasons::to_ids(m, &ranked, &s, &ask.curations),
                         personalised,
@@ -552,13 +545,13 @@ impl SuggestService {
         personal: bool,
         memo_key: Option<&str>,
         now: Timestamp,
-        rows: Option<&HistoryRows>,
+        rows: Option<HistoryRows>,
     ) -> Result<std::sync::Arc<History>, Error> {
         Ok(match memo_key.and_then(|c| self.live.memo().history(c)) {
             Some(h) => h,
             None => {
                 let (since, h) = match rows {
-                    Some(rows) => (rows.from, self.history_of(rows.clone(), customer, personal)),
+                    Some(rows) => (rows.from, self.history_of(rows, customer, personal)),
                     None => {
                         let since = self.live.applied();
                         let h = self.history(subject, customer, personal, None, now).await?;

@@ -132,6 +132,18 @@ pub struct Ask<'a> {
     pub customer: Option<&'a str>,
     /// The stylists' curations active now, newest first.
     pub curations: Vec<&'a crate::domain::Curation>,
+    /// Browsing the caller already read (viewed, in cart), in place of the
+    /// history's: newer, and no copy of the history is made to say so.
+    pub browsing: Option<(&'a [String], &'a [String])>,
+}
+
+impl Ask<'_> {
+    /// The browsing to rank from (viewed, in cart): the caller's, else the
+    /// history's.
+    pub fn browsing_of<'h>(&'h self, history: &'h History) -> (&'h [String], &'h [String]) {
+        self.browsing
+            .unwrap_or((history.viewed.as_slice(), history.in_cart.as_slice()))
+    }
 }
 
 impl Default for Ask<'_> {
@@ -143,6 +155,7 @@ impl Default for Ask<'_> {
             now: Timestamp::MIN,
             customer: None,
             curations: Vec::new(),
+            browsing: None,
         }
     }
 }
@@ -151,6 +164,7 @@ impl Default for Ask<'_> {
 /// not know carry no signal (they have no partners) and are left out.
 pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
     let mut s = Signals::default();
+    let (viewed, in_cart) = ask.browsing_of(history);
     let group_of = |id: &str| {
         model
             .item(id)
@@ -190,8 +204,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             .iter()
             .map(|l| l.product_id.as_str())
             .collect();
-        s.viewed = history
-            .viewed
+        s.viewed = viewed
             .iter()
             .filter(|v| !bought.contains(v.as_str()))
             .take(VIEWED)
@@ -209,7 +222,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             .iter()
             .chain(&ask.anchors)
             .copied()
-            .chain(history.in_cart.iter().map(String::as_str))
+            .chain(in_cart.iter().map(String::as_str))
             .filter_map(group_of)
             .collect(),
         ..Filters::default()
