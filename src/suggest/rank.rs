@@ -1086,8 +1086,6 @@ mod tests {
     /// Letter sizes items may have in generated worlds.
     const SIZES: [&str; 4] = ["S", "M", "L", "XL"];
 
-    /// [`model_of`] with item `i` in size `SIZES[sizes[i]]` (none where
-    /// absent); category `c` is the path "C{c} > x".
     #[test]
     fn browsing_the_caller_read_replaces_the_historys_in_the_signals() {
         let model = model_of(&distinct(6), &[], &[]);
@@ -1128,6 +1126,8 @@ mod tests {
         assert!(SCORED.with(|s| s.borrow().is_empty()));
     }
 
+    /// [`model_of`] with item `i` in size `SIZES[sizes[i]]` (none where
+    /// absent); category `c` is the path "C{c} > x".
     fn model_with_sizes(
         items: &[(u32, u32, bool, bool, Option<u32>)],
         sizes: &[Option<usize>],
