@@ -92,6 +92,7 @@ async fn first_reads(
 ) -> PhaseReport {
     let started = Instant::now();
     let stop_at = started + config.duration;
+    let cpu = super::ServerCpu::start(config.server_pid);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..concurrency.max(1) {
         let (channel, key) = (channels[n % channels.len()].clone(), config.api_key.clone());
@@ -120,13 +121,15 @@ async fn first_reads(
             *codes.entry(k).or_insert(0) += v;
         }
     }
-    PhaseReport::of(
+    let mut report = PhaseReport::of(
         Call::Context,
         "",
         latencies,
         codes,
         started.elapsed().as_secs_f64(),
-    )
+    );
+    report.server_cpu_ms = cpu.per_answer(report.codes.values().sum());
+    report
 }
 
 /// The cold-read test as a table (Markdown).

@@ -65,6 +65,9 @@ pub struct BenchConfig {
     /// index computes each answer (a remembered answer never serves): a
     /// price ceiling in this currency above any price, different per call.
     pub uncached_currency: Option<String>,
+    /// The server's process on this machine, when known: each phase then
+    /// reports the server's CPU time per answer ([`cpu_time`]).
+    pub server_pid: Option<u32>,
 }
 
 /// The price ceiling of an uncached search: above any price a product may
@@ -124,6 +127,10 @@ pub struct PhaseReport {
     pub latency_ms: (f64, f64, f64),
     /// Answers by status code.
     pub codes: BTreeMap<String, u64>,
+    /// The server's CPU time (user and system, every thread) per answer,
+    /// ms, when its process is known: steadier than a rate on a machine
+    /// whose speed varies by the hour.
+    pub server_cpu_ms: Option<f64>,
 }
 
 /// Answers other than OK over `reports`.
@@ -315,6 +322,8 @@ async fn phase_at(
             (latencies, codes)
         });
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu = ServerCpu::start(config.server_pid);
     let mut latencies = Vec::new();
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
     while let Some(done) = tasks.join_next().await {
@@ -325,7 +334,42 @@ async fn phase_at(
             }
         }
     }
-    PhaseReport::of(call, label, latencies, codes, config.duration.as_secs_f64())
+    let mut report = PhaseReport::of(call, label, latencies, codes, config.duration.as_secs_f64());
+    report.server_cpu_ms = cpu.per_answer(report.codes.values().sum());
+    report
+}
+
+/// The server's CPU time at the start of a measured phase.
+pub(crate) struct ServerCpu(Option<(u32, Duration)>);
+
+impl ServerCpu {
+    pub(crate) fn start(pid: Option<u32>) -> Self {
+        Self(pid.and_then(|pid| Some((pid, cpu_time(pid)?))))
+    }
+
+    /// The server's CPU time since the start per answer, ms.
+    pub(crate) fn per_answer(&self, answers: u64) -> Option<f64> {
+        let (pid, start) = self.0?;
+        let used = cpu_time(pid)?.checked_sub(start)?;
+        (answers > 0).then(|| used.as_secs_f64() * 1000.0 / answers as f64)
+    }
+}
+
+/// The CPU time process `pid` has used, user and system, over all its
+/// threads (`/proc/PID/stat`); `None` where it cannot be read.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    cpu_time_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// [`cpu_time`] from the text of `/proc/PID/stat`: fields 14 and 15
+/// (utime, stime) in clock ticks of 1/100 s (Linux's `USER_HZ` on x86 and
+/// arm), counted after the command name, which may hold spaces and
+/// parentheses.
+fn cpu_time_of(stat: &str) -> Option<Duration> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 impl PhaseReport {
@@ -351,6 +395,7 @@ impl PhaseReport {
                 percentile(&latencies, 0.999),
             ),
             codes,
+            server_cpu_ms: None,
         }
     }
 }
@@ -501,13 +546,16 @@ pub fn table(reports: &[PhaseReport]) -> String {
         .find(|r| r.call == Call::Check)
         .map_or(1.0, |r| r.ok_per_sec.max(1e-9));
     let mut out = String::from(
-        "| call | customer | OK/s | vs Check | p50 ms | p99 ms | p99.9 ms | answers by code |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        "| call | customer | OK/s | vs Check | p50 ms | p99 ms | p99.9 ms | server CPU ms/answer | answers by code |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
     for r in reports {
         let codes: Vec<String> = r.codes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let cpu = r
+            .server_cpu_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.3}"));
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.1} % | {:.2} | {:.2} | {:.2} | {} |\n",
+            "| {} | {} | {:.0} | {:.1} % | {:.2} | {:.2} | {:.2} | {cpu} | {} |\n",
             r.call.name(),
             r.who,
             r.ok_per_sec,
@@ -524,6 +572,21 @@ pub fn table(reports: &[PhaseReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_user_and_system_ticks_after_the_command_name() {
+        // A command name with spaces and a parenthesis; utime 250 ticks,
+        // stime 50 (fields 14 and 15), then cutime 7 and cstime 9 (children's,
+        // not counted).
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 7 9 20 0 5";
+        assert_eq!(cpu_time_of(stat), Some(Duration::from_millis(3000)));
+        assert_eq!(cpu_time_of("4242 (short) S 1 2"), None);
+        assert_eq!(cpu_time_of("no parenthesis"), None);
+        // The running test's own process reads, and its time only grows.
+        let me = std::process::id();
+        let before = cpu_time(me).expect("this process's stat");
+        assert!(cpu_time(me).expect("this process's stat") >= before);
+    }
 
     #[test]
     fn queries_are_the_first_words_of_names_some_still_being_typed() {

@@ -177,6 +177,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         by_history: Vec::new(),
         queries,
         uncached_currency,
+        server_pid: args.server_pid,
     };
     if args.history {
         config.by_history = crate::bench::prepare_histories(&config, &products).await?;

@@ -217,6 +217,9 @@ struct Candidate {
     popular: f32,
     curated: f32,
     curation: Option<(u32, Option<ItemIx>)>,
+    /// Its price is outside the customer's usual band (set when it passes
+    /// the hard filters, while its catalogue entry is at hand).
+    off_band: bool,
 }
 
 /// The candidates of one ranking, in the order they were found. An item
@@ -604,26 +607,24 @@ fn parts(weights: &Weights, c: &Candidate, top: &Candidate) -> [(f32, f32, u8); 
 
 /// A candidate's blend score: the weighted evidence, lowered when its
 /// price is outside the customer's usual band.
-fn score(
-    model: &Model,
-    signals: &Signals,
-    weights: &Weights,
-    item: ItemIx,
-    c: &Candidate,
-    top: &Candidate,
-) -> f32 {
-    let mut score = parts(weights, c, top)
+fn score(weights: &Weights, c: &Candidate, top: &Candidate) -> f32 {
+    let score = parts(weights, c, top)
         .iter()
         .map(|p| p.0 * p.1)
         .sum::<f32>();
-    let price = model.catalog.items[item as usize].price_minor;
-    if let Some((lo, hi)) = signals.price_band
-        && price > 0
-        && !(lo..=hi).contains(&price)
-    {
-        score *= 1.0 - weights.price_fit.clamp(0.0, 1.0);
+    if c.off_band {
+        score * (1.0 - weights.price_fit.clamp(0.0, 1.0))
+    } else {
+        score
     }
-    score
+}
+
+/// Whether `price` is outside the customer's usual band (never when
+/// either is unknown).
+fn off_band(signals: &Signals, price: i64) -> bool {
+    signals
+        .price_band
+        .is_some_and(|(lo, hi)| price > 0 && !(lo..=hi).contains(&price))
 }
 
 /// A candidate's reason: a stylist's pick says so (the note is the better
@@ -727,12 +728,20 @@ impl Blend {
 fn blended(model: &Model, signals: &Signals, weights: &Weights) -> Blend {
     let catalog = &model.catalog;
     let mut allowed = candidates(model, signals, weights).into_found();
-    allowed.retain(|(item, _)| signals.filters.check(catalog, *item).is_ok());
+    // One visit to each candidate's catalogue entry (tens of thousands of
+    // them, scattered): the filters and the price band read it together.
+    allowed.retain_mut(|(item, c)| {
+        let allowed = signals.filters.check(catalog, *item).is_ok();
+        if allowed {
+            c.off_band = off_band(signals, catalog.items[*item as usize].price_minor);
+        }
+        allowed
+    });
     let top = strongest(&allowed);
     let mut scored = SCORED.with(RefCell::take);
     scored.extend(allowed.iter().zip(0u32..).map(|((item, c), k)| Scored {
         item: *item,
-        score: score(model, signals, weights, *item, c, &top),
+        score: score(weights, c, &top),
         k,
     }));
     Blend {

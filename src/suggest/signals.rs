@@ -85,9 +85,9 @@ pub fn size_evidence(
 
 /// One distinct purchased product.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bought {
+pub struct Bought<'a> {
     /// The product.
-    pub product_id: String,
+    pub product_id: &'a str,
     /// Lines bought.
     pub times: u32,
     /// Last bought.
@@ -97,16 +97,16 @@ pub struct Bought {
 }
 
 /// Distinct products of the lines, most recently bought first.
-pub fn distinct_purchases(lines: &[PurchasedLine]) -> Vec<Bought> {
+pub fn distinct_purchases(lines: &[PurchasedLine]) -> Vec<Bought<'_>> {
     let mut out: Vec<Bought> = Vec::new();
-    let mut at: HashMap<&str, usize> = HashMap::new();
+    let mut at: foldhash::HashMap<&str, usize> = HashMap::default();
     for l in lines {
         match at.get(l.product_id.as_str()) {
             Some(&k) => out[k].times += 1,
             None => {
                 at.insert(l.product_id.as_str(), out.len());
                 out.push(Bought {
-                    product_id: l.product_id.clone(),
+                    product_id: &l.product_id,
                     times: 1,
                     last: l.placed_at,
                     unit_price_minor: l.unit_price_minor,
@@ -180,7 +180,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
         let mut units = 0f32;
         for b in distinct_purchases(&history.lines).iter().take(SEEDS) {
             prices.push(b.unit_price_minor);
-            let Some(i) = model.item(&b.product_id) else {
+            let Some(i) = model.item(b.product_id) else {
                 continue;
             };
             s.bought.push((i, b.times));
@@ -199,7 +199,7 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             .map(|(b, n)| (b, n / units.max(1.0)))
             .collect();
         s.brands.sort_by_key(|b| b.0);
-        let bought: HashSet<&str> = history
+        let bought: foldhash::HashSet<&str> = history
             .lines
             .iter()
             .map(|l| l.product_id.as_str())
@@ -269,7 +269,7 @@ fn orders_back(
     bought: &[(super::ItemIx, u32)],
 ) -> Vec<(super::ItemIx, u16)> {
     let seeds: IxSet = bought.iter().map(|b| b.0).collect();
-    let mut orders: HashMap<&str, u16> = HashMap::new();
+    let mut orders: foldhash::HashMap<&str, u16> = HashMap::default();
     let mut out: HashSet<(super::ItemIx, u16)> = HashSet::new();
     for l in lines {
         let next = orders.len().min(usize::from(u16::MAX)) as u16;

@@ -81,7 +81,10 @@ impl ModelConfig {
 pub struct Names {
     /// Names by index.
     pub names: Vec<String>,
-    index: HashMap<String, u32>,
+    /// Looked up for every purchase line and bought style of a first
+    /// read: hashed with foldhash (randomly seeded per process) rather
+    /// than SipHash, which cost several times as much per id.
+    index: HashMap<String, u32, foldhash::fast::RandomState>,
 }
 
 impl Names {
