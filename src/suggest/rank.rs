@@ -670,19 +670,15 @@ fn reason_of(code: u8, c: &Candidate) -> Option<Reason> {
     }
 }
 
-/// Each source's strongest evidence among the candidates.
-fn strongest(candidates: &[(ItemIx, Candidate)]) -> Candidate {
-    let mut top = Candidate::default();
-    for (_, c) in candidates {
-        top.complement = top.complement.max(c.complement);
-        top.also_bought = top.also_bought.max(c.also_bought);
-        top.coviewed = top.coviewed.max(c.coviewed);
-        top.affinity = top.affinity.max(c.affinity);
-        top.new_category = top.new_category.max(c.new_category);
-        top.popular = top.popular.max(c.popular);
-        top.curated = top.curated.max(c.curated);
-    }
-    top
+/// Raises `top`, each source's strongest evidence so far, to `c`'s.
+fn raise(top: &mut Candidate, c: &Candidate) {
+    top.complement = top.complement.max(c.complement);
+    top.also_bought = top.also_bought.max(c.also_bought);
+    top.coviewed = top.coviewed.max(c.coviewed);
+    top.affinity = top.affinity.max(c.affinity);
+    top.new_category = top.new_category.max(c.new_category);
+    top.popular = top.popular.max(c.popular);
+    top.curated = top.curated.max(c.curated);
 }
 
 /// One allowed candidate as ranked: its item, its score, and its place in
@@ -728,16 +724,19 @@ impl Blend {
 fn blended(model: &Model, signals: &Signals, weights: &Weights) -> Blend {
     let catalog = &model.catalog;
     let mut allowed = candidates(model, signals, weights).into_found();
-    // One visit to each candidate's catalogue entry (tens of thousands of
-    // them, scattered): the filters and the price band read it together.
+    // One pass, one visit to each candidate's catalogue entry (tens of
+    // thousands of them, scattered): the filters and the price band read
+    // it together, and each source's strongest evidence among the allowed
+    // is taken on the way.
+    let mut top = Candidate::default();
     allowed.retain_mut(|(item, c)| {
         let allowed = signals.filters.check(catalog, *item).is_ok();
         if allowed {
             c.off_band = off_band(signals, catalog.items[*item as usize].price_minor);
+            raise(&mut top, c);
         }
         allowed
     });
-    let top = strongest(&allowed);
     let mut scored = SCORED.with(RefCell::take);
     scored.extend(allowed.iter().zip(0u32..).map(|((item, c), k)| Scored {
         item: *item,

@@ -178,11 +178,16 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
         let mut prices = Vec::new();
         let mut by_brand: HashMap<u32, f32> = HashMap::new();
         let mut units = 0f32;
-        for b in distinct_purchases(&history.lines).iter().take(SEEDS) {
+        let distinct = distinct_purchases(&history.lines);
+        // The seeds by id: a small map, where each line's product is then
+        // found (not the model's, of every product).
+        let mut seeds: foldhash::HashMap<&str, super::ItemIx> = HashMap::default();
+        for b in distinct.iter().take(SEEDS) {
             prices.push(b.unit_price_minor);
             let Some(i) = model.item(b.product_id) else {
                 continue;
             };
+            seeds.insert(b.product_id, i);
             s.bought.push((i, b.times));
             if b.last >= recent_since {
                 s.recent.push(i);
@@ -193,17 +198,13 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
             }
         }
         s.price_band = price_band(&prices);
-        s.bought_orders = orders_back(model, &history.lines, &s.bought);
+        s.bought_orders = orders_back(&history.lines, &seeds);
         s.brands = by_brand
             .into_iter()
             .map(|(b, n)| (b, n / units.max(1.0)))
             .collect();
         s.brands.sort_by_key(|b| b.0);
-        let bought: foldhash::HashSet<&str> = history
-            .lines
-            .iter()
-            .map(|l| l.product_id.as_str())
-            .collect();
+        let bought: foldhash::HashSet<&str> = distinct.iter().map(|b| b.product_id).collect();
         s.viewed = viewed
             .iter()
             .filter(|v| !bought.contains(v.as_str()))
@@ -261,20 +262,18 @@ pub fn signals(model: &Model, history: &History, ask: &Ask<'_>) -> Signals {
     s
 }
 
-/// (item, orders back) for each order of the `bought` items among `lines`
-/// (newest first).
+/// (item, orders back) for each order of the `seeds` (by product id) among
+/// `lines` (newest first).
 fn orders_back(
-    model: &Model,
     lines: &[crate::store::PurchasedLine],
-    bought: &[(super::ItemIx, u32)],
+    seeds: &foldhash::HashMap<&str, super::ItemIx>,
 ) -> Vec<(super::ItemIx, u16)> {
-    let seeds: IxSet = bought.iter().map(|b| b.0).collect();
     let mut orders: foldhash::HashMap<&str, u16> = HashMap::default();
     let mut out: HashSet<(super::ItemIx, u16)> = HashSet::new();
     for l in lines {
         let next = orders.len().min(usize::from(u16::MAX)) as u16;
         let back = *orders.entry(l.order_id.as_str()).or_insert(next);
-        if let Some(i) = model.item(&l.product_id).filter(|i| seeds.contains(i)) {
+        if let Some(&i) = seeds.get(l.product_id.as_str()) {
             out.insert((i, back));
         }
     }
