@@ -7,8 +7,9 @@
 //! concurrency: `Check`, then `GetCustomerContext` (default mask, so with
 //! suggestions), the context without suggestions, and `SuggestCrossSells`,
 //! each for one hot customer (the longest history) and for customers drawn
-//! at random. Each phase reports calls/s, p50/p99/p99.9 latency, and
-//! answers other than OK by status code.
+//! at random. Each phase reports calls/s, p50/p99/p99.9 latency, answers
+//! other than OK by status code, and, when the server's process is given
+//! (`--server-pid`), the server's CPU time per answer.
 
 use std::{
     collections::BTreeMap,
