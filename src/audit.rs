@@ -3,6 +3,8 @@
 //! one transaction (one disk sync), and each read waits for its entry to be
 //! committed, so an answered read is always on record. A read waiting for
 //! the commit gives its admission place to the next call (`crate::slot`).
+//! A read may also hand its entry over first and wait for the commit once
+//! it is done ([`AccessLog::submit`]).
 
 use std::sync::Arc;
 
@@ -57,6 +59,22 @@ impl AccessLog {
         customer_id: Option<&str>,
         anonymous_id: Option<&str>,
     ) -> Result<(), Error> {
+        self.submit(caller, rpc, customer_id, anonymous_id)
+            .await?
+            .committed()
+            .await
+    }
+
+    /// Hands the entry of [`AccessLog::record`] to the writer without
+    /// waiting for its commit: the caller can read meanwhile, then wait
+    /// with [`Committing::committed`] before it answers.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        rpc: &str,
+        customer_id: Option<&str>,
+        anonymous_id: Option<&str>,
+    ) -> Result<Committing, Error> {
         let random =
             keys::random_bytes::<6>().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let at = Timestamp::now();
@@ -75,10 +93,21 @@ impl AccessLog {
             .send((entry, ack))
             .await
             .map_err(|_| anyhow::anyhow!("the access-log writer stopped"))?;
-        // The read is done; waiting for the commit needs no admission
-        // place, so the next call gets it.
+        Ok(Committing(done))
+    }
+}
+
+/// An entry handed to the writer, not yet known to be committed.
+#[derive(Debug)]
+#[must_use = "a read is answered only once its entry is committed"]
+pub struct Committing(oneshot::Receiver<Result<(), Arc<Error>>>);
+
+impl Committing {
+    /// Waits until the entry is committed. Call it once the read is done:
+    /// waiting needs no admission place, so the next call gets it.
+    pub async fn committed(self) -> Result<(), Error> {
         crate::slot::give_up();
-        match done.await {
+        match self.0.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(shared(&e)),
             Err(_) => Err(Error::Internal(anyhow::anyhow!(

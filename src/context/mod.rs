@@ -330,6 +330,17 @@ impl ContextService {
         ))
     }
 
+    /// The customer `key` names when it names one by id and this replica
+    /// remembers no context read of them, so their read goes to the
+    /// database. (A customer found by another identity is known only once
+    /// the identity is resolved.)
+    pub fn first_read<'k>(&self, key: &'k CustomerKey) -> Option<&'k CustomerId> {
+        match key {
+            CustomerKey::Id(c) if !self.suggest.live().memo().has_context(c.as_str()) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Whom the key leads to. A customer id needs no lookup: the read
     /// that follows finds the customer or answers `NotFound`.
     async fn subject(&self, key: &CustomerKey) -> Result<Subject, Error> {
