@@ -8,6 +8,7 @@ mod brief;
 pub(crate) use brief::tests::context as sample;
 pub mod policy;
 mod read;
+mod reading;
 #[cfg(test)]
 mod tests;
 
@@ -250,12 +251,17 @@ pub struct CustomerContext {
 pub struct ContextService {
     store: Store,
     suggest: crate::suggest::SuggestService,
+    reading: reading::Reading,
 }
 
 impl ContextService {
     /// A service reading from `store`, with suggestions from `suggest`.
     pub fn new(store: Store, suggest: crate::suggest::SuggestService) -> Self {
-        Self { store, suggest }
+        Self {
+            store,
+            suggest,
+            reading: reading::Reading::new(),
+        }
     }
 
     /// Whether an API key exists and is not revoked.
@@ -272,6 +278,7 @@ impl ContextService {
     /// browsing.
     #[tracing::instrument(skip_all)]
     pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
+        let _counted = self.reading.start();
         let as_of = Timestamp::now();
         // First the change feed, so what this replica remembers is current:
         // a customer whose context it remembers exists (an erasure would
@@ -330,13 +337,19 @@ impl ContextService {
         ))
     }
 
-    /// The customer `key` names when it names one by id and this replica
-    /// remembers no context read of them, so their read goes to the
-    /// database. (A customer found by another identity is known only once
-    /// the identity is resolved.)
+    /// The customer `key` names when it names one by id, this replica
+    /// remembers no context read of them (their read goes to the
+    /// database), and a read started now would have a core of its own.
+    /// (A customer found by another identity is known only once the
+    /// identity is resolved.)
     pub fn first_read<'k>(&self, key: &'k CustomerKey) -> Option<&'k CustomerId> {
         match key {
-            CustomerKey::Id(c) if !self.suggest.live().memo().has_context(c.as_str()) => Some(c),
+            CustomerKey::Id(c)
+                if self.reading.cores_to_spare(1)
+                    && !self.suggest.live().memo().has_context(c.as_str()) =>
+            {
+                Some(c)
+            }
             _ => None,
         }
     }

@@ -6,11 +6,6 @@
 
 pub mod watch;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
-
 use crate::{
     audit::AccessLog,
     context::{ContextQuery, ContextService, CustomerContext, policy},
@@ -73,45 +68,6 @@ pub struct Desk {
     curate: CurateService,
     privacy: PrivacyService,
     audit: AccessLog,
-    reading: Reading,
-}
-
-/// Context reads in progress on this replica, against its cores.
-#[derive(Clone, Debug)]
-struct Reading {
-    now: Arc<AtomicUsize>,
-    cores: usize,
-}
-
-/// One context read counted in [`Reading`] until dropped.
-struct Counted<'a>(&'a AtomicUsize);
-
-impl Reading {
-    fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self {
-            now: Arc::default(),
-            cores,
-        }
-    }
-
-    /// Counts a read in; the read counted out when the guard is dropped
-    /// (also when the call is cancelled).
-    fn start(&self) -> Counted<'_> {
-        self.now.fetch_add(1, Ordering::Relaxed);
-        Counted(&self.now)
-    }
-
-    /// Whether no more reads are in progress than there are cores.
-    fn cores_to_spare(&self) -> bool {
-        self.now.load(Ordering::Relaxed) <= self.cores
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Desk {
@@ -131,7 +87,6 @@ impl Desk {
             curate,
             privacy,
             audit,
-            reading: Reading::new(),
         }
     }
 
@@ -177,7 +132,6 @@ impl Desk {
         caller: &Caller,
         query: &ContextQuery,
     ) -> Result<CustomerContext, Error> {
-        let _counted = self.reading.start();
         // A customer nobody read here lately takes milliseconds to read.
         // While the replica has cores to spare, their entry is committed
         // meanwhile, and the answer still waits for it. Under load it is
@@ -185,8 +139,7 @@ impl Desk {
         // the reads ending then: fewer commits serve more reads. (Should
         // the read fail, the attempt stays on record; the writer keeps no
         // entry naming a customer not stored.)
-        let first = self.context.first_read(&query.key);
-        if let Some(customer) = first.filter(|_| self.reading.cores_to_spare()) {
+        if let Some(customer) = self.context.first_read(&query.key) {
             let operation = Operation::GetCustomerContext.as_str();
             let committing = self
                 .audit
@@ -310,37 +263,5 @@ impl Desk {
         self.audit
             .record(caller, operation.as_str(), customer, anonymous)
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::future::Future;
-
-    use super::*;
-
-    #[test]
-    fn a_read_is_counted_until_its_guard_drops_and_spares_cores_up_to_their_number() {
-        let reading = Reading {
-            now: Arc::default(),
-            cores: 2,
-        };
-        let (a, b) = (reading.start(), reading.start());
-        assert!(reading.cores_to_spare(), "two reads on two cores");
-        let c = reading.start();
-        assert!(!reading.cores_to_spare(), "a third read waits for a core");
-        drop(c);
-        assert!(reading.cores_to_spare());
-        // A call cancelled while it waits drops its guard like a finished one.
-        let mut call = Box::pin(async {
-            let _counted = reading.start();
-            std::future::pending::<()>().await;
-        });
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(call.as_mut().poll(&mut cx).is_pending());
-        assert!(!reading.cores_to_spare(), "the waiting call is counted");
-        drop(call);
-        drop((a, b));
-        assert_eq!(reading.now.load(Ordering::Relaxed), 0);
     }
 }
