@@ -288,6 +288,36 @@ impl Candidates {
         &mut self.found[self.slot[i] as usize - 1].1
     }
 
+    /// The places in `found` of `items` (a seed's neighbours: distinct),
+    /// each added empty when it is not a candidate yet, written into `out`.
+    /// The table is read for all of them first, in a pass of its own: its
+    /// reads are scattered over a table of every catalogue item, and
+    /// independent reads wait for memory together rather than in turn.
+    fn places(&mut self, items: &[(ItemIx, f32)], out: &mut Vec<u32>) {
+        if let Some(last) = items.iter().map(|&(i, _)| i as usize).max()
+            && last >= self.slot.len()
+        {
+            self.slot.resize(last + 1, 0);
+        }
+        out.clear();
+        out.extend(items.iter().map(|&(i, _)| self.slot[i as usize]));
+        for (&(item, _), k) in items.iter().zip(out.iter_mut()) {
+            if *k == 0 {
+                *k = match self.slot[item as usize] {
+                    0 => {
+                        self.found.push((item, Candidate::default()));
+                        let k = self.found.len() as u32;
+                        self.slot[item as usize] = k;
+                        k
+                    }
+                    // Listed twice: added by its first mention.
+                    k => k,
+                };
+            }
+            *k -= 1;
+        }
+    }
+
     fn contains(&self, item: ItemIx) -> bool {
         self.slot.get(item as usize).is_some_and(|&k| k != 0)
     }
@@ -398,14 +428,13 @@ fn spread(
     // (A seed's neighbours are distinct, so their order changes neither.)
     seeds.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
     seeds.dedup_by_key(|s| s.0);
-    let mut neighbours = Vec::new();
+    let (mut neighbours, mut places) = (Vec::new(), Vec::new());
     for (seed, w) in seeds {
         neighbours_of(seed, &mut neighbours);
-        for &(n, sim) in &neighbours {
-            if !keep(seed, n) {
-                continue;
-            }
-            let (total, best) = slot(candidates.entry(n));
+        neighbours.retain(|&(n, _)| keep(seed, n));
+        candidates.places(&neighbours, &mut places);
+        for (&(n, sim), &k) in neighbours.iter().zip(&places) {
+            let (total, best) = slot(&mut candidates.found[k as usize].1);
             let contribution = w * sim;
             *total += contribution;
             if let Some(strength) = naming(seed, n, contribution, sim)
@@ -1089,6 +1118,22 @@ mod tests {
         let third = Candidates::new(4, 4);
         assert!((0..16).all(|i| !third.contains(i)));
         assert!(third.found.is_empty());
+    }
+
+    #[test]
+    fn places_add_each_new_item_once_in_the_order_listed_and_find_the_known() {
+        let mut c = Candidates::new(4, 4);
+        c.entry(2).popular = 1.0;
+        let mut places = Vec::new();
+        // Beyond the table's end, known, new, and one listed twice.
+        c.places(&[(9, 0.5), (2, 0.1), (0, 0.2), (9, 0.3)], &mut places);
+        assert_eq!(places, [1, 0, 2, 1]);
+        let found: Vec<ItemIx> = c.found.iter().map(|(i, _)| *i).collect();
+        assert_eq!(found, [2, 9, 0]);
+        assert_eq!(c.found[places[1] as usize].1.popular, 1.0);
+        assert!(c.contains(9) && c.contains(0) && !c.contains(1));
+        c.places(&[], &mut places);
+        assert!(places.is_empty());
     }
 
     /// Letter sizes items may have in generated worlds.
