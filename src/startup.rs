@@ -230,6 +230,7 @@ impl Application {
         let ingest = IngestServiceServer::new(IngestApi::new(store.clone(), metrics.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let suggest = SuggestService::new(store.clone(), suggest_config, live.clone());
+        let warmer = tokio::spawn(warm_products(suggest.clone()));
         let desk = crate::desk::Desk::new(
             ContextService::new(store.clone(), suggest.clone()),
             suggest.clone(),
@@ -295,6 +296,7 @@ impl Application {
         watchdog.abort();
         tailer.abort();
         indexer.abort();
+        warmer.abort();
         maintainer.abort();
         pruner.abort();
         if let Some(r) = rebuilder {
@@ -356,6 +358,27 @@ async fn load_text_index(live: Arc<LiveModel>, store: Store) {
                 tracing::error!(error = ?e, "could not load the catalogue word index; trying again");
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
+        }
+    }
+}
+
+/// Reads the most bought products' catalogue rows into the replica's
+/// memory once, in the background: a replica just started serves its
+/// first suggestions as one that has run for a while (a failure only
+/// leaves the rows to be read when first asked for).
+async fn warm_products(suggest: SuggestService) {
+    let started = std::time::Instant::now();
+    match suggest
+        .warm_products(crate::suggest::limits::WARM_PRODUCTS)
+        .await
+    {
+        Ok(rows) => tracing::info!(
+            rows,
+            secs = started.elapsed().as_secs_f64(),
+            "catalogue rows of the most bought products read into memory"
+        ),
+        Err(e) => {
+            tracing::warn!(error = ?e, "could not read the most bought products' catalogue rows ahead")
         }
     }
 }

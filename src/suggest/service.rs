@@ -45,7 +45,14 @@ pub mod limits {
     /// Items ranked beyond the limit, so that items found unavailable by
     /// the final catalog read can be replaced.
     pub const SPARE: usize = 10;
+    /// Catalogue rows a replica reads into memory when it starts (the
+    /// items bought by the most customers): half of what it remembers, so
+    /// that the rows asked for afterwards fit beside them.
+    pub const WARM_PRODUCTS: usize = crate::suggest::memo::PRODUCTS / 2;
 }
+
+/// Catalogue rows read per statement when warming.
+const WARM_CHUNK: usize = 512;
 
 /// Configuration of the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -878,6 +885,28 @@ impl SuggestService {
             }
         }
         Ok(out)
+    }
+
+    /// Reads the catalogue rows of the `most` items bought by the most
+    /// customers into this replica's memory, as the first suggestions
+    /// naming them would: a replica just started then serves its first
+    /// lists without a catalogue read for each, as one that has run for a
+    /// while does. Rows changed while they are read are not kept (the
+    /// change feed's rule for every remembered row). Returns how many were
+    /// read.
+    pub async fn warm_products(&self, most: usize) -> Result<usize, Error> {
+        let ids = self.live.read(|m| m.most_bought(most));
+        let memo = &self.live.memo().products;
+        let mut read = 0;
+        for chunk in ids.chunks(WARM_CHUNK) {
+            let since = self.live.applied();
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            for (id, row) in self.store.products(&chunk).await? {
+                memo.put(&id, Arc::new(row), since);
+                read += 1;
+            }
+        }
+        Ok(read)
     }
 
     /// Records feedback: each id is verified; bad ones are rejected with a

@@ -516,6 +516,24 @@ const UBIQUITOUS_BUYERS: u32 = 20;
 const LIFT_PRIOR: f64 = 2.0;
 
 impl Model {
+    /// The product ids of the (at most) `n` items bought by the most
+    /// customers, most first (then by index): what lists and their reasons
+    /// name most often.
+    pub fn most_bought(&self, n: usize) -> Vec<String> {
+        let mut items: Vec<usize> = (0..self.catalog.items.len()).collect();
+        let buyers = |i: usize| self.buyers.get(i).copied().unwrap_or(0);
+        let by_buyers = |a: &usize, b: &usize| buyers(*b).cmp(&buyers(*a)).then(a.cmp(b));
+        if n < items.len() {
+            items.select_nth_unstable_by(n, by_buyers);
+            items.truncate(n);
+        }
+        items.sort_unstable_by(by_buyers);
+        items
+            .into_iter()
+            .map(|i| self.catalog.items[i].product_id.clone())
+            .collect()
+    }
+
     /// Whether `item` may be named as what a suggestion goes with: not
     /// marked non-merchandise (fuel, bags, fees), and bought by at most
     /// [`UBIQUITOUS`] of customers.
@@ -1394,6 +1412,40 @@ mod tests {
         assert!(!same(("", "Merino Socks"), ("", "Merino Gloves")));
         // A name that is all measure still has a key of its own.
         assert!(!same(("", "12 OZ"), ("", "16 OZ")));
+    }
+
+    #[test]
+    fn the_most_bought_come_by_buyers_then_by_index_and_no_more_than_asked() {
+        let inputs = ModelInputs {
+            as_of_seq: 0,
+            catalog: vec![
+                product("pack"),
+                product("lamp"),
+                product("map"),
+                product("tent"),
+            ],
+            purchases: vec![
+                bought("c1", "o1", "lamp"),
+                bought("c1", "o2", "lamp"),
+                bought("c2", "o3", "lamp"),
+                bought("c2", "o3", "map"),
+                bought("c3", "o4", "tent"),
+                bought("c3", "o4", "map"),
+            ],
+            views: Vec::new(),
+        };
+        let model = Model::build(&inputs, &ModelConfig::default(), 0);
+        // lamp and map: two customers each (lamp three orders); tent one;
+        // pack none. Ties go to the item met first.
+        let first = model.item("lamp").min(model.item("map"));
+        let first = model.catalog.items[first.expect("known") as usize]
+            .product_id
+            .clone();
+        let second = if first == "lamp" { "map" } else { "lamp" };
+        assert_eq!(model.most_bought(3), [first.as_str(), second, "tent"]);
+        assert_eq!(model.most_bought(1), [first.as_str()]);
+        assert_eq!(model.most_bought(10).len(), 4);
+        assert!(model.most_bought(0).is_empty());
     }
 
     /// Browsing of products neither in the catalogue nor ever bought (a

@@ -21,6 +21,7 @@ on_both_backends!(
     ingestion_goes_on_while_a_model_is_built,
     a_remembered_context_follows_writes_through_another_replica,
     a_model_stored_while_a_replica_reads_the_feed_is_loaded,
+    a_starting_replica_reads_the_most_bought_rows_and_the_feed_drops_a_changed_one,
 );
 
 type Context = crate::harness::Context;
@@ -369,4 +370,71 @@ async fn a_model_stored_while_a_replica_reads_the_feed_is_loaded(backend: Backen
         also, 1,
         "the built model's bought-together pairs are served"
     );
+}
+
+/// A replica starting reads the catalogue rows of the most bought items
+/// into memory (socks: three buyers, mouse: two, shell: one), and a row
+/// changed afterwards through another replica is dropped by the feed, so
+/// the new price is what gets served.
+async fn a_starting_replica_reads_the_most_bought_rows_and_the_feed_drops_a_changed_one(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&app).await;
+    let orders = vec![
+        order(
+            "o1",
+            "c1",
+            60,
+            vec![line("socks", 1, 1900), line("mouse", 1, 3900)],
+        ),
+        order(
+            "o2",
+            "c2",
+            50,
+            vec![line("socks", 1, 1900), line("mouse", 1, 3900)],
+        ),
+        order(
+            "o3",
+            "c3",
+            40,
+            vec![line("socks", 1, 1900), line("shell-m", 1, 12900)],
+        ),
+    ];
+    app.ingest
+        .clone()
+        .record_orders(pb::RecordOrdersRequest { orders })
+        .await
+        .expect("orders");
+    app.rebuild_model().await.expect("built");
+    let live = std::sync::Arc::new(app.replica_model().await);
+    let suggest = customer_context::suggest::SuggestService::new(
+        app.store.clone(),
+        Default::default(),
+        live.clone(),
+    );
+    assert_eq!(suggest.warm_products(2).await.expect("warmed"), 2);
+    let price = |id: &str| live.memo().products.with(id, |row| row.price_minor);
+    assert_eq!(price("socks"), Some(1900));
+    assert_eq!(price("mouse"), Some(3900));
+    assert_eq!(price("shell-m"), None);
+
+    let (mut other, _) = app.replica().await;
+    other
+        .upsert_products(pb::UpsertProductsRequest {
+            products: vec![product(
+                "socks",
+                "Merino Socks",
+                &["Accessories", "Socks"],
+                2100,
+                40,
+            )],
+        })
+        .await
+        .expect("repriced");
+    live.ensure_current(&app.store).await.expect("caught up");
+    assert_eq!(price("socks"), None);
+    assert_eq!(price("mouse"), Some(3900));
 }
