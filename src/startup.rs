@@ -44,6 +44,9 @@ pub struct ServeConfig {
     pub model_rebuild_every: Option<Duration>,
     /// How the suggestion model is built and updated.
     pub model: ModelConfig,
+    /// What this replica may keep of the customers it read, in bytes (as
+    /// the memo weighs them): beyond it, it forgets them all and refills.
+    pub customer_memory: usize,
     /// The webhook receivers' secrets and settings.
     pub connectors: crate::connect::ConnectorConfig,
     /// Origins (helpdesks) allowed to frame the sidebar and switch its
@@ -135,7 +138,9 @@ impl Application {
             );
         }
         // The newest stored model and the feed after it, before serving.
-        let live = Arc::new(LiveModel::new(config.model.clone()));
+        let live = Arc::new(
+            LiveModel::new(config.model.clone()).with_customer_memory(config.customer_memory),
+        );
         live.catch_up(&store)
             .await
             .map_err(|e| anyhow::anyhow!("loading the suggestion model: {e:?}"))?;

@@ -46,6 +46,12 @@ pub struct ServeArgs {
     /// customer with no record on file is personalised (opt-out).
     #[arg(long, env = "SUGGESTIONS_OPT_IN")]
     pub suggestions_opt_in: bool,
+    /// MiB this replica may keep of the customers it read (their reads,
+    /// history and ranked lists, as weighed when kept), so a conversation's
+    /// next calls need no database; past it, it forgets them all and
+    /// refills. 0 keeps none.
+    #[arg(long, default_value_t = (crate::suggest::memo::CUSTOMER_BYTES >> 20) as u32, env = "CUSTOMER_MEMORY_MB")]
+    pub customer_memory_mb: u32,
     /// How the suggestion model is built.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -170,6 +176,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         model_rebuild_hours,
         return_window_days,
         suggestions_opt_in,
+        customer_memory_mb,
         model,
         connectors,
         sidebar_frame_origins,
@@ -217,6 +224,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         model_rebuild_every: (model_rebuild_hours > 0)
             .then(|| std::time::Duration::from_secs(u64::from(model_rebuild_hours) * 3600)),
         model: model.config(),
+        customer_memory: (customer_memory_mb as usize) << 20,
         connectors: connectors.config()?,
         frame_origins: sidebar_frame_origins,
         retention: retention.policy(),

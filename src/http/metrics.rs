@@ -69,6 +69,7 @@ pub async fn scrape(State(a): State<Faces>) -> impl IntoResponse {
             );
         }
     }
+    memory(&mut out, a.live.memo());
     let text = a.live.text();
     out.gauge(
         "cc_search_index_products",
@@ -96,6 +97,39 @@ pub async fn scrape(State(a): State<Faces>) -> impl IntoResponse {
         )],
         out.finish(),
     )
+}
+
+/// How full this replica's memory of customers and catalogue rows is.
+fn memory(out: &mut Text, memo: &crate::suggest::memo::Memo) {
+    let kinds = [
+        ("customers", memo.customers.fill()),
+        ("products", memo.products.fill()),
+    ];
+    for (name, kind, help, value) in [
+        (
+            "cc_replica_memory_bytes",
+            "gauge",
+            "What this replica keeps in memory of customers read and of catalogue rows, in bytes as weighed when kept (bounded by serve --customer-memory-mb for customers).",
+            (|f: &crate::suggest::memo::Fill| f.bytes as f64) as fn(&_) -> f64,
+        ),
+        (
+            "cc_replica_memory_keys",
+            "gauge",
+            "Customers and products this replica keeps in memory (read, or marked changed by the feed).",
+            |f| f.keys as f64,
+        ),
+        (
+            "cc_replica_memory_emptied_total",
+            "counter",
+            "Times this replica's memory of customers or products was full and forgotten at once (often: raise --customer-memory-mb).",
+            |f| f.emptied as f64,
+        ),
+    ] {
+        out.family(name, kind, help);
+        for (k, fill) in &kinds {
+            out.sample(name, &[("kind", k)], value(fill));
+        }
+    }
 }
 
 /// The served model's ranker and the validation numbers that chose it.

@@ -117,6 +117,13 @@ impl LiveModel {
         }
     }
 
+    /// The same, its customer memory holding at most `bytes` (as weighed
+    /// by the memo; [`crate::suggest::memo::CUSTOMER_BYTES`] by default).
+    pub fn with_customer_memory(mut self, bytes: usize) -> Self {
+        self.memo = Memo::new(bytes);
+        self
+    }
+
     /// The catalogue's word index.
     pub fn text(&self) -> &Arc<TextIndex> {
         &self.text

@@ -4,21 +4,27 @@
 //! dropped when the change feed reports a change for its key (everything on
 //! an erasure), a read that began before such a change is not kept, and a
 //! ranked list is used only with the model state it was ranked on.
-//! Bounded: when full, a cache is emptied and refills with whoever asks
-//! next.
+//! Bounded by a number of keys and by what their values weigh (an
+//! estimate from lengths, [`weigh`]): when full, a cache is emptied and
+//! refills with whoever asks next.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use super::{SuggestedItem, reasons::Ranked, signals::History};
+use super::{SuggestedItem, reasons::Ranked, signals::History, weigh};
 use crate::{domain::ConsentRecord, reads::ContextReads, store::ProductRow};
 
 /// Customers remembered at most.
 pub const CUSTOMERS: usize = 20_000;
+/// What remembered customers may hold at most by default, in bytes (as
+/// weighed by [`weigh::customer`]; `serve --customer-memory-mb`).
+pub const CUSTOMER_BYTES: usize = 1 << 30;
 /// Products remembered at most.
 pub const PRODUCTS: usize = 100_000;
+/// What remembered catalogue rows may hold at most, in bytes.
+pub const PRODUCT_BYTES: usize = 256 << 20;
 /// Ranked lists remembered per customer at most (one per distinct request).
 const LISTS: usize = 4;
 
@@ -67,67 +73,150 @@ impl Ranking {
 
 #[derive(Debug)]
 enum Slot<V> {
-    /// What was read.
-    Known(V),
+    /// What was read, and what it weighs.
+    Known(V, usize),
     /// Changed at feed position `at`: a read that began before it is stale.
     Changed { at: i64 },
 }
 
-/// Values by key, kept exact by the change feed.
+#[derive(Debug)]
+struct Slots<V> {
+    map: HashMap<String, Slot<V>>,
+    /// What the known values weigh together.
+    bytes: usize,
+    /// Times emptied because full.
+    emptied: u64,
+}
+
+impl<V> Slots<V> {
+    fn empty(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+        self.emptied += 1;
+    }
+
+    /// Takes `key`'s weight out of the total (its slot is about to go).
+    fn forget(&mut self, key: &str) {
+        if let Some(Slot::Known(_, w)) = self.map.get(key) {
+            self.bytes -= *w;
+        }
+    }
+}
+
+/// How full a cache is: keys, bytes their values weigh, times emptied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// Keys held (known values and changes).
+    pub keys: usize,
+    /// What the known values weigh, in bytes (an estimate).
+    pub bytes: usize,
+    /// Times it was emptied because it was full.
+    pub emptied: u64,
+}
+
+/// Values by key, kept exact by the change feed, bounded by a number of
+/// keys and by what their values weigh.
 #[derive(Debug)]
 pub struct Exact<V> {
-    slots: Mutex<HashMap<String, Slot<V>>>,
+    slots: Mutex<Slots<V>>,
     capacity: usize,
+    budget: usize,
+    weigh: fn(&V) -> usize,
 }
 
 impl<V> Exact<V> {
-    /// An empty cache of at most `capacity` keys.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty cache of at most `capacity` keys whose values, weighed by
+    /// `weigh`, hold at most `budget` bytes.
+    pub fn new(capacity: usize, budget: usize, weigh: fn(&V) -> usize) -> Self {
         Self {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots {
+                map: HashMap::new(),
+                bytes: 0,
+                emptied: 0,
+            }),
             capacity,
+            budget,
+            weigh,
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot<V>>> {
+    fn slots(&self) -> MutexGuard<'_, Slots<V>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How full it is now.
+    pub fn fill(&self) -> Fill {
+        let s = self.slots();
+        Fill {
+            keys: s.map.len(),
+            bytes: s.bytes,
+            emptied: s.emptied,
+        }
+    }
+
     /// Runs `f` on the value of `key`, when known.
-    pub fn with<R>(&self, key: &str, f: impl FnOnce(&mut V) -> R) -> Option<R> {
-        match self.slots().get_mut(key) {
-            Some(Slot::Known(v)) => Some(f(v)),
+    pub fn with<R>(&self, key: &str, f: impl FnOnce(&V) -> R) -> Option<R> {
+        match self.slots().map.get(key) {
+            Some(Slot::Known(v, _)) => Some(f(v)),
             _ => None,
         }
     }
 
+    /// Changes the value of `key` with `f`, when known, and weighs it
+    /// again; when that passes the budget, everything is forgotten.
+    pub fn update<R>(&self, key: &str, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let mut slots = self.slots();
+        let Some(Slot::Known(v, w)) = slots.map.get_mut(key) else {
+            return None;
+        };
+        let r = f(v);
+        let (old, new) = (*w, (self.weigh)(v) + key.len());
+        *w = new;
+        slots.bytes = slots.bytes - old + new;
+        if slots.bytes > self.budget {
+            slots.empty();
+        }
+        Some(r)
+    }
+
     /// Remembers a value read when the feed was applied up to `since`,
-    /// unless the key changed after that.
+    /// unless the key changed after that (or the value alone is over the
+    /// budget).
     pub fn put(&self, key: &str, value: V, since: i64) {
         let mut slots = self.slots();
-        if let Some(Slot::Changed { at }) = slots.get(key)
+        if let Some(Slot::Changed { at }) = slots.map.get(key)
             && *at > since
         {
             return;
         }
-        if slots.len() >= self.capacity {
-            slots.clear();
+        let weight = (self.weigh)(&value) + key.len();
+        slots.forget(key);
+        if weight > self.budget {
+            slots.map.remove(key);
+            return;
         }
-        slots.insert(key.to_owned(), Slot::Known(value));
+        if slots.map.len() >= self.capacity || slots.bytes + weight > self.budget {
+            slots.empty();
+        }
+        slots.bytes += weight;
+        slots.map.insert(key.to_owned(), Slot::Known(value, weight));
     }
 
     /// The feed reported a change for `key` at position `at`.
     pub fn changed(&self, key: &str, at: i64) {
         let mut slots = self.slots();
-        if slots.len() >= self.capacity {
-            slots.clear();
+        slots.forget(key);
+        if slots.map.len() >= self.capacity {
+            slots.empty();
         }
-        slots.insert(key.to_owned(), Slot::Changed { at });
+        slots.map.insert(key.to_owned(), Slot::Changed { at });
     }
 
     /// Forgets everything.
     pub fn clear(&self) {
-        self.slots().clear();
+        let mut slots = self.slots();
+        slots.map.clear();
+        slots.bytes = 0;
     }
 }
 
@@ -157,9 +246,17 @@ pub struct Memo {
 
 impl Default for Memo {
     fn default() -> Self {
+        Self::new(CUSTOMER_BYTES)
+    }
+}
+
+impl Memo {
+    /// An empty memory whose customers may hold `customer_bytes` (as
+    /// weighed by [`weigh::customer`]).
+    pub fn new(customer_bytes: usize) -> Self {
         Self {
-            customers: Exact::new(CUSTOMERS),
-            products: Exact::new(PRODUCTS),
+            customers: Exact::new(CUSTOMERS, customer_bytes, weigh::customer),
+            products: Exact::new(PRODUCTS, PRODUCT_BYTES, |p| weigh::product(p)),
         }
     }
 }
@@ -176,7 +273,7 @@ impl Memo {
     pub fn put_consents(&self, customer: &str, consents: Arc<Vec<ConsentRecord>>, since: i64) {
         let kept = self
             .customers
-            .with(customer, |c| c.consents = Some(consents.clone()));
+            .update(customer, |c| c.consents = Some(consents.clone()));
         if kept.is_none() {
             let entry = Customer {
                 consents: Some(consents),
@@ -194,7 +291,11 @@ impl Memo {
     /// Remembers that `customer` was found by a read from feed position
     /// `since`.
     pub fn put_known(&self, customer: &str, since: i64) {
-        if self.customers.with(customer, |c| c.known = true).is_none() {
+        if self
+            .customers
+            .update(customer, |c| c.known = true)
+            .is_none()
+        {
             let entry = Customer {
                 known: true,
                 ..Customer::default()
@@ -214,7 +315,7 @@ impl Memo {
     pub fn put_history(&self, customer: &str, history: Arc<History>, since: i64) {
         let kept = self
             .customers
-            .with(customer, |c| c.history = Some(history.clone()));
+            .update(customer, |c| c.history = Some(history.clone()));
         if kept.is_none() {
             let entry = Customer {
                 history: Some(history),
@@ -239,7 +340,7 @@ impl Memo {
 
     /// Remembers a ranked list (for a customer already remembered).
     pub fn put_list(&self, customer: &str, key: String, generation: u64, list: List) {
-        self.customers.with(customer, |c| {
+        self.customers.update(customer, |c| {
             c.lists.retain(|(k, g, _)| *k != key && *g == generation);
             if c.lists.len() >= LISTS {
                 c.lists.remove(0);
@@ -271,7 +372,7 @@ impl Memo {
 
     /// Remembers context reads made from feed position `since`.
     pub fn put_context(&self, customer: &str, key: String, reads: Arc<ContextReads>, since: i64) {
-        let kept = self.customers.with(customer, |c| {
+        let kept = self.customers.update(customer, |c| {
             c.context.retain(|(k, _)| *k != key);
             if c.context.len() >= LISTS {
                 c.context.remove(0);
@@ -327,11 +428,72 @@ mod tests {
 
     #[test]
     fn the_cache_stays_bounded() {
-        let cache: Exact<u32> = Exact::new(3);
+        let cache: Exact<u32> = Exact::new(3, usize::MAX, |_| 0);
         for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
             cache.put(k, i as u32, 0);
         }
         assert_eq!(cache.with("d", |v| *v), Some(3));
         assert_eq!(cache.with("a", |v| *v), None, "emptied when full");
+    }
+
+    #[test]
+    fn a_cache_over_its_byte_budget_is_emptied_and_a_value_over_it_is_never_kept() {
+        let cache: Exact<String> = Exact::new(100, 100, |s| s.len());
+        cache.put("a", "x".repeat(40), 0);
+        cache.put("b", "x".repeat(40), 0);
+        let fill = cache.fill();
+        assert_eq!((fill.keys, fill.bytes, fill.emptied), (2, 82, 0));
+        cache.put("c", "x".repeat(40), 0);
+        assert_eq!(
+            cache.with("a", |v| v.len()),
+            None,
+            "emptied: 123 bytes > 100"
+        );
+        let fill = cache.fill();
+        assert_eq!((fill.keys, fill.bytes, fill.emptied), (1, 41, 1));
+        // Replacing a value counts only the new one.
+        cache.put("c", "x".repeat(10), 0);
+        assert_eq!(cache.fill().bytes, 11);
+        // Growing one in place past the budget forgets everything.
+        cache.put("d", "x".repeat(30), 0);
+        assert_eq!(cache.update("d", |v| v.push_str(&"y".repeat(70))), Some(()));
+        let fill = cache.fill();
+        assert_eq!((fill.keys, fill.bytes, fill.emptied), (0, 0, 2));
+        // A value heavier than the whole budget is not kept, nor is the
+        // older value of its key.
+        cache.put("e", "x".repeat(20), 0);
+        cache.put("e", "x".repeat(200), 0);
+        assert_eq!(cache.with("e", |v| v.len()), None);
+        assert_eq!(cache.fill().bytes, 0);
+        // A change drops the value's weight with it.
+        cache.put("f", "x".repeat(20), 0);
+        cache.changed("f", 5);
+        let fill = cache.fill();
+        assert_eq!((fill.keys, fill.bytes), (1, 0));
+    }
+
+    #[test]
+    fn a_customer_weighs_what_their_history_holds() {
+        let history = |groups: usize| {
+            let mut h = History::default();
+            for g in 0..groups {
+                h.bought_groups
+                    .insert(format!("style-{g:06}"), crate::domain::Timestamp::MIN);
+            }
+            Arc::new(h)
+        };
+        let memo = Memo::new(usize::MAX);
+        memo.put_history("small", history(10), 0);
+        memo.put_history("large", history(1_010), 0);
+        let small = memo.customers.with("small", weigh::customer).unwrap();
+        let large = memo.customers.with("large", weigh::customer).unwrap();
+        // Each of the thousand more styles holds at least its 12-byte id.
+        assert!(large - small >= 1_000 * 12, "{small} -> {large}");
+        assert_eq!(memo.customers.fill().bytes, small + large + 10);
+        // A memory too small for the large one keeps the small one only.
+        let tight = Memo::new(small + 5 + (large - small) / 2);
+        tight.put_history("small", history(10), 0);
+        tight.put_history("large", history(1_010), 0);
+        assert!(tight.history("small").is_some() && tight.history("large").is_none());
     }
 }

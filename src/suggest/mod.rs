@@ -37,6 +37,7 @@ pub mod signals;
 pub mod snapshot;
 pub mod token;
 pub mod validate;
+mod weigh;
 
 pub use filters::{Blocked, Filters};
 pub use live::LiveModel;

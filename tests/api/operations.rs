@@ -279,6 +279,7 @@ async fn serve(url: &str) -> (customer_context::store::Store, crate::harness::Co
         suggest: Default::default(),
         model_rebuild_every: None,
         model: Default::default(),
+        customer_memory: customer_context::suggest::memo::CUSTOMER_BYTES,
         connectors: Default::default(),
         frame_origins: Vec::new(),
         retention: Default::default(),

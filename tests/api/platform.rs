@@ -371,6 +371,7 @@ async fn shutdown_finishes_calls_in_flight() {
         suggest: Default::default(),
         model_rebuild_every: None,
         model: customer_context::suggest::ModelConfig::default(),
+        customer_memory: customer_context::suggest::memo::CUSTOMER_BYTES,
         connectors: Default::default(),
         frame_origins: Vec::new(),
         retention: Default::default(),

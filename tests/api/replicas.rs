@@ -22,6 +22,7 @@ on_both_backends!(
     a_remembered_context_follows_writes_through_another_replica,
     a_model_stored_while_a_replica_reads_the_feed_is_loaded,
     a_starting_replica_reads_the_most_bought_rows_and_the_feed_drops_a_changed_one,
+    a_replica_keeps_no_more_of_its_customers_than_its_memory_budget,
 );
 
 type Context = crate::harness::Context;
@@ -437,4 +438,84 @@ async fn a_starting_replica_reads_the_most_bought_rows_and_the_feed_drops_a_chan
     live.ensure_current(&app.store).await.expect("caught up");
     assert_eq!(price("socks"), None);
     assert_eq!(price("mouse"), Some(3900));
+}
+
+/// What a context shows of `customer`: their orders, order count and the
+/// products suggested.
+async fn seen(context: &mut Context, customer: &str) -> (Vec<String>, u64, Vec<String>) {
+    let ctx = context_of(context, customer).await;
+    let suggested = ctx
+        .suggestions
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| i.product.map(|p| p.product_id))
+        .collect();
+    let orders = ctx
+        .recent_orders
+        .iter()
+        .map(|o| o.order_id.clone())
+        .collect();
+    (orders, ctx.profile.expect("profile").order_count, suggested)
+}
+
+/// A gauge's value for one label set in a `/metrics` page.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{series} in {metrics}"))
+}
+
+async fn scrape(addr: &str) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("a body")
+}
+
+/// `serve --customer-memory-mb` bounds what a replica keeps of the
+/// customers it read, as `/metrics` shows; with none kept, every answer is
+/// read again, and the answers are the same.
+async fn a_replica_keeps_no_more_of_its_customers_than_its_memory_budget(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    seed_catalog(&a).await;
+    shells_with_socks(&mut a.ingest.clone()).await;
+    let mouse = order("o-3", "c3", 40, vec![line("mouse", 1, 3900)]);
+    a.ingest
+        .clone()
+        .record_orders(pb::RecordOrdersRequest {
+            orders: vec![mouse],
+        })
+        .await
+        .expect("an order");
+    a.rebuild_model().await.expect("a model");
+    let customers = "cc_replica_memory_bytes{kind=\"customers\"}";
+    // The default budget: each customer read is kept, and weighed.
+    let (keeping, _, mut kept) = a.replica_process().await;
+    let (keeping_none, _, mut none) = a.replica_process_with(&["--customer-memory-mb", "0"]).await;
+    for c in ["c1", "c2"] {
+        let first = seen(&mut kept, c).await;
+        assert!(!first.0.is_empty() && !first.2.is_empty(), "{c}: {first:?}");
+        assert_eq!(seen(&mut kept, c).await, first, "{c} remembered");
+        assert_eq!(seen(&mut none, c).await, first, "{c} read again");
+        assert_eq!(seen(&mut none, c).await, first, "{c} read again");
+    }
+    let metrics = scrape(keeping.addr()).await;
+    assert!(sample(&metrics, customers) > 1_000.0, "{metrics}");
+    assert!(sample(&metrics, "cc_replica_memory_keys{kind=\"customers\"}") >= 2.0);
+    assert_eq!(
+        sample(
+            &metrics,
+            "cc_replica_memory_emptied_total{kind=\"customers\"}"
+        ),
+        0.0
+    );
+    // None kept: nothing weighed, nothing to empty.
+    let metrics = scrape(keeping_none.addr()).await;
+    assert_eq!(sample(&metrics, customers), 0.0, "{metrics}");
 }
