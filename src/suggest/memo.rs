@@ -180,8 +180,8 @@ impl<V> Exact<V> {
     }
 
     /// Remembers a value read when the feed was applied up to `since`,
-    /// unless the key changed after that (or the value alone is over the
-    /// budget).
+    /// unless the key changed after that or the value alone weighs more
+    /// than the budget.
     pub fn put(&self, key: &str, value: V, since: i64) {
         let mut slots = self.slots();
         if let Some(Slot::Changed { at }) = slots.map.get(key)
@@ -190,11 +190,12 @@ impl<V> Exact<V> {
             return;
         }
         let weight = (self.weigh)(&value) + key.len();
-        slots.forget(key);
         if weight > self.budget {
-            slots.map.remove(key);
+            // Too heavy to keep: what is there (a value the feed keeps
+            // exact, or a change) stays.
             return;
         }
+        slots.forget(key);
         if slots.map.len() >= self.capacity || slots.bytes + weight > self.budget {
             slots.empty();
         }
@@ -459,17 +460,23 @@ mod tests {
         assert_eq!(cache.update("d", |v| v.push_str(&"y".repeat(70))), Some(()));
         let fill = cache.fill();
         assert_eq!((fill.keys, fill.bytes, fill.emptied), (0, 0, 2));
-        // A value heavier than the whole budget is not kept, nor is the
-        // older value of its key.
+        // A value heavier than the whole budget is not kept; the value
+        // already there (kept exact by the feed) stays...
         cache.put("e", "x".repeat(20), 0);
         cache.put("e", "x".repeat(200), 0);
-        assert_eq!(cache.with("e", |v| v.len()), None);
+        assert_eq!(cache.with("e", |v| v.len()), Some(20));
+        assert_eq!(cache.fill().bytes, 21);
+        // ...and so does a change, so a read older than it is still refused.
+        cache.changed("e", 9);
+        cache.put("e", "x".repeat(200), 10);
+        cache.put("e", "x".repeat(20), 8);
+        assert_eq!(cache.with("e", |v| v.len()), None, "read before the change");
         assert_eq!(cache.fill().bytes, 0);
         // A change drops the value's weight with it.
         cache.put("f", "x".repeat(20), 0);
         cache.changed("f", 5);
         let fill = cache.fill();
-        assert_eq!((fill.keys, fill.bytes), (1, 0));
+        assert_eq!((fill.keys, fill.bytes), (2, 0), "two changes, no values");
     }
 
     #[test]
