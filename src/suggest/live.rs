@@ -323,7 +323,7 @@ impl LiveModel {
         // with the new generation.
         for e in entries {
             match (&e.change.customer_id, e.change.kind) {
-                (_, ChangeKind::Erasure) => self.memo.clear(),
+                (_, ChangeKind::Erasure) => self.memo.forget(e.seq),
                 (_, ChangeKind::Experiment) => {
                     self.experiments.fetch_add(1, Ordering::AcqRel);
                 }

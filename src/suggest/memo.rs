@@ -1,9 +1,12 @@
 //! What one replica remembers between requests: per customer, the reads
 //! suggestions make of their history (and consents), the lists ranked
-//! from them and the items last served from each; per product, its catalogue row. Exact, not timed: an entry is
-//! dropped when the change feed reports a change for its key (everything on
-//! an erasure), a read that began before such a change is not kept, and a
-//! ranked list is used only with the model state it was ranked on.
+//! from them and the items last served from each; per product, its
+//! catalogue row. Exact, not timed: an entry is dropped when the change
+//! feed reports a change for its key (everything on an erasure); a read
+//! that began before such a change is neither kept nor added to what was
+//! read after it, nor kept once everything was forgotten after it began; a
+//! ranked list is kept only beside the history it was ranked from, and
+//! used only with the model state it was ranked on.
 //! Bounded by a number of keys and by what their values weigh (an
 //! estimate from lengths, [`weigh`]): when full, a cache is emptied and
 //! refills with whoever asks next.
@@ -73,8 +76,9 @@ impl Ranking {
 
 #[derive(Debug)]
 enum Slot<V> {
-    /// What was read, and what it weighs.
-    Known(V, usize),
+    /// What was read, what it weighs, and the newest change of its key
+    /// known when it was kept (a read that began before that is stale).
+    Known { value: V, weight: usize, after: i64 },
     /// Changed at feed position `at`: a read that began before it is stale.
     Changed { at: i64 },
 }
@@ -86,20 +90,38 @@ struct Slots<V> {
     bytes: usize,
     /// Times emptied because full.
     emptied: u64,
+    /// The newest change reported for any key.
+    newest: i64,
+    /// Reads that began before this position are not kept: the changes
+    /// that would have refused them were forgotten with everything else.
+    floor: i64,
 }
 
 impl<V> Slots<V> {
-    fn empty(&mut self) {
+    /// Forgets everything, and with it every change it knew of: reads
+    /// that began before the newest of them are stale from now on.
+    fn forget_all(&mut self, at: i64) {
         self.map.clear();
         self.bytes = 0;
-        self.emptied += 1;
+        self.floor = self.floor.max(self.newest).max(at);
     }
 
     /// Takes `key`'s weight out of the total (its slot is about to go).
-    fn forget(&mut self, key: &str) {
-        if let Some(Slot::Known(_, w)) = self.map.get(key) {
-            self.bytes -= *w;
+    fn unweigh(&mut self, key: &str) {
+        if let Some(Slot::Known { weight, .. }) = self.map.get(key) {
+            self.bytes -= *weight;
         }
+    }
+
+    /// The newest change of `key` a read must have begun after to be
+    /// kept; `None` when a read from `since` began before it.
+    fn fresh_after(&self, key: &str, since: i64) -> Option<i64> {
+        let after = match self.map.get(key) {
+            Some(Slot::Known { after, .. }) => *after,
+            Some(Slot::Changed { at }) => *at,
+            None => self.floor,
+        };
+        (since >= after.max(self.floor)).then_some(after)
     }
 }
 
@@ -133,6 +155,8 @@ impl<V> Exact<V> {
                 map: HashMap::new(),
                 bytes: 0,
                 emptied: 0,
+                newest: i64::MIN,
+                floor: i64::MIN,
             }),
             capacity,
             budget,
@@ -157,24 +181,28 @@ impl<V> Exact<V> {
     /// Runs `f` on the value of `key`, when known.
     pub fn with<R>(&self, key: &str, f: impl FnOnce(&V) -> R) -> Option<R> {
         match self.slots().map.get(key) {
-            Some(Slot::Known(v, _)) => Some(f(v)),
+            Some(Slot::Known { value, .. }) => Some(f(value)),
             _ => None,
         }
     }
 
-    /// Changes the value of `key` with `f`, when known, and weighs it
-    /// again; when that passes the budget, everything is forgotten.
-    pub fn update<R>(&self, key: &str, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+    /// Changes the value of `key` with `f`, for a read that began at feed
+    /// position `since`: when the value is known and no change of the key
+    /// came after `since`. It is weighed again; when that passes the
+    /// budget, everything is forgotten.
+    pub fn update<R>(&self, key: &str, since: i64, f: impl FnOnce(&mut V) -> R) -> Option<R> {
         let mut slots = self.slots();
-        let Some(Slot::Known(v, w)) = slots.map.get_mut(key) else {
+        slots.fresh_after(key, since)?;
+        let Some(Slot::Known { value, weight, .. }) = slots.map.get_mut(key) else {
             return None;
         };
-        let r = f(v);
-        let (old, new) = (*w, (self.weigh)(v) + key.len());
-        *w = new;
+        let r = f(value);
+        let (old, new) = (*weight, (self.weigh)(value) + key.len());
+        *weight = new;
         slots.bytes = slots.bytes - old + new;
         if slots.bytes > self.budget {
-            slots.empty();
+            slots.emptied += 1;
+            slots.forget_all(i64::MIN);
         }
         Some(r)
     }
@@ -184,40 +212,47 @@ impl<V> Exact<V> {
     /// than the budget.
     pub fn put(&self, key: &str, value: V, since: i64) {
         let mut slots = self.slots();
-        if let Some(Slot::Changed { at }) = slots.map.get(key)
-            && *at > since
-        {
+        let Some(after) = slots.fresh_after(key, since) else {
             return;
-        }
+        };
         let weight = (self.weigh)(&value) + key.len();
         if weight > self.budget {
             // Too heavy to keep: what is there (a value the feed keeps
             // exact, or a change) stays.
             return;
         }
-        slots.forget(key);
+        slots.unweigh(key);
         if slots.map.len() >= self.capacity || slots.bytes + weight > self.budget {
-            slots.empty();
+            slots.emptied += 1;
+            slots.forget_all(i64::MIN);
         }
         slots.bytes += weight;
-        slots.map.insert(key.to_owned(), Slot::Known(value, weight));
+        let known = Slot::Known {
+            value,
+            weight,
+            after,
+        };
+        slots.map.insert(key.to_owned(), known);
     }
 
     /// The feed reported a change for `key` at position `at`.
     pub fn changed(&self, key: &str, at: i64) {
         let mut slots = self.slots();
-        slots.forget(key);
+        slots.newest = slots.newest.max(at);
+        slots.unweigh(key);
         if slots.map.len() >= self.capacity {
-            slots.empty();
+            slots.emptied += 1;
+            slots.forget_all(at);
         }
         slots.map.insert(key.to_owned(), Slot::Changed { at });
     }
 
-    /// Forgets everything.
-    pub fn clear(&self) {
+    /// Forgets everything because of a change at feed position `at` (an
+    /// erasure): no read that began before it is kept afterwards.
+    pub fn forget(&self, at: i64) {
         let mut slots = self.slots();
-        slots.map.clear();
-        slots.bytes = 0;
+        slots.newest = slots.newest.max(at);
+        slots.forget_all(at);
     }
 }
 
@@ -274,7 +309,7 @@ impl Memo {
     pub fn put_consents(&self, customer: &str, consents: Arc<Vec<ConsentRecord>>, since: i64) {
         let kept = self
             .customers
-            .update(customer, |c| c.consents = Some(consents.clone()));
+            .update(customer, since, |c| c.consents = Some(consents.clone()));
         if kept.is_none() {
             let entry = Customer {
                 consents: Some(consents),
@@ -294,7 +329,7 @@ impl Memo {
     pub fn put_known(&self, customer: &str, since: i64) {
         if self
             .customers
-            .update(customer, |c| c.known = true)
+            .update(customer, since, |c| c.known = true)
             .is_none()
         {
             let entry = Customer {
@@ -316,7 +351,7 @@ impl Memo {
     pub fn put_history(&self, customer: &str, history: Arc<History>, since: i64) {
         let kept = self
             .customers
-            .update(customer, |c| c.history = Some(history.clone()));
+            .update(customer, since, |c| c.history = Some(history.clone()));
         if kept.is_none() {
             let entry = Customer {
                 history: Some(history),
@@ -339,9 +374,22 @@ impl Memo {
             .flatten()
     }
 
-    /// Remembers a ranked list (for a customer already remembered).
-    pub fn put_list(&self, customer: &str, key: String, generation: u64, list: List) {
-        self.customers.update(customer, |c| {
+    /// Remembers a list ranked from `history`, while that is still the
+    /// history remembered for `customer` (a list ranked from one read
+    /// before a change is never kept beside the one read after it).
+    pub fn put_list(
+        &self,
+        customer: &str,
+        key: String,
+        generation: u64,
+        list: List,
+        history: &Arc<History>,
+    ) {
+        // The history's own read was checked against the feed when kept.
+        self.customers.update(customer, i64::MAX, |c| {
+            if !c.history.as_ref().is_some_and(|h| Arc::ptr_eq(h, history)) {
+                return;
+            }
             c.lists.retain(|(k, g, _)| *k != key && *g == generation);
             if c.lists.len() >= LISTS {
                 c.lists.remove(0);
@@ -373,7 +421,7 @@ impl Memo {
 
     /// Remembers context reads made from feed position `since`.
     pub fn put_context(&self, customer: &str, key: String, reads: Arc<ContextReads>, since: i64) {
-        let kept = self.customers.update(customer, |c| {
+        let kept = self.customers.update(customer, since, |c| {
             c.context.retain(|(k, _)| *k != key);
             if c.context.len() >= LISTS {
                 c.context.remove(0);
@@ -389,9 +437,10 @@ impl Memo {
         }
     }
 
-    /// Forgets everyone (an erasure).
-    pub fn clear(&self) {
-        self.customers.clear();
+    /// Forgets everyone because of an erasure at feed position `at`; a
+    /// read that began before it is not kept afterwards.
+    pub fn forget(&self, at: i64) {
+        self.customers.forget(at);
     }
 }
 
@@ -399,18 +448,17 @@ impl Memo {
 mod tests {
     use super::*;
 
+    fn list() -> List {
+        Arc::new(Ranking::new(Vec::new(), true))
+    }
+
     #[test]
     fn a_change_drops_what_was_read_before_it() {
         let memo = Memo::default();
         let h = Arc::new(History::default());
         memo.put_history("c1", h.clone(), 10);
         assert!(memo.history("c1").is_some());
-        memo.put_list(
-            "c1",
-            "k".into(),
-            1,
-            Arc::new(Ranking::new(Vec::new(), true)),
-        );
+        memo.put_list("c1", "k".into(), 1, list(), &h);
         assert!(memo.list("c1", "k", 1).is_some());
         assert!(memo.list("c1", "k", 2).is_none(), "another model state");
         memo.put_consents("c1", Arc::new(Vec::new()), 10);
@@ -420,11 +468,45 @@ mod tests {
         // A read that began before the change is not remembered...
         memo.put_history("c1", h.clone(), 11);
         assert!(memo.history("c1").is_none());
-        // ...one that began after it is.
-        memo.put_history("c1", h, 12);
+        // ...one that began after it is...
+        let fresh = Arc::new(History::default());
+        memo.put_history("c1", fresh.clone(), 12);
         assert!(memo.history("c1").is_some());
-        memo.clear();
+        // ...and reads older than the change do not join it: not its
+        // consents, nor a list ranked from the history read before.
+        memo.put_consents("c1", Arc::new(Vec::new()), 11);
+        assert!(memo.consents("c1").is_none());
+        memo.put_list("c1", "k".into(), 1, list(), &h);
+        assert!(memo.list("c1", "k", 1).is_none());
+        memo.put_list("c1", "k".into(), 1, list(), &fresh);
+        assert!(memo.list("c1", "k", 1).is_some());
+        memo.forget(13);
         assert!(memo.history("c1").is_none());
+    }
+
+    #[test]
+    fn a_read_from_before_everything_was_forgotten_is_not_kept() {
+        // An erasure forgets everyone: a read of the erased customer that
+        // began before it must not come back into memory.
+        let memo = Memo::default();
+        memo.put_history("c1", Arc::new(History::default()), 10);
+        memo.forget(20);
+        memo.put_history("c1", Arc::new(History::default()), 19);
+        memo.put_consents("c2", Arc::new(Vec::new()), 15);
+        assert!(memo.history("c1").is_none() && memo.consents("c2").is_none());
+        memo.put_history("c1", Arc::new(History::default()), 20);
+        assert!(memo.history("c1").is_some());
+        // A cache emptied because full forgets the changes it knew of: the
+        // reads that began before the newest of them are refused too.
+        let cache: Exact<u32> = Exact::new(2, usize::MAX, |_| 0);
+        cache.put("a", 1, 0);
+        cache.changed("b", 7);
+        cache.put("c", 3, 8);
+        assert_eq!(cache.fill().emptied, 1);
+        cache.put("b", 2, 6);
+        assert_eq!(cache.with("b", |v| *v), None, "read before b's change");
+        cache.put("b", 2, 7);
+        assert_eq!(cache.with("b", |v| *v), Some(2));
     }
 
     #[test]
@@ -457,7 +539,10 @@ mod tests {
         assert_eq!(cache.fill().bytes, 11);
         // Growing one in place past the budget forgets everything.
         cache.put("d", "x".repeat(30), 0);
-        assert_eq!(cache.update("d", |v| v.push_str(&"y".repeat(70))), Some(()));
+        assert_eq!(
+            cache.update("d", 0, |v| v.push_str(&"y".repeat(70))),
+            Some(())
+        );
         let fill = cache.fill();
         assert_eq!((fill.keys, fill.bytes, fill.emptied), (0, 0, 2));
         // A value heavier than the whole budget is not kept; the value

@@ -464,7 +464,7 @@ impl SuggestService {
                 if let Some(c) = memo_key {
                     self.live
                         .memo()
-                        .put_list(c, list_key, generation, list.clone());
+                        .put_list(c, list_key, generation, list.clone(), &history);
                 }
                 list
             }
