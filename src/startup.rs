@@ -370,8 +370,12 @@ async fn load_text_index(live: Arc<LiveModel>, store: Store) {
 /// Reads the most bought products' catalogue rows into the replica's
 /// memory once, in the background: a replica just started serves its
 /// first suggestions as one that has run for a while (a failure only
-/// leaves the rows to be read when first asked for).
+/// leaves the rows to be read when first asked for). A replica started
+/// before any model was built does it when the first one arrives.
 async fn warm_products(suggest: SuggestService) {
+    while suggest.live().version() == 0 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let started = std::time::Instant::now();
     match suggest
         .warm_products(crate::suggest::limits::WARM_PRODUCTS)

@@ -23,6 +23,7 @@ on_both_backends!(
     a_model_stored_while_a_replica_reads_the_feed_is_loaded,
     a_starting_replica_reads_the_most_bought_rows_and_the_feed_drops_a_changed_one,
     a_replica_keeps_no_more_of_its_customers_than_its_memory_budget,
+    a_replica_started_before_any_model_reads_the_most_bought_rows_when_one_arrives,
 );
 
 type Context = crate::harness::Context;
@@ -518,4 +519,33 @@ async fn a_replica_keeps_no_more_of_its_customers_than_its_memory_budget(backend
     // None kept: nothing weighed, nothing to empty.
     let metrics = scrape(keeping_none.addr()).await;
     assert_eq!(sample(&metrics, customers), 0.0, "{metrics}");
+}
+
+/// A replica started on a shop with no model yet reads the most bought
+/// products' rows ahead once the first model arrives through the feed.
+async fn a_replica_started_before_any_model_reads_the_most_bought_rows_when_one_arrives(
+    backend: Backend,
+) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    let (replica, _, _) = a.replica_process().await;
+    // Rows kept weigh something; the feed's marks of changed products
+    // weigh nothing.
+    let products = "cc_replica_memory_bytes{kind=\"products\"}";
+    assert_eq!(sample(&scrape(replica.addr()).await, products), 0.0);
+    seed_catalog(&a).await;
+    shells_with_socks(&mut a.ingest.clone()).await;
+    a.rebuild_model().await.expect("a model");
+    // Waits for the replica to load the model and read ahead (no
+    // duration asserted); nothing else reads rows on this replica.
+    let mut kept = 0.0;
+    for _ in 0..600 {
+        kept = sample(&scrape(replica.addr()).await, products);
+        if kept > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(kept > 0.0, "the rows of the products bought are kept");
 }
