@@ -758,8 +758,9 @@ fn blended(model: &Model, signals: &Signals, weights: &Weights) -> Blend {
     // it together, and each source's strongest evidence among the allowed
     // is taken on the way.
     let mut top = Candidate::default();
+    let filters = signals.filters.compile(catalog);
     allowed.retain_mut(|(item, c)| {
-        let allowed = signals.filters.check(catalog, *item).is_ok();
+        let allowed = filters.allows(*item);
         if allowed {
             c.off_band = off_band(signals, catalog.items[*item as usize].price_minor);
             raise(&mut top, c);
