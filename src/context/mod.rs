@@ -280,18 +280,35 @@ impl ContextService {
     pub async fn get(&self, query: &ContextQuery) -> Result<CustomerContext, Error> {
         let _counted = self.reading.start();
         let as_of = Timestamp::now();
-        // First the change feed, so what this replica remembers is current:
-        // a customer whose context it remembers exists (an erasure would
-        // have dropped it), and needs no lookup.
-        self.suggest.live().ensure_current(&self.store).await?;
-        let subject = self.subject(&query.key).await?;
+        let live = self.suggest.live();
+        let (subject, read) = match &query.key {
+            // Nothing remembered of them: catching up with the feed (which
+            // only forgets) cannot make this a remembered read, so their
+            // read runs beside it; the ranking waits for both.
+            CustomerKey::Id(c) if !live.memo().has_context(c.as_str()) => {
+                let (_, read) = tokio::try_join!(
+                    live.ensure_current(&self.store),
+                    self.read_first(c, query, as_of)
+                )?;
+                read
+            }
+            // First the change feed, so what this replica remembers is
+            // current: a customer whose context it remembers exists (an
+            // erasure would have dropped it), and needs no lookup.
+            key => {
+                live.ensure_current(&self.store).await?;
+                let subject = self.subject(key).await?;
+                let read = self.read(&subject, query, as_of).await?;
+                (subject, read)
+            }
+        };
         let read::Read {
             consents,
             sections: read,
             withheld: history_withheld,
             reads,
             rows,
-        } = self.read(&subject, query, as_of).await?;
+        } = read;
         let customer = match &subject {
             Subject::Customer(c) => Some(c.clone()),
             Subject::Anonymous(_) => None,

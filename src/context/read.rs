@@ -40,9 +40,7 @@ impl ContextService {
         query: &ContextQuery,
         as_of: Timestamp,
     ) -> Result<Read, Error> {
-        // Start of the window, by the hour, as remembered reads use it.
-        let since = as_of.minus_days(query.lookback_days);
-        let since = Timestamp::from_millis(since.millis() / 3_600_000 * 3_600_000).unwrap_or(since);
+        let since = window_start(query, as_of);
         match subject {
             Subject::Customer(c) => match self.remembered(c, query, since) {
                 Some(read) => Ok(read),
@@ -50,6 +48,23 @@ impl ContextService {
             },
             Subject::Anonymous(_) => self.read_visitor(subject, query, since).await,
         }
+    }
+
+    /// Customer `c`'s rows for `query` from the database, never from
+    /// memory: the read of a customer this replica remembered nothing
+    /// about, which may run before it has caught up with the change feed
+    /// (a read is as new as the database; what it keeps in memory is kept
+    /// under the feed position it began at).
+    pub(super) async fn read_first(
+        &self,
+        c: &CustomerId,
+        query: &ContextQuery,
+        as_of: Timestamp,
+    ) -> Result<(Subject, Read), Error> {
+        let subject = Subject::Customer(c.clone());
+        let since = window_start(query, as_of);
+        let read = self.read_customer(&subject, c, query, since, as_of).await?;
+        Ok((subject, read))
     }
 
     /// The reads this replica remembers for the customer under the
@@ -308,6 +323,12 @@ pub(super) fn bought_since(
             .map(|l| (l.product_id.clone(), l.placed_at))
             .collect()
     })
+}
+
+/// Start of the context's window, by the hour, as remembered reads use it.
+fn window_start(query: &ContextQuery, as_of: Timestamp) -> Timestamp {
+    let since = as_of.minus_days(query.lookback_days);
+    Timestamp::from_millis(since.millis() / 3_600_000 * 3_600_000).unwrap_or(since)
 }
 
 #[cfg(test)]
