@@ -206,11 +206,18 @@ impl LiveModel {
     }
 
     /// Catches up when the feed has moved past what was applied: the
-    /// check every request makes before ranking.
-    pub async fn ensure_current(&self, store: &Store) -> Result<(), Error> {
+    /// check every request makes before ranking. The catching up runs on
+    /// a task of its own, so a caller that stops waiting (a client gone,
+    /// a read beside it that failed) never stops it between changing the
+    /// model and recording how far it got, which would apply the same
+    /// entries twice.
+    pub async fn ensure_current(self: &Arc<Self>, store: &Store) -> Result<(), Error> {
         let head = self.head.get(|| store.feed_head()).await?;
         if head > self.applied() {
-            self.catch_up(store).await?;
+            let (live, store) = (self.clone(), store.clone());
+            tokio::spawn(async move { live.catch_up(&store).await })
+                .await
+                .map_err(|e| Error::Internal(anyhow::anyhow!("catching up stopped: {e}")))??;
         }
         Ok(())
     }
