@@ -24,6 +24,7 @@ on_both_backends!(
     a_starting_replica_reads_the_most_bought_rows_and_the_feed_drops_a_changed_one,
     a_replica_keeps_no_more_of_its_customers_than_its_memory_budget,
     a_replica_started_before_any_model_reads_the_most_bought_rows_when_one_arrives,
+    a_catch_up_whose_caller_stops_waiting_applies_every_entry_once,
 );
 
 type Context = crate::harness::Context;
@@ -548,4 +549,73 @@ async fn a_replica_started_before_any_model_reads_the_most_bought_rows_when_one_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(kept > 0.0, "the rows of the products bought are kept");
+}
+
+/// Polls `f` once: whether it is done.
+async fn poll_once(f: &mut std::pin::Pin<Box<impl std::future::Future>>) -> bool {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx).is_ready())).await
+}
+
+/// A replica's catching up with the change feed goes on when the request
+/// that started it stops waiting (its client gone, or a read beside it
+/// that failed), to the end of the feed, and applies each entry once.
+async fn a_catch_up_whose_caller_stops_waiting_applies_every_entry_once(backend: Backend) {
+    use std::sync::Arc;
+
+    use customer_context::store::{Store, StoreOptions};
+    use sqlx::Connection;
+
+    let Some((url, _guard)) = crate::harness::fresh_database(backend).await else {
+        return;
+    };
+    // The demo shop's whole feed (thousands of catalogue and basket
+    // entries) with no stored model to start from, and no server to trim
+    // the feed.
+    let store = Store::connect(&url, &StoreOptions::default())
+        .await
+        .expect("opened");
+    store.migrate().await.expect("migrated");
+    customer_context::demo::load(&store, &ModelConfig::default())
+        .await
+        .expect("the demo shop");
+    let mut conn = sqlx::AnyConnection::connect(&url)
+        .await
+        .expect("a raw connection");
+    sqlx::raw_sql("DELETE FROM model_snapshots")
+        .execute(&mut conn)
+        .await
+        .expect("no stored model");
+    let counts = |live: &live::LiveModel| live.read(|m| (m.baskets.clone(), m.buyers.clone()));
+    let whole = live::LiveModel::new(ModelConfig::default());
+    whole.catch_up(&store).await.expect("caught up");
+    let expected = counts(&whole);
+    assert!(expected.0.iter().sum::<u32>() > 0, "baskets were applied");
+
+    // Callers that give up, each a step later than the one before, and
+    // none that waits: each gives up long before it could apply a batch
+    // of the feed by itself (the first takes over thirty steps: the
+    // catalogue rows of a thousand products are read and indexed). A
+    // bounded wait for the end of the feed; no duration asserted.
+    let live = Arc::new(live::LiveModel::new(ModelConfig::default()));
+    for steps in 0..12 {
+        let mut caller = Box::pin(live.ensure_current(&store));
+        for _ in 0..steps {
+            if poll_once(&mut caller).await {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    for _ in 0..6000 {
+        if live.applied() == whole.applied() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        live.applied(),
+        whole.applied(),
+        "caught up without a caller"
+    );
+    assert!(counts(&live) == expected, "each entry applied once");
 }
