@@ -343,6 +343,18 @@ pub async fn fresh_database(backend: Backend) -> Option<(String, DbGuard)> {
     }
 }
 
+/// The demo retailer loaded into the (migrated) database at `url`.
+pub async fn demo_store(url: &str) -> Store {
+    let store = Store::connect(url, &StoreOptions::default())
+        .await
+        .expect("the database opens");
+    store.migrate().await.expect("migrations apply");
+    customer_context::demo::load(&store, &Default::default())
+        .await
+        .expect("the demo loads");
+    store
+}
+
 /// Starts a server on a fresh database; `None` when the backend is skipped.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, false).await
@@ -443,14 +455,7 @@ async fn spawn_inner(
     let (database_url, guard) = fresh_database(backend).await?;
     let with_tls = tls.is_some();
     if demo {
-        let store = Store::connect(&database_url, &StoreOptions::default())
-            .await
-            .expect("the database opens");
-        store.migrate().await.expect("migrations apply");
-        customer_context::demo::load(&store, &Default::default())
-            .await
-            .expect("the demo loads");
-        store.close().await;
+        demo_store(&database_url).await.close().await;
     }
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),

@@ -562,7 +562,6 @@ async fn poll_once(f: &mut std::pin::Pin<Box<impl std::future::Future>>) -> bool
 async fn a_catch_up_whose_caller_stops_waiting_applies_every_entry_once(backend: Backend) {
     use std::sync::Arc;
 
-    use customer_context::store::{Store, StoreOptions};
     use sqlx::Connection;
 
     let Some((url, _guard)) = crate::harness::fresh_database(backend).await else {
@@ -571,13 +570,7 @@ async fn a_catch_up_whose_caller_stops_waiting_applies_every_entry_once(backend:
     // The demo shop's whole feed (thousands of catalogue and basket
     // entries) with no stored model to start from, and no server to trim
     // the feed.
-    let store = Store::connect(&url, &StoreOptions::default())
-        .await
-        .expect("opened");
-    store.migrate().await.expect("migrated");
-    customer_context::demo::load(&store, &ModelConfig::default())
-        .await
-        .expect("the demo shop");
+    let store = crate::harness::demo_store(&url).await;
     let mut conn = sqlx::AnyConnection::connect(&url)
         .await
         .expect("a raw connection");
