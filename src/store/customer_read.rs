@@ -1,11 +1,22 @@
-//! A customer's first read in one statement: the profile row and, as JSON
-//! arrays aggregated in correlated subqueries (each an indexed range read
-//! with its own bound), their spend, top categories and brands, consents,
-//! open tickets, recent orders with their lines and returned units, recent
-//! returns with their lines, and what suggestions need (the newest
-//! purchase lines, the returns of the return window, every style bought,
-//! the styles thumbed down). One round trip and one consistent snapshot
-//! instead of eighteen; JSON carries any text and NULL unchanged.
+//! A customer's first read in two statements run at once, each a row of
+//! JSON arrays aggregated in correlated subqueries (each an indexed range
+//! read with its own bound); JSON carries any text and NULL unchanged.
+//!
+//! - The context's: the profile row, their spend, top categories and
+//!   brands, consents, open tickets, recent orders with their lines and
+//!   returned units, recent returns with their lines, and every style
+//!   bought.
+//! - The suggestion history's: the newest purchase lines, the returns of
+//!   the return window, the styles thumbed down.
+//!
+//! Two statements instead of eighteen, and instead of one: on two
+//! connections they run on two cores, so a first read waits for the
+//! longer of the two (the history's purchase lines are about half of the
+//! work; every style bought rides with the context to even them out).
+//! Each is one consistent snapshot; a write committed between them can
+//! show in one and not yet in the other. What the replica keeps of the
+//! read is filed under the change-feed position read before both began,
+//! so that write's feed entry makes the replica read the customer again.
 
 use std::collections::{HashMap, HashSet};
 
@@ -86,10 +97,11 @@ fn agg_any(backend: Backend, fields: &str) -> String {
     }
 }
 
-/// The statement, with `$1` the customer, `$2` since, `$3` orders, `$4`
-/// returns, `$5` tickets, `$6` purchase lines, `$7` returned since, `$8`
-/// lines per record, `$9` style rows, `$10` bought styles.
-fn statement(b: Backend) -> String {
+/// The context's statement, with `$1` the customer, `$2` since, `$3`
+/// orders, `$4` returns, `$5` tickets, `$6` lines per record, `$7` bought
+/// styles: the profile, its aggregates, consents, open tickets, recent
+/// orders and returns, and every style bought.
+fn context_statement(b: Backend) -> String {
     let recent_orders = "SELECT order_id FROM orders WHERE customer_id = $1 AND placed_at >= $2 \
                          ORDER BY placed_at DESC, order_id LIMIT $3";
     let recent_returns = "SELECT return_id FROM returns WHERE customer_id = $1 AND requested_at >= $2 \
@@ -136,7 +148,7 @@ fn statement(b: Backend) -> String {
             )
         ),
         format!(
-            "(SELECT {} FROM order_lines WHERE order_id IN ({recent_orders}) AND line_no < $8)",
+            "(SELECT {} FROM order_lines WHERE order_id IN ({recent_orders}) AND line_no < $6)",
             agg(
                 b,
                 "order_id, product_id, quantity, unit_price_minor, name, brand, category_path",
@@ -160,14 +172,30 @@ fn statement(b: Backend) -> String {
             )
         ),
         format!(
-            "(SELECT {} FROM return_lines WHERE return_id IN ({recent_returns}) AND line_no < $8)",
+            "(SELECT {} FROM return_lines WHERE return_id IN ({recent_returns}) AND line_no < $6)",
             agg(b, "return_id, product_id, quantity", "return_id, line_no")
         ),
         format!(
-            "(SELECT {} FROM (SELECT l.product_id, l.category_path, l.unit_price_minor, o.placed_at, \
+            "(SELECT {} FROM (SELECT group_id, last_bought_at FROM customer_groups WHERE customer_id = $1 \
+             ORDER BY last_bought_at DESC LIMIT $7) g)",
+            agg_any(b, "group_id, last_bought_at")
+        ),
+    ]
+    .join(",\n")
+        + "\nFROM customers c WHERE c.customer_id = $1"
+}
+
+/// The suggestion history's statement, with `$1` the customer, `$2`
+/// purchase lines, `$3` returned since, `$4` style rows: the newest
+/// purchase lines, the returns of the return window and the styles
+/// thumbed down. One row, whether or not the customer is stored.
+fn history_statement(b: Backend) -> String {
+    [
+        format!(
+            "SELECT (SELECT {} FROM (SELECT l.product_id, l.category_path, l.unit_price_minor, o.placed_at, \
              l.order_id, l.line_no, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.order_id \
              WHERE o.customer_id = $1 AND o.status <> 'cancelled' \
-             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $6) p)",
+             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $2) p)",
             agg_any(
                 b,
                 "product_id, category_path, unit_price_minor, placed_at, order_id, quantity, line_no"
@@ -178,8 +206,8 @@ fn statement(b: Backend) -> String {
              rl.quantity, r.reason_code, r.requested_at, r.return_id, rl.line_no FROM returns r \
              JOIN return_lines rl ON rl.return_id = r.return_id \
              LEFT JOIN products p ON p.product_id = rl.product_id \
-             WHERE r.customer_id = $1 AND r.requested_at >= $7 AND r.status <> 'rejected' \
-             ORDER BY r.requested_at DESC, r.return_id, rl.line_no LIMIT $9) x)",
+             WHERE r.customer_id = $1 AND r.requested_at >= $3 AND r.status <> 'rejected' \
+             ORDER BY r.requested_at DESC, r.return_id, rl.line_no LIMIT $4) x)",
             agg(
                 b,
                 "order_id, product_id, group_id, quantity, reason_code, requested_at",
@@ -187,43 +215,41 @@ fn statement(b: Backend) -> String {
             )
         ),
         format!(
-            "(SELECT {} FROM (SELECT group_id, last_bought_at FROM customer_groups WHERE customer_id = $1 \
-             ORDER BY last_bought_at DESC LIMIT $10) g)",
-            agg_any(b, "group_id, last_bought_at")
-        ),
-        format!(
             "(SELECT {} FROM (SELECT DISTINCT group_id FROM suggestion_feedback \
-             WHERE customer_id = $1 AND kind = 'thumbs_down' LIMIT $9) f)",
+             WHERE customer_id = $1 AND kind = 'thumbs_down' LIMIT $4) f)",
             agg(b, "group_id", "group_id")
         ),
     ]
     .join(",\n")
-        + "\nFROM customers c WHERE c.customer_id = $1"
 }
 
 impl Store {
-    /// Everything a customer's context and suggestions read, in one
-    /// statement; `None` when no such customer is stored.
+    /// Everything a customer's context and suggestions read, in two
+    /// statements run at once on two connections; `None` when no such
+    /// customer is stored.
     #[instrument(skip_all)]
     pub async fn customer_read(
         &self,
         customer: &CustomerId,
         bounds: &CustomerReadBounds,
     ) -> Result<Option<CustomerRead>, Error> {
-        let row = sqlx::query(AssertSqlSafe(statement(self.backend)))
+        let context = sqlx::query(AssertSqlSafe(context_statement(self.backend)))
             .bind(customer.as_str())
             .bind(bounds.since.millis())
             .bind(bounds.orders)
             .bind(bounds.returns)
             .bind(bounds.tickets)
+            .bind(LINES_PER_RECORD)
+            .bind(BOUGHT_STYLES)
+            .fetch_optional(&self.reader);
+        let history = sqlx::query(AssertSqlSafe(history_statement(self.backend)))
+            .bind(customer.as_str())
             .bind(bounds.purchase_lines)
             .bind(bounds.returned_since.millis())
-            .bind(LINES_PER_RECORD)
             .bind(STYLE_ROWS)
-            .bind(BOUGHT_STYLES)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| read_of(&r)).transpose()
+            .fetch_one(&self.reader);
+        let (context, history) = tokio::try_join!(context, history)?;
+        context.map(|c| read_of(&c, &history)).transpose()
     }
 }
 
@@ -303,7 +329,8 @@ fn opt_int(v: &Value) -> Result<Option<i64>, Error> {
     }
 }
 
-fn read_of(r: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
+/// The read from the context's row `r` and the history's row `h`.
+fn read_of(r: &sqlx::any::AnyRow, h: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
     let affinities = |i| -> Result<Vec<AffinityRow>, Error> {
         records(r, i)?
             .iter()
@@ -349,8 +376,8 @@ fn read_of(r: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
             .collect::<Result<_, _>>()?,
         orders: orders(&records(r, 16)?, &records(r, 17)?, &records(r, 18)?)?,
         returns: returns(&records(r, 19)?, &records(r, 20)?)?,
-        purchase_lines: purchase_lines(typed(r, 21)?)?,
-        returned_lines: typed::<(String, String, String, i64, String, i64)>(r, 22)?
+        purchase_lines: purchase_lines(typed(h, 0)?)?,
+        returned_lines: typed::<(String, String, String, i64, String, i64)>(h, 1)?
             .into_iter()
             .map(
                 |(order_id, product_id, group_id, quantity, reason_code, at)| {
@@ -365,11 +392,11 @@ fn read_of(r: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
                 },
             )
             .collect::<Result<_, Error>>()?,
-        bought_groups: typed::<(String, i64)>(r, 23)?
+        bought_groups: typed::<(String, i64)>(r, 21)?
             .into_iter()
             .map(|(group, at)| Ok((group, instant(at)?)))
             .collect::<Result<_, Error>>()?,
-        rejected_groups: typed::<(String,)>(r, 24)?
+        rejected_groups: typed::<(String,)>(h, 2)?
             .into_iter()
             .map(|(group,)| group)
             .collect(),

@@ -670,11 +670,13 @@ mod tests {
         store.close().await;
     }
 
-    /// Built with SQLite's query planner stability guarantee (set in
-    /// `.cargo/config.toml`): a statement binding `LIMIT $n` is planned
-    /// once, not parsed again at every execution.
+    /// Built with the flags `.cargo/config.toml` sets: SQLite's query
+    /// planner stability guarantee (a statement binding `LIMIT $n` is
+    /// planned once, not parsed again at every execution), no memory
+    /// counting behind a process-wide lock, and a page cache per
+    /// connection rather than one shared behind a lock.
     #[tokio::test]
-    async fn sqlite_plans_do_not_depend_on_bound_values() {
+    async fn sqlite_is_built_with_the_repositorys_flags() {
         let store = Store::connect("sqlite::memory:", &StoreOptions::default())
             .await
             .expect("opened");
@@ -682,10 +684,16 @@ mod tests {
             .fetch_all(&store.reader)
             .await
             .expect("read");
+        let hint = "build from the repository, which sets LIBSQLITE3_FLAGS in .cargo/config.toml";
+        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "SQLite was built without {wanted} ({hint}): {options:?}"
+            );
+        }
         assert!(
-            options.iter().any(|o| o == "ENABLE_QPSG"),
-            "SQLite was built without ENABLE_QPSG (build from the repository, which sets \
-             LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite was built with ENABLE_MEMORY_MANAGEMENT ({hint}): {options:?}"
         );
         store.close().await;
     }
