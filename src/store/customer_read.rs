@@ -1,6 +1,6 @@
-//! A customer's first read in two statements run at once, each a row of
-//! JSON arrays aggregated in correlated subqueries (each an indexed range
-//! read with its own bound); JSON carries any text and NULL unchanged.
+//! A customer's first read: each record kind in one correlated subquery
+//! (an indexed range read with its own bound) aggregated into a JSON array
+//! (JSON carries any text and NULL unchanged), in two groups of columns.
 //!
 //! - The context's: the profile row, their spend, top categories and
 //!   brands, consents, open tickets, recent orders with their lines and
@@ -9,14 +9,15 @@
 //! - The suggestion history's: the newest purchase lines, the returns of
 //!   the return window, the styles thumbed down.
 //!
-//! Two statements instead of eighteen, and instead of one: on two
-//! connections they run on two cores, so a first read waits for the
-//! longer of the two (the history's purchase lines are about half of the
-//! work; every style bought rides with the context to even them out).
-//! Each is one consistent snapshot; a write committed between them can
-//! show in one and not yet in the other. What the replica keeps of the
-//! read is filed under the change-feed position read before both began,
-//! so that write's feed entry makes the replica read the customer again.
+//! On PostgreSQL both are one statement, one round trip and one snapshot.
+//! On SQLite they are two statements run at once on two connections,
+//! which are threads of this process: a first read waits for the longer of
+//! the two instead of their sum (the purchase lines are about half of the
+//! work; every style bought rides with the context to even them out). Each
+//! is one consistent snapshot; a write committed between them can show in
+//! one and not yet in the other. What the replica keeps of the read is
+//! filed under the change-feed position read before both began, so that
+//! write's feed entry makes the replica read the customer again.
 
 use std::collections::{HashMap, HashSet};
 
@@ -97,11 +98,11 @@ fn agg_any(backend: Backend, fields: &str) -> String {
     }
 }
 
-/// The context's statement, with `$1` the customer, `$2` since, `$3`
+/// The context's columns, with `$1` the customer, `$2` since, `$3`
 /// orders, `$4` returns, `$5` tickets, `$6` lines per record, `$7` bought
 /// styles: the profile, its aggregates, consents, open tickets, recent
-/// orders and returns, and every style bought.
-fn context_statement(b: Backend) -> String {
+/// orders and returns, and every style bought (22 columns).
+fn context_columns(b: Backend) -> Vec<String> {
     let recent_orders = "SELECT order_id FROM orders WHERE customer_id = $1 AND placed_at >= $2 \
                          ORDER BY placed_at DESC, order_id LIMIT $3";
     let recent_returns = "SELECT return_id FROM returns WHERE customer_id = $1 AND requested_at >= $2 \
@@ -113,10 +114,21 @@ fn context_statement(b: Backend) -> String {
             agg(b, "name, units, orders", "orders DESC, units DESC, name")
         )
     };
-    [
-        "SELECT c.display_name, c.email, c.phone, c.loyalty_id, c.customer_since, c.first_seen_at, \
-         c.last_activity_at, c.order_count, c.units_purchased, c.units_returned, c.last_order_at"
-            .to_owned(),
+    let profile = [
+        "display_name",
+        "email",
+        "phone",
+        "loyalty_id",
+        "customer_since",
+        "first_seen_at",
+        "last_activity_at",
+        "order_count",
+        "units_purchased",
+        "units_returned",
+        "last_order_at",
+    ]
+    .map(|c| format!("c.{c}"));
+    let aggregates = [
         format!(
             "(SELECT {} FROM (SELECT currency, spend_minor FROM customer_spend WHERE customer_id = $1 \
              ORDER BY spend_minor DESC LIMIT 10) s)",
@@ -180,22 +192,22 @@ fn context_statement(b: Backend) -> String {
              ORDER BY last_bought_at DESC LIMIT $7) g)",
             agg_any(b, "group_id, last_bought_at")
         ),
-    ]
-    .join(",\n")
-        + "\nFROM customers c WHERE c.customer_id = $1"
+    ];
+    [profile.as_slice(), aggregates.as_slice()].concat()
 }
 
-/// The suggestion history's statement, with `$1` the customer, `$2`
-/// purchase lines, `$3` returned since, `$4` style rows: the newest
-/// purchase lines, the returns of the return window and the styles
-/// thumbed down. One row, whether or not the customer is stored.
-fn history_statement(b: Backend) -> String {
-    [
+/// The suggestion history's columns, with `$1` the customer and `p` the
+/// parameters holding the purchase lines, returned since and style rows:
+/// the newest purchase lines, the returns of the return window and the
+/// styles thumbed down (3 columns).
+fn history_columns(b: Backend, p: [&str; 3]) -> Vec<String> {
+    let [purchase_lines, returned_since, style_rows] = p;
+    vec![
         format!(
-            "SELECT (SELECT {} FROM (SELECT l.product_id, l.category_path, l.unit_price_minor, o.placed_at, \
+            "(SELECT {} FROM (SELECT l.product_id, l.category_path, l.unit_price_minor, o.placed_at, \
              l.order_id, l.line_no, l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.order_id \
              WHERE o.customer_id = $1 AND o.status <> 'cancelled' \
-             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT $2) p)",
+             ORDER BY o.placed_at DESC, l.order_id, l.line_no LIMIT {purchase_lines}) p)",
             agg_any(
                 b,
                 "product_id, category_path, unit_price_minor, placed_at, order_id, quantity, line_no"
@@ -206,8 +218,8 @@ fn history_statement(b: Backend) -> String {
              rl.quantity, r.reason_code, r.requested_at, r.return_id, rl.line_no FROM returns r \
              JOIN return_lines rl ON rl.return_id = r.return_id \
              LEFT JOIN products p ON p.product_id = rl.product_id \
-             WHERE r.customer_id = $1 AND r.requested_at >= $3 AND r.status <> 'rejected' \
-             ORDER BY r.requested_at DESC, r.return_id, rl.line_no LIMIT $4) x)",
+             WHERE r.customer_id = $1 AND r.requested_at >= {returned_since} AND r.status <> 'rejected' \
+             ORDER BY r.requested_at DESC, r.return_id, rl.line_no LIMIT {style_rows}) x)",
             agg(
                 b,
                 "order_id, product_id, group_id, quantity, reason_code, requested_at",
@@ -216,40 +228,79 @@ fn history_statement(b: Backend) -> String {
         ),
         format!(
             "(SELECT {} FROM (SELECT DISTINCT group_id FROM suggestion_feedback \
-             WHERE customer_id = $1 AND kind = 'thumbs_down' LIMIT $4) f)",
+             WHERE customer_id = $1 AND kind = 'thumbs_down' LIMIT {style_rows}) f)",
             agg(b, "group_id", "group_id")
         ),
     ]
-    .join(",\n")
+}
+
+/// Where the history's columns start in the context's row, when they are
+/// read with it (PostgreSQL).
+const HISTORY_AT: usize = 22;
+
+/// The statements of a customer read: the context's, with `$1`-`$7` as
+/// [`context_columns`] says, and the suggestion history's, `$1` the
+/// customer, `$2`-`$4` as [`history_columns`] takes them. On SQLite they
+/// are two statements, run at once on two connections (each reader is a
+/// thread of this process, so two take two cores). On PostgreSQL the
+/// history's columns follow the context's in one statement, at `$8`-`$10`:
+/// a second statement there is one more round trip to another process,
+/// and measured slower (docs/performance.md).
+fn statements(b: Backend) -> (String, Option<String>) {
+    let from = "\nFROM customers c WHERE c.customer_id = $1";
+    let context = context_columns(b);
+    match b {
+        Backend::Sqlite => (
+            format!("SELECT {}{from}", context.join(",\n")),
+            Some(format!(
+                "SELECT {}",
+                history_columns(b, ["$2", "$3", "$4"]).join(",\n")
+            )),
+        ),
+        Backend::Postgres => {
+            let history = history_columns(b, ["$8", "$9", "$10"]);
+            let columns = [context, history].concat().join(",\n");
+            (format!("SELECT {columns}{from}"), None)
+        }
+    }
 }
 
 impl Store {
-    /// Everything a customer's context and suggestions read, in two
-    /// statements run at once on two connections; `None` when no such
-    /// customer is stored.
+    /// Everything a customer's context and suggestions read, in one or
+    /// two statements ([`statements`]); `None` when no such customer is
+    /// stored.
     #[instrument(skip_all)]
     pub async fn customer_read(
         &self,
         customer: &CustomerId,
         bounds: &CustomerReadBounds,
     ) -> Result<Option<CustomerRead>, Error> {
-        let context = sqlx::query(AssertSqlSafe(context_statement(self.backend)))
+        let (context_sql, history_sql) = statements(self.backend);
+        let context = sqlx::query(AssertSqlSafe(context_sql))
             .bind(customer.as_str())
             .bind(bounds.since.millis())
             .bind(bounds.orders)
             .bind(bounds.returns)
             .bind(bounds.tickets)
             .bind(LINES_PER_RECORD)
-            .bind(BOUGHT_STYLES)
-            .fetch_optional(&self.reader);
-        let history = sqlx::query(AssertSqlSafe(history_statement(self.backend)))
-            .bind(customer.as_str())
-            .bind(bounds.purchase_lines)
-            .bind(bounds.returned_since.millis())
-            .bind(STYLE_ROWS)
-            .fetch_one(&self.reader);
-        let (context, history) = tokio::try_join!(context, history)?;
-        context.map(|c| read_of(&c, &history)).transpose()
+            .bind(BOUGHT_STYLES);
+        let history_bounds =
+            |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+                q.bind(bounds.purchase_lines)
+                    .bind(bounds.returned_since.millis())
+                    .bind(STYLE_ROWS)
+            };
+        let Some(history_sql) = history_sql else {
+            let row = history_bounds(context).fetch_optional(&self.reader).await?;
+            return row.map(|r| read_of(&r, &r, HISTORY_AT)).transpose();
+        };
+        let history =
+            history_bounds(sqlx::query(AssertSqlSafe(history_sql)).bind(customer.as_str()));
+        let (context, history) = tokio::try_join!(
+            context.fetch_optional(&self.reader),
+            history.fetch_one(&self.reader)
+        )?;
+        context.map(|c| read_of(&c, &history, 0)).transpose()
     }
 }
 
@@ -329,8 +380,9 @@ fn opt_int(v: &Value) -> Result<Option<i64>, Error> {
     }
 }
 
-/// The read from the context's row `r` and the history's row `h`.
-fn read_of(r: &sqlx::any::AnyRow, h: &sqlx::any::AnyRow) -> Result<CustomerRead, Error> {
+/// The read from the context's row `r` and the history's row `h`, whose
+/// columns start at `at`.
+fn read_of(r: &sqlx::any::AnyRow, h: &sqlx::any::AnyRow, at: usize) -> Result<CustomerRead, Error> {
     let affinities = |i| -> Result<Vec<AffinityRow>, Error> {
         records(r, i)?
             .iter()
@@ -376,8 +428,8 @@ fn read_of(r: &sqlx::any::AnyRow, h: &sqlx::any::AnyRow) -> Result<CustomerRead,
             .collect::<Result<_, _>>()?,
         orders: orders(&records(r, 16)?, &records(r, 17)?, &records(r, 18)?)?,
         returns: returns(&records(r, 19)?, &records(r, 20)?)?,
-        purchase_lines: purchase_lines(typed(h, 0)?)?,
-        returned_lines: typed::<(String, String, String, i64, String, i64)>(h, 1)?
+        purchase_lines: purchase_lines(typed(h, at)?)?,
+        returned_lines: typed::<(String, String, String, i64, String, i64)>(h, at + 1)?
             .into_iter()
             .map(
                 |(order_id, product_id, group_id, quantity, reason_code, at)| {
@@ -396,7 +448,7 @@ fn read_of(r: &sqlx::any::AnyRow, h: &sqlx::any::AnyRow) -> Result<CustomerRead,
             .into_iter()
             .map(|(group, at)| Ok((group, instant(at)?)))
             .collect::<Result<_, Error>>()?,
-        rejected_groups: typed::<(String,)>(h, 2)?
+        rejected_groups: typed::<(String,)>(h, at + 2)?
             .into_iter()
             .map(|(group,)| group)
             .collect(),
@@ -521,6 +573,30 @@ fn returns(headers: &[Vec<Value>], lines: &[Vec<Value>]) -> Result<Vec<ReturnRow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_history_is_read_after_every_context_column_and_each_parameter_is_used() {
+        for b in [Backend::Sqlite, Backend::Postgres] {
+            assert_eq!(context_columns(b).len(), HISTORY_AT, "{b:?}");
+            assert_eq!(history_columns(b, ["$2", "$3", "$4"]).len(), 3, "{b:?}");
+        }
+        let used = |sql: &str, n: usize| (1..=n).all(|i| sql.contains(&format!("${i}")));
+        let (one, none) = statements(Backend::Postgres);
+        assert!(
+            none.is_none() && used(&one, 10),
+            "PostgreSQL: one statement, $1-$10"
+        );
+        let (context, history) = statements(Backend::Sqlite);
+        let history = history.unwrap_or_default();
+        assert!(
+            used(&context, 7) && !context.contains("$8"),
+            "SQLite's context: $1-$7"
+        );
+        assert!(
+            used(&history, 4) && !history.contains("$5"),
+            "SQLite's history: $1-$4"
+        );
+    }
 
     #[test]
     fn purchase_lines_come_newest_first_then_by_order_and_line() {
