@@ -1,6 +1,6 @@
 //! The context's one read step: from this replica's memory for a customer
 //! it remembers (kept exact by the change feed; the window moves by the
-//! hour), else one statement for the customer's rows
+//! hour), else one read of the customer's rows
 //! ([`Store::customer_read`]) beside one for their browsing. What the
 //! suggestions need of the same rows is handed on, not read again.
 
