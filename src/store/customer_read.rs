@@ -19,7 +19,10 @@
 //! filed under the change-feed position read before both began, so that
 //! write's feed entry makes the replica read the customer again.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::OnceLock,
+};
 
 use anyhow::anyhow;
 use serde_json::Value;
@@ -245,8 +248,19 @@ const HISTORY_AT: usize = 22;
 /// thread of this process, so two take two cores). On PostgreSQL the
 /// history's columns follow the context's in one statement, at `$8`-`$10`:
 /// a second statement there is one more round trip to another process,
-/// and measured slower (docs/performance.md).
-fn statements(b: Backend) -> (String, Option<String>) {
+/// and measured slower (docs/performance.md). Built once per backend:
+/// every first read runs them.
+fn statements(b: Backend) -> &'static (String, Option<String>) {
+    static SQLITE: OnceLock<(String, Option<String>)> = OnceLock::new();
+    static POSTGRES: OnceLock<(String, Option<String>)> = OnceLock::new();
+    match b {
+        Backend::Sqlite => SQLITE.get_or_init(|| statements_of(b)),
+        Backend::Postgres => POSTGRES.get_or_init(|| statements_of(b)),
+    }
+}
+
+/// [`statements`], built.
+fn statements_of(b: Backend) -> (String, Option<String>) {
     let from = "\nFROM customers c WHERE c.customer_id = $1";
     let context = context_columns(b);
     match b {
@@ -276,7 +290,7 @@ impl Store {
         bounds: &CustomerReadBounds,
     ) -> Result<Option<CustomerRead>, Error> {
         let (context_sql, history_sql) = statements(self.backend);
-        let context = sqlx::query(AssertSqlSafe(context_sql))
+        let context = sqlx::query(AssertSqlSafe(context_sql.as_str()))
             .bind(customer.as_str())
             .bind(bounds.since.millis())
             .bind(bounds.orders)
@@ -294,8 +308,9 @@ impl Store {
             let row = history_bounds(context).fetch_optional(&self.reader).await?;
             return row.map(|r| read_of(&r, &r, HISTORY_AT)).transpose();
         };
-        let history =
-            history_bounds(sqlx::query(AssertSqlSafe(history_sql)).bind(customer.as_str()));
+        let history = history_bounds(
+            sqlx::query(AssertSqlSafe(history_sql.as_str())).bind(customer.as_str()),
+        );
         let (context, history) = tokio::try_join!(
             context.fetch_optional(&self.reader),
             history.fetch_one(&self.reader)
@@ -583,17 +598,17 @@ mod tests {
         let used = |sql: &str, n: usize| (1..=n).all(|i| sql.contains(&format!("${i}")));
         let (one, none) = statements(Backend::Postgres);
         assert!(
-            none.is_none() && used(&one, 10),
+            none.is_none() && used(one, 10),
             "PostgreSQL: one statement, $1-$10"
         );
         let (context, history) = statements(Backend::Sqlite);
-        let history = history.unwrap_or_default();
+        let history = history.as_deref().unwrap_or_default();
         assert!(
-            used(&context, 7) && !context.contains("$8"),
+            used(context, 7) && !context.contains("$8"),
             "SQLite's context: $1-$7"
         );
         assert!(
-            used(&history, 4) && !history.contains("$5"),
+            used(history, 4) && !history.contains("$5"),
             "SQLite's history: $1-$4"
         );
     }
